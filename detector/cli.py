@@ -1,0 +1,72 @@
+"""The ``concealscan`` command line: one tool, one subcommand per job.
+
+Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``.
+Only the chosen subcommand's module is imported, so workstation commands never load torch and
+training commands without torch installed stop with the exact install command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from detector.errors import UsageError
+
+EXIT_OK, EXIT_SCAN_FAILED, EXIT_USAGE = 0, 2, 64
+
+# name -> (module, one-line help). Workstation side first, then the ML engineer's side.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("detector.commands.check",
+              "read scans and report kind, size and any problem (no model needed)"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; 2 means "a scan failed" here, so use 64 (EX_USAGE)."""
+
+    def error(self, message: str):  # noqa: D102
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser(chosen: str | None) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="concealscan",
+        description="X-ray/CT concealment detector for customs and postal parcel inspection.",
+        epilog="Run 'concealscan COMMAND --help' for a command's options. Exit status: 0 all "
+               "scans processed, 2 some scan failed (still reported), 64 usage error.",
+    )
+    from detector import __version__
+
+    parser.add_argument("--version", action="version", version=f"concealscan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module_name, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(cmd)
+            cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args._run(args))
+    except UsageError as exc:
+        print(f"concealscan {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Workstation subcommands of the ``concealscan`` tool (see ``detector.cli``)."""

@@ -1,0 +1,1 @@
+"""Training subcommands of the ``concealscan`` tool; modules import torch only inside ``run``."""
