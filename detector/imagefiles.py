@@ -146,7 +146,10 @@ def _load_tiff(path: Path, max_pixels: int) -> LoadedImage:
                                       "8- or 16-bit unsigned counts")
             ph, pw = page.shape[:2]
             check_size(path, ph, pw, max_pixels)
-            arrays.append(page.asarray())
+            pixels = page.asarray()
+            if page.axes.startswith("S") and pixels.ndim == 3:  # planar RGB: samples first
+                pixels = np.ascontiguousarray(np.moveaxis(pixels, 0, -1))
+            arrays.append(pixels)
     dtypes = {a.dtype for a in arrays}
     if len(dtypes) != 1:
         raise ScanError(path, f"TIFF pages have different pixel types: {sorted(map(str, dtypes))}")

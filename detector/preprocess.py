@@ -1,0 +1,93 @@
+"""The one preprocessing: a `Scan` becomes the float32 ``(C, H, W)`` model input.
+
+Training, evaluation, export and the workstation all call `model_input`; the constants are
+fixed by physics (attenuation ``-ln(T)``) or by the file's bit depth (pseudo-colour), never
+fitted to pixel statistics, and travel inside the model file as an `InputSpec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from detector.scan import KINDS, Scan
+
+#: Attenuation that maps to 1.0. Parcels rarely exceed -ln(T) = 6; steel saturates anyway.
+ATT_SCALE = 4.0
+#: Offset in the dual-energy ratio (low + c) / (high + c): keeps air (0/0) at ratio 1.
+RATIO_OFFSET = 0.1
+RATIO_MAX = 3.0
+
+#: Channels each kind feeds the network, in order. "ratio" is the dual-energy material
+#: signal (organics ~1.2-1.5, metals 2+): it does not depend on thickness.
+CHANNELS: dict[str, tuple[str, ...]] = {
+    "dual": ("high", "low", "ratio"),
+    "gray": ("att",),
+    "color": ("r", "g", "b"),
+}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a scan of one kind becomes model input; stored in checkpoints and ONNX metadata."""
+
+    kind: str
+    channels: tuple[str, ...]
+    att_scale: float = ATT_SCALE
+    ratio_offset: float = RATIO_OFFSET
+    ratio_max: float = RATIO_MAX
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHANNELS:
+            raise ValueError(f"InputSpec.kind: expected one of {KINDS}, got {self.kind!r}")
+        if tuple(self.channels) != CHANNELS[self.kind]:
+            raise ValueError(f"InputSpec.channels for {self.kind!r}: expected "
+                             f"{CHANNELS[self.kind]}, got {tuple(self.channels)}")
+        if not self.att_scale > 0:
+            raise ValueError(f"InputSpec.att_scale: expected > 0, got {self.att_scale}")
+
+    @classmethod
+    def for_kind(cls, kind: str) -> InputSpec:
+        if kind not in CHANNELS:
+            raise ValueError(f"scan kind: expected one of {KINDS}, got {kind!r}")
+        return cls(kind=kind, channels=CHANNELS[kind])
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channels)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InputSpec:
+        known = {"kind", "channels", "att_scale", "ratio_offset", "ratio_max"}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"InputSpec: unknown keys {sorted(unknown)}")
+        return cls(**{**d, "channels": tuple(d["channels"])})
+
+
+def model_input(scan: Scan, spec: InputSpec) -> np.ndarray:
+    """``scan`` as the float32 ``(C, H, W)`` array the network expects."""
+    if scan.kind != spec.kind:
+        raise ValueError(f"model expects {spec.kind!r} scans, got a {scan.kind!r} scan")
+    return image_to_input(scan.image, spec, scan.bit_depth)
+
+
+def image_to_input(image: np.ndarray, spec: InputSpec, bit_depth: int) -> np.ndarray:
+    """Same as `model_input` on a bare ``Scan.image``-layout array (training augments these)."""
+    if spec.kind == "color":
+        if image.dtype != np.uint8 and bit_depth == 8:
+            raise ValueError(f"color image: expected uint8 for 8-bit, got {image.dtype}")
+        return image.astype(np.float32) * np.float32(1.0 / (2.0**bit_depth - 1.0))
+    att = np.clip(image.astype(np.float32, copy=False), 0.0, None)
+    if spec.kind == "gray":
+        return att / np.float32(spec.att_scale)
+    high, low = att[0], att[1]
+    c = np.float32(spec.ratio_offset)
+    ratio = np.clip((low + c) / (high + c) - 1.0, 0.0, spec.ratio_max)
+    return np.stack([high / spec.att_scale, low / spec.att_scale, ratio]).astype(np.float32)

@@ -1,0 +1,199 @@
+"""Every kind of bad input gives one `ScanError` that names the file and the reason."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pydicom
+import pytest
+import tifffile
+from conftest import colour_image, parcel_counts, write_pair, write_png
+from test_readers import write_dicom
+
+from detector import ScanError, discover_scans, read_scan
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(path, width=100_000, height=100_000):
+    """A tiny PNG whose header declares 10 gigapixels (a decompression bomb)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+                     + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+    return path
+
+
+def truncated(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def case_missing(tmp):
+    return tmp / "nope.png", "file not found"
+
+
+def case_empty_file(tmp):
+    (tmp / "e.png").write_bytes(b"")
+    return tmp / "e.png", "empty"
+
+
+def case_not_image(tmp):
+    (tmp / "notes.png").write_text("hello, I am not a scan")
+    return tmp / "notes.png", "not a supported image"
+
+
+def case_truncated_png(tmp):
+    return truncated(write_png(tmp / "t.png", parcel_counts())), "truncated PNG"
+
+
+def case_truncated_jpeg(tmp):
+    import cv2
+
+    cv2.imwrite(str(tmp / "t.jpg"), colour_image((200, 200)))
+    return truncated(tmp / "t.jpg"), "truncated"
+
+
+def case_truncated_tiff(tmp):
+    tifffile.imwrite(tmp / "t.tif", parcel_counts((200, 200)))
+    return truncated(tmp / "t.tif", 0.3), "unreadable TIFF"
+
+
+def case_float_tiff_with_nan(tmp):
+    img = np.random.default_rng(0).random((40, 40)).astype(np.float32)
+    img[3, 3] = np.nan
+    tifffile.imwrite(tmp / "f.tif", img)
+    return tmp / "f.tif", "unsupported TIFF pixel type float32"
+
+
+def case_planar_rgb_tiff_16bit(tmp):
+    planes = colour_image().transpose(2, 0, 1).astype(np.uint16) * 200
+    tifffile.imwrite(tmp / "planar.tif", planes, photometric="rgb", planarconfig="separate")
+    return tmp / "planar.tif", "must be 8-bit RGB"
+
+
+def case_rgba_png(tmp):
+    write_png(tmp / "a.png", np.full((20, 20, 4), 100, np.uint8))
+    return tmp / "a.png", "RGBA"
+
+
+def case_16bit_colour(tmp):
+    rgb = colour_image().astype(np.uint16) * 200
+    return write_png(tmp / "c16.png", rgb), "must be 8-bit RGB"
+
+
+def case_three_page_tiff(tmp):
+    with tifffile.TiffWriter(tmp / "3p.tif") as tif:
+        for _ in range(3):
+            tif.write(parcel_counts(), photometric="minisblack")
+    return tmp / "3p.tif", "3 pages"
+
+
+def case_high_without_low(tmp):
+    return write_png(tmp / "lonely_high.png", parcel_counts()), "without its '_low' partner"
+
+
+def case_low_without_high(tmp):
+    return write_png(tmp / "lonely_low.png", parcel_counts()), "without its '_high' partner"
+
+
+def case_pair_size_mismatch(tmp):
+    write_png(tmp / "m_high.png", parcel_counts((60, 80)))
+    write_png(tmp / "m_low.png", parcel_counts((60, 81)))
+    return tmp / "m_high.png", "high/low sizes differ"
+
+
+def case_pair_bit_depth_mismatch(tmp):
+    write_png(tmp / "b_high.png", parcel_counts(bits=16))
+    write_png(tmp / "b_low.png", parcel_counts(bits=8))
+    return tmp / "b_high.png", "bit depths differ"
+
+
+def case_all_air(tmp):
+    return write_png(tmp / "air.png", np.full((50, 50), 65535, np.uint16)), "uniform"
+
+
+def case_all_black(tmp):
+    return write_png(tmp / "black.png", np.zeros((50, 50), np.uint8)), "uniform"
+
+
+def case_all_air_dual(tmp):
+    write_png(tmp / "air_high.png", np.full((50, 50), 65535, np.uint16))
+    write_png(tmp / "air_low.png", parcel_counts((50, 50)))
+    return tmp / "air_high.png", "high-energy image is uniform"
+
+
+def case_decompression_bomb(tmp):
+    return bomb_png(tmp / "bomb.png"), "too large"
+
+
+def case_bomb_tiff_pages(tmp):
+    tifffile.imwrite(tmp / "big.tif", np.zeros((9000, 9000), np.uint8))
+    return tmp / "big.tif", "too large"
+
+
+def case_dicom_no_pixels(tmp):
+    path = write_dicom(tmp / "np.dcm", parcel_counts())
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    return path, "no pixel data"
+
+
+def case_dicom_unknown_transfer_syntax(tmp):
+    path = write_dicom(tmp / "ts.dcm", parcel_counts())
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.3.4.5.6.7"
+    ds.save_as(path)
+    return path, "unreadable DICOM"
+
+
+def case_dicom_truncated(tmp):
+    return truncated(write_dicom(tmp / "tr.dcm", parcel_counts((200, 200))), 0.4), "DICOM"
+
+
+def case_dicom_ct_slice(tmp):
+    path = write_dicom(tmp / "ct.dcm", parcel_counts(), sop="1.2.840.10008.5.1.4.1.1.501.1")
+    return path, "CT slice"
+
+
+CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
+
+
+@pytest.mark.parametrize("make", CASES, ids=[c.__name__[5:] for c in CASES])
+def test_bad_input_is_one_scan_error(tmp_path, make):
+    path, reason = make(tmp_path)
+    with pytest.raises(ScanError) as err:
+        read_scan(path, max_pixels=50_000_000)
+    assert err.value.path == str(path), "the error must name the file"
+    assert reason in err.value.reason
+    assert str(path) in str(err.value)
+
+
+def test_folder_run_reports_each_bad_scan_and_carries_on(tmp_path):
+    write_pair(tmp_path, "good")
+    write_png(tmp_path / "good_color.png", colour_image())
+    write_png(tmp_path / "orphan_high.png", parcel_counts())
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    outcomes = {}
+    for ref in discover_scans([tmp_path]):
+        try:
+            outcomes[ref.id] = read_scan(ref).kind
+        except ScanError as exc:
+            outcomes[ref.id] = f"error: {exc.reason}"
+    assert outcomes["good"] == "dual" and outcomes["good_color"] == "color"
+    assert outcomes["orphan"].startswith("error") and outcomes["broken"].startswith("error")
+
+    cli = subprocess.run([sys.executable, "-m", "detector.cli", "check", str(tmp_path), "--json"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2, cli.stderr
+    lines = cli.stdout.strip().splitlines()
+    assert len(lines) == 4
+    assert sum('"status": "error"' in line for line in lines) == 2

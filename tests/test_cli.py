@@ -1,0 +1,61 @@
+"""The ``concealscan`` command line: help, exit statuses, the ``check`` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import colour_image, write_pair, write_png
+
+from detector.cli import COMMANDS, main
+
+
+def concealscan(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "detector.cli", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_subcommand():
+    proc = concealscan("--help")
+    assert proc.returncode == 0
+    for name in COMMANDS:
+        assert name in proc.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["no-such-command"], ["check"], ["check", "--bogus", "x"]])
+def test_usage_errors_exit_64(args, capsys):
+    with pytest.raises(SystemExit) as stop:
+        code = main(args)
+        raise SystemExit(code)
+    assert stop.value.code == 64
+
+
+def test_each_command_has_help():
+    for name in COMMANDS:
+        proc = concealscan(name, "--help")
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+        assert "usage: concealscan " + name in proc.stdout
+
+
+def test_check_reports_kinds_and_exit_zero(tmp_path):
+    write_pair(tmp_path, "bag1")
+    write_png(tmp_path / "bag2.png", colour_image())
+    proc = concealscan("check", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {r["id"]: r["kind"] for r in rows} == {"bag1": "dual", "bag2": "color"}
+    assert rows[0]["size_hw"] == [60, 80]
+
+
+def test_check_missing_file_is_reported_not_skipped(tmp_path):
+    proc = concealscan("check", str(tmp_path / "gone.png"))
+    assert proc.returncode == 2
+    assert "gone" in proc.stdout and "file not found" in proc.stdout
+
+
+def test_check_real_scans(real_scans):
+    proc = concealscan("check", str(real_scans / "images"))
+    assert proc.returncode == 0, proc.stdout
+    assert "28 scan(s), 0 unreadable" in proc.stderr

@@ -1,0 +1,182 @@
+"""Reading every scan kind from disk into a `Scan`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pydicom
+import pytest
+import tifffile
+from conftest import colour_image, parcel_counts, write_pair, write_png
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from detector import discover_scans, read_scan
+from detector.scan import attenuation_to_transmission, transmission_to_attenuation
+
+
+def expected_att(counts, bits):
+    full = 2.0**bits - 1
+    return -np.log(np.clip(counts.astype(np.float64), 1, full) / full)
+
+
+@pytest.mark.parametrize("bits,suffix", [(16, ".png"), (8, ".png"), (16, ".tif"), (16, ".tiff")])
+def test_dual_pair(tmp_path, bits, suffix):
+    (high_path, _), high, low = write_pair(tmp_path, "parcel7", bits=bits, suffix=suffix)
+    scan = read_scan(high_path)
+    assert scan.kind == "dual" and scan.id == "parcel7" and scan.bit_depth == bits
+    assert scan.size_hw == (60, 80)
+    np.testing.assert_allclose(scan.image[0], expected_att(high, bits), atol=1e-5)
+    np.testing.assert_allclose(scan.image[1], expected_att(low, bits), atol=1e-5)
+    assert scan.sources == (str(high_path), str(tmp_path / f"parcel7_low{suffix}"))
+
+
+def test_dual_given_as_low_file_is_still_high_first(tmp_path):
+    (high_path, low_path), high, _ = write_pair(tmp_path, "p")
+    scan = read_scan(low_path)
+    assert scan.sources[0] == str(high_path)
+    np.testing.assert_allclose(scan.image[0], expected_att(high, 16), atol=1e-5)
+
+
+def test_two_page_tiff_is_dual(tmp_path):
+    high, low = parcel_counts(seed=1), parcel_counts(seed=2)
+    path = tmp_path / "belt42.tiff"
+    tifffile.imwrite(path, np.stack([high, low]))
+    scan = read_scan(path)
+    assert scan.kind == "dual" and scan.id == "belt42"
+    np.testing.assert_allclose(scan.image[1], expected_att(low, 16), atol=1e-5)
+
+
+@pytest.mark.parametrize("bits,fmt", [(16, "png"), (8, "png"), (16, "tif"), (8, "tif")])
+def test_gray(tmp_path, bits, fmt):
+    counts = parcel_counts(bits=bits)
+    path = tmp_path / f"g.{fmt}"
+    write_png(path, counts) if fmt == "png" else tifffile.imwrite(path, counts)
+    scan = read_scan(path)
+    assert scan.kind == "gray" and scan.bit_depth == bits and scan.image.shape == (1, 60, 80)
+    np.testing.assert_allclose(scan.image[0], expected_att(counts, bits), atol=1e-5)
+
+
+def test_gray_jpeg_and_rgb_with_equal_channels(tmp_path):
+    counts = parcel_counts(bits=8)
+    import cv2
+
+    jpg = tmp_path / "g.jpg"
+    cv2.imwrite(str(jpg), counts)
+    assert read_scan(jpg).kind == "gray"
+    rgb = write_png(tmp_path / "gdx.png", np.repeat(counts[:, :, None], 3, axis=2))
+    scan = read_scan(rgb)
+    assert scan.kind == "gray" and scan.bit_depth == 8
+    np.testing.assert_allclose(scan.image[0], expected_att(counts, 8), atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_colour(tmp_path, fmt):
+    rgb = colour_image()
+    path = write_png(tmp_path / f"c.{fmt}", rgb)
+    scan = read_scan(path)
+    assert scan.kind == "color" and scan.image.dtype == np.uint8 and scan.image.shape == (3, 60, 80)
+    if fmt == "png":  # lossless: channel order must be RGB, not OpenCV's BGR
+        np.testing.assert_array_equal(scan.image.transpose(1, 2, 0), rgb)
+
+
+def write_dicom(path, pixels, photometric="MONOCHROME2", bits_stored=None, frames=1,
+                sop="1.2.840.10008.5.1.4.1.1.501.2.1"):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    samples = 3 if pixels.ndim == 3 and frames == 1 else 1
+    ds.Rows, ds.Columns = pixels.shape[-3:-1] if samples == 3 else pixels.shape[-2:]
+    ds.SamplesPerPixel = samples
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 8 if pixels.dtype == np.uint8 else 16
+    ds.BitsStored = bits_stored or ds.BitsAllocated
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    if samples == 3:
+        ds.PlanarConfiguration = 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_dicos_dx_gray_and_bits_stored(tmp_path):
+    counts = (parcel_counts(bits=16) >> 4).astype(np.uint16)  # 12-bit counts, 4095 = air
+    scan = read_scan(write_dicom(tmp_path / "dx.dcm", counts, bits_stored=12))
+    assert scan.kind == "gray" and scan.bit_depth == 12
+    np.testing.assert_allclose(scan.image[0], expected_att(counts, 12), atol=1e-5)
+
+
+def test_dicom_monochrome1_is_inverted(tmp_path):
+    counts = parcel_counts(bits=16)
+    scan = read_scan(write_dicom(tmp_path / "m1.dcm", 65535 - counts, photometric="MONOCHROME1"))
+    np.testing.assert_allclose(scan.image[0], expected_att(counts, 16), atol=1e-5)
+
+
+def test_dicom_two_frames_is_dual_and_rgb_is_colour(tmp_path):
+    high, low = parcel_counts(seed=1), parcel_counts(seed=2)
+    scan = read_scan(write_dicom(tmp_path / "de.dcm", np.stack([high, low]), frames=2))
+    assert scan.kind == "dual"
+    np.testing.assert_allclose(scan.image[1], expected_att(low, 16), atol=1e-5)
+    rgb = colour_image()
+    scan = read_scan(write_dicom(tmp_path / "rgb.dcm", rgb, photometric="RGB",
+                                 sop="1.2.840.10008.5.1.4.1.1.501.2.2"))
+    assert scan.kind == "color"
+    np.testing.assert_array_equal(scan.image.transpose(1, 2, 0), rgb)
+
+
+def test_folder_joins_pairs_and_keeps_names_distinct(tmp_path):
+    write_pair(tmp_path, "NAME")
+    write_png(tmp_path / "NAME_color.png", colour_image())
+    write_png(tmp_path / "NAME_gray.png", parcel_counts())
+    (tmp_path / "annotations.json").write_text(json.dumps({"images": []}))
+    refs = discover_scans([tmp_path])
+    assert [r.id for r in refs] == ["NAME_color", "NAME_gray", "NAME"]
+    kinds = {r.id: read_scan(r).kind for r in refs}
+    assert kinds == {"NAME": "dual", "NAME_color": "color", "NAME_gray": "gray"}
+    assert refs[2].path == str(tmp_path / "NAME_high.png")
+
+
+def test_pair_given_twice_is_one_scan(tmp_path):
+    (high, low), *_ = write_pair(tmp_path, "x")
+    refs = discover_scans([high, low, tmp_path])
+    assert [r.id for r in refs] == ["x"]
+
+
+def test_attenuation_round_trip():
+    att = np.array([[0.0, 0.5, 3.0, 20.0]], np.float32)
+    counts = attenuation_to_transmission(att, 16)
+    assert counts.dtype == np.uint16 and counts[0, 0] == 65535 and counts[0, 3] == 0
+    back = transmission_to_attenuation(counts, 16)
+    np.testing.assert_allclose(back[0, :3], att[0, :3], atol=1e-3)
+    assert back[0, 3] == pytest.approx(np.log(65535), rel=1e-6)
+
+
+def test_real_scans_are_all_readable(real_scans):
+    labelled = json.loads((real_scans / "annotations.json").read_text())
+    refs = discover_scans([real_scans / "images"])
+    assert len(refs) == 28
+    scans = {r.id: read_scan(r) for r in refs}
+    for image in labelled["images"]:
+        scan = scans[image["file_name"].split("/")[-1].rsplit(".", 1)[0]]
+        assert scan.size_hw == (image["height"], image["width"])
+    assert all(s.kind == "gray" for k, s in scans.items() if k.startswith("gdxray"))
+    assert all(s.kind == "color" for k, s in scans.items() if k.startswith(("sixray", "pidray")))
+
+
+def test_planar_rgb_tiff_is_colour(tmp_path):
+    rgb = colour_image()
+    tifffile.imwrite(tmp_path / "p.tif", rgb.transpose(2, 0, 1), photometric="rgb",
+                     planarconfig="separate")
+    scan = read_scan(tmp_path / "p.tif")
+    assert scan.kind == "color"
+    np.testing.assert_array_equal(scan.image.transpose(1, 2, 0), rgb)
