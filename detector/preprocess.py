@@ -37,6 +37,9 @@ class InputSpec:
     att_scale: float = ATT_SCALE
     ratio_offset: float = RATIO_OFFSET
     ratio_max: float = RATIO_MAX
+    #: Scans are resized by this factor before the network (boxes are mapped back), so a
+    #: model trained on coarse pixels sees coarse pixels on the workstation too.
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in CHANNELS:
@@ -46,6 +49,8 @@ class InputSpec:
                              f"{CHANNELS[self.kind]}, got {tuple(self.channels)}")
         if not self.att_scale > 0:
             raise ValueError(f"InputSpec.att_scale: expected > 0, got {self.att_scale}")
+        if not 0.05 <= self.scale <= 4.0:
+            raise ValueError(f"InputSpec.scale: expected 0.05..4, got {self.scale}")
 
     @classmethod
     def for_kind(cls, kind: str) -> InputSpec:
@@ -64,7 +69,7 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> InputSpec:
-        known = {"kind", "channels", "att_scale", "ratio_offset", "ratio_max"}
+        known = {"kind", "channels", "att_scale", "ratio_offset", "ratio_max", "scale"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"InputSpec: unknown keys {sorted(unknown)}")
@@ -72,10 +77,32 @@ class InputSpec:
 
 
 def model_input(scan: Scan, spec: InputSpec) -> np.ndarray:
-    """``scan`` as the float32 ``(C, H, W)`` array the network expects."""
+    """``scan`` as the float32 ``(C, H', W')`` array the network expects.
+
+    ``(H', W') = scaled_size(scan.size_hw, spec.scale)``; divide output boxes by
+    ``spec.scale`` to get scan pixels.
+    """
     if scan.kind != spec.kind:
         raise ValueError(f"model expects {spec.kind!r} scans, got a {scan.kind!r} scan")
-    return image_to_input(scan.image, spec, scan.bit_depth)
+    return image_to_input(resize(scan.image, spec.scale), spec, scan.bit_depth)
+
+
+def scaled_size(size_hw: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(height, width) after resizing by ``scale`` (at least one pixel each)."""
+    return max(1, round(size_hw[0] * scale)), max(1, round(size_hw[1] * scale))
+
+
+def resize(image: np.ndarray, scale: float) -> np.ndarray:
+    """Resize a ``(C, H, W)`` scan image by ``scale`` (area averaging when shrinking)."""
+    if scale == 1.0:
+        return image
+    import cv2
+
+    h, w = scaled_size(image.shape[1:], scale)
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    hwc = np.ascontiguousarray(image.transpose(1, 2, 0))
+    out = cv2.resize(hwc, (w, h), interpolation=interp)
+    return out.reshape(h, w, -1).transpose(2, 0, 1)
 
 
 def image_to_input(image: np.ndarray, spec: InputSpec, bit_depth: int) -> np.ndarray:

@@ -1,0 +1,203 @@
+"""Training data: COCO sets (from `synth` or real), on-the-fly simulation, and their mixing.
+
+Every scan is read with `detector.read_scan` and turned into network input by
+`detector.preprocess`, exactly as on the workstation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector.preprocess import InputSpec, image_to_input, resize
+from detector.readers import ScanRef, read_scan
+from detector.scan import Scan
+
+
+@dataclass
+class Labelled:
+    """One scan with its ground truth in scan pixels."""
+
+    scan: Scan
+    boxes_xyxy: np.ndarray  # (N, 4) float32
+    labels: np.ndarray  # (N,) int64, index into the class list
+    objects: list[dict] = field(default_factory=list)  # per box: host, difficulty, ...
+
+
+@dataclass
+class CocoSource:
+    """One COCO file; ``weight`` x its length scans are drawn per epoch."""
+
+    path: str
+    weight: float = 1.0
+    category_map: dict[str, str] = field(default_factory=dict)  # dataset name -> class name
+
+
+@dataclass
+class SimSource:
+    """Scans simulated on the fly by `training.sim.stream.SimStream`."""
+
+    seed: int
+    length: int
+    config: str | None = None
+    weight: float = 1.0
+
+
+def _files_for_kind(entry: dict, kind: str, root: Path) -> tuple[Path, ...] | None:
+    files = entry.get("files")
+    if files is None:
+        return None
+    chosen = files.get(kind)
+    if chosen is None:
+        return ()
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen)
+    return tuple(root / f for f in chosen)
+
+
+class CocoScans:
+    """Scans of one kind listed in a COCO file, with boxes mapped to ``classes``.
+
+    Entries with a ``files`` dict (what `synth` writes) use ``files[kind]``; others use
+    ``file_name`` and are kept only when the file is a scan of ``kind``.
+    """
+
+    def __init__(self, path: str | Path, kind: str, classes: list[str],
+                 category_map: dict[str, str] | None = None) -> None:
+        self.path = Path(path)
+        root = self.path.parent
+        coco = json.loads(self.path.read_text())
+        cmap = category_map or {}
+        names = {c["id"]: cmap.get(c["name"], c["name"]) for c in coco["categories"]}
+        by_image: dict[int, list[dict]] = {}
+        for ann in coco.get("annotations", []):
+            if names.get(ann["category_id"]) in classes:
+                by_image.setdefault(ann["image_id"], []).append(ann)
+        self.kind, self.classes = kind, list(classes)
+        self.items: list[tuple[dict, ScanRef, list[dict]]] = []
+        self.skipped: list[str] = []
+        for entry in coco["images"]:
+            files = _files_for_kind(entry, kind, root)
+            stem = Path(entry["file_name"]).stem
+            scan_id = str(entry.get("scan_id", stem))
+            if files is None:
+                ref = ScanRef(id=scan_id, files=(root / entry["file_name"],))
+                if read_scan(ref).kind != kind:
+                    self.skipped.append(entry["file_name"])
+                    continue
+            elif not files:
+                self.skipped.append(entry["file_name"])
+                continue
+            else:
+                ref = ScanRef(id=scan_id, files=files)
+            anns = [dict(a, label=classes.index(names[a["category_id"]]))
+                    for a in by_image.get(entry["id"], [])]
+            self.items.append((entry, ref, anns))
+        if not self.items:
+            raise ValueError(f"{self.path}: no {kind!r} scans with usable entries "
+                             f"({len(self.skipped)} of another kind skipped)")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Labelled:
+        entry, ref, anns = self.items[i]
+        scan = read_scan(ref)
+        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                           a["bbox"][1] + a["bbox"][3]] for a in anns], np.float32).reshape(-1, 4)
+        labels = np.array([a["label"] for a in anns], np.int64)
+        objects = [{k: a.get(k) for k in ("host", "difficulty", "material", "strategy")}
+                   for a in anns]
+        return Labelled(scan, boxes, labels, objects)
+
+
+class SimScans:
+    """`SimStream` samples as `Labelled` scans of one kind (class 0 = concealed organic)."""
+
+    def __init__(self, source: SimSource, kind: str) -> None:
+        from training.sim.stream import SimStream
+
+        self.stream = SimStream(source.config, source.seed)
+        self.length, self.kind = source.length, kind
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> Labelled:
+        s = self.stream[i]
+        if self.kind == "dual":
+            image, bits = np.stack([s.att_high, s.att_low]).astype(np.float32), 16
+        elif self.kind == "gray":
+            image, bits = np.asarray(s.gray_att, np.float32)[None], 16
+        else:
+            image, bits = np.ascontiguousarray(np.asarray(s.color).transpose(2, 0, 1)), 8
+        scan = Scan(id=f"sim{i}", kind=self.kind, image=image, sources=("<sim>",),
+                    bit_depth=bits)
+        boxes = np.asarray(s.boxes_xyxy, np.float32).reshape(-1, 4)
+        return Labelled(scan, boxes, np.zeros(len(boxes), np.int64))
+
+
+class TrainSet(torch.utils.data.Dataset):
+    """Concatenated sources, augmented and preprocessed into ``(input, target)`` pairs."""
+
+    def __init__(self, sources: list, spec: InputSpec, augment=None) -> None:
+        self.sources, self.spec, self.augment = sources, spec, augment
+        self.offsets = np.cumsum([0] + [len(s) for s in sources])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        src = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        item = self.sources[src][i - int(self.offsets[src])]
+        image = resize(item.scan.image, self.spec.scale)
+        boxes, labels = item.boxes_xyxy * np.float32(self.spec.scale), item.labels
+        if self.augment is not None:
+            from training.augment import apply_augment
+
+            image, boxes, labels = apply_augment(self.augment, image, boxes, labels)
+        x = image_to_input(image, self.spec, item.scan.bit_depth)
+        return torch.from_numpy(x), {"boxes": torch.from_numpy(boxes),
+                                     "labels": torch.from_numpy(labels)}
+
+
+def collate(batch):
+    """Stack same-size inputs; targets stay a list (boxes differ per scan)."""
+    images, targets = zip(*batch, strict=True)
+    return torch.stack(images), list(targets)
+
+
+class MixSampler(torch.utils.data.Sampler):
+    """Per epoch, ``round(weight * len)`` draws from each source, shuffled, sharded by rank.
+
+    Seeded by (seed, epoch) alone, so a resumed run draws exactly what it would have drawn.
+    """
+
+    def __init__(self, lengths: list[int], weights: list[float], seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.lengths, self.weights = lengths, weights
+        self.seed, self.rank, self.world = seed, rank, world_size
+        self.epoch = 0
+        total = sum(max(1, round(w * n)) for n, w in zip(lengths, weights, strict=True))
+        self.per_rank = total // world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        parts, offset = [], 0
+        for n, w in zip(self.lengths, self.weights, strict=True):
+            draws = max(1, round(w * n))
+            idx = np.concatenate([rng.permutation(n) for _ in range(-(-draws // n))])[:draws]
+            parts.append(idx + offset)
+            offset += n
+        order = rng.permutation(np.concatenate(parts))
+        mine = order[self.rank: self.per_rank * self.world: self.world]
+        return iter(mine.tolist())
