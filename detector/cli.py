@@ -1,14 +1,16 @@
 """The ``concealscan`` command line: one tool, one subcommand per job.
 
-Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``.
+Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``,
+and optionally ``REQUIRES`` (modules it needs beyond the base install, e.g. ``("torch",)``).
 Only the chosen subcommand's module is imported, so workstation commands never load torch and
-training commands without torch installed stop with the exact install command.
+a command whose ``REQUIRES`` are missing stops at once with the exact install command.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from detector.errors import UsageError
@@ -50,18 +52,43 @@ def build_parser(chosen: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_requirements(module_name: str) -> None:
+    """Stop before parsing if the command needs an extra that is not installed."""
+    requires = getattr(importlib.import_module(module_name), "REQUIRES", ())
+    if requires:
+        extra = "serve" if {"fastapi", "uvicorn"} & set(requires) else "train"
+        require_modules(tuple(requires), extra)
+
+
+def require_modules(modules: tuple[str, ...], extra: str) -> None:
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a blocked module (sys.modules[name] = None)
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        raise UsageError(f"this command needs {', '.join(missing)}, which is not installed. "
+                         f"Install it with: pip install 'concealscan[{extra}]' "
+                         f"(from a checkout: pip install '.[{extra}]')")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(chosen if chosen in COMMANDS else None)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
     try:
+        parser = build_parser(chosen if chosen in COMMANDS else None)
+        if chosen in COMMANDS and not {"-h", "--help"} & set(argv):
+            _check_requirements(COMMANDS[chosen][0])
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
         return int(args._run(args))
     except UsageError as exc:
-        print(f"concealscan {args.command}: error: {exc}", file=sys.stderr)
+        print(f"concealscan {chosen}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

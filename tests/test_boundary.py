@@ -59,3 +59,26 @@ def test_missing_training_dependency_names_the_install_command():
     assert proc.returncode == 0, proc.stderr
     assert "needs torch" in proc.stdout and "pip install 'concealscan[train]'" in proc.stdout
     assert "numpy" not in proc.stdout.split("needs")[1].split("which")[0]
+
+
+def test_commands_with_missing_extras_say_what_to_install():
+    """Every command that declares REQUIRES, run without torch/fastapi, names the install."""
+    proc = run_python("""
+        import importlib, io, contextlib
+        sys.modules["fastapi"] = None
+        sys.modules["uvicorn"] = None
+        from detector.cli import COMMANDS, main
+        checked = []
+        for name, (module, _) in COMMANDS.items():
+            requires = getattr(importlib.import_module(module), "REQUIRES", ())
+            if not {"torch", "fastapi", "uvicorn"} & set(requires):
+                continue
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main([name])
+            assert code == 64, (name, code)
+            assert "pip install 'concealscan[" in err.getvalue(), (name, err.getvalue())
+            checked.append(name)
+        print(" ".join(checked))
+    """)
+    assert proc.returncode == 0, proc.stderr
