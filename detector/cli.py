@@ -21,6 +21,7 @@ EXIT_OK, EXIT_SCAN_FAILED, EXIT_USAGE = 0, 2, 64
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("detector.commands.check",
               "read scans and report kind, size and any problem (no model needed)"),
+    "train": ("training.commands.train", "train a detector from a recipe (configs/train/*.yaml)"),
 }
 
 

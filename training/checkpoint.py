@@ -1,0 +1,83 @@
+"""Checkpoints that describe themselves: weights plus everything needed to rebuild and use them.
+
+Only plain containers, numbers, strings and tensors go in, so `torch.load(weights_only=True)`
+reads them back; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import subprocess
+from pathlib import Path
+
+import torch
+
+from detector.preprocess import InputSpec
+from training.model import ConcealNet, ModelConfig
+
+FORMAT = "concealscan-checkpoint-1"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=10, cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def provenance(config: dict, config_path: str, data: list[str]) -> dict:
+    return {"config_path": str(config_path), "config": config, "data": list(data),
+            "commit": git_commit(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def save(path: str | Path, *, model: ConcealNet, spec: InputSpec, classes: list[str],
+         name: str, provenance: dict, state: dict | None = None,
+         alarm_threshold: float | None = None, metrics: dict | None = None) -> None:
+    """Write atomically (temp file + rename) so a killed run never leaves a torn checkpoint."""
+    path = Path(path)
+    ckpt = {
+        "format": FORMAT,
+        "name": name,
+        "model_config": model.cfg.to_dict(),
+        "input_spec": spec.to_dict(),
+        "classes": list(classes),
+        "model": model.state_dict(),
+        "provenance": provenance,
+        "alarm_threshold": alarm_threshold,
+        "metrics": metrics or {},
+        "train_state": state or {},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint dict; raises ValueError when the file is not one of ours."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a concealscan checkpoint (expected format {FORMAT!r})")
+    return ckpt
+
+
+def build_model(ckpt: dict) -> tuple[ConcealNet, InputSpec]:
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    cfg = ModelConfig(**{k: v for k, v in ckpt["model_config"].items() if k in fields})
+    model = ConcealNet(cfg)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, InputSpec.from_dict(ckpt["input_spec"])
+
+
+def set_alarm_threshold(path: str | Path, threshold: float, how: str) -> None:
+    """Store the operating threshold (and how it was picked) in an existing checkpoint."""
+    ckpt = load(path)
+    ckpt["alarm_threshold"] = float(threshold)
+    ckpt.setdefault("metrics", {})["operating_point"] = how
+    tmp = Path(str(path) + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)

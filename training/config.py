@@ -1,0 +1,104 @@
+"""The training recipe as typed dataclasses, read from ``configs/train/<name>.yaml``.
+
+Unknown keys are errors: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from detector.errors import UsageError
+from training.augment import AugmentConfig
+from training.data import CocoSource, SimSource
+from training.loss import LossConfig
+from training.model import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    train: list[CocoSource] = field(default_factory=list)
+    val: CocoSource | None = None
+    sim: list[SimSource] = field(default_factory=list)  # on-the-fly simulation
+    scale: float = 1.0  # scans are resized by this before the network (stored in the model)
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    workers: int = 1
+    patience: int = 8  # epochs without a better validation AP50 before stopping
+    eval_every: int = 1
+    seed: int = 0
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    kind: str
+    classes: list[str]
+    out_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    target_pfa: float | None = 0.05  # operating point picked on the validation set
+
+
+def _build(cls, values, where: str):
+    if dataclasses.is_dataclass(values) or values is None:
+        return values
+    if not isinstance(values, dict):
+        raise UsageError(f"{where}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; valid: {sorted(fields)}")
+    nested = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+              "augment": AugmentConfig, "optim": OptimConfig, "val": CocoSource}
+    kwargs = {}
+    for key, value in values.items():
+        if key in nested and isinstance(value, dict):
+            value = _build(nested[key], value, f"{where}.{key}")
+        elif key == "train" and cls is DataConfig:
+            value = [_build(CocoSource, v, f"{where}.train[{i}]") for i, v in enumerate(value)]
+        elif key == "sim" and cls is DataConfig:
+            value = [_build(SimSource, v, f"{where}.sim[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, list) and key not in ("classes",):
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{where}: {exc}") from exc
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"config file not found: {path}")
+    values = yaml.safe_load(path.read_text())
+    cfg = _build(TrainConfig, values, str(path))
+    if cfg.kind not in ("dual", "gray", "color"):
+        raise UsageError(f"{path}: kind must be dual, gray or color, got {cfg.kind!r}")
+    cfg.model.num_classes = len(cfg.classes)
+    from detector.preprocess import CHANNELS
+
+    cfg.model.in_channels = len(CHANNELS[cfg.kind])
+    if not cfg.data.train and not cfg.data.sim:
+        raise UsageError(f"{path}: data.train or data.sim must name at least one source")
+    # Data paths are relative to the working directory, like every other CLI path.
+    return cfg
+
+
+def to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,134 @@
+"""Export a checkpoint to a self-describing ONNX file (opset 17, dynamic height and width),
+optionally INT8 (onnxruntime static QDQ with calibration scans), plus its sha256 manifest."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector.model import INPUT_NAME, METADATA_KEY, OUTPUT_NAMES, ModelInfo, write_manifest
+from training import checkpoint
+
+OPSET = 17
+DEFAULT_THRESHOLD = 0.5  # used only when the checkpoint has no operating point yet
+
+
+class _Deployable(torch.nn.Module):
+    """The traced forward: the network's `predict` (probabilities, box distances)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.predict(x)
+
+
+def model_info(ckpt: dict, version: str, precision: str = "fp32") -> ModelInfo:
+    from detector.preprocess import InputSpec
+
+    prov = dict(ckpt["provenance"])
+    prov["checkpoint_metrics"] = {k: v for k, v in ckpt.get("metrics", {}).items()
+                                  if isinstance(v, (int, float, str))}
+    threshold = ckpt.get("alarm_threshold")
+    prov["threshold_source"] = "validation" if threshold is not None else "default"
+    prov.pop("config", None)  # the recipe path and commit identify it; keep metadata small
+    return ModelInfo(name=ckpt["name"], version=version, classes=tuple(ckpt["classes"]),
+                     input_spec=InputSpec.from_dict(ckpt["input_spec"]),
+                     stride=int(ckpt["model_config"]["stride"]),
+                     alarm_threshold=float(threshold if threshold is not None
+                                           else DEFAULT_THRESHOLD),
+                     precision=precision, provenance=prov)
+
+
+def set_metadata(path: str | Path, info: ModelInfo) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(info.to_dict())
+    model.producer_name, model.model_version = "concealscan", 1
+    onnx.save(model, str(path))
+    write_manifest(path, info)
+
+
+def export_onnx(ckpt_path: str | Path, out: str | Path, version: str = "1.0.0",
+                trace_hw: tuple[int, int] = (256, 320)) -> ModelInfo:
+    """Trace the checkpoint's network and write ``out`` plus its manifest."""
+    ckpt = checkpoint.load(ckpt_path)
+    net, spec = checkpoint.build_model(ckpt)
+    example = torch.rand(1, spec.num_channels, *trace_hw)
+    torch.onnx.export(
+        _Deployable(net), (example,), str(out), opset_version=OPSET, dynamo=False,
+        input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+        dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                      "heat": {0: "batch", 2: "heat_h", 3: "heat_w"},
+                      "box_ltrb": {0: "batch", 2: "heat_h", 3: "heat_w"}})
+    info = model_info(ckpt, version)
+    set_metadata(out, info)
+    return info
+
+
+class _ScanReader:
+    """onnxruntime CalibrationDataReader over scans, preprocessed the one shared way."""
+
+    def __init__(self, folder: str | Path, info: ModelInfo, limit: int) -> None:
+        from detector.preprocess import model_input
+        from detector.readers import discover_scans, read_scan
+
+        self.items = []
+        for ref in discover_scans([folder]):
+            scan = read_scan(ref)
+            if scan.kind == info.kind:
+                self.items.append(model_input(scan, info.input_spec)[None])
+            if len(self.items) >= limit:
+                break
+        if not self.items:
+            raise ValueError(f"{folder}: no {info.kind!r} scans for calibration")
+        self._it = iter(self.items)
+
+    def get_next(self):
+        x = next(self._it, None)
+        return None if x is None else {INPUT_NAME: x}
+
+
+def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: str | Path,
+                  limit: int = 32) -> ModelInfo:
+    """Static QDQ INT8 (U8 activations, per-channel S8 weights) from calibration scans."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from detector.model import info_from_metadata
+
+    meta = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+    info = info_from_metadata(meta, str(fp32_path))
+    reader = _ScanReader(calibration, info, limit)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True)
+    int8 = ModelInfo(**{**info.__dict__, "precision": "int8-qdq",
+                        "provenance": {**info.provenance, "calibration": str(calibration),
+                                       "calibration_scans": len(reader.items)}})
+    set_metadata(out, int8)
+    return int8
+
+
+def parity(ckpt_path: str | Path, onnx_path: str | Path, x: np.ndarray) -> tuple[float, float]:
+    """Largest absolute differences (heat, box_ltrb) between torch and onnxruntime on ``x``."""
+    from detector.model import OnnxModel
+
+    net, _ = checkpoint.build_model(checkpoint.load(ckpt_path))
+    with torch.inference_mode():
+        heat_t, box_t = net.predict(torch.from_numpy(x))
+    heat_o, box_o = OnnxModel(onnx_path).predict(x)
+    return (float(np.abs(heat_t.numpy() - heat_o).max()),
+            float(np.abs(box_t.numpy() - box_o).max()))

@@ -1,0 +1,204 @@
+"""`fit`: the whole training run behind ``concealscan train`` (single process or torchrun DDP)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector.preprocess import InputSpec
+from training import checkpoint
+from training.augment import build_augment
+from training.config import TrainConfig, to_dict
+from training.data import CocoScans, MixSampler, SimScans, TrainSet, collate
+from training.engine import evaluate_torch, train_one_epoch
+from training.metrics import coco_ap, pd_pfa, threshold_for
+from training.model import ConcealNet
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; NCCL on GPUs, gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    torch.distributed.init_process_group(backend=backend)
+    return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
+    sources = [CocoScans(s.path, cfg.kind, cfg.classes, s.category_map) for s in cfg.data.train]
+    weights = [s.weight for s in cfg.data.train]
+    sources += [SimScans(s, cfg.kind) for s in cfg.data.sim]
+    weights += [s.weight for s in cfg.data.sim]
+    augment = build_augment(cfg.kind, cfg.augment, seed=cfg.optim.seed)
+    train_set = TrainSet(sources, spec, augment, seed=cfg.optim.seed)
+    sampler = MixSampler([len(s) for s in sources], weights, cfg.optim.seed, dist.rank,
+                         dist.world)
+    val = cfg.data.val
+    val_set = CocoScans(val.path, cfg.kind, cfg.classes, val.category_map) if val else None
+    return train_set, sampler, val_set
+
+
+def _lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return f
+
+
+def validate(model, val_set, spec, cfg: TrainConfig, device) -> dict:
+    records = evaluate_torch(model, val_set, spec, device, progress=False)
+    ap50, ap = coco_ap(records, cfg.classes)
+    out = {"ap50": ap50, "ap50_95": ap}
+    if cfg.target_pfa is not None and any(not r.positive for r in records):
+        thr = threshold_for(records, target_pfa=cfg.target_pfa)
+        out["threshold"] = thr
+        out["pd"], out["pfa"] = pd_pfa(records, thr)
+    return out
+
+
+def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
+    """Train; return the path of the best checkpoint (``last.pt`` when there is no val set)."""
+    dist = setup_distributed()
+    if cfg.optim.threads:
+        torch.set_num_threads(cfg.optim.threads)
+    device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.optim.seed)
+    spec = InputSpec.for_kind(cfg.kind)
+    spec = InputSpec(**{**spec.__dict__, "scale": cfg.data.scale})
+    train_set, sampler, val_set = build_data(cfg, spec, dist)
+    model = ConcealNet(cfg.model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
+                                  weight_decay=cfg.optim.weight_decay)
+    steps_per_epoch = max(1, len(sampler) // cfg.optim.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(cfg.optim.warmup_steps, steps_per_epoch * cfg.optim.epochs))
+    out = Path(cfg.out_dir) / cfg.name
+    state = {"epoch": 0, "best": -1.0, "bad_epochs": 0}
+    if resume:
+        ckpt = checkpoint.load(resume, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
+        scheduler.load_state_dict(ckpt["train_state"]["scheduler"])
+        state = {k: ckpt["train_state"][k] for k in state}
+    net = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if device.type == "cuda" else None)
+    data_names = [s.path for s in cfg.data.train] + [f"sim:{s.seed}" for s in cfg.data.sim]
+    prov = checkpoint.provenance(to_dict(cfg), config_path, data_names)
+    logger = _Logger(out) if dist.main else None
+    best_path = out / "best.pt"
+    for epoch in range(state["epoch"], cfg.optim.epochs):
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        torch.manual_seed(cfg.optim.seed * 1000 + epoch)
+        loader = torch.utils.data.DataLoader(
+            train_set, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
+            num_workers=cfg.optim.workers, collate_fn=collate,
+            pin_memory=device.type == "cuda")
+        t0 = time.time()
+        losses = train_one_epoch(net, loader, optimizer, scheduler, device, epoch, cfg.loss,
+                                 progress=dist.main and sys.stderr.isatty())
+        losses = _average(losses, dist)
+        row = {"epoch": epoch, **losses, "lr": scheduler.get_last_lr()[0],
+               "seconds": time.time() - t0}
+        stop = False
+        if dist.main:
+            if val_set is not None and (epoch + 1) % cfg.optim.eval_every == 0:
+                row.update(validate(model, val_set, spec, cfg, device))
+                if row["ap50"] > state["best"]:
+                    state["best"], state["bad_epochs"] = row["ap50"], 0
+                    checkpoint.save(best_path, model=model, spec=spec, classes=cfg.classes,
+                                    name=cfg.name, provenance=prov,
+                                    alarm_threshold=row.get("threshold"), metrics=row)
+                else:
+                    state["bad_epochs"] += 1
+                stop = state["bad_epochs"] >= cfg.optim.patience
+            state["epoch"] = epoch + 1
+            train_state = {**state, "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict()}
+            checkpoint.save(out / "last.pt", model=model, spec=spec, classes=cfg.classes,
+                            name=cfg.name, provenance=prov, state=train_state, metrics=row)
+            logger.log(row)
+            if stop:
+                print(f"early stop: AP50 did not improve for {cfg.optim.patience} evaluations",
+                      file=sys.stderr)
+        state["epoch"] = epoch + 1
+        if _broadcast_stop(stop, dist):
+            break
+    if logger:
+        logger.close()
+    if dist.world > 1:
+        torch.distributed.destroy_process_group()
+    return best_path if best_path.exists() else out / "last.pt"
+
+
+def _average(losses: dict[str, float], dist: Dist) -> dict[str, float]:
+    if dist.world == 1:
+        return losses
+    keys = sorted(losses)
+    t = torch.tensor([losses[k] for k in keys], dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return {k: float(v) / dist.world for k, v in zip(keys, t, strict=True)}
+
+
+def _broadcast_stop(stop: bool, dist: Dist) -> bool:
+    if dist.world == 1:
+        return stop
+    t = torch.tensor([int(stop)])
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
+
+
+class _Logger:
+    """One CSV row and TensorBoard scalars per epoch, plus a one-line console summary."""
+
+    def __init__(self, out: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        out.mkdir(parents=True, exist_ok=True)
+        self.csv_path = out / "metrics.csv"
+        self.tb = SummaryWriter(str(out / "tb"))
+
+    FIELDS = ("epoch", "total", "cls", "box", "lr", "seconds", "ap50", "ap50_95", "threshold",
+              "pd", "pfa")
+
+    def log(self, row: dict) -> None:
+        fields = self.FIELDS
+        exists = self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if not exists:
+                writer.writeheader()
+            writer.writerow(row)
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, (int, float)) and np.isfinite(v):
+                self.tb.add_scalar(k, v, row["epoch"])
+        self.tb.flush()
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in row.items())
+        print(shown, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.tb.close()

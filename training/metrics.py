@@ -1,0 +1,143 @@
+"""Detection metrics: COCO AP (pycocotools), per-scan Pd/Pfa, ROC and FROC, breakdowns.
+
+A scan *alarms* when any detection scores at or above the threshold: Pd is the fraction of
+scans with an object that alarm, Pfa the fraction of scans without one that alarm. An object
+is *hit* when an alarming detection overlaps it with IoU >= ``HIT_IOU``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.postprocess import box_iou
+
+HIT_IOU = 0.3
+
+
+@dataclass
+class ScanRecord:
+    """Ground truth and predictions of one scan, all boxes xyxy in scan pixels."""
+
+    scan_id: str
+    size_hw: tuple[int, int]
+    gt_boxes: np.ndarray
+    gt_labels: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    objects: list[dict] = field(default_factory=list)
+
+    @property
+    def positive(self) -> bool:
+        return len(self.gt_boxes) > 0
+
+    @property
+    def max_score(self) -> float:
+        return float(self.scores.max()) if len(self.scores) else 0.0
+
+
+def coco_ap(records: list[ScanRecord], classes: list[str]) -> tuple[float, float]:
+    """(AP50, AP50:95) over all classes; -1 where the set has no ground truth."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns, dets = [], [], []
+    for i, r in enumerate(records):
+        images.append({"id": i, "height": r.size_hw[0], "width": r.size_hw[1]})
+        for b, lab in zip(r.gt_boxes, r.gt_labels, strict=True):
+            w, h = float(b[2] - b[0]), float(b[3] - b[1])
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(lab) + 1,
+                         "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h, "iscrowd": 0})
+        for b, s, lab in zip(r.boxes, r.scores, r.labels, strict=True):
+            dets.append({"image_id": i, "category_id": int(lab) + 1, "score": float(s),
+                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]),
+                                  float(b[3] - b[1])]})
+    if not anns:
+        return -1.0, -1.0
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": anns,
+                  "categories": [{"id": i + 1, "name": n} for i, n in enumerate(classes)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        if not dets:
+            return 0.0, 0.0
+        ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+        ev.params.maxDets = [1, 10, 100]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return float(ev.stats[1]), float(ev.stats[0])
+
+
+def pd_pfa(records: list[ScanRecord], thresh: float) -> tuple[float, float]:
+    """Per-scan (Pd, Pfa) at ``thresh``; NaN where there are no positive / negative scans."""
+    pos = [r.max_score >= thresh for r in records if r.positive]
+    neg = [r.max_score >= thresh for r in records if not r.positive]
+    return (float(np.mean(pos)) if pos else float("nan"),
+            float(np.mean(neg)) if neg else float("nan"))
+
+
+def roc(records: list[ScanRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, Pd, Pfa), thresholds descending over every distinct scan score."""
+    scores = np.unique([r.max_score for r in records] + [1.0 + 1e-6])[::-1]
+    pairs = np.array([pd_pfa(records, t) for t in scores]).reshape(-1, 2)
+    return scores, pairs[:, 0], pairs[:, 1]
+
+
+def threshold_for(records: list[ScanRecord], target_pfa: float | None = None,
+                  target_pd: float | None = None) -> float:
+    """Lowest threshold whose Pfa <= ``target_pfa``, or highest whose Pd >= ``target_pd``."""
+    if (target_pfa is None) == (target_pd is None):
+        raise ValueError("give exactly one of target_pfa and target_pd")
+    thresholds, pd, pfa = roc(records)
+    if target_pfa is not None:
+        if np.isnan(pfa).all():
+            raise ValueError("target Pfa needs scans without objects in the set")
+        ok = pfa <= target_pfa
+        return float(thresholds[np.nonzero(ok)[0].max()])  # pfa grows as thresholds fall
+    if np.isnan(pd).all():
+        raise ValueError("target Pd needs scans with objects in the set")
+    ok = np.nonzero(pd >= target_pd)[0]
+    if len(ok) == 0:
+        raise ValueError(f"no threshold reaches Pd {target_pd} on this set")
+    return float(thresholds[ok.min()])
+
+
+def object_hits(record: ScanRecord, thresh: float) -> np.ndarray:
+    """Per ground-truth object: hit by an alarming detection (IoU >= HIT_IOU)."""
+    alarming = record.boxes[record.scores >= thresh]
+    if len(alarming) == 0:
+        return np.zeros(len(record.gt_boxes), bool)
+    return np.array([box_iou(g, alarming).max() >= HIT_IOU for g in record.gt_boxes], bool)
+
+
+def froc(records: list[ScanRecord], thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positives per scan, object sensitivity) at each threshold."""
+    n_obj = sum(len(r.gt_boxes) for r in records)
+    fps, sens = [], []
+    for t in thresholds:
+        hits, fp = 0, 0
+        for r in records:
+            keep = r.scores >= t
+            boxes = r.boxes[keep]
+            hits += int(object_hits(r, t).sum())
+            matched = [len(r.gt_boxes) and box_iou(b, r.gt_boxes).max() >= HIT_IOU
+                       for b in boxes]
+            fp += int(len(boxes) - sum(bool(m) for m in matched))
+        fps.append(fp / max(len(records), 1))
+        sens.append(hits / max(n_obj, 1))
+    return np.array(fps), np.array(sens)
+
+
+def breakdown(records: list[ScanRecord], thresh: float, key: str) -> dict[str, dict]:
+    """Object hit rate at ``thresh`` grouped by an object attribute (difficulty, host, ...)."""
+    groups: dict[str, list[bool]] = {}
+    for r in records:
+        for obj, hit in zip(r.objects, object_hits(r, thresh), strict=True):
+            groups.setdefault(str(obj.get(key)), []).append(bool(hit))
+    return {g: {"objects": len(v), "hit_rate": float(np.mean(v))}
+            for g, v in sorted(groups.items())}
