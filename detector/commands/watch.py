@@ -1,0 +1,72 @@
+"""``concealscan watch``: process every scan dropped into a folder, exactly once."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from detector.errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inbox", type=Path, metavar="INBOX",
+                        help="folder the scanner writes to; inputs move to INBOX/processed/ "
+                             "or INBOX/failed/")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="results folder: results.jsonl, results/NAME.json, overlays/")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="also record each scan in this station data folder (the viewer's "
+                             "queue)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a .onnx model or a model registry folder (default: bundled)")
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds a file must be unchanged before it is read "
+                             "(default: %(default)s)")
+    parser.add_argument("--pair-timeout", type=float, default=120.0,
+                        help="seconds to wait for the other half of a _high/_low pair before "
+                             "the lone half fails (default: %(default)s)")
+    parser.add_argument("--once", action="store_true",
+                        help="process what is ready now, then exit (no watching)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from detector.station.detectors import detector_loader
+    from detector.station.watch import WatchConfig, Watcher, WatchLockedError
+
+    if not args.inbox.is_dir():
+        raise UsageError(f"INBOX {args.inbox}: not a folder")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    load, _ = detector_loader(args.model, args.threads)
+    handle = load()
+    record = None
+    if args.data is not None:
+        from detector.station.station import Station
+
+        station = Station(args.data, handle)
+        station.recover()
+        record = station.receive_analysed
+    try:
+        config = WatchConfig(inbox=args.inbox, out=args.out, settle_s=args.settle,
+                             pair_timeout_s=args.pair_timeout)
+        watcher = Watcher(config, handle.analyze, record=record)
+    except (ValueError, WatchLockedError) as exc:
+        raise UsageError(str(exc)) from exc
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):  # finish the scan in hand, then stop
+        signal.signal(sig, lambda *_: stop.append(True))
+    try:
+        if args.once:
+            watcher.recover()
+            watcher.poll_once()
+        else:
+            print(f"watching {args.inbox} (model {handle.model.get('version')}); "
+                  "Ctrl-C to stop", file=sys.stderr)
+            watcher.run(lambda: bool(stop))
+    finally:
+        watcher.close()
+    return 0

@@ -1,0 +1,207 @@
+"""The station's HTTP service (FastAPI): upload, queue, scan views, decisions, the web viewer.
+
+Imported only by ``concealscan serve`` and the tests: FastAPI is the ``serve`` extra.
+Every ``/api`` route needs ``Authorization: Bearer TOKEN``; the viewer's three static files
+carry no data and are public so that the browser can load the login form.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the route signatures at
+# runtime, and the dependency aliases defined inside `create_app` must resolve then.
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, field_validator
+
+from detector.station import analysis as an
+from detector.station.auth import AuthError, Operator, authenticate
+from detector.station.db import DatabaseError, NotFoundError, ScanRow
+from detector.station.limits import DEFAULT_MAX_UPLOAD_BYTES, BodyTooLarge, limit_body
+from detector.station.station import BadUploadError, DetectorHandle, Station
+from detector.station.store import NotAnImageError, Upload, check_scan_id
+
+_WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
+              "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+              "/style.css": ("style.css", "text/css; charset=utf-8")}
+_VIEWS = {"image.png": "image.png", "gray.png": "gray.png", "heat.png": "heat.png",
+          "overlay.png": "overlay.png"}
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                               "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class DecisionIn(BaseModel):
+    """An operator's decision on one scan. Boxes are in scan pixels, ``[x1, y1, x2, y2]``."""
+
+    decision: Literal["confirm", "clear", "missed"]
+    boxes: list[Annotated[list[float], Field(min_length=4, max_length=4)]] = Field(
+        default_factory=list, max_length=100,
+        description="confirm: the alarm boxes that are right (empty: all of them); "
+                    "missed: the items the model did not box (at least one); clear: none")
+    note: str = Field("", max_length=2000)
+
+    @field_validator("boxes")
+    @classmethod
+    def _boxes_xyxy(cls, boxes: list[list[float]]) -> list[list[float]]:
+        for box in boxes:
+            x1, y1, x2, y2 = box
+            if not (x1 < x2 and y1 < y2 and min(box) >= 0 and max(box) < 1e6):
+                raise ValueError(f"box: expected 0 <= x1 < x2 and 0 <= y1 < y2, got {box}")
+        return boxes
+
+
+def _summary(row: ScanRow) -> dict:
+    return {"id": row.id, "received_at": row.received_at, "kind": row.kind,
+            "status": row.status, "alarm": row.alarm, "error": row.error,
+            "review": row.review, "model_version": row.model_version,
+            "boxes": len(an.line_boxes(row.result)) if row.status == "ok" else None}
+
+
+def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+               load_detector: Callable[[], DetectorHandle] | None = None) -> FastAPI:
+    """The service over ``station``; ``load_detector`` (if given) re-reads the promoted model."""
+    app = FastAPI(title="concealscan station", version="1",
+                  description="Upload scans, review the alarm queue, record operator decisions.")
+    bearer = HTTPBearer(auto_error=False, description="the token from 'concealscan users add'")
+    web_dir = Path(__file__).resolve().parents[1] / "web"
+    web = {path: ((web_dir / name).read_bytes(), media)
+           for path, (name, media) in _WEB_FILES.items()}
+
+    def operator(creds: Annotated[HTTPAuthorizationCredentials | None,
+                                  Depends(bearer)]) -> Operator:
+        header = None if creds is None else f"{creds.scheme} {creds.credentials}"
+        try:
+            return authenticate(station.db, header)
+        except AuthError as exc:
+            raise HTTPException(401, "a valid 'Authorization: Bearer TOKEN' is required",
+                                headers={"WWW-Authenticate": "Bearer"}) from exc
+
+    Op = Annotated[Operator, Depends(operator)]
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(_SECURITY_HEADERS)
+        if request.url.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    app.add_middleware(limit_body, max_bytes=max_upload_bytes)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.get("/api/health", summary="service state, model in use, who is asking")
+    def health(op: Op) -> dict:
+        return {"status": "ok", "operator": op.name, "model": station.model}
+
+    @app.post("/api/scans", status_code=201, summary="upload one scan and detect",
+              description="One part `file` (gray or colour) or two parts `high` and `low` "
+                          "(dual energy). Answers with the scan's results.jsonl line; a scan "
+                          "that cannot be processed is stored with status 'error' for manual "
+                          "check.")
+    def upload(op: Op,
+               file: Annotated[UploadFile | None, File(description="gray or colour scan")] = None,
+               high: Annotated[UploadFile | None, File(description="dual: high energy")] = None,
+               low: Annotated[UploadFile | None, File(description="dual: low energy")] = None,
+               ) -> dict:
+        parts = [(role, up) for role, up in (("file", file), ("high", high), ("low", low))
+                 if up is not None]
+        uploads = [Upload(role, _read_limited(up, max_upload_bytes)) for role, up in parts]
+        try:
+            row = station.receive(uploads)
+        except NotAnImageError as exc:
+            raise HTTPException(415, str(exc)) from exc
+        except BadUploadError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return row.result
+
+    @app.get("/api/scans", summary="the queue, newest first")
+    def queue(op: Op, alarm: bool | None = None,
+              review: Literal["unreviewed", "reviewed", "confirm", "clear", "missed"]
+              | None = None,
+              status: Literal["ok", "error"] | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+        rows = station.db.list_scans(alarm=alarm, review=review, status=status,
+                                     limit=limit, offset=offset)
+        return {"scans": [_summary(r) for r in rows], "model": station.model}
+
+    @app.get("/api/scans/{scan_id}", summary="one scan: results line and decisions")
+    def scan(op: Op, scan_id: str) -> dict:
+        row = station.db.get_scan(_scan_id(scan_id))
+        views = [n for n in _VIEWS if station.store.view_path(row.id, n).exists()]
+        return {**_summary(row), "result": row.result, "views": views,
+                "decisions": [asdict(d) for d in station.db.decisions(row.id)]}
+
+    def view(scan_id: str, name: str) -> Response:
+        row = station.db.get_scan(_scan_id(scan_id))
+        path = station.store.view_path(row.id, _VIEWS[name])
+        if not path.exists():
+            raise HTTPException(404, f"scan {row.id} has no {name} (status {row.status}: "
+                                     f"{row.error or 'not rendered'})")
+        return Response(path.read_bytes(), media_type="image/png")
+
+    for name in _VIEWS:
+        def route(op: Op, scan_id: str, _name: str = name) -> Response:
+            return view(scan_id, _name)
+        app.get(f"/api/scans/{{scan_id}}/{name}", response_class=Response,
+                summary=f"the scan's {name}")(route)
+
+    @app.post("/api/scans/{scan_id}/decision", status_code=201,
+              summary="record a decision (appended, never overwritten)")
+    def decide(op: Op, scan_id: str, body: DecisionIn) -> dict:
+        row = station.db.get_scan(_scan_id(scan_id))
+        if body.decision == "missed" and not body.boxes:
+            raise HTTPException(422, "'missed' needs at least one box around the missed item")
+        if body.decision == "clear" and body.boxes:
+            raise HTTPException(422, f"'clear' takes no boxes, got {len(body.boxes)}")
+        decision_id = station.db.add_decision(row.id, op.id, body.decision, body.boxes,
+                                              body.note)
+        return {"id": decision_id, "scan_id": row.id, "operator": op.name,
+                "decision": body.decision, "model_version": row.model_version}
+
+    @app.post("/api/model/reload", summary="switch to the currently promoted model")
+    def reload(op: Op) -> dict:
+        if load_detector is None:
+            raise HTTPException(409, "this service was started with a fixed model file; "
+                                     "start it with --model REGISTRY to switch models")
+        try:
+            station.switch_detector(load_detector())
+        except (ValueError, OSError, DatabaseError) as exc:
+            raise HTTPException(409, f"model not switched, still using the old one: {exc}") \
+                from exc
+        return {"model": station.model}
+
+    for path, (body, media) in web.items():
+        def static(_body: bytes = body, _media: str = media) -> Response:
+            return Response(_body, media_type=_media)
+        app.get(path, include_in_schema=False, response_class=Response)(static)
+
+    return app
+
+
+def _scan_id(scan_id: str) -> str:
+    try:
+        return check_scan_id(scan_id)
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+def _read_limited(up: UploadFile, max_bytes: int) -> bytes:
+    data = up.file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise HTTPException(413, f"upload larger than {max_bytes} bytes")
+    return data

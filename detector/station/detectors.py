@@ -1,0 +1,82 @@
+"""The real detector as the station's `Analyzer`: read, detect, results line, overlay.
+
+A thin adapter over `detector.results` (model choice, the line) and `detector.overlay`, so the
+service and the watch folder write exactly what ``concealscan detect`` writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from detector import registry
+from detector.errors import ScanError, UsageError
+from detector.readers import DEFAULT_MAX_PIXELS, ScanRef, read_scan
+from detector.station.analysis import Analysis
+from detector.station.station import DetectorHandle
+
+
+def resolve_models(models: Sequence[Path] | None) -> tuple[list[Path] | None, bool]:
+    """Model files for `ModelChooser` (None: the bundled ones) and whether any comes from a
+    registry, i.e. whether re-resolving later can give a newly promoted model."""
+    if not models:
+        return None, False
+    paths, from_registry = [], False
+    for m in models:
+        if registry.is_registry(m):
+            paths.append(registry.promoted_model(m))
+            from_registry = True
+        elif Path(m).is_dir():
+            raise UsageError(f"--model {m}: a folder but not a model registry (no versions/)")
+        else:
+            paths.append(Path(m))
+    return paths, from_registry
+
+
+def make_handle(model_paths: list[Path] | None, threads: int = 1,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> DetectorHandle:
+    """Load the models (sha256-checked) and wrap them as one `DetectorHandle`."""
+    from detector.results import ModelChooser
+
+    chooser = ModelChooser([str(p) for p in model_paths] if model_paths else None,
+                           threads=threads)
+    models = [dict(det.identity, kind=kind) for kind, det in sorted(chooser.detectors.items())]
+    summary = " ".join(f"{m['kind']}:{m['name']}-{m['version']}" for m in models)
+    return DetectorHandle(analyze=_analyzer(chooser, max_pixels),
+                          model={"version": summary, "models": models})
+
+
+def detector_loader(models: Sequence[Path] | None,
+                    threads: int = 1) -> tuple[Callable[[], DetectorHandle], bool]:
+    """A callable that (re)loads the detector, and whether reloading can change the model."""
+    _, switchable = resolve_models(models)
+
+    def load() -> DetectorHandle:
+        paths, _ = resolve_models(models)
+        return make_handle(paths, threads)
+
+    return load, switchable
+
+
+def _analyzer(chooser, max_pixels: int):
+    from detector.overlay import render_overlay
+    from detector.results import error_line, ok_line
+
+    def analyze(ref: ScanRef) -> Analysis:
+        t0 = time.perf_counter()
+        scan = None
+        try:
+            scan = read_scan(ref, max_pixels=max_pixels)
+            det = chooser.for_scan(scan).detect(scan)
+        except (ScanError, ValueError) as exc:  # unreadable scan, no model, invalid output
+            reason = exc.reason if isinstance(exc, ScanError) else f"detection failed: {exc}"
+            ms = (time.perf_counter() - t0) * 1e3
+            return Analysis(line=error_line(ref, reason, scan, time_ms=ms), scan=scan)
+        overlay_rgb = np.ascontiguousarray(render_overlay(scan, det)[:, :, ::-1])
+        return Analysis(line=ok_line(ref, det), scan=scan, heat=det.heat,
+                        overlay_rgb=overlay_rgb)
+
+    return analyze

@@ -1,0 +1,55 @@
+"""Request size limit for the service, enforced while the body streams in.
+
+A ``Content-Length`` over the limit is refused before reading; a body without one (chunked)
+is counted and cut off at the limit, so a client cannot fill memory or disk with one request.
+"""
+
+from __future__ import annotations
+
+#: Largest request body: a 16-bit dual pair of 4000 x 8000 pixels is ~128 MB uncompressed,
+#: and PNG/TIFF compress scans well; raise it with ``serve --max-upload-mb``.
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds the limit (HTTP 413)."""
+
+
+class limit_body:  # noqa: N801 (an ASGI middleware class, named like Starlette's)
+    """ASGI middleware: refuse request bodies larger than ``max_bytes`` with 413."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes: expected >= 1, got {max_bytes}")
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _refuse(send, self.max_bytes)
+                return
+        seen = 0
+        max_bytes = self.max_bytes
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > max_bytes:
+                    raise BodyTooLarge(f"request body larger than {max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _refuse(send, max_bytes: int) -> None:
+    body = f'{{"detail": "request body larger than {max_bytes} bytes"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,163 @@
+"""The station: receive a scan, store it, detect, render its views, record it in the database.
+
+Files are committed before the database row, and a scan folder without a row is finished at
+the next start (`Station.recover`), so a crash loses no scan and never shows a half-made one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detector.readers import ScanRef
+from detector.station import analysis as an
+from detector.station.db import Database, NotFoundError, ScanRow, open_database, utc_now
+from detector.station.store import (
+    ROLES_DUAL,
+    ROLES_SINGLE,
+    ScanStore,
+    Upload,
+    image_suffix,
+    new_scan_id,
+    write_atomic,
+)
+from detector.station.views import write_views
+
+log = logging.getLogger("concealscan.station")
+
+
+@dataclass(frozen=True)
+class DetectorHandle:
+    """The analyzer in use and what the viewer shows about its model (version, sha256)."""
+
+    analyze: an.Analyzer
+    model: dict = field(default_factory=dict)
+
+
+class BadUploadError(ValueError):
+    """The uploaded parts are not one ``file`` or a ``high`` + ``low`` pair."""
+
+
+def check_roles(roles: Sequence[str]) -> tuple[str, ...]:
+    got = tuple(sorted(roles))
+    if got not in (ROLES_SINGLE, tuple(sorted(ROLES_DUAL))):
+        raise BadUploadError(f"expected one part 'file' (gray or colour) or two parts 'high' "
+                             f"and 'low' (dual energy), got {list(roles)}")
+    return ROLES_SINGLE if got == ROLES_SINGLE else ROLES_DUAL
+
+
+class Station:
+    """Everything under one data folder; one detection at a time (the CPU is the limit)."""
+
+    def __init__(self, data_dir: Path, detector: DetectorHandle) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db: Database = open_database(self.data_dir / "station.sqlite")
+        self.store = ScanStore(self.data_dir)
+        self._detector = detector
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> dict:
+        return dict(self._detector.model)
+
+    def switch_detector(self, detector: DetectorHandle) -> None:
+        """Use a new model for scans received from now on; the queue and decisions stay."""
+        with self._lock:
+            self._detector = detector
+
+    # -- receiving ---------------------------------------------------------------------------
+    def receive(self, uploads: Sequence[Upload]) -> ScanRow:
+        """Store uploaded files, detect, record; a scan that fails detection is still kept."""
+        roles = check_roles([u.role for u in uploads])
+        for up in uploads:
+            image_suffix(up.data, up.role)  # refuse non-images before anything is stored
+        scan_id = new_scan_id()
+        staging = self.store.staging_dir(scan_id)
+        try:
+            self.store.write_uploads(staging, sorted(uploads, key=lambda u: roles.index(u.role)))
+            (staging / "source.txt").write_text(f"upload:{scan_id}")
+            self.store.commit(staging, scan_id)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self._finish(scan_id, f"upload:{scan_id}", None)
+
+    def receive_analysed(self, source: str, files: Sequence[Path],
+                         analysis: an.Analysis | None) -> ScanRow:
+        """Record a scan the watch folder analysed (None: analyse it here); idempotent."""
+        if self.db.has_source(source):
+            return self._row_for_source(source)
+        roles = ROLES_SINGLE if len(files) == 1 else ROLES_DUAL
+        scan_id = new_scan_id()
+        staging = self.store.staging_dir(scan_id)
+        try:
+            self.store.adopt_files(staging, files, roles)
+            (staging / "source.txt").write_text(source)
+            self.store.commit(staging, scan_id)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self._finish(scan_id, source, analysis)
+
+    def recover(self) -> int:
+        """Finish scans whose files were committed but whose row was not; return how many."""
+        self.store.remove_stale_staging()
+        done = 0
+        for folder in sorted(self.store.root.iterdir()):
+            if folder.name.startswith("."):
+                continue
+            try:
+                self.db.get_scan(folder.name)
+                continue
+            except NotFoundError:
+                pass
+            source = (folder / "source.txt").read_text().strip()
+            log.warning("finishing scan %s (%s) left unrecorded by a crash", folder.name, source)
+            self._finish(folder.name, source, None)
+            done += 1
+        return done
+
+    # -- internals ---------------------------------------------------------------------------
+    def _analyse(self, scan_id: str) -> an.Analysis:
+        # Stored as file.* or high.* + low.*: sorted, a pair is (high, low) as ScanRef wants.
+        ref = ScanRef(id=scan_id, files=tuple(self.store.input_files(scan_id)))
+        with self._lock:
+            detector = self._detector
+            try:
+                return detector.analyze(ref)
+            except Exception as exc:  # a bug must still leave the scan for manual check
+                log.exception("analysis of %s crashed", scan_id)
+                return an.Analysis(line=an.error_line(ref, f"internal error: "
+                                                           f"{type(exc).__name__}: {exc}",
+                                                      detector.model))
+
+    def _finish(self, scan_id: str, source: str, analysis: an.Analysis | None) -> ScanRow:
+        if analysis is None:
+            analysis = self._analyse(scan_id)
+        folder = self.store.scan_dir(scan_id)
+        line = dict(analysis.line)
+        if analysis.scan is not None:
+            write_views(folder, analysis.scan, analysis.heat, analysis.overlay_rgb)
+        write_atomic(folder / "result.json", json.dumps(line).encode())
+        row = ScanRow(id=scan_id, source=source, received_at=utc_now(),
+                      kind=an.line_kind(line),
+                      files=tuple(p.name for p in self.store.input_files(scan_id)),
+                      status=an.line_status(line), alarm=an.line_alarm(line),
+                      error=an.line_error(line), model_version=an.line_model_version(line),
+                      result=line)
+        if not self.db.insert_scan(row):
+            return self._row_for_source(source)
+        return self.db.get_scan(scan_id)
+
+    def _row_for_source(self, source: str) -> ScanRow:
+        with self.db.connect() as conn:
+            found = conn.execute("SELECT id FROM scans WHERE source = ?", (source,)).fetchone()
+        if found is None:
+            raise NotFoundError(f"no scan from source {source!r}")
+        return self.db.get_scan(found[0])

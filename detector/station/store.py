@@ -1,0 +1,131 @@
+"""Scan files under the station's data folder, addressed only by server-generated ids.
+
+No name or path from a request or from the scanner ever becomes a path here: stored files are
+called ``file``/``high``/``low`` plus the suffix of the format sniffed from their content.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from detector.imagefiles import sniff_format
+
+_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{8}$")
+_SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tiff", "dicom": ".dcm"}
+ROLES_SINGLE = ("file",)
+ROLES_DUAL = ("high", "low")
+#: Display renderings kept beside each scan; the API serves only these names.
+VIEW_FILES = ("image.png", "gray.png", "heat.png", "overlay.png")
+
+
+class NotAnImageError(ValueError):
+    """Upload content is not PNG, JPEG, TIFF or DICOM (whatever its name says)."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One received file: its role (``file``, ``high`` or ``low``) and its bytes."""
+
+    role: str
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if self.role not in (*ROLES_SINGLE, *ROLES_DUAL):
+            raise ValueError(f"Upload.role: expected file, high or low, got {self.role!r}")
+
+
+def new_scan_id() -> str:
+    """Sortable by arrival, unguessable enough that ids are not enumerable by counting."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def check_scan_id(scan_id: str) -> str:
+    if not isinstance(scan_id, str) or not _ID_RE.match(scan_id):
+        raise ValueError(f"scan id: expected YYYYMMDDTHHMMSS-xxxxxxxx, got {scan_id!r}")
+    return scan_id
+
+
+def image_suffix(head: bytes, role: str) -> str:
+    """The suffix for content starting with ``head``, or `NotAnImageError` naming the role."""
+    fmt = sniff_format(head[:132])
+    if fmt is None:
+        raise NotAnImageError(f"{role}: not a PNG, JPEG, TIFF or DICOM image (checked by "
+                              f"content; first bytes {head[:8]!r})")
+    return _SUFFIX[fmt]
+
+
+class ScanStore:
+    """``DATA/scans/ID/`` holds ``input/`` (the received files) and the display renderings."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "scans"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def scan_dir(self, scan_id: str) -> Path:
+        return self.root / check_scan_id(scan_id)
+
+    def view_path(self, scan_id: str, name: str) -> Path:
+        if name not in VIEW_FILES:
+            raise ValueError(f"view: expected one of {VIEW_FILES}, got {name!r}")
+        return self.scan_dir(scan_id) / name
+
+    def staging_dir(self, scan_id: str) -> Path:
+        """A private folder to build a scan in; `commit` moves it into place in one rename."""
+        path = self.root / f".staging-{check_scan_id(scan_id)}"
+        (path / "input").mkdir(parents=True)
+        return path
+
+    def write_uploads(self, staging: Path, uploads: Sequence[Upload]) -> list[Path]:
+        """Write uploads into ``staging/input`` under their role names; sniffed, never named."""
+        paths = []
+        for up in uploads:
+            path = staging / "input" / (up.role + image_suffix(up.data, up.role))
+            path.write_bytes(up.data)
+            paths.append(path)
+        return paths
+
+    def adopt_files(self, staging: Path, files: Sequence[Path], roles: Sequence[str]) -> list[Path]:
+        """Copy files the station did not receive itself (the watch folder) into ``staging``."""
+        paths = []
+        for src, role in zip(files, roles, strict=True):
+            with open(src, "rb") as fh:
+                head = fh.read(132)
+            suffix = _SUFFIX.get(sniff_format(head) or "", ".bin")  # unreadable: kept for check
+            dst = staging / "input" / (role + suffix)
+            shutil.copyfile(src, dst)
+            paths.append(dst)
+        return paths
+
+    def commit(self, staging: Path, scan_id: str) -> Path:
+        final = self.scan_dir(scan_id)
+        os.replace(staging, final)
+        return final
+
+    def input_files(self, scan_id: str) -> list[Path]:
+        return sorted((self.scan_dir(scan_id) / "input").iterdir())
+
+    def remove_stale_staging(self) -> int:
+        """Delete half-built scans left by a crash (their client never got an answer)."""
+        count = 0
+        for path in self.root.glob(".staging-*"):
+            shutil.rmtree(path, ignore_errors=False)
+            count += 1
+        return count
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` so that readers see the old file or the new one, never a partial one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,357 @@
+// The station viewer: queue, scan view (zoom, pan, window, heat map, boxes), decisions.
+// Plain browser JavaScript, no build step. Every request carries the operator's token, which
+// lives in sessionStorage so it is asked once per tab and gone when the tab closes.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  token: sessionStorage.getItem("concealscan-token"),
+  scans: [], current: null, detail: null,
+  images: {},           // view name -> ImageBitmap for the current scan
+  zoom: 1, panX: 0, panY: 0,
+  drawing: false, draft: null, drawnBoxes: [],
+};
+
+// ---- HTTP ----------------------------------------------------------------------------------
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers, {Authorization: `Bearer ${state.token}`});
+  const response = await fetch(path, Object.assign({}, options, {headers}));
+  if (response.status === 401) { logout("Your token was not accepted. Sign in again."); throw new Error("401"); }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = JSON.stringify((await response.json()).detail); } catch (e) { /* keep status text */ }
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  return response;
+}
+
+async function loadBitmap(url) {
+  const blob = await (await api(url)).blob();
+  return createImageBitmap(blob);
+}
+
+// ---- login ---------------------------------------------------------------------------------
+async function login(token) {
+  state.token = token;
+  const health = await (await api("/api/health")).json();
+  sessionStorage.setItem("concealscan-token", token);
+  $("login-panel").hidden = true;
+  $("app").hidden = false;
+  $("operator").textContent = health.operator;
+  $("model-version").textContent = health.model.version || "unknown";
+  await refreshQueue();
+}
+
+function logout(message) {
+  sessionStorage.removeItem("concealscan-token");
+  state.token = null;
+  $("app").hidden = true;
+  $("login-panel").hidden = false;
+  $("login-error").textContent = message || "";
+}
+
+// ---- queue ---------------------------------------------------------------------------------
+function stateLabel(scan) {
+  if (scan.status === "error") return ["ERROR: manual check", "error"];
+  return scan.alarm ? ["ALARM", "alarm"] : ["no alarm", "clear"];
+}
+
+async function refreshQueue() {
+  const filter = $("filter").value;
+  const data = await (await api(`/api/scans?limit=200${filter ? "&" + filter : ""}`)).json();
+  state.scans = data.scans;
+  const list = $("queue");
+  list.replaceChildren();
+  for (const scan of data.scans) {
+    const item = document.createElement("li");
+    const [label, cls] = stateLabel(scan);
+    item.dataset.id = scan.id;
+    item.dataset.state = cls;
+    item.className = cls + (state.current === scan.id ? " selected" : "");
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = label;
+    const name = document.createElement("span");
+    name.textContent = ` ${scan.id} ${scan.kind || ""} `;
+    const review = document.createElement("span");
+    review.className = "review";
+    review.textContent = scan.review;
+    item.append(badge, name, review);
+    item.addEventListener("click", () => openScan(scan.id));
+    list.append(item);
+  }
+}
+
+function moveInQueue(step) {
+  const ids = state.scans.map((s) => s.id);
+  const index = ids.indexOf(state.current);
+  const next = ids[Math.min(ids.length - 1, Math.max(0, index + step))];
+  if (next) openScan(next);
+}
+
+// ---- scan view -----------------------------------------------------------------------------
+async function openScan(id) {
+  state.current = id;
+  state.drawnBoxes = [];
+  setDrawing(false);
+  for (const li of $("queue").children) li.classList.toggle("selected", li.dataset.id === id);
+  const detail = await (await api(`/api/scans/${encodeURIComponent(id)}`)).json();
+  state.detail = detail;
+  state.images = {};
+  for (const view of ["image.png", "gray.png"]) {
+    if (detail.views.includes(view)) state.images[view] = await loadBitmap(`/api/scans/${id}/${view}`);
+  }
+  const heat = $("heat");
+  if (heat.src) URL.revokeObjectURL(heat.src);
+  heat.removeAttribute("src");
+  if (detail.views.includes("heat.png")) {
+    heat.src = URL.createObjectURL(await (await api(`/api/scans/${id}/heat.png`)).blob());
+  }
+  showInfo(detail);
+  resetView();
+  drawBase();
+  drawBoxes();
+  showDecisions(detail.decisions);
+  $("viewport").focus();
+}
+
+function showInfo(detail) {
+  const info = $("scan-info");
+  const [label, cls] = stateLabel(detail);
+  const line = document.createElement("p");
+  line.className = cls;
+  line.id = "scan-state";
+  line.textContent = `${detail.id}: ${label}` +
+    (detail.error ? ` (${detail.error})` : "") +
+    ` | model ${detail.model_version || "none"} | review: ${detail.review}`;
+  info.replaceChildren(line);
+}
+
+function drawBase() {
+  const canvas = $("base");
+  const view = $("gray-toggle").checked ? "gray.png" : "image.png";
+  const bitmap = state.images[view] || state.images["image.png"];
+  if (!bitmap) { canvas.width = 0; canvas.height = 0; sizeStage(0, 0); return; }
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  applyWindow(ctx, bitmap.width, bitmap.height);
+  sizeStage(bitmap.width, bitmap.height);
+}
+
+// Contrast window: values from level - width/2 to level + width/2 stretch to black..white.
+function applyWindow(ctx, width, height) {
+  const level = Number($("win-level").value), span = Number($("win-width").value);
+  if (level === 128 && span === 255) return;
+  const lo = level - span / 2, scale = 255 / span;
+  const lut = new Uint8ClampedArray(256);
+  for (let v = 0; v < 256; v++) lut[v] = (v - lo) * scale;
+  const pixels = ctx.getImageData(0, 0, width, height);
+  const d = pixels.data;
+  for (let i = 0; i < d.length; i += 4) { d[i] = lut[d[i]]; d[i + 1] = lut[d[i + 1]]; d[i + 2] = lut[d[i + 2]]; }
+  ctx.putImageData(pixels, 0, 0);
+}
+
+function sizeStage(width, height) {
+  const svg = $("boxes");
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  $("heat").style.width = `${width}px`;
+  $("heat").style.height = `${height}px`;
+  $("stage").style.width = `${width}px`;
+  $("stage").style.height = `${height}px`;
+}
+
+function showHeat() {
+  const heat = $("heat");
+  heat.hidden = !$("heat-toggle").checked || !heat.getAttribute("src");
+  heat.style.opacity = Number($("heat-opacity").value) / 100;
+}
+
+function svgRect(box, cls, label) {
+  const ns = "http://www.w3.org/2000/svg";
+  const group = document.createElementNS(ns, "g");
+  const [x1, y1, x2, y2] = box;
+  const rect = document.createElementNS(ns, "rect");
+  rect.setAttribute("x", x1); rect.setAttribute("y", y1);
+  rect.setAttribute("width", x2 - x1); rect.setAttribute("height", y2 - y1);
+  rect.setAttribute("class", cls);
+  group.append(rect);
+  if (label) {
+    const text = document.createElementNS(ns, "text");
+    text.setAttribute("x", x1); text.setAttribute("y", Math.max(10, y1 - 3));
+    text.setAttribute("class", cls);
+    text.textContent = label;
+    group.append(text);
+  }
+  return group;
+}
+
+function drawBoxes() {
+  const svg = $("boxes");
+  svg.replaceChildren();
+  const result = state.detail ? state.detail.result : {};
+  for (const det of result.detections || []) {
+    svg.append(svgRect(det.box, det.alarm === false ? "candidate" : "detection",
+                       `${det.label || ""} ${Number(det.score).toFixed(2)}`));
+  }
+  for (const box of state.drawnBoxes) svg.append(svgRect(box, "drawn", "missed"));
+  if (state.draft) svg.append(svgRect(state.draft, "drawn draft", ""));
+}
+
+function showDecisions(decisions) {
+  const list = $("decisions");
+  list.replaceChildren();
+  for (const d of decisions) {
+    const item = document.createElement("li");
+    item.dataset.decision = d.decision;
+    item.textContent = `${d.decided_at} ${d.operator}: ${d.decision}` +
+      (d.boxes_xyxy.length ? ` (${d.boxes_xyxy.length} box)` : "") +
+      (d.note ? `: ${d.note}` : "") + ` [model ${d.model_version || "none"}]`;
+    list.append(item);
+  }
+}
+
+// ---- zoom and pan --------------------------------------------------------------------------
+function applyTransform() {
+  $("stage").style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${state.zoom})`;
+  $("zoom-label").textContent = `${Math.round(state.zoom * 100)}%`;
+}
+
+function resetView() {
+  const vp = $("viewport"), bitmap = state.images["image.png"];
+  state.zoom = bitmap ? Math.min(1, vp.clientWidth / bitmap.width, vp.clientHeight / bitmap.height) : 1;
+  state.panX = 0; state.panY = 0;
+  applyTransform();
+}
+
+function imagePoint(event) {
+  const rect = $("stage").getBoundingClientRect();
+  const w = Number($("boxes").getAttribute("width")) || 1;
+  const s = rect.width / w;
+  const x = (event.clientX - rect.left) / s, y = (event.clientY - rect.top) / s;
+  const h = Number($("boxes").getAttribute("height")) || 1;
+  return [Math.min(w, Math.max(0, x)), Math.min(h, Math.max(0, y))];
+}
+
+function setupViewport() {
+  const vp = $("viewport");
+  let drag = null;
+  vp.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const factor = event.deltaY < 0 ? 1.25 : 0.8;
+    const rect = vp.getBoundingClientRect();
+    const mx = event.clientX - rect.left, my = event.clientY - rect.top;
+    state.panX = mx - (mx - state.panX) * factor;  // keep the point under the cursor still
+    state.panY = my - (my - state.panY) * factor;
+    state.zoom *= factor;
+    applyTransform();
+  }, {passive: false});
+  vp.addEventListener("mousedown", (event) => {
+    if (state.drawing) {
+      const [x, y] = imagePoint(event);
+      drag = {draw: true, x, y};
+    } else {
+      drag = {draw: false, x: event.clientX - state.panX, y: event.clientY - state.panY};
+    }
+  });
+  window.addEventListener("mousemove", (event) => {
+    if (!drag) return;
+    if (drag.draw) {
+      const [x, y] = imagePoint(event);
+      state.draft = [Math.min(x, drag.x), Math.min(y, drag.y), Math.max(x, drag.x), Math.max(y, drag.y)];
+      drawBoxes();
+    } else {
+      state.panX = event.clientX - drag.x; state.panY = event.clientY - drag.y;
+      applyTransform();
+    }
+  });
+  window.addEventListener("mouseup", () => {
+    if (drag && drag.draw && state.draft) {
+      const [x1, y1, x2, y2] = state.draft;
+      if (x2 - x1 >= 2 && y2 - y1 >= 2) state.drawnBoxes.push(state.draft.map(Math.round));
+      state.draft = null;
+      $("save-missed").disabled = state.drawnBoxes.length === 0;
+      drawBoxes();
+    }
+    drag = null;
+  });
+}
+
+// ---- decisions -----------------------------------------------------------------------------
+function setDrawing(on) {
+  state.drawing = on;
+  state.draft = null;
+  if (!on) state.drawnBoxes = [];
+  $("viewport").classList.toggle("drawing", on);
+  $("save-missed").hidden = !on;
+  $("cancel-missed").hidden = !on;
+  $("save-missed").disabled = true;
+  $("missed").hidden = on;
+  drawBoxes();
+}
+
+async function decide(decision, boxes) {
+  if (!state.current) return;
+  const body = {decision, boxes, note: $("note").value};
+  try {
+    await api(`/api/scans/${encodeURIComponent(state.current)}/decision`, {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    $("action-status").textContent = `saved: ${decision}`;
+    $("note").value = "";
+    setDrawing(false);
+    const detail = await (await api(`/api/scans/${encodeURIComponent(state.current)}`)).json();
+    state.detail = detail;
+    showInfo(detail);
+    showDecisions(detail.decisions);
+    await refreshQueue();
+  } catch (error) {
+    $("action-status").textContent = `not saved: ${error.message}`;
+  }
+}
+
+function setupControls() {
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    login($("token").value.trim()).catch((e) => { if (e.message !== "401") logout(e.message); });
+  });
+  $("logout").addEventListener("click", () => logout(""));
+  $("filter").addEventListener("change", refreshQueue);
+  $("refresh").addEventListener("click", refreshQueue);
+  $("gray-toggle").addEventListener("change", drawBase);
+  $("heat-toggle").addEventListener("change", showHeat);
+  $("heat-opacity").addEventListener("input", showHeat);
+  $("win-level").addEventListener("input", drawBase);
+  $("win-width").addEventListener("input", drawBase);
+  $("win-reset").addEventListener("click", () => {
+    $("win-level").value = 128; $("win-width").value = 255; drawBase(); resetView();
+  });
+  $("confirm").addEventListener("click", () => decide("confirm", []));
+  $("clear").addEventListener("click", () => decide("clear", []));
+  $("missed").addEventListener("click", () => setDrawing(true));
+  $("cancel-missed").addEventListener("click", () => setDrawing(false));
+  $("save-missed").addEventListener("click", () => decide("missed", state.drawnBoxes));
+  document.addEventListener("keydown", onKey);
+}
+
+function toggle(id) { const box = $(id); box.checked = !box.checked; box.dispatchEvent(new Event("change")); }
+
+function onKey(event) {
+  if (event.target.tagName === "INPUT" && event.target.type !== "checkbox" &&
+      event.target.type !== "range") return;  // typing a note or the token
+  const keys = {
+    c: () => decide("confirm", []), x: () => decide("clear", []), m: () => setDrawing(true),
+    g: () => toggle("gray-toggle"), h: () => toggle("heat-toggle"), r: refreshQueue,
+    j: () => moveInQueue(1), k: () => moveInQueue(-1), 0: () => $("win-reset").click(),
+    Escape: () => setDrawing(false),
+    Enter: () => { if (state.drawing && state.drawnBoxes.length) decide("missed", state.drawnBoxes); },
+  };
+  const action = keys[event.key];
+  if (action && !$("app").hidden) { event.preventDefault(); action(); }
+}
+
+setupControls();
+setupViewport();
+if (state.token) login(state.token).catch(() => logout(""));

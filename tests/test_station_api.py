@@ -1,0 +1,189 @@
+"""The station's HTTP API with the real detector (a tiny exported model): auth, upload, queue,
+views, decisions, limits."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+from station_helpers import colour_bytes, dual_pair_bytes, png_bytes, tiny_model  # noqa: E402
+
+from detector.station import auth  # noqa: E402
+from detector.station.app import create_app  # noqa: E402
+from detector.station.detectors import make_handle  # noqa: E402
+from detector.station.station import Station  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def station(tmp_path):
+    handle = make_handle([tiny_model("dual")[0], tiny_model("color")[0]])
+    return Station(tmp_path / "data", handle)
+
+
+@pytest.fixture
+def client(station):
+    token = auth.add_operator(station.db, "alice")
+    with TestClient(create_app(station, max_upload_bytes=2_000_000)) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        yield c
+
+
+def upload_dual(client) -> dict:
+    high, low = dual_pair_bytes()
+    r = client.post("/api/scans", files={"high": ("a.png", high), "low": ("b.png", low)})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("method,path", [
+    ("get", "/api/health"), ("get", "/api/scans"), ("post", "/api/scans"),
+    ("get", "/api/scans/20261128T000000-00000000"),
+    ("get", "/api/scans/20261128T000000-00000000/image.png"),
+    ("post", "/api/scans/20261128T000000-00000000/decision"), ("post", "/api/model/reload"),
+])
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token-wrong-token-wrong", "Basic abc",
+                                    "Bearer"])
+def test_every_api_route_needs_a_valid_token(client, method, path, header):
+    client.headers.pop("Authorization")
+    headers = {} if header is None else {"Authorization": header}
+    r = getattr(client, method)(path, headers=headers)
+    assert r.status_code == 401, (path, header, r.status_code)
+
+
+def test_dual_upload_answers_with_a_results_line_and_is_queued(client):
+    line = upload_dual(client)
+    assert line["status"] == "ok" and line["kind"] == "dual" and line["alarm"] is True
+    assert line["model"]["name"] == "tiny-dual" and len(line["model"]["sha256"]) == 64
+    assert line["detections"] and {"box", "score", "alarm", "label"} <= set(line["detections"][0])
+    queue = client.get("/api/scans").json()["scans"]
+    assert [s["id"] for s in queue] == [line["id"]]
+    assert queue[0]["review"] == "unreviewed" and queue[0]["model_version"] == "tiny-dual-1.0.0"
+    detail = client.get(f"/api/scans/{line['id']}").json()
+    assert detail["result"] == line
+    assert set(detail["views"]) == {"image.png", "gray.png", "heat.png", "overlay.png"}
+    for view in detail["views"]:
+        r = client.get(f"/api/scans/{line['id']}/{view}")
+        assert r.status_code == 200 and r.content.startswith(PNG_MAGIC)
+        assert r.headers["content-type"] == "image/png"
+
+
+def test_colour_upload_and_newest_first(client):
+    first = upload_dual(client)
+    r = client.post("/api/scans", files={"file": ("x.bin", colour_bytes())})
+    assert r.status_code == 201 and r.json()["kind"] == "color"
+    ids = [s["id"] for s in client.get("/api/scans").json()["scans"]]
+    assert ids == [r.json()["id"], first["id"]]
+
+
+def test_non_images_are_refused_by_content_and_not_stored(client, station):
+    r = client.post("/api/scans", files={"file": ("scan.png", b"#!/bin/sh\nrm -rf /\n" * 10)})
+    assert r.status_code == 415 and "not a PNG" in r.json()["detail"]
+    assert client.get("/api/scans").json()["scans"] == []
+    assert [p for p in station.store.root.iterdir()] == []
+
+
+def test_unreadable_image_is_stored_as_error_for_manual_check(client):
+    import numpy as np
+
+    blank = png_bytes(np.full((40, 50), 65535, np.uint16))  # all air: nothing to inspect
+    r = client.post("/api/scans", files={"file": ("blank.png", blank)})
+    assert r.status_code == 201
+    line = r.json()
+    assert line["status"] == "error" and line["alarm"] is True and "uniform" in line["error"]
+    errors = client.get("/api/scans", params={"status": "error"}).json()["scans"]
+    assert [s["id"] for s in errors] == [line["id"]] and errors[0]["alarm"] is True
+    assert client.get(f"/api/scans/{line['id']}/image.png").status_code == 404
+
+
+@pytest.mark.parametrize("files", [
+    {"file": ("a.png", "colour"), "high": ("b.png", "high")},
+    {"high": ("b.png", "high")},
+    {"low": ("b.png", "low")},
+])
+def test_wrong_part_combinations_are_refused(client, files):
+    high, low = dual_pair_bytes()
+    data = {"colour": colour_bytes(), "high": high, "low": low}
+    r = client.post("/api/scans", files={k: (n, data[v]) for k, (n, v) in files.items()})
+    assert r.status_code == 422, r.text
+    assert client.get("/api/scans").json()["scans"] == []
+
+
+def test_upload_size_limit(client):
+    r = client.post("/api/scans", files={"file": ("big.png", PNG_MAGIC + b"\0" * 2_100_000)})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("scan_id", ["../station.sqlite", "..%2F..%2Fetc%2Fpasswd",
+                                     "20261128T000000-0000000g", "x" * 300,
+                                     "20261128T000000-00000000"])
+def test_scan_ids_never_become_paths(client, scan_id):
+    upload_dual(client)
+    for suffix in ("", "/image.png", "/overlay.png"):
+        assert client.get(f"/api/scans/{scan_id}{suffix}").status_code == 404
+
+
+def test_decisions_are_appended_with_operator_time_and_model(client, station):
+    sid = upload_dual(client)["id"]
+    url = f"/api/scans/{sid}/decision"
+    r = client.post(url, json={"decision": "confirm", "note": "packet in shoe"})
+    assert r.status_code == 201
+    assert client.post(url, json={"decision": "clear"}).status_code == 201
+    r = client.post(url, json={"decision": "missed", "boxes": [[10, 12, 40, 30.5]]})
+    assert r.status_code == 201 and r.json()["operator"] == "alice"
+    decisions = client.get(f"/api/scans/{sid}").json()["decisions"]
+    assert [d["decision"] for d in decisions] == ["confirm", "clear", "missed"]
+    assert all(d["operator"] == "alice" and d["model_version"] == "tiny-dual-1.0.0"
+               and d["decided_at"] for d in decisions)
+    assert decisions[2]["boxes_xyxy"] == [[10, 12, 40, 30.5]] and decisions[0]["note"]
+    assert client.get("/api/scans", params={"review": "missed"}).json()["scans"][0]["id"] == sid
+    with sqlite3.connect(station.db.path) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE decisions SET decision = 'clear'")
+    with sqlite3.connect(station.db.path) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute("DELETE FROM decisions")
+
+
+@pytest.mark.parametrize("body", [
+    {"decision": "missed"},  # a missed item needs its box
+    {"decision": "clear", "boxes": [[0, 0, 5, 5]]},
+    {"decision": "confirm", "boxes": [[5, 5, 1, 9]]},  # x2 < x1
+    {"decision": "confirm", "boxes": [[0, 0, 5]]},
+    {"decision": "maybe"},
+    {"decision": "confirm", "note": "x" * 2001},
+])
+def test_bad_decisions_are_refused(client, body):
+    sid = upload_dual(client)["id"]
+    assert client.post(f"/api/scans/{sid}/decision", json=body).status_code == 422
+    assert client.get(f"/api/scans/{sid}").json()["decisions"] == []
+
+
+def test_queue_filters(client):
+    a = upload_dual(client)["id"]
+    b = upload_dual(client)["id"]
+    client.post(f"/api/scans/{a}/decision", json={"decision": "clear"})
+
+    def ids(**params):
+        return [s["id"] for s in client.get("/api/scans", params=params).json()["scans"]]
+
+    assert ids(review="unreviewed") == [b] and ids(review="reviewed") == [a]
+    assert ids(review="clear") == [a] and ids(alarm="true") == [b, a] and ids(alarm="false") == []
+    assert client.get("/api/scans", params={"review": "bogus"}).status_code == 422
+
+
+def test_health_openapi_viewer_and_headers(client):
+    health = client.get("/api/health").json()
+    assert health["operator"] == "alice" and "tiny-dual-1.0.0" in health["model"]["version"]
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/api/scans", "/api/scans/{scan_id}", "/api/scans/{scan_id}/decision",
+              "/api/scans/{scan_id}/overlay.png", "/api/scans/{scan_id}/image.png",
+              "/api/health"):
+        assert p in paths
+    page = client.get("/", headers={"Authorization": ""})
+    assert page.status_code == 200 and "concealscan" in page.text
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/app.js").status_code == 200
