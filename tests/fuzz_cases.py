@@ -16,7 +16,7 @@ import tifffile
 from hypothesis import strategies as st
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -83,37 +83,46 @@ def dicom_files(draw) -> bytes:
     dtype = {8: np.uint8, 16: np.uint16, 32: np.uint32}[alloc]
     shape = (frames, h, w, samples)
     pixels = rng.integers(0, 2**min(alloc, 16) - 1, size=shape).astype(dtype)
+    if samples == 1:
+        pixels = pixels[..., 0]
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = draw(st.sampled_from([
         "1.2.840.10008.5.1.4.1.1.501.2.1", "1.2.840.10008.5.1.4.1.1.501.2.2",
         "1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.501.1"]))
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = draw(st.sampled_from([ExplicitVRLittleEndian] * 3 + [
+    meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.10.1.{draw(st.integers(0, 10**9))}"
+    meta.TransferSyntaxUID = draw(st.sampled_from([ExplicitVRLittleEndian] * 6 + [
         "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.5", "9.9.9"]))
     ds = pydicom.Dataset()
     ds.file_meta = meta
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Rows = draw(st.sampled_from([h, 0, 65535]))
-    ds.Columns = draw(st.sampled_from([w, 0, 65535]))
-    ds.SamplesPerPixel = draw(st.sampled_from([samples, 1, 3, 4]))
-    ds.PhotometricInterpretation = draw(st.sampled_from(
-        ["MONOCHROME2", "MONOCHROME1", "RGB", "YBR_FULL", "PALETTE COLOR"]))
+    honest = draw(st.booleans())  # half the files tell the truth, so decoding is reached
+
+    def field(truth, lies):
+        return truth if honest else draw(st.sampled_from([truth, *lies]))
+
+    ds.Rows = field(h, [0, 65535])
+    ds.Columns = field(w, [0, 65535])
+    ds.SamplesPerPixel = field(samples, [1, 3, 4])
+    ds.PhotometricInterpretation = field("RGB" if samples == 3 else "MONOCHROME2",
+                                         ["MONOCHROME1", "YBR_FULL", "PALETTE COLOR"])
     ds.BitsAllocated = alloc
-    ds.BitsStored = draw(st.sampled_from([alloc, 12, 1, 7, 33]))
+    ds.BitsStored = field(alloc, [12, 1, 7, 33])
     ds.HighBit = max(0, min(ds.BitsStored, 32) - 1)
-    ds.PixelRepresentation = draw(st.sampled_from([0, 0, 1]))
+    ds.PixelRepresentation = field(0, [1])
     if ds.SamplesPerPixel > 1:
         ds.PlanarConfiguration = 0
     if frames > 1 or draw(st.booleans()):
-        ds.NumberOfFrames = draw(st.sampled_from([frames, 0, 2, 100000]))
+        ds.NumberOfFrames = field(frames, [0, 2, 100000])
     if draw(st.integers(0, 9)) > 0:
         ds.PixelData = pixels.tobytes()
         if meta.TransferSyntaxUID != ExplicitVRLittleEndian:  # compressed: encapsulate junk
             ds.PixelData = encapsulate([f.tobytes() for f in pixels])
             ds["PixelData"].VR = "OB"
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    private = {"implicit_vr": False, "little_endian": True} if meta.TransferSyntaxUID == "9.9.9" \
+        else {}
+    ds.save_as(buf, enforce_file_format=True, **private)
     return _mutate(draw, buf.getvalue())
 
 
