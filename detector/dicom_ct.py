@@ -1,0 +1,314 @@
+"""DICOM and DICOS CT input (pydicom): a series of slices, or one multi-frame file, as a `Volume`.
+
+Slices are ordered by their position along the slice normal (ImagePositionPatient and
+ImageOrientationPatient), or by InstanceNumber when no position is stored. Stored values are
+turned into HU with each slice's RescaleSlope/RescaleIntercept. Every inconsistency (mixed
+series, different sizes or spacing, gaps, duplicate positions) is a `ScanError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detector.dicom import DICOM_CT, DICOM_ENHANCED_CT, DICOS_CT
+from detector.errors import ScanError
+from detector.imagefiles import sniff_format
+from detector.volume import Volume, check_voxel_mm
+
+CT_SOP_CLASSES = frozenset({DICOS_CT, DICOM_CT, DICOM_ENHANCED_CT})
+#: Slice gaps may differ by this fraction of the median gap (rounding in stored positions).
+SPACING_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """One 2-D plane of the series: where it is and how to turn its values into HU."""
+
+    path: Path
+    frame: int | None  # frame index in a multi-frame file, None for a single-frame file
+    position: float | None  # mm along the slice normal
+    instance: int
+    slope: float
+    intercept: float
+
+
+def read_header(path: Path):
+    """The dataset without pixel data; a `ScanError` if it is not readable DICOM."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError as exc:
+        raise ScanError(path, f"invalid DICOM: {exc}") from exc
+    except Exception as exc:  # pydicom raises many types for damaged files
+        raise ScanError(path, f"unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+
+
+def is_ct(header) -> bool:
+    return str(header.get("SOPClassUID", "")) in CT_SOP_CLASSES
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True if ``path`` is a readable file with the DICOM preamble (any suffix, or none)."""
+    try:
+        with Path(path).open("rb") as fh:
+            return sniff_format(fh.read(132)) == "dicom"
+    except OSError:
+        return False
+
+
+def sort_dicom_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(CT files, DICOM files whose header cannot be read) directly in ``folder``, by name.
+
+    Any suffix or none counts: slices are often named ``IM0001``. Other DICOM files (DX, a
+    report) are in neither list.
+    """
+    ct, damaged = [], []
+    for path in sorted(Path(folder).iterdir()):
+        if not path.is_file() or not is_dicom_file(path):
+            continue
+        try:
+            header = read_header(path)
+        except ScanError:
+            damaged.append(path)
+            continue
+        if "SOPClassUID" not in header:  # cut short before its identity: damaged
+            damaged.append(path)
+        elif is_ct(header):
+            ct.append(path)
+    return ct, damaged
+
+
+def ct_folder_files(folder: Path) -> list[Path]:
+    """The CT slices of ``folder``; a `ScanError` if one of its DICOM files is unreadable, since
+    a volume silently missing a slice could hide a packet."""
+    ct, damaged = sort_dicom_folder(folder)
+    if ct and damaged:
+        read_header(damaged[0])  # raises with the reason if it can
+        raise ScanError(damaged[0], "damaged DICOM file among the CT slices: no SOPClassUID")
+    if not ct:
+        raise ScanError(folder, "folder holds no DICOM/DICOS CT slices")
+    return ct
+
+
+def read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int) -> Volume:
+    """One volume from ``paths``: single-frame CT slices of one series, or one multi-frame file."""
+    if not paths:
+        raise ScanError(None, f"{volume_id}: no DICOM CT files")
+    headers = [(Path(p), read_header(Path(p))) for p in paths]
+    for path, header in headers:
+        if not is_ct(header):
+            raise ScanError(path, f"not a CT slice (SOP class {header.get('SOPClassUID', '?')}); "
+                                  f"expected one of {sorted(CT_SOP_CLASSES)}")
+    _check_one_series(headers)
+    first_path, first = headers[0]
+    multi = [p for p, h in headers if int(h.get("NumberOfFrames", 1) or 1) > 1]
+    if multi and len(headers) > 1:
+        raise ScanError(multi[0], "a multi-frame CT file must be alone in its folder, "
+                                  f"found {len(headers)} CT files")
+    rows, cols, pixel_mm = _plane_geometry(first_path, first)
+    for path, header in headers[1:]:
+        if _plane_geometry(path, header) != (rows, cols, pixel_mm):
+            raise ScanError(path, f"slice size/spacing {_plane_geometry(path, header)} differs "
+                                  f"from {(rows, cols, pixel_mm)} in {first_path.name}")
+    slices = _frames(first_path, first) if multi else [_single(p, h) for p, h in headers]
+    if len(slices) * rows * cols > max_voxels:
+        raise ScanError(first_path, f"volume of {len(slices)}x{rows}x{cols} voxels exceeds the "
+                                    f"limit of {max_voxels}")
+    slices, z_mm = _order(first_path, first, slices)
+    hu = _decode(slices, rows, cols)
+    voxel = check_voxel_mm((z_mm, *pixel_mm))
+    meta = {"sop_class_uid": str(first.SOPClassUID), "modality": str(first.get("Modality", "")),
+            "series_instance_uid": str(first.get("SeriesInstanceUID", "")),
+            "study_instance_uid": str(first.get("StudyInstanceUID", "")),
+            "sop_instance_uids": [str(h.get("SOPInstanceUID", "")) for _, h in headers],
+            "format": "dicom"}
+    sources = tuple(dict.fromkeys(str(s.path) for s in slices))
+    return Volume(id=volume_id, hu=hu, voxel_mm=voxel, sources=sources, meta=meta)
+
+
+def _check_one_series(headers) -> None:
+    series = {}
+    for path, header in headers:
+        series.setdefault(str(header.get("SeriesInstanceUID", "")), path)
+    if len(series) > 1:
+        names = ", ".join(f"{uid or '(none)'} in {p.name}" for uid, p in series.items())
+        raise ScanError(headers[0][0], f"mixed series: {len(series)} SeriesInstanceUIDs "
+                                       f"({names}); put one series per folder")
+
+
+def _functional(header, keyword: str, sequence: str, frame: int | None = None):
+    """``keyword`` from the top level, the per-frame or the shared functional groups."""
+    if keyword in header:
+        return header.get(keyword)
+    groups = []
+    if frame is not None and "PerFrameFunctionalGroupsSequence" in header:
+        groups.append(header.PerFrameFunctionalGroupsSequence[frame])
+    if "SharedFunctionalGroupsSequence" in header:
+        groups.append(header.SharedFunctionalGroupsSequence[0])
+    for group in groups:
+        if sequence in group and len(group[sequence].value) and keyword in group[sequence][0]:
+            return group[sequence][0].get(keyword)
+    return None
+
+
+def _plane_geometry(path: Path, header) -> tuple[int, int, tuple[float, float]]:
+    rows, cols = int(header.get("Rows", 0)), int(header.get("Columns", 0))
+    if rows < 2 or cols < 2:
+        raise ScanError(path, f"slice size {rows}x{cols} (rows x columns) is too small")
+    if int(header.get("SamplesPerPixel", 1)) != 1:
+        raise ScanError(path, f"CT slices must have one sample per pixel, got "
+                              f"{header.get('SamplesPerPixel')}")
+    spacing = _functional(header, "PixelSpacing", "PixelMeasuresSequence", 0)
+    if spacing is None or len(spacing) != 2:
+        raise ScanError(path, "no PixelSpacing: the voxel size is unknown")
+    pixel_mm = (float(spacing[0]), float(spacing[1]))  # (between rows, between columns)
+    try:
+        check_voxel_mm((1.0, *pixel_mm))
+    except ValueError as exc:
+        raise ScanError(path, f"bad PixelSpacing {list(spacing)}: {exc}") from exc
+    return rows, cols, pixel_mm
+
+
+def _normal(path: Path, header, frame: int | None) -> np.ndarray | None:
+    orient = _functional(header, "ImageOrientationPatient", "PlaneOrientationSequence", frame)
+    if orient is None:
+        return None
+    if len(orient) != 6:
+        raise ScanError(path, f"ImageOrientationPatient must have 6 values, got {list(orient)}")
+    row, col = np.asarray(orient[:3], float), np.asarray(orient[3:], float)
+    normal = np.cross(row, col)
+    if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-2):
+        raise ScanError(path, f"ImageOrientationPatient {list(orient)} is not two unit vectors "
+                              "at right angles")
+    return normal
+
+
+def _position(path: Path, header, frame: int | None) -> float | None:
+    ipp = _functional(header, "ImagePositionPatient", "PlanePositionSequence", frame)
+    if ipp is None:
+        return None
+    normal = _normal(path, header, frame)
+    if normal is None:
+        raise ScanError(path, "ImagePositionPatient without ImageOrientationPatient: the slice "
+                              "order is unknown")
+    return float(np.dot(np.asarray(ipp, float), normal))
+
+
+def _rescale(path: Path, header, frame: int | None) -> tuple[float, float]:
+    slope = _functional(header, "RescaleSlope", "PixelValueTransformationSequence", frame)
+    intercept = _functional(header, "RescaleIntercept", "PixelValueTransformationSequence", frame)
+    if slope is None or intercept is None:
+        raise ScanError(path, "no RescaleSlope/RescaleIntercept: stored values cannot be "
+                              "turned into HU")
+    kind = _functional(header, "RescaleType", "PixelValueTransformationSequence", frame)
+    if kind not in (None, "", "HU"):
+        raise ScanError(path, f"RescaleType {kind!r}: expected HU")
+    if not float(slope) > 0:
+        raise ScanError(path, f"RescaleSlope must be > 0, got {slope}")
+    return float(slope), float(intercept)
+
+
+def _single(path: Path, header) -> _Slice:
+    slope, intercept = _rescale(path, header, None)
+    return _Slice(path, None, _position(path, header, None),
+                  int(header.get("InstanceNumber", 0) or 0), slope, intercept)
+
+
+def _frames(path: Path, header) -> list[_Slice]:
+    count = int(header.NumberOfFrames)
+    out = []
+    for i in range(count):
+        slope, intercept = _rescale(path, header, i)
+        out.append(_Slice(path, i, _position(path, header, i), i + 1, slope, intercept))
+    return out
+
+
+def _order(path: Path, header, slices: list[_Slice]) -> tuple[list[_Slice], float]:
+    """Slices sorted along z and the gap between them (mm)."""
+    have = [s.position is not None for s in slices]
+    if all(have):
+        slices = sorted(slices, key=lambda s: s.position)
+        positions = np.array([s.position for s in slices])
+        gaps = np.diff(positions)
+        if len(gaps) and gaps.min() < 1e-3:
+            dup = slices[int(np.argmin(gaps)) + 1]
+            raise ScanError(dup.path, f"two slices at the same position ({dup.position:.3f} mm): "
+                                      "duplicate or mixed acquisitions")
+        return slices, _even_gap(path, gaps)
+    if any(have):
+        missing = next(s for s in slices if s.position is None)
+        raise ScanError(missing.path, "some slices have ImagePositionPatient and some do not")
+    instances = [s.instance for s in slices]
+    if len(set(instances)) != len(instances):
+        raise ScanError(path, "slices have neither positions nor distinct InstanceNumbers: "
+                              "their order is unknown")
+    gap = _functional(header, "SpacingBetweenSlices", "PixelMeasuresSequence", 0)
+    gap = gap if gap is not None else _functional(header, "SliceThickness",
+                                                  "PixelMeasuresSequence", 0)
+    if gap is None:
+        raise ScanError(path, "no slice positions, SpacingBetweenSlices or SliceThickness: "
+                              "the slice spacing is unknown")
+    return sorted(slices, key=lambda s: s.instance), float(gap)
+
+
+def _even_gap(path: Path, gaps: np.ndarray) -> float:
+    if len(gaps) == 0:
+        raise ScanError(path, "a CT volume needs at least 2 slices, got 1")
+    median = float(np.median(gaps))
+    worst = float(np.abs(gaps - median).max())
+    if worst > SPACING_TOLERANCE * median:
+        raise ScanError(path, f"uneven slice spacing ({gaps.min():.3f} to {gaps.max():.3f} mm): "
+                              "missing or extra slices")
+    return median
+
+
+def _decode(slices: list[_Slice], rows: int, cols: int) -> np.ndarray:
+    hu = np.empty((len(slices), rows, cols), np.float32)
+    cache: dict[Path, np.ndarray] = {}
+    for i, s in enumerate(slices):
+        if s.path not in cache:
+            cache.clear()
+            cache[s.path] = _pixels(s.path)
+        pixels = cache[s.path]
+        plane = pixels if s.frame is None else pixels[s.frame]
+        if plane.shape != (rows, cols):
+            raise ScanError(s.path, f"pixel data has shape {plane.shape}, expected {(rows, cols)}")
+        hu[i] = plane.astype(np.float32) * np.float32(s.slope) + np.float32(s.intercept)
+    return hu
+
+
+def _pixels(path: Path) -> np.ndarray:
+    """Stored values of every frame; every decoding problem becomes a `ScanError`."""
+    import pydicom
+    from pydicom.uid import UID
+
+    try:
+        dataset = pydicom.dcmread(path)
+    except Exception as exc:  # truncated or damaged after the header
+        raise ScanError(path, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+    if "PixelData" not in dataset:
+        raise ScanError(path, "DICOM has no pixel data")
+    syntax = UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
+    if not syntax.is_transfer_syntax:
+        raise ScanError(path, f"unknown transfer syntax {str(syntax)!r}")
+    if not syntax.is_compressed:
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        expected = int(dataset.Rows) * int(dataset.Columns) * frames * (
+            int(dataset.get("BitsAllocated", 16)) // 8)
+        if len(dataset.PixelData) < expected:
+            raise ScanError(path, f"truncated: pixel data holds {len(dataset.PixelData)} bytes, "
+                                  f"expected {expected}")
+    try:
+        pixels = dataset.pixel_array
+    except Exception as exc:  # truncated pixel data, missing decoder plugin, corrupt stream
+        raise ScanError(path, f"cannot decode pixel data ({syntax.name}): "
+                              f"{type(exc).__name__}: {exc}") from exc
+    if pixels.dtype.kind not in "iu":
+        raise ScanError(path, f"unsupported CT pixel type {pixels.dtype}: expected integers")
+    return pixels

@@ -1,0 +1,111 @@
+"""Find every input under the given paths, 2-D scans and CT volumes alike.
+
+A CT volume is a ``.npy`` file, a TIFF with three or more pages, a multi-frame DICOM/DICOS CT
+file, or a folder holding DICOM/DICOS CT slices (one series: the folder is the volume). All
+other files go through `detector.readers.discover_scans` unchanged, so ``detect`` and
+``check`` see one ordered list in which nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from detector.dicom_ct import is_ct, read_header, sort_dicom_folder
+from detector.errors import ScanError
+from detector.imagefiles import sniff_format
+from detector.readers import DEFAULT_MAX_PIXELS, SCAN_SUFFIXES, ScanRef, discover_scans, read_scan
+from detector.scan import Scan
+from detector.volume import Volume
+from detector.volume_readers import DEFAULT_MAX_VOXELS, read_volume
+
+VOLUME_SUFFIXES = (".npy",)
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """Where one CT volume lives: a file, or a folder of DICOM CT slices."""
+
+    id: str
+    path_: Path
+
+    @property
+    def path(self) -> str:
+        return str(self.path_)
+
+
+InputRef = ScanRef | VolumeRef
+
+
+def _sniff(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            return sniff_format(fh.read(132))
+    except OSError:
+        return None
+
+
+def _tiff_pages(path: Path) -> int:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.pages)
+    except Exception:  # unreadable: the 2-D reader reports it with its reason
+        return 0
+
+
+def is_volume_file(path: Path) -> bool:
+    """True for ``.npy``, TIFF with >= 3 pages, and DICOM/DICOS CT files."""
+    path = Path(path)
+    if not path.is_file():
+        return path.suffix.lower() in VOLUME_SUFFIXES
+    if path.suffix.lower() in VOLUME_SUFFIXES:
+        return True
+    fmt = _sniff(path)
+    if fmt == "tiff":
+        return _tiff_pages(path) >= 3
+    if fmt != "dicom":
+        return False
+    try:
+        return is_ct(read_header(path))
+    except ScanError:
+        return False  # unreadable: the 2-D reader reports it with its reason
+
+
+def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
+    """Every scan and volume under ``paths`` (folders not recursed), in the order given."""
+    refs: list[InputRef] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            if is_volume_file(path):
+                refs.append(VolumeRef(path.stem, path))
+            else:
+                refs.extend(discover_scans([path]))
+            continue
+        ct, damaged = sort_dicom_folder(path)
+        taken = set(ct + damaged) if ct else set()  # a damaged slice fails the volume
+        if ct:
+            refs.append(VolumeRef(path.name, path))
+        flat: list[Path] = []
+        for child in sorted(path.iterdir()):
+            if not child.is_file() or child in taken:
+                continue
+            if child.suffix.lower() in VOLUME_SUFFIXES or (
+                    child.suffix.lower() in (".tif", ".tiff") and is_volume_file(child)):
+                refs.append(VolumeRef(child.stem, child))
+            elif child.suffix.lower() in SCAN_SUFFIXES:
+                flat.append(child)
+        refs.extend(discover_scans(flat))
+    return refs
+
+
+def read_input(ref: InputRef, max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_voxels: int = DEFAULT_MAX_VOXELS, voxel_mm=None) -> Scan | Volume:
+    """Read one input; a `ScanError` naming the file and the reason if it is unusable."""
+    if isinstance(ref, VolumeRef):
+        return read_volume(ref.path_, voxel_mm=voxel_mm, max_voxels=max_voxels,
+                           volume_id=ref.id)
+    return read_scan(ref, max_pixels=max_pixels)

@@ -1,0 +1,169 @@
+"""Read CT volumes from disk: a folder of DICOM/DICOS CT slices, a multi-page TIFF, or ``.npy``.
+
+TIFF and ``.npy`` carry no voxel size, so it comes from a sidecar ``NAME.json`` next to the
+file (``{"voxel_mm": [z, y, x]}``, optionally ``rescale_slope``/``rescale_intercept`` to turn
+stored values into HU) or from the caller. Nothing is guessed: without a voxel size, or with
+values that do not look like HU, the volume is refused with a `ScanError`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from detector.errors import ScanError
+from detector.volume import Volume, check_voxel_mm, hu_scale_problem
+
+#: Largest volume accepted (voxels), about 1 GB as float32; protects memory on the workstation.
+DEFAULT_MAX_VOXELS = 256_000_000
+#: Stored dtypes accepted in .npy/TIFF. uint16 cannot hold negative HU, so it needs an intercept.
+_DTYPES = ("int16", "uint16", "int32", "float32", "float64")
+_SIDECAR_KEYS = {"voxel_mm", "rescale_slope", "rescale_intercept", "units"}
+
+
+def read_volume(path: str | Path, voxel_mm=None, max_voxels: int = DEFAULT_MAX_VOXELS,
+                volume_id: str | None = None) -> Volume:
+    """The volume at ``path``: ``.npy``, TIFF, a multi-frame DICOM CT file, or a folder of
+    DICOM/DICOS CT slices.
+
+    ``voxel_mm`` ``(z, y, x)`` overrides the sidecar for TIFF/``.npy`` (DICOM stores its own).
+    """
+    from detector.dicom_ct import ct_folder_files, is_dicom_file, read_ct_series
+
+    path = Path(path)
+    vid = volume_id or (path.name if path.is_dir() else path.stem)
+    if path.is_dir():
+        return read_ct_series(ct_folder_files(path), vid, max_voxels)
+    if not path.is_file():
+        raise ScanError(path, "file not found")
+    if is_dicom_file(path):  # one multi-frame CT file (Enhanced CT, DICOS CT)
+        return read_ct_series([path], vid, max_voxels)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        stored = _load_npy(path, max_voxels)
+    elif suffix in (".tif", ".tiff"):
+        stored = _load_tiff(path, max_voxels)
+    else:
+        raise ScanError(path, f"not a volume format: expected .npy, .tif/.tiff or a folder of "
+                              f"DICOM CT slices, got {suffix or 'no suffix'}")
+    fmt = suffix.lstrip(".")
+    return _volume_from_array(path, vid, stored, _sidecar(path), voxel_mm, fmt)
+
+
+def _volume_from_array(path: Path, vid: str, stored: np.ndarray, sidecar: dict, voxel_mm,
+                       fmt: str) -> Volume:
+    voxel = voxel_mm if voxel_mm is not None else sidecar.get("voxel_mm")
+    if voxel is None:
+        raise ScanError(path, f"voxel size unknown: write {path.stem}.json next to it with "
+                              '{"voxel_mm": [z, y, x]} or pass --voxel-mm Z Y X')
+    try:
+        voxel = check_voxel_mm(voxel)
+    except ValueError as exc:
+        raise ScanError(path, str(exc)) from exc
+    slope = float(sidecar.get("rescale_slope", 1.0))
+    intercept = sidecar.get("rescale_intercept")
+    if stored.dtype == np.uint16 and intercept is None:
+        raise ScanError(path, "uint16 values cannot hold negative HU: give rescale_intercept "
+                              f"(e.g. -1024) in {path.stem}.json")
+    hu = stored.astype(np.float32)
+    if slope != 1.0 or intercept:
+        hu = hu * np.float32(slope) + np.float32(intercept or 0.0)
+    problem = hu_scale_problem(hu)
+    if problem:
+        raise ScanError(path, problem)
+    try:
+        return Volume(id=vid, hu=hu, voxel_mm=voxel, sources=(str(path),),
+                      meta={"format": fmt, "stored_dtype": str(stored.dtype)})
+    except ValueError as exc:
+        raise ScanError(path, str(exc)) from exc
+
+
+def _check_array_header(path: Path, shape: tuple[int, ...], dtype: np.dtype,
+                        max_voxels: int) -> None:
+    if len(shape) != 3:
+        raise ScanError(path, f"expected a 3-D array (slices, rows, columns), got shape {shape}")
+    if min(shape) < 2:
+        raise ScanError(path, f"volume has shape {shape}: expected at least 2 voxels per axis")
+    if int(np.prod(shape, dtype=np.int64)) > max_voxels:
+        raise ScanError(path, f"volume of {shape} voxels exceeds the limit of {max_voxels}")
+    if dtype.name not in _DTYPES:
+        raise ScanError(path, f"unsupported dtype {dtype}: expected one of {', '.join(_DTYPES)}")
+
+
+def _load_npy(path: Path, max_voxels: int) -> np.ndarray:
+    try:
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(fh)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ScanError(path, f"not a valid .npy file: {exc}") from exc
+    if dtype.hasobject:
+        raise ScanError(path, "object arrays are refused (they need pickle)")
+    _check_array_header(path, shape, dtype, max_voxels)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # truncated data after a good header
+        raise ScanError(path, f"unreadable .npy: {exc}") from exc
+    return np.ascontiguousarray(array)
+
+
+def _load_tiff(path: Path, max_voxels: int) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = tif.pages
+            if len(pages) < 3:
+                raise ScanError(path, f"a TIFF volume needs one page per slice (at least 3), got "
+                                      f"{len(pages)}; 1-2 pages are read as a 2-D scan")
+            shape = (len(pages), *pages[0].shape)
+            _check_array_header(path, shape, np.dtype(pages[0].dtype), max_voxels)
+            planes = []
+            for i, page in enumerate(pages):
+                if page.shape != shape[1:] or page.dtype != pages[0].dtype:
+                    raise ScanError(path, f"page {i} is {page.shape} {page.dtype}, page 0 is "
+                                          f"{shape[1:]} {pages[0].dtype}: pages must match")
+                planes.append(page.asarray())
+    except ScanError:
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise ScanError(path, f"unreadable TIFF ({type(exc).__name__}: {exc})") from exc
+    return np.stack(planes)
+
+
+def _sidecar(path: Path) -> dict:
+    side = path.with_suffix(".json")
+    if not side.is_file():
+        return {}
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise ScanError(side, f"unreadable sidecar JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ScanError(side, f"sidecar must be a JSON object, got {type(data).__name__}")
+    unknown = set(data) - _SIDECAR_KEYS
+    if unknown:
+        raise ScanError(side, f"unknown sidecar keys {sorted(unknown)}; expected "
+                              f"{sorted(_SIDECAR_KEYS)}")
+    if data.get("units", "HU") != "HU":
+        raise ScanError(side, f"units {data['units']!r}: expected 'HU' (after rescale)")
+    for key in ("rescale_slope", "rescale_intercept"):
+        if key in data and not isinstance(data[key], (int, float)):
+            raise ScanError(side, f"{key} must be a number, got {data[key]!r}")
+    if "rescale_slope" in data and not data["rescale_slope"] > 0:
+        raise ScanError(side, f"rescale_slope must be > 0, got {data['rescale_slope']}")
+    return data
+
+
+def write_sidecar(path: Path, voxel_mm, rescale_slope: float = 1.0,
+                  rescale_intercept: float = 0.0) -> Path:
+    """Write ``NAME.json`` next to a ``.npy``/TIFF volume (what `read_volume` reads back)."""
+    side = Path(path).with_suffix(".json")
+    side.write_text(json.dumps({"voxel_mm": list(check_voxel_mm(voxel_mm)), "units": "HU",
+                                "rescale_slope": rescale_slope,
+                                "rescale_intercept": rescale_intercept}))
+    return side

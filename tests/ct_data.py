@@ -1,0 +1,104 @@
+"""Small CT volumes and DICOM/DICOS CT files written fresh for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+DICOS_CT = "1.2.840.10008.5.1.4.1.1.501.1"
+DICOM_CT = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+
+
+def phantom_hu(shape=(12, 40, 48), seed=0) -> np.ndarray:
+    """Air around a cardboard box holding clothes and one dense packet (HU, float32)."""
+    rng = np.random.default_rng(seed)
+    hu = np.full(shape, -1000.0, np.float32)
+    hu[2:-2, 4:-4, 4:-4] = -850.0  # box interior: clothes and air
+    hu[4:8, 12:22, 14:30] = 300.0  # packet
+    hu += rng.normal(0, 5, shape).astype(np.float32)
+    return hu
+
+
+def _base(sop: str, series_uid: str, study_uid: str, rows: int, cols: int) -> pydicom.Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+    ds.Modality = "CT"
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 0
+    return ds
+
+
+def write_ct_series(folder: Path, hu: np.ndarray, voxel_mm=(2.0, 1.0, 1.5), sop=DICOS_CT,
+                    slope=1.0, intercept=-1024.0, positions=True, order=None,
+                    series_uid=None) -> list[Path]:
+    """One single-frame file per slice, stored as uint16 ``(hu - intercept) / slope``.
+
+    ``order`` permutes the file names so that name order is not slice order.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = series_uid or generate_uid()
+    study_uid = generate_uid()
+    depth = hu.shape[0]
+    order = list(range(depth)) if order is None else list(order)
+    paths = []
+    for name_index, k in enumerate(order):
+        ds = _base(sop, series_uid, study_uid, *hu.shape[1:])
+        ds.InstanceNumber = k + 1
+        ds.PixelSpacing = [voxel_mm[1], voxel_mm[2]]
+        ds.SliceThickness = voxel_mm[0]
+        if positions:
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            ds.ImagePositionPatient = [0.0, 0.0, -50.0 + k * voxel_mm[0]]
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        stored = np.clip(np.rint((hu[k] - intercept) / slope), 0, 65535).astype(np.uint16)
+        ds.PixelData = stored.tobytes()
+        path = folder / f"slice_{name_index:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def write_multiframe_ct(path: Path, hu: np.ndarray, voxel_mm=(2.0, 1.0, 1.5), sop=ENHANCED_CT,
+                        intercept=-1024.0) -> Path:
+    """One Enhanced-CT-style file: shared pixel measures and rescale, per-frame positions."""
+    ds = _base(sop, generate_uid(), generate_uid(), *hu.shape[1:])
+    ds.NumberOfFrames = hu.shape[0]
+    shared = pydicom.Dataset()
+    measures = pydicom.Dataset()
+    measures.PixelSpacing = [voxel_mm[1], voxel_mm[2]]
+    measures.SliceThickness = voxel_mm[0]
+    orient = pydicom.Dataset()
+    orient.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    rescale = pydicom.Dataset()
+    rescale.RescaleSlope, rescale.RescaleIntercept, rescale.RescaleType = 1.0, intercept, "HU"
+    shared.PixelMeasuresSequence = Sequence([measures])
+    shared.PlaneOrientationSequence = Sequence([orient])
+    shared.PixelValueTransformationSequence = Sequence([rescale])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for k in reversed(range(hu.shape[0])):  # stored top-down: the reader must sort
+        item, pos = pydicom.Dataset(), pydicom.Dataset()
+        pos.ImagePositionPatient = [0.0, 0.0, k * voxel_mm[0]]
+        item.PlanePositionSequence = Sequence([pos])
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    stored = np.clip(np.rint(hu[::-1] - intercept), 0, 65535).astype(np.uint16)
+    ds.PixelData = stored.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -1,0 +1,159 @@
+"""DICOM and DICOS CT series: ordering, HU rescale, geometry checks, and every bad file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from ct_data import DICOM_CT, DICOS_CT, phantom_hu, write_ct_series, write_multiframe_ct
+
+from detector import ScanError, read_scan
+from detector.volume_inputs import VolumeRef, discover_inputs, read_input
+from detector.volume_readers import read_volume
+
+HU = np.rint(phantom_hu())
+
+
+@pytest.mark.parametrize("sop", [DICOS_CT, DICOM_CT])
+def test_series_sorted_by_position_with_rescale(tmp_path, sop):
+    order = np.random.default_rng(3).permutation(HU.shape[0])  # names not in slice order
+    write_ct_series(tmp_path / "s", HU, sop=sop, order=order, slope=0.5, intercept=-2000.0)
+    vol = read_volume(tmp_path / "s")
+    assert vol.id == "s" and vol.voxel_mm == (2.0, 1.0, 1.5)
+    np.testing.assert_allclose(vol.hu, HU, atol=0.5)
+    assert vol.meta["sop_class_uid"] == sop and len(vol.sources) == HU.shape[0]
+
+
+def test_instance_number_order_when_positions_are_absent(tmp_path):
+    order = np.random.default_rng(4).permutation(HU.shape[0])
+    write_ct_series(tmp_path / "s", HU, positions=False, order=order)
+    vol = read_volume(tmp_path / "s")
+    np.testing.assert_allclose(vol.hu, HU)
+    assert vol.voxel_mm[0] == 2.0  # from SliceThickness
+
+
+def test_multiframe_enhanced_ct_is_one_volume(tmp_path):
+    path = write_multiframe_ct(tmp_path / "enh.dcm", HU)
+    vol = read_volume(path)
+    np.testing.assert_allclose(vol.hu, HU)
+    assert vol.voxel_mm == (2.0, 1.0, 1.5)
+
+
+def test_folder_of_slices_is_discovered_as_one_volume(tmp_path):
+    write_ct_series(tmp_path / "bag7", HU)
+    refs = discover_inputs([tmp_path / "bag7"])
+    assert refs == [VolumeRef("bag7", tmp_path / "bag7")]
+    assert read_input(refs[0]).size_dhw == HU.shape
+
+
+def test_ct_slice_is_still_refused_as_a_2d_scan(tmp_path):
+    path = write_ct_series(tmp_path / "s", HU)[0]
+    with pytest.raises(ScanError, match="CT slice"):
+        read_scan(path)
+
+
+def _edit(path, **changes):
+    ds = pydicom.dcmread(path)
+    for key, value in changes.items():
+        if value is None:
+            delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+    ds.save_as(path)
+
+
+def mixed_series(folder):
+    write_ct_series(folder, HU)
+    write_ct_series(folder / "other", HU[:3])
+    (folder / "other" / "slice_000.dcm").rename(folder / "intruder.dcm")
+
+
+def wrong_size(folder):
+    paths = write_ct_series(folder, HU)
+    small = write_ct_series(folder / "x", HU[:, :20])
+    ds = pydicom.dcmread(small[0])
+    ds.SeriesInstanceUID = pydicom.dcmread(paths[0]).SeriesInstanceUID
+    ds.save_as(paths[3])
+
+
+def missing_slice(folder):
+    write_ct_series(folder, HU)[5].unlink()
+
+
+def duplicate_slice(folder):
+    paths = write_ct_series(folder, HU)
+    _edit(paths[4], ImagePositionPatient=pydicom.dcmread(paths[3]).ImagePositionPatient)
+
+
+def truncated_slice(folder):
+    path = write_ct_series(folder, HU)[2]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 500])
+
+
+def no_pixel_data(folder):
+    path = write_ct_series(folder, HU)[2]
+    _edit(path, PixelData=None)
+
+
+def unknown_transfer_syntax(folder):
+    path = write_ct_series(folder, HU)[2]
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.3.4.5.6.7"
+    ds.save_as(path)
+
+
+def no_rescale(folder):
+    _edit(write_ct_series(folder, HU)[1], RescaleSlope=None)
+
+
+def no_pixel_spacing(folder):
+    for path in write_ct_series(folder, HU):
+        _edit(path, PixelSpacing=None)
+
+
+def position_without_orientation(folder):
+    for path in write_ct_series(folder, HU):
+        _edit(path, ImageOrientationPatient=None)
+
+
+def single_slice(folder):
+    write_ct_series(folder, HU[:1])
+
+
+@pytest.mark.parametrize("make, words", [
+    (mixed_series, "mixed series"),
+    (wrong_size, "differs"),
+    (missing_slice, "uneven slice spacing"),
+    (duplicate_slice, "same position"),
+    (truncated_slice, "truncated"),
+    (no_pixel_data, "no pixel data"),
+    (unknown_transfer_syntax, "transfer syntax"),
+    (no_rescale, "RescaleSlope"),
+    (no_pixel_spacing, "PixelSpacing"),
+    (position_without_orientation, "ImageOrientationPatient"),
+    (single_slice, "at least 2 slices"),
+])
+def test_bad_series_is_one_scan_error_naming_a_file(tmp_path, make, words):
+    folder = tmp_path / "series"
+    make(folder)
+    with pytest.raises(ScanError) as err:
+        read_volume(folder)
+    assert words in err.value.reason
+    assert err.value.path is not None and err.value.path.startswith(str(folder))
+
+
+def test_series_voxel_limit(tmp_path):
+    write_ct_series(tmp_path / "s", HU)
+    with pytest.raises(ScanError, match="exceeds the limit"):
+        read_volume(tmp_path / "s", max_voxels=1000)
+
+
+def test_slice_with_damaged_header_fails_the_volume_and_is_not_listed_apart(tmp_path):
+    paths = write_ct_series(tmp_path / "s", HU)
+    data = paths[-1].read_bytes()
+    paths[-1].write_bytes(data[:300])  # cut inside the header
+    with pytest.raises(ScanError) as err:
+        read_volume(tmp_path / "s")
+    assert err.value.path == str(paths[-1])
+    assert discover_inputs([tmp_path / "s"]) == [VolumeRef("s", tmp_path / "s")]
