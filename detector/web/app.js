@@ -193,10 +193,10 @@ function drawBoxes() {
   const svg = $("boxes");
   svg.replaceChildren();
   const result = state.detail ? state.detail.result : {};
-  for (const det of result.detections || []) {
+  (result.detections || []).forEach((det, i) => {  // numbered as in overlay.png
     svg.append(svgRect(det.box, det.alarm === false ? "candidate" : "detection",
-                       `${det.label || ""} ${Number(det.score).toFixed(2)}`));
-  }
+                       `${i + 1}: ${Number(det.score).toFixed(2)}`));
+  });
   for (const box of state.drawnBoxes) svg.append(svgRect(box, "drawn", "missed"));
   if (state.draft) svg.append(svgRect(state.draft, "drawn draft", ""));
 }
@@ -218,12 +218,16 @@ function showDecisions(decisions) {
 function applyTransform() {
   $("stage").style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${state.zoom})`;
   $("zoom-label").textContent = `${Math.round(state.zoom * 100)}%`;
+  $("boxes").style.fontSize = `${12 / state.zoom}px`;  // labels keep their size on screen
 }
 
+// Fit the whole scan in the viewport, centred: the operator first sees all of the parcel.
 function resetView() {
   const vp = $("viewport"), bitmap = state.images["image.png"];
-  state.zoom = bitmap ? Math.min(1, vp.clientWidth / bitmap.width, vp.clientHeight / bitmap.height) : 1;
-  state.panX = 0; state.panY = 0;
+  if (!bitmap) { state.zoom = 1; state.panX = 0; state.panY = 0; applyTransform(); return; }
+  state.zoom = Math.min(vp.clientWidth / bitmap.width, vp.clientHeight / bitmap.height);
+  state.panX = (vp.clientWidth - bitmap.width * state.zoom) / 2;
+  state.panY = (vp.clientHeight - bitmap.height * state.zoom) / 2;
   applyTransform();
 }
 

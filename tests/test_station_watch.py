@@ -1,0 +1,202 @@
+"""The watch folder: each scan exactly once, across restarts and a kill at every step."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from station_helpers import colour_bytes, dual_pair_bytes, tiny_model
+
+from detector.station.detectors import make_handle
+from detector.station.station import Station
+from detector.station.watch import WatchConfig, Watcher, WatchLockedError
+
+STEPS = ("claim-file", "before-result", "after-result", "after-report")
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after the step runs, no handler cleans up."""
+
+
+@pytest.fixture(scope="module")
+def handle():
+    return make_handle([tiny_model("dual")[0], tiny_model("color")[0]])
+
+
+def drop(inbox: Path, age_s: float = 10.0) -> set[str]:
+    """A dual pair, a colour scan, a lone _high and a text file, all settled."""
+    high, low = dual_pair_bytes()
+    files = {"bag1_high.png": high, "bag1_low.png": low, "bag2.png": colour_bytes(),
+             "lonely_high.png": high, "notes.txt": b"operator shift notes"}
+    then = time.time() - age_s
+    for name, data in files.items():
+        (inbox / name).write_bytes(data)
+        os.utime(inbox / name, (then, then))
+    return {"bag1", "bag2", "lonely", "notes"}
+
+
+def watcher(tmp_path, handle, step=None, record=None) -> Watcher:
+    cfg = WatchConfig(inbox=tmp_path / "inbox", out=tmp_path / "out", settle_s=1.0,
+                      pair_timeout_s=5.0)
+    return Watcher(cfg, handle.analyze, record=record, step=step or (lambda name: None))
+
+
+def lines(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+
+
+def check_exactly_once(tmp_path, expected: set[str]) -> None:
+    got = [ln["id"] for ln in lines(tmp_path / "out")]
+    assert sorted(got) == sorted(expected), got
+    inbox = tmp_path / "inbox"
+    processed = {p.name for p in (inbox / "processed").iterdir()}
+    failed = {p.name for p in (inbox / "failed").iterdir()}
+    assert processed == {"bag1", "bag2"} and failed == {"lonely", "notes"}
+    assert list((inbox / "work").iterdir()) == []
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == [".watch.lock"]
+    assert sorted(p.name for p in (inbox / "processed" / "bag1").iterdir()) == \
+        ["bag1_high.png", "bag1_low.png", "claim.json"]
+    assert {p.stem for p in (tmp_path / "out" / "results").iterdir()} == expected
+
+
+def test_each_scan_processed_once(tmp_path, handle):
+    (tmp_path / "inbox").mkdir()
+    expected = drop(tmp_path / "inbox")
+    w = watcher(tmp_path, handle)
+    assert w.poll_once() == 4
+    assert w.poll_once() == 0
+    w.close()
+    check_exactly_once(tmp_path, expected)
+    by_id = {ln["id"]: ln for ln in lines(tmp_path / "out")}
+    assert by_id["bag1"]["kind"] == "dual" and by_id["bag1"]["status"] == "ok"
+    assert "partner" in by_id["lonely"]["error"] and by_id["lonely"]["alarm"] is True
+    assert by_id["notes"]["status"] == "error"
+    assert (tmp_path / "out" / "overlays" / "bag1.png").is_file()
+
+
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("nth", [1, 2])
+def test_a_kill_at_any_step_loses_nothing_and_repeats_nothing(tmp_path, handle, step, nth):
+    (tmp_path / "inbox").mkdir()
+    expected = drop(tmp_path / "inbox")
+    seen = []
+
+    def kill_at(name):
+        seen.append(name)
+        if name == step and seen.count(step) == nth:
+            raise Killed(step)
+
+    w = watcher(tmp_path, handle, step=kill_at)
+    with pytest.raises(Killed):
+        w.poll_once()
+    w.close()  # the kernel drops the lock of a killed process
+    w = watcher(tmp_path, handle)
+    w.recover()
+    w.poll_once()
+    w.close()
+    check_exactly_once(tmp_path, expected)
+
+
+def test_station_records_each_scan_once_across_a_kill(tmp_path, handle):
+    (tmp_path / "inbox").mkdir()
+    drop(tmp_path / "inbox")
+    station = Station(tmp_path / "data", handle)
+
+    def kill_after_first_record(name, count=[]):  # noqa: B006 (counts calls)
+        if name == "after-report":
+            count.append(1)
+            if len(count) == 1:
+                raise Killed(name)
+
+    w = watcher(tmp_path, handle, step=kill_after_first_record,
+                record=station.receive_analysed)
+    with pytest.raises(Killed):
+        w.poll_once()
+    w.close()
+    w = watcher(tmp_path, handle, record=station.receive_analysed)
+    w.recover()
+    w.poll_once()
+    w.close()
+    rows = station.db.list_scans()
+    assert sorted(r.source for r in rows) == ["watch:bag1", "watch:bag2", "watch:lonely",
+                                              "watch:notes"]
+    by_source = {r.source: r for r in rows}
+    assert by_source["watch:bag1"].status == "ok" and by_source["watch:notes"].status == "error"
+    assert station.store.view_path(by_source["watch:bag1"].id, "heat.png").is_file()
+
+
+def test_waits_for_writes_to_settle_and_for_the_other_half(tmp_path, handle):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    high, low = dual_pair_bytes()
+    (inbox / "bag_high.png").write_bytes(high)
+    (inbox / "bag_low.png.part").write_bytes(low[:100])  # still being copied
+    w = watcher(tmp_path, handle)
+    now = time.time()
+    assert w.poll_once(now) == 0  # too fresh
+    assert w.poll_once(now + 2) == 0  # settled, but its low half is not there yet
+    os.replace(inbox / "bag_low.png.part", inbox / "bag_low.png")
+    (inbox / "bag_low.png").write_bytes(low)
+    assert w.poll_once(time.time() + 2) == 1
+    w.close()
+    assert [ln["kind"] for ln in lines(tmp_path / "out")] == ["dual"]
+
+
+def test_second_watcher_on_one_inbox_is_refused(tmp_path, handle):
+    (tmp_path / "inbox").mkdir()
+    w = watcher(tmp_path, handle)
+    with pytest.raises(WatchLockedError):
+        watcher(tmp_path, handle)
+    w.close()
+
+
+def test_a_scan_that_keeps_killing_the_watcher_goes_to_failed(tmp_path, handle):
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "bag2.png").write_bytes(colour_bytes())
+    os.utime(tmp_path / "inbox" / "bag2.png", (1, 1))
+
+    def crash(name):
+        if name == "before-result":
+            raise Killed(name)
+
+    for attempt in range(3):
+        w = watcher(tmp_path, handle, step=crash)
+        with pytest.raises(Killed):
+            w.recover() if attempt else w.poll_once()
+        w.close()
+    w = watcher(tmp_path, handle)
+    w.recover()
+    w.close()
+    (line,) = lines(tmp_path / "out")
+    assert line["status"] == "error" and "interrupted 3 times" in line["error"]
+    assert (tmp_path / "inbox" / "failed" / "bag2" / "bag2.png").is_file()
+
+
+@pytest.mark.slow
+def test_real_sigkill_and_restart_of_the_command(tmp_path):
+    """The command itself, killed with SIGKILL while scans arrive, then restarted."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    model = str(tiny_model("color")[0])
+    cmd = [sys.executable, "-m", "detector.cli", "watch", str(inbox), "--out", str(out),
+           "--model", model, "--settle", "0.2", "--threads", "1"]
+    for i in range(12):
+        (inbox / f"c{i:02d}.png").write_bytes(colour_bytes())
+    proc = subprocess.Popen(cmd)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill it once it is part-way through
+        jsonl = out / "results.jsonl"
+        if jsonl.exists() and jsonl.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=10)
+    subprocess.run([*cmd, "--once"], check=True, timeout=120)
+    got = sorted(ln["id"] for ln in lines(out))
+    assert got == [f"c{i:02d}" for i in range(12)]
+    assert len(list((inbox / "processed").iterdir())) == 12

@@ -1,0 +1,139 @@
+"""The web viewer end to end: Debian's chromium driven by Playwright against a live service.
+
+An operator signs in, opens an alarmed scan, zooms, toggles the heat map and gray view,
+confirms, clears, draws a missed box; the decisions must then be in the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api")
+from station_helpers import LiveServer, dual_pair_bytes, png_bytes, tiny_model  # noqa: E402
+
+from detector.station import auth  # noqa: E402
+from detector.station.app import create_app  # noqa: E402
+from detector.station.detectors import make_handle  # noqa: E402
+from detector.station.station import Station  # noqa: E402
+from detector.station.store import Upload  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 15_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin "
+                                                     "(.ci/run installs it)"),
+]
+
+
+@pytest.fixture
+def station(tmp_path):
+    station = Station(tmp_path / "data", make_handle([tiny_model("dual")[0]]))
+    high, low = dual_pair_bytes(shape=(120, 160))
+    station.receive([Upload("high", high), Upload("low", low)])
+    blank = png_bytes(np.full((40, 50), 65535, np.uint16))
+    station.receive([Upload("file", blank)])  # unreadable: shown for manual check
+    alarmed = station.receive([Upload("high", high), Upload("low", low)])
+    assert alarmed.alarm and alarmed.status == "ok"
+    return station
+
+
+@pytest.fixture
+def page():
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                     headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_operator_reviews_scans_in_the_viewer(station, page):
+    token = auth.add_operator(station.db, "bob")
+    with LiveServer(create_app(station)) as server:
+        page.goto(server.url + "/")
+        page.fill("#token", "not-the-token-not-the-token")
+        page.click("#login")
+        sync_api.expect(page.locator("#login-error")).to_contain_text("not accepted")
+
+        page.fill("#token", token)
+        page.click("#login")
+        sync_api.expect(page.locator("#operator")).to_have_text("bob")
+        sync_api.expect(page.locator("#model-version")).to_contain_text("tiny-dual-1.0.0")
+        sync_api.expect(page.locator("#queue li")).to_have_count(3)
+        sync_api.expect(page.locator("#queue li[data-state=error]")).to_have_count(1)
+
+        alarm = page.locator("#queue li[data-state=alarm]").first
+        scan_id = alarm.get_attribute("data-id")
+        alarm.click()
+        sync_api.expect(page.locator("#scan-state")).to_contain_text("ALARM")
+        sync_api.expect(page.locator("#boxes rect.detection").first).to_be_attached()
+        assert page.evaluate("document.getElementById('base').width") == 160
+
+        heat = page.locator("#heat")
+        sync_api.expect(heat).to_be_hidden()
+        page.click("#heat-toggle")
+        sync_api.expect(heat).to_be_visible()
+        page.locator("#heat-opacity").fill("30")
+        assert page.evaluate("getComputedStyle(document.getElementById('heat')).opacity") == "0.3"
+        page.locator("#viewport").focus()
+        page.keyboard.press("h")
+        sync_api.expect(heat).to_be_hidden()
+        page.keyboard.press("g")
+        assert page.is_checked("#gray-toggle")
+        before = page.inner_text("#zoom-label")
+        page.mouse.move(*_centre(page))
+        page.mouse.wheel(0, -300)
+        sync_api.expect(page.locator("#zoom-label")).not_to_have_text(before)
+
+        page.click("#confirm")
+        sync_api.expect(page.locator("#decisions li[data-decision=confirm]")).to_have_count(1)
+        page.locator("#viewport").focus()
+        page.keyboard.press("x")
+        sync_api.expect(page.locator("#decisions li[data-decision=clear]")).to_have_count(1)
+
+        page.click("#missed")
+        left, top, right, bottom = _visible_scan(page)
+        x0, y0 = left + (right - left) * 0.2, top + (bottom - top) * 0.2
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + (right - left) * 0.3, y0 + (bottom - top) * 0.3, steps=5)
+        page.mouse.up()
+        sync_api.expect(page.locator("#boxes rect.drawn")).to_have_count(1)
+        page.fill("#note", "second packet under the lining")
+        page.click("#save-missed")
+        sync_api.expect(page.locator("#decisions li[data-decision=missed]")).to_have_count(1)
+
+    decisions = station.db.decisions(scan_id)
+    assert [d.decision for d in decisions] == ["confirm", "clear", "missed"]
+    assert {d.operator for d in decisions} == {"bob"}
+    assert all(d.model_version == "tiny-dual-1.0.0" for d in decisions)
+    (missed_box,) = decisions[2].boxes_xyxy
+    x1, y1, x2, y2 = missed_box
+    assert 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120 and x2 - x1 > 10
+    assert decisions[2].note == "second packet under the lining"
+
+
+def _visible_scan(page) -> tuple[float, float, float, float]:
+    """Screen rectangle where the scan shows (the stage clipped by the viewport)."""
+    s, v = page.locator("#stage").bounding_box(), page.locator("#viewport").bounding_box()
+    left, top = max(s["x"], v["x"]), max(s["y"], v["y"])
+    right = min(s["x"] + s["width"], v["x"] + v["width"])
+    bottom = min(s["y"] + s["height"], v["y"] + v["height"])
+    assert right - left > 20 and bottom - top > 20, (s, v)
+    return left, top, right, bottom
+
+
+def _centre(page) -> tuple[float, float]:
+    box = page.locator("#viewport").bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
