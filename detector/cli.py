@@ -21,7 +21,14 @@ EXIT_OK, EXIT_SCAN_FAILED, EXIT_USAGE = 0, 2, 64
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("detector.commands.check",
               "read scans and report kind, size and any problem (no model needed)"),
+    "detect": ("detector.commands.detect",
+               "detect concealed items: results.jsonl, overlays and a summary"),
+    "info": ("detector.commands.info", "show what an exported model says about itself"),
     "train": ("training.commands.train", "train a detector from a recipe (configs/train/*.yaml)"),
+    "evaluate": ("training.commands.evaluate",
+                 "AP50, Pd/Pfa, ROC/FROC of a model on a COCO set; pick the alarm threshold"),
+    "dataset": ("training.commands.dataset", "import YOLO-txt or Pascal VOC labels as COCO"),
+    "export": ("training.commands.export", "export a checkpoint to ONNX (optionally INT8)"),
 }
 
 

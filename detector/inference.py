@@ -80,3 +80,90 @@ def infer(predict: Predict, scan: Scan, spec: InputSpec, params: DecodeParams,
     order = np.argsort(-scores, kind="stable")
     return RawDetections(boxes[order].astype(np.float32), scores[order].astype(np.float32),
                          labels[order].astype(np.int64), heat_full, s / spec.scale)
+
+
+def _expect(cond: bool, what: str, expected: str, got) -> None:
+    if not cond:
+        raise ValueError(f"Detection.{what}: expected {expected}, got {got}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The validated result for one scan: boxes in the scan's own pixels, sorted by score."""
+
+    scan_id: str
+    kind: str
+    size_hw: tuple[int, int]  # (height, width) of the scan
+    boxes_xyxy: np.ndarray  # (N, 4) float32
+    scores: np.ndarray  # (N,) float32, descending
+    labels: np.ndarray  # (N,) int64 into class_names
+    class_names: tuple[str, ...]
+    alarm_threshold: float
+    heat: np.ndarray  # (h, w) float32 in 0..1, max over classes
+    heat_stride: float  # scan pixels per heat-map cell
+    model: dict  # name, version, sha256
+    time_ms: float
+
+    def __post_init__(self) -> None:
+        b, s, lab = self.boxes_xyxy, self.scores, self.labels
+        n = len(s) if isinstance(s, np.ndarray) else -1
+        _expect(isinstance(b, np.ndarray) and b.dtype == np.float32 and b.shape == (n, 4),
+                "boxes_xyxy", f"float32 ({n}, 4)", getattr(b, "shape", type(b)))
+        _expect(s.dtype == np.float32 and s.ndim == 1, "scores", "float32 (N,)", s.dtype)
+        _expect(isinstance(lab, np.ndarray) and lab.dtype == np.int64 and lab.shape == (n,),
+                "labels", f"int64 ({n},)", getattr(lab, "shape", type(lab)))
+        _expect(bool(np.isfinite(b).all() and np.isfinite(s).all()), "boxes/scores",
+                "finite values", "NaN or inf")
+        _expect(bool(((s >= 0) & (s <= 1)).all()), "scores", "values in 0..1", s)
+        _expect(bool((np.diff(s) <= 0).all()), "scores", "descending order", s)
+        h, w = self.size_hw
+        inside = ((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= w) & (b[:, 3] <= h)
+                  & (b[:, 2] >= b[:, 0]) & (b[:, 3] >= b[:, 1]))
+        _expect(bool(inside.all()), "boxes_xyxy", f"x1<=x2<={w}, y1<=y2<={h}", b[~inside])
+        _expect(bool(((lab >= 0) & (lab < len(self.class_names))).all()), "labels",
+                f"0..{len(self.class_names) - 1}", lab)
+        hm = self.heat
+        _expect(isinstance(hm, np.ndarray) and hm.ndim == 2 and hm.dtype == np.float32,
+                "heat", "float32 (h, w)", getattr(hm, "shape", type(hm)))
+        _expect(bool(np.isfinite(hm).all() and hm.min(initial=0) >= 0
+                     and hm.max(initial=0) <= 1), "heat", "finite values in 0..1", "other")
+        _expect(0 < self.alarm_threshold <= 1, "alarm_threshold", "(0, 1]",
+                self.alarm_threshold)
+
+    @property
+    def alarms(self) -> np.ndarray:
+        """Per detection: score at or above the model's alarm threshold."""
+        return self.scores >= self.alarm_threshold
+
+    @property
+    def alarm(self) -> bool:
+        return bool(self.alarms.any())
+
+
+class Detector:
+    """One exported model on the workstation: ``detect(scan) -> Detection``."""
+
+    def __init__(self, model_path, threads: int = 1, min_score: float = 0.05,
+                 tile: int = DEFAULT_TILE) -> None:
+        from detector.model import OnnxModel
+
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score: expected 0..1, got {min_score}")
+        self.model = OnnxModel(model_path, threads=threads)
+        self.info = self.model.info
+        self.params = DecodeParams(stride=self.info.stride, score_thresh=min_score)
+        self.tile = tile
+
+    @property
+    def identity(self) -> dict:
+        return {"name": self.info.name, "version": self.info.version,
+                "sha256": self.model.sha256}
+
+    def detect(self, scan: Scan) -> Detection:
+        import time
+
+        t0 = time.perf_counter()
+        raw = infer(self.model.predict, scan, self.info.input_spec, self.params, self.tile)
+        return Detection(scan.id, scan.kind, scan.size_hw, raw.boxes_xyxy, raw.scores,
+                         raw.labels, self.info.classes, self.info.alarm_threshold, raw.heat,
+                         raw.heat_stride, self.identity, (time.perf_counter() - t0) * 1e3)

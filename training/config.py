@@ -38,6 +38,7 @@ class OptimConfig:
     eval_every: int = 1
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    keep_epochs: bool = False  # also keep epoch_NNN.pt (for resume checks and post-mortems)
 
 
 @dataclass

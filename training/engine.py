@@ -88,7 +88,7 @@ def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float
     params = DecodeParams(stride=stride, score_thresh=score_thresh)
     records = []
     for i in tqdm(range(len(dataset)), desc="evaluating", unit="scan", file=sys.stderr,
-                  disable=not progress, leave=False):
+                  disable=not (progress and sys.stderr.isatty()), leave=False):
         item = dataset[i]
         raw = infer(predict, item.scan, spec, params)
         records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,

@@ -140,6 +140,10 @@ def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
                            "scheduler": scheduler.state_dict()}
             checkpoint.save(out / "last.pt", model=model, spec=spec, classes=cfg.classes,
                             name=cfg.name, provenance=prov, state=train_state, metrics=row)
+            if cfg.optim.keep_epochs:
+                import shutil
+
+                shutil.copyfile(out / "last.pt", out / f"epoch_{epoch + 1:03d}.pt")
             logger.log(row)
             if stop:
                 print(f"early stop: AP50 did not improve for {cfg.optim.patience} evaluations",

@@ -1,0 +1,38 @@
+"""``concealscan info``: everything an exported model says about itself, after verifying it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", metavar="MODEL",
+                        help="an exported .onnx model (default: list the bundled models)")
+    parser.add_argument("--json", action="store_true", help="print the metadata as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from detector.model import OnnxModel, manifest_path
+    from detector.results import bundled_models
+
+    paths = [args.model] if args.model else list(bundled_models().values())
+    for path in paths:
+        model = OnnxModel(path)
+        meta = model.info.to_dict()
+        meta.update(file=str(path), sha256=model.sha256, manifest=str(manifest_path(path)))
+        if args.json:
+            print(json.dumps(meta, indent=2))
+            continue
+        spec = meta["input"]
+        print(f"{path}\n  name/version   {meta['name']} {meta['version']} ({meta['precision']})")
+        print(f"  classes        {', '.join(meta['classes'])}")
+        print(f"  input          kind={spec['kind']} channels={spec['channels']} "
+              f"att_scale={spec['att_scale']} scale={spec['scale']}")
+        print(f"  stride         {meta['stride']}")
+        print(f"  alarm thresh   {meta['alarm_threshold']:.4f} "
+              f"({meta['provenance'].get('threshold_source', '?')})")
+        print(f"  sha256         {meta['sha256']} (verified against {meta['manifest']})")
+        for key, value in meta["provenance"].items():
+            print(f"  {key:<14} {json.dumps(value) if isinstance(value, dict) else value}")
+    return 0

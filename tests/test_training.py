@@ -1,0 +1,170 @@
+"""Training end to end on tiny data sets: budget, loss, CLI, resume, evaluation, importers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from toy_data import write_toy_set
+
+from training.loss import LossConfig, assign, cell_centres
+from training.model import ConcealNet, ModelConfig, count_gflops
+
+CLI = [sys.executable, "-m", "detector.cli"]
+
+
+def cli(*args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_default_network_is_within_budget(tmp_path):
+    model = ConcealNet(ModelConfig(in_channels=3))
+    assert count_gflops(model, (512, 512)) < 2.0  # YOLOv8n: 5.2
+    params_mb = sum(p.numel() for p in model.parameters()) * 4 / 1e6
+    assert params_mb < 10.0
+    heat, box = model(torch.zeros(1, 3, 100, 132))  # any size, not a multiple of 32
+    assert heat.shape == (1, 1, 25, 33) and box.shape == (1, 4, 25, 33)
+
+
+@pytest.mark.parametrize("boxes, positives", [
+    (np.zeros((0, 4)), 0),
+    ([[0, 0, 64, 64]], 36),            # 1.5 cells each side of the centre: 6 x 6 cells
+    ([[10, 10, 13, 13]], 0),           # smaller than one cell and between centres
+    ([[0, 0, 64, 64], [16, 16, 32, 32]], 36 + 0),  # nested: the small box's cells overlap
+])
+def test_assignment_table(boxes, positives):
+    centres = cell_centres((16, 16), 4, torch.device("cpu"))
+    owner = assign(centres, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), 4,
+                   LossConfig())
+    assert int((owner >= 0).sum()) >= positives
+    if len(boxes) == 2:
+        inner = (centres[:, 0] > 20) & (centres[:, 0] < 28) & (centres[:, 1] > 20) & \
+                (centres[:, 1] < 28)
+        assert (owner[inner] == 1).all()  # the smaller box wins shared cells
+
+
+def test_non_finite_loss_stops_with_a_clear_message():
+    from training.engine import NonFiniteLossError, train_one_epoch
+
+    model = ConcealNet(ModelConfig(in_channels=1, widths=(4, 4, 4, 4, 4), neck_width=4))
+    images = torch.full((2, 1, 32, 32), float("nan"))
+    targets = [{"boxes": torch.tensor([[4.0, 4.0, 20.0, 20.0]]),
+                "labels": torch.tensor([0])}] * 2
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at epoch 0"):
+        train_one_epoch(model, [(images, targets)], opt, sched, torch.device("cpu"), 0,
+                        LossConfig(), progress=False)
+
+
+def write_config(path: Path, train: Path, val: Path | None, kind="dual", epochs=2, extra="",
+                 classes="[concealed_organic]"):
+    val_line = f"  val: {{path: {val}}}\n" if val else ""
+    path.write_text(
+        f"name: t_{kind}\nkind: {kind}\nclasses: {classes}\nout_dir: {path.parent / 'runs'}\n"
+        f"data:\n  train: [{{path: {train}}}]\n{val_line}"
+        "augment: {crop_size: 96}\n"
+        "model: {widths: [8, 12, 16, 24, 32], blocks: [1, 1, 1, 1, 1], neck_width: 12}\n"
+        f"optim: {{epochs: {epochs}, batch_size: 8, lr: 0.003, workers: 0, warmup_steps: 2, "
+        f"threads: 1, keep_epochs: true{extra}}}\n")
+    return path
+
+
+def losses(run_dir: Path) -> list[float]:
+    with (run_dir / "metrics.csv").open() as f:
+        return [float(r["total"]) for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    return write_toy_set(root / "train", 32, 1), write_toy_set(root / "val", 12, 2)
+
+
+@pytest.mark.slow
+def test_train_cli_resume_and_evaluate(tmp_path, toy):
+    train, val = toy
+    cfg = write_config(tmp_path / "dual.yaml", train, val, epochs=3)
+    proc = cli("train", "--config", cfg)
+    run = tmp_path / "runs" / "t_dual"
+    assert "best checkpoint" in proc.stdout
+    assert (run / "tb").is_dir() and (run / "best.pt").is_file()
+    first = losses(run)
+    assert len(first) == 3 and first[-1] < first[0]
+
+    # Resume from the end of epoch 1 in another folder: the result must be identical.
+    cli("train", "--config", cfg, "--resume", run / "epoch_001.pt",
+        "--out-dir", tmp_path / "resumed")
+    a = torch.load(run / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed" / "t_dual" / "last.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    assert ckpt["input_spec"]["kind"] == "dual" and ckpt["classes"] == ["concealed_organic"]
+    assert ckpt["provenance"]["commit"] and ckpt["provenance"]["data"] == [str(train)]
+
+    out = cli("evaluate", "--model", run / "best.pt", "--data", val, "--report",
+              tmp_path / "rep", "--target-pfa", "0.1").stdout
+    assert "AP50=" in out and "Pd=" in out and "Pfa=" in out
+    assert (tmp_path / "rep" / "roc.png").is_file() and (tmp_path / "rep" / "froc.png").is_file()
+    report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert set(report["by_host"]) == {"box", "shoe"}
+    stored = torch.load(run / "best.pt", weights_only=True)["alarm_threshold"]
+    assert stored == pytest.approx(report["threshold"])
+
+
+def test_bad_config_is_a_usage_error(tmp_path, toy):
+    cfg = write_config(tmp_path / "c.yaml", toy[0], None, extra=", learning_rate: 1")
+    proc = cli("train", "--config", cfg, check=False)
+    assert proc.returncode == 64 and "unknown key" in proc.stderr
+
+
+@pytest.mark.slow
+def test_training_on_real_labelled_scans_loss_falls(tmp_path, real_scans):
+    cfg = write_config(tmp_path / "real.yaml", real_scans / "annotations.json", None,
+                       kind="color", epochs=4, classes="[gun, knife]")
+    cli("train", "--config", cfg)
+    got = losses(tmp_path / "runs" / "t_color")
+    assert got[-1] < got[0], got
+
+
+def _yolo_and_voc(tmp_path: Path):
+    import cv2
+
+    images = tmp_path / "data" / "images"
+    images.mkdir(parents=True)
+    cv2.imwrite(str(images / "a.png"), np.full((40, 50), 200, np.uint8))
+    cv2.imwrite(str(images / "b.png"), np.full((40, 50), 100, np.uint8))
+    labels = tmp_path / "data" / "labels"
+    labels.mkdir()
+    (labels / "a.txt").write_text("1 0.5 0.5 0.2 0.5\n")
+    voc = tmp_path / "data" / "voc"
+    voc.mkdir()
+    (voc / "a.xml").write_text(
+        "<annotation><filename>a.png</filename><object><name>knife</name><bndbox><xmin>21"
+        "</xmin><ymin>11</ymin><xmax>30</xmax><ymax>30</ymax></bndbox></object></annotation>")
+    return images, labels, voc
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc"])
+def test_dataset_import(tmp_path, fmt):
+    images, labels, voc = _yolo_and_voc(tmp_path)
+    out = tmp_path / "data" / "annotations.json"
+    cli("dataset", "import", "--format", fmt, "--images", images, "--labels",
+        labels if fmt == "yolo" else voc, "--classes", "gun,knife", "--out", out)
+    coco = json.loads(out.read_text())
+    assert coco["categories"][1]["name"] == "knife"
+    (ann,) = coco["annotations"]
+    assert ann["category_id"] == 2
+    np.testing.assert_allclose(ann["bbox"], [20, 10, 10, 20])
+    assert coco["images"][0]["file_name"] == "images/a.png"

@@ -1,0 +1,95 @@
+"""``concealscan evaluate``: AP, per-scan Pd/Pfa, ROC/FROC, breakdowns; picks operating points.
+
+MODEL may be a training checkpoint (.pt) or an exported .onnx; both run through the same
+`detector.inference.infer` path the workstation uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+REQUIRES = ("torch", "pycocotools", "matplotlib")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="checkpoint (.pt) or exported .onnx")
+    parser.add_argument("--data", required=True, metavar="ANNOTATIONS.json")
+    parser.add_argument("--report", metavar="DIR", help="write metrics.json, roc.png, froc.png")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--target-pfa", type=float,
+                       help="pick the alarm threshold reaching this Pfa and store it in MODEL")
+    group.add_argument("--target-pd", type=float,
+                       help="pick the alarm threshold reaching this Pd and store it in MODEL")
+    parser.add_argument("--category-map", default="", metavar="A=B,...",
+                        help="rename data-set classes to model classes")
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def _load(path: str, threads: int):
+    """(predict, spec, stride, classes, threshold, kind of file)."""
+    if path.endswith(".onnx"):
+        from detector.model import OnnxModel
+
+        m = OnnxModel(path, threads=threads)
+        i = m.info
+        return m.predict, i.input_spec, i.stride, list(i.classes), i.alarm_threshold, "onnx"
+    import torch
+
+    from training import checkpoint
+    from training.engine import torch_predict
+
+    torch.set_num_threads(threads)
+    ckpt = checkpoint.load(path)
+    net, spec = checkpoint.build_model(ckpt)
+    thr = ckpt.get("alarm_threshold")
+    return (torch_predict(net, torch.device("cpu")), spec, net.cfg.stride, ckpt["classes"],
+            0.5 if thr is None else thr, "pt")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from detector.errors import UsageError
+    from training.data import CocoScans
+    from training.engine import evaluate
+    from training.metrics import threshold_for
+    from training.report import summarise, summary_line, write_report
+
+    cmap = dict(kv.split("=", 1) for kv in args.category_map.split(",") if kv)
+    predict, spec, stride, classes, threshold, fmt = _load(args.model, args.threads)
+    try:
+        data = CocoScans(args.data, spec.kind, classes, cmap)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    records = evaluate(predict, data, spec, stride)
+    if args.target_pfa is not None or args.target_pd is not None:
+        try:
+            threshold = threshold_for(records, args.target_pfa, args.target_pd)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        how = (f"target_pfa={args.target_pfa}" if args.target_pfa is not None
+               else f"target_pd={args.target_pd}") + f" on {args.data}"
+        _store_threshold(args.model, fmt, threshold, how)
+        print(f"alarm threshold {threshold:.4f} ({how}) stored in {args.model}")
+    summary = summarise(records, classes, threshold)
+    if args.report:
+        write_report(Path(args.report), records, summary)
+    print(summary_line(summary))
+    return 0
+
+
+def _store_threshold(path: str, fmt: str, threshold: float, how: str) -> None:
+    if fmt == "pt":
+        from training.checkpoint import set_alarm_threshold
+
+        set_alarm_threshold(path, threshold, how)
+        return
+    import onnx
+
+    from detector.model import ModelInfo, info_from_metadata
+    from training.export import set_metadata
+
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    info = info_from_metadata(meta, path)
+    set_metadata(path, ModelInfo(**{**info.__dict__, "alarm_threshold": threshold,
+                                    "provenance": {**info.provenance, "threshold_source": how}}))

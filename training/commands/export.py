@@ -1,0 +1,44 @@
+"""``concealscan export``: a checkpoint becomes a self-describing ONNX model plus manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+REQUIRES = ("torch", "onnx")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt from concealscan train")
+    parser.add_argument("--out", required=True, metavar="MODEL.onnx")
+    parser.add_argument("--version", default="1.0.0", help="model version written into it")
+    parser.add_argument("--int8", action="store_true",
+                        help="also quantize: static QDQ INT8 (needs --calibration)")
+    parser.add_argument("--calibration", metavar="DIR", help="scans for INT8 calibration")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from detector.errors import UsageError
+    from training.export import export_onnx, parity, quantize_int8
+
+    out = Path(args.out)
+    if out.suffix != ".onnx":
+        raise UsageError(f"--out must end in .onnx, got {out}")
+    if args.int8 and not args.calibration:
+        raise UsageError("--int8 needs --calibration DIR (scans of the model's kind)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    info = export_onnx(args.checkpoint, out, version=args.version)
+    x = np.random.default_rng(1).random((1, info.input_spec.num_channels, 192, 288),
+                                        dtype=np.float32)
+    d_heat, d_box = parity(args.checkpoint, out, x)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {info.name} {info.version}, "
+          f"kind {info.kind}, threshold {info.alarm_threshold:.4f}; parity vs torch on "
+          f"1x{x.shape[1]}x192x288: max |d heat| {d_heat:.2e}, max |d box| {d_box:.2e} px")
+    if args.int8:
+        q_out = out.with_name(out.stem + "_int8.onnx")
+        quantize_int8(out, q_out, args.calibration)
+        print(f"wrote {q_out} ({q_out.stat().st_size / 1e6:.2f} MB, int8 QDQ)")
+    return 0

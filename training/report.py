@@ -1,0 +1,62 @@
+"""Evaluation report: the summary numbers, ROC and FROC plots, breakdowns, as files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from training.metrics import ScanRecord, breakdown, coco_ap, froc, object_hits, pd_pfa, roc
+
+
+def summarise(records: list[ScanRecord], classes: list[str], threshold: float) -> dict:
+    ap50, ap = coco_ap(records, classes)
+    pd, pfa = pd_pfa(records, threshold)
+    hits = np.concatenate([object_hits(r, threshold) for r in records] or [np.zeros(0, bool)])
+    return {"scans": len(records), "positive_scans": sum(r.positive for r in records),
+            "objects": int(len(hits)), "ap50": ap50, "ap50_95": ap, "threshold": threshold,
+            "pd": pd, "pfa": pfa, "object_hit_rate": float(hits.mean()) if len(hits) else None,
+            "by_difficulty": breakdown(records, threshold, "difficulty"),
+            "by_host": breakdown(records, threshold, "host")}
+
+
+def summary_line(s: dict) -> str:
+    return (f"AP50={s['ap50']:.3f} AP50:95={s['ap50_95']:.3f} Pd={s['pd']:.3f} "
+            f"Pfa={s['pfa']:.3f} @threshold={s['threshold']:.3f} "
+            f"(scans={s['scans']}, positive={s['positive_scans']}, objects={s['objects']})")
+
+
+def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _, pd, pfa = roc(records)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.step(pfa, pd, where="post")
+    ax.plot([summary["pfa"]], [summary["pd"]], "ro", label="operating point")
+    ax.set(xlabel="Pfa (per scan)", ylabel="Pd (per scan)", title="ROC", xlim=(0, 1),
+           ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "roc.png", dpi=120)
+    plt.close(fig)
+    thresholds = np.linspace(0.99, 0.01, 50)
+    fps, sens = froc(records, thresholds)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(fps, sens, marker=".")
+    ax.set(xlabel="false positives per scan", ylabel="object sensitivity", title="FROC",
+           ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "froc.png", dpi=120)
+    plt.close(fig)
+    with (out / "per_scan.jsonl").open("w") as f:
+        for r in records:
+            f.write(json.dumps({"id": r.scan_id, "positive": r.positive,
+                                "max_score": r.max_score, "objects": len(r.gt_boxes)}) + "\n")
