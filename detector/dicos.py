@@ -1,0 +1,197 @@
+"""DICOS Threat Detection Reports (NEMA IIC 1, SOP class ...501.3): write one per scan, read back.
+
+A `ThreatReport` is the validated content of one TDR: which scan and image it is about, every
+potential threat object (PTO) with its box, score and label, the model that found them, and
+whether the scan could be assessed at all. `report_from_line` builds it from a ``results.jsonl``
+line; `write_tdr`/`read_tdr` turn it into a DICOS file and back. ``docs/dicos.md`` lists what
+of the standard is covered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from detector.dicom import DICOS_CT, DICOS_DX_PRESENTATION, DICOS_DX_PROCESSING
+
+DICOS_TDR = "1.2.840.10008.5.1.4.1.1.501.3"
+#: Values of the enumerated DICOS attributes we write (IIC 1 v03, as in Stratovan's toolkit).
+OOI_TYPE = "BAGGAGE"  # parcels are screened like baggage; the only other fit is "CARGO"
+THREAT_CATEGORY = "CONTRABAND"  # a concealed drug packet is contraband, not a prohibited item
+ABORT_REASON = "NOT_REVIEWED"  # the ATR could not assess the scan; the detail is in REASON_TAG
+#: Our private block for what DICOS has no attribute for (the scan kind, the error text...).
+PRIVATE_GROUP, PRIVATE_CREATOR = 0x0013, "CONCEALSCAN 1"
+KIND_TAG, REASON_TAG, SOURCES_TAG, SCAN_ID_TAG, MODEL_SHA_TAG = 0x10, 0x11, 0x12, 0x13, 0x14
+_KINDS = ("dual", "gray", "color", "ct")
+
+
+@dataclass(frozen=True)
+class Threat:
+    """One potential threat object: box in image pixels (2-D ``x1, y1, x2, y2``) or voxels
+    (CT ``x1, y1, z1, x2, y2, z2``), score 0..1, and whether it reached the alarm threshold."""
+
+    id: int
+    label: str
+    score: float
+    alarm: bool
+    box: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.id <= 65535:
+            raise ValueError(f"Threat.id: expected 0..65535 (US), got {self.id}")
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"Threat.score: expected 0..1, got {self.score}")
+        box = tuple(float(v) for v in self.box)
+        half = len(box) // 2
+        if len(box) not in (4, 6) or not all(math.isfinite(v) for v in box):
+            raise ValueError(f"Threat.box: expected 4 or 6 finite numbers, got {self.box}")
+        if any(box[i] > box[i + half] for i in range(half)):
+            raise ValueError(f"Threat.box: expected low corner before high corner, got {box}")
+        object.__setattr__(self, "box", box)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """The scanned image a TDR is about (SOP class and instance UIDs)."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+
+
+@dataclass(frozen=True)
+class ThreatReport:
+    """The content of one TDR. ``assessed`` False means the scan could not be analysed:
+    then ``reason`` says why, there are no threats and the report alarms (manual check)."""
+
+    scan_id: str
+    kind: str | None
+    assessed: bool
+    alarm: bool
+    reason: str | None
+    threats: tuple[Threat, ...]
+    model: tuple[str, str, str] | None  # (name, version, sha256)
+    images: tuple[ImageRef, ...]
+    study_uid: str
+    sources: tuple[str, ...]
+    time_ms: float
+
+    def __post_init__(self) -> None:
+        if not self.scan_id:
+            raise ValueError("ThreatReport.scan_id: expected a non-empty id")
+        if self.kind not in (*_KINDS, None):
+            raise ValueError(f"ThreatReport.kind: expected one of {_KINDS} or None, got "
+                             f"{self.kind!r}")
+        if not self.images:
+            raise ValueError("ThreatReport.images: expected at least one referenced image")
+        if self.assessed:
+            if self.reason is not None or self.model is None or self.kind is None:
+                raise ValueError("ThreatReport: an assessed scan needs a kind and a model and "
+                                 f"no reason, got kind={self.kind!r} model={self.model!r} "
+                                 f"reason={self.reason!r}")
+            if self.alarm != any(t.alarm for t in self.threats):
+                raise ValueError(f"ThreatReport.alarm: expected {not self.alarm} from the "
+                                 f"threats' alarms, got {self.alarm}")
+            want = 6 if self.kind == "ct" else 4
+            bad = [t.box for t in self.threats if len(t.box) != want]
+            if bad:
+                raise ValueError(f"ThreatReport: {self.kind!r} boxes need {want} numbers, "
+                                 f"got {bad[0]}")
+        elif not self.reason or self.threats or not self.alarm:
+            raise ValueError("ThreatReport: a scan that could not be assessed needs a reason, "
+                             f"no threats and alarm=True, got reason={self.reason!r}, "
+                             f"{len(self.threats)} threats, alarm={self.alarm}")
+        if self.model is not None and (len(self.model) != 3 or not all(self.model)):
+            raise ValueError(f"ThreatReport.model: expected (name, version, sha256), got "
+                             f"{self.model!r}")
+        ids = [t.id for t in self.threats]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"ThreatReport.threats: ids must be distinct, got {ids}")
+
+
+def _derived_uid(*parts: str) -> str:
+    from pydicom.uid import generate_uid
+
+    return generate_uid(entropy_srcs=list(parts))
+
+
+def file_image_ref(path: Path, kind: str | None) -> tuple[ImageRef, str | None]:
+    """(the image reference, its StudyInstanceUID or None) for one source file.
+
+    DICOM/DICOS files are referenced by their own UIDs. Other files (PNG, TIFF, .npy) have
+    none, so a UID derived from the file's sha256 stands in: the same bytes always get the
+    same UID, and the path is kept in the report's private block.
+    """
+    from detector.dicom_ct import is_dicom_file, read_header
+
+    path = Path(path)
+    if is_dicom_file(path):
+        header = read_header(path)
+        return (ImageRef(str(header.SOPClassUID), str(header.SOPInstanceUID)),
+                str(header.get("StudyInstanceUID", "")) or None)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path)
+    sop = {"ct": DICOS_CT, "color": DICOS_DX_PRESENTATION}.get(kind or "", DICOS_DX_PROCESSING)
+    return ImageRef(sop, _derived_uid("concealscan-image", digest)), None
+
+
+def report_from_line(line: dict, sources: list[str | Path]) -> ThreatReport:
+    """The TDR content of one ``results.jsonl`` line; ``sources`` are the files it came from."""
+    refs = [file_image_ref(Path(s), line.get("kind")) for s in sources]
+    images = tuple(dict.fromkeys(ref for ref, _ in refs))
+    study = next((s for _, s in refs if s), None) or _derived_uid(
+        "concealscan-study", *(i.sop_instance_uid for i in images))
+    assessed = line["status"] == "ok"
+    threats = tuple(
+        Threat(id=i, label=d["label"], score=float(d["score"]), alarm=bool(d["alarm"]),
+               box=tuple(d["box3d"] if line.get("kind") == "ct" else d["box"]))
+        for i, d in enumerate(line["detections"]))
+    model = line.get("model") or None
+    return ThreatReport(
+        scan_id=line["id"], kind=line.get("kind"), assessed=assessed, alarm=bool(line["alarm"]),
+        reason=None if assessed else str(line["error"]), threats=threats,
+        model=(str(model["name"]), str(model["version"]), str(model["sha256"]))
+        if model else None,
+        images=images, study_uid=study, sources=tuple(str(s) for s in sources),
+        time_ms=float(line.get("time_ms") or 0.0))
+
+
+def write_tdr(report: ThreatReport, path: str | Path, when: datetime | None = None) -> Path:
+    """Write ``report`` as a DICOS TDR file at ``path``."""
+    from detector.dicos_io import build_dataset
+
+    when = when or datetime.now(timezone.utc)
+    dataset = build_dataset(report, when)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def read_tdr(path: str | Path) -> ThreatReport:
+    """Read a TDR written by `write_tdr` (or any TDR with the same attributes) back."""
+    from detector.dicos_io import parse_dataset
+
+    return parse_dataset(Path(path))
+
+
+def input_sources(ref) -> list[Path]:
+    """The files behind one discovered input (a `ScanRef` or a `VolumeRef`)."""
+    from detector.dicom_ct import sort_dicom_folder
+
+    files = getattr(ref, "files", None)
+    if files:
+        return [Path(f) for f in files]
+    path = Path(ref.path)
+    if path.is_dir():
+        ct, damaged = sort_dicom_folder(path)
+        return ct + damaged or [path]
+    return [path]
+
+
+def write_result_tdr(line: dict, ref, folder: str | Path) -> Path:
+    """Write the TDR of one ``results.jsonl`` line as ``folder/ID.dcs``; returns its path."""
+    report = report_from_line(line, input_sources(ref))
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in report.scan_id)
+    return write_tdr(report, Path(folder) / f"{safe}.dcs")

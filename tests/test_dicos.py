@@ -1,0 +1,166 @@
+"""DICOS TDRs: write a report for each kind of result line, read it back, check every field."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pydicom
+import pytest
+from conftest import write_pair
+from ct_data import phantom_hu, write_ct_series
+from test_readers import write_dicom
+
+from detector import ScanError
+from detector.dicos import (
+    DICOS_TDR,
+    ImageRef,
+    Threat,
+    ThreatReport,
+    read_tdr,
+    report_from_line,
+    write_tdr,
+)
+
+MODEL = {"name": "concealscan-ct", "version": "1.2.0", "sha256": "ab" * 32}
+WHEN = datetime(2026, 11, 28, 14, 30, 5, 123456, tzinfo=timezone.utc)
+
+
+def ok_line(kind, detections, alarm):
+    return {"id": "bag-001", "scan": "x", "kind": kind, "status": "ok", "error": None,
+            "alarm": alarm, "detections": detections, "model": MODEL, "time_ms": 41.5}
+
+
+def det2d(score, alarm, box):
+    return {"label": "concealed_organic", "score": score, "box": box, "alarm": alarm}
+
+
+def det3d(score, alarm, box3d):
+    return {"label": "concealed_organic", "score": score, "box3d": box3d, "alarm": alarm}
+
+
+def roundtrip(tmp_path, line, sources):
+    report = report_from_line(line, sources)
+    path = write_tdr(report, tmp_path / "out" / "r.dcs", when=WHEN)
+    back = read_tdr(path)
+    assert back == report, "every field must survive the round trip"
+    return report, pydicom.dcmread(path)
+
+
+def test_ct_volume_report_references_each_slice_and_keeps_3d_boxes(tmp_path):
+    slices = write_ct_series(tmp_path / "ct", phantom_hu())
+    line = ok_line("ct", [det3d(0.93, True, [14.0, 12.0, 4.0, 30.0, 22.0, 8.0]),
+                          det3d(0.2, False, [1.5, 2.5, 0.0, 3.5, 4.5, 2.0])], True)
+    report, ds = roundtrip(tmp_path, line, slices)
+    assert len(report.images) == len(slices)
+    source = pydicom.dcmread(slices[0])
+    assert report.images[0] == ImageRef(source.SOPClassUID, source.SOPInstanceUID)
+    assert ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ds.SOPClassUID == DICOS_TDR and ds.file_meta.MediaStorageSOPClassUID == DICOS_TDR
+    assert ds.Modality == "TDR" and ds.TDRType == "MACHINE" and ds.PatientID == "bag-001"
+    assert ds.AlarmDecision == "ALARM" and ds.AbortFlag == "SUCCESS" and "AbortReason" not in ds
+    assert (ds.NumberOfTotalObjects, ds.NumberOfAlarmObjects) == (2, 1)
+    assert list(ds.ThreatDetectionAlgorithmAndVersion) == [MODEL["name"], MODEL["version"]]
+    assert ds.AlarmDecisionTime.startswith("20261128143005")
+    pto = ds.ThreatSequence[0]
+    roi = pto.PTORepresentationSequence[0].ThreatROIVoxelSequence[0]
+    assert list(roi.ThreatROIBase) == [14.0, 12.0, 4.0]
+    assert list(roi.ThreatROIExtents) == [16.0, 10.0, 4.0]
+    assessment = pto.ATDAssessmentSequence[0]
+    assert assessment.ATDAssessmentFlag == "THREAT" and assessment.ThreatCategory == "CONTRABAND"
+    assert ds.ThreatSequence[1].ATDAssessmentSequence[0].ATDAssessmentFlag == "NO_THREAT"
+
+
+def test_2d_dicos_dx_report(tmp_path):
+    dx = write_dicom(tmp_path / "dx.dcs", np.full((20, 30), 1000, np.uint16))
+    line = ok_line("gray", [det2d(0.81, True, [3.0, 4.5, 20.0, 18.2])], True)
+    report, ds = roundtrip(tmp_path, line, [dx])
+    assert report.threats[0].box == (3.0, 4.5, 20.0, 18.2)
+    roi = ds.ThreatSequence[0].PTORepresentationSequence[0].ThreatROIVoxelSequence[0]
+    assert list(roi.ThreatROIBase)[2] == 0.0 and list(roi.ThreatROIExtents)[2] == 1.0
+
+
+def test_clear_png_pair_gets_stable_derived_references(tmp_path):
+    (high, low), *_ = write_pair(tmp_path, "p")
+    line = ok_line("dual", [], False)
+    report, ds = roundtrip(tmp_path, line, [high, low])
+    assert ds.AlarmDecision == "CLEAR" and ds.NumberOfTotalObjects == 0
+    assert len(report.images) == 2 and report.sources == (str(high), str(low))
+    assert report_from_line(line, [high, low]).images == report.images  # same bytes, same UIDs
+
+
+def test_unassessed_scan_says_so_and_alarms(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    line = {"id": "broken", "scan": str(bad), "kind": None, "status": "error",
+            "error": "truncated PNG: no IHDR header", "alarm": True, "detections": [],
+            "model": None, "time_ms": 0.3}
+    report, ds = roundtrip(tmp_path, line, [bad])
+    assert not report.assessed and report.alarm and report.reason == line["error"]
+    assert ds.AbortFlag == "ABORT" and ds.AbortReason == "NOT_REVIEWED"
+    assert ds.AlarmDecision == "UNKNOWN" and "ThreatDetectionAlgorithmAndVersion" not in ds
+
+
+def test_long_scan_id_is_kept_whole(tmp_path):
+    dx = write_dicom(tmp_path / "dx.dcs", np.full((20, 30), 1000, np.uint16))
+    line = {**ok_line("gray", [], False), "id": "x" * 100}
+    report, ds = roundtrip(tmp_path, line, [dx])
+    assert len(ds.PatientID) == 64 and report.scan_id == "x" * 100
+
+
+IMG = (ImageRef("1.2", "1.2.3"),)
+BASE = dict(scan_id="s", kind="gray", assessed=True, alarm=False, reason=None, threats=(),
+            model=("m", "1", "h"), images=IMG, study_uid="1.2.4", sources=("a",), time_ms=1.0)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"scan_id": ""}, "scan_id"),
+    ({"kind": "xray"}, "kind"),
+    ({"images": ()}, "referenced image"),
+    ({"alarm": True}, "alarm"),
+    ({"reason": "oops"}, "no reason"),
+    ({"model": None}, "model"),
+    ({"model": ("m", "1")}, "(name, version, sha256)"),
+    ({"threats": (Threat(0, "p", 0.5, False, (0, 0, 1, 1, 1, 1)),)}, "need 4 numbers"),
+    ({"threats": (Threat(0, "p", 0.5, False, (0, 0, 1, 1)),) * 2}, "distinct"),
+    ({"assessed": False, "reason": None, "alarm": True, "model": None}, "needs a reason"),
+    ({"assessed": False, "reason": "x", "alarm": False, "model": None}, "alarm=True"),
+])
+def test_invalid_report(change, words):
+    with pytest.raises(ValueError) as err:
+        ThreatReport(**{**BASE, **change})
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(id=70000), "0..65535"), (dict(score=1.5), "0..1"), (dict(box=(0, 0, 1)), "4 or 6"),
+    (dict(box=(5, 0, 1, 1)), "low corner"), (dict(box=(0, 0, float("nan"), 1)), "finite"),
+])
+def test_invalid_threat(kwargs, words):
+    with pytest.raises(ValueError, match=None) as err:
+        Threat(**{**dict(id=0, label="p", score=0.5, alarm=False, box=(0, 0, 1, 1)), **kwargs})
+    assert words in str(err.value)
+
+
+def test_reading_something_else_is_a_scan_error(tmp_path):
+    dx = write_dicom(tmp_path / "dx.dcs", np.full((20, 30), 1000, np.uint16))
+    with pytest.raises(ScanError, match="not a DICOS TDR"):
+        read_tdr(dx)
+    junk = tmp_path / "junk.dcs"
+    junk.write_bytes(b"nothing")
+    with pytest.raises(ScanError, match="unreadable TDR"):
+        read_tdr(junk)
+
+
+def test_write_result_tdr_for_discovered_inputs(tmp_path):
+    from detector.dicos import write_result_tdr
+    from detector.volume_inputs import discover_inputs
+
+    write_ct_series(tmp_path / "in" / "bag 7", phantom_hu())
+    write_pair(tmp_path / "in", "p")
+    refs = {r.id: r for r in discover_inputs([tmp_path / "in", tmp_path / "in" / "bag 7"])}
+    ct_line = {**ok_line("ct", [], False), "id": "bag 7"}
+    path = write_result_tdr(ct_line, refs["bag 7"], tmp_path / "tdr")
+    assert path.name == "bag_7.dcs" and len(read_tdr(path).images) == phantom_hu().shape[0]
+    path = write_result_tdr({**ok_line("dual", [], False), "id": "p"}, refs["p"], tmp_path / "tdr")
+    assert len(read_tdr(path).sources) == 2
