@@ -143,9 +143,15 @@ class SimScans:
 class TrainSet(torch.utils.data.Dataset):
     """Concatenated sources, augmented and preprocessed into ``(input, target)`` pairs."""
 
-    def __init__(self, sources: list, spec: InputSpec, augment=None) -> None:
+    def __init__(self, sources: list, spec: InputSpec, augment=None, seed: int = 0) -> None:
         self.sources, self.spec, self.augment = sources, spec, augment
         self.offsets = np.cumsum([0] + [len(s) for s in sources])
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation is seeded by (seed, epoch, index): the same with any worker count and
+        after a resume. Call before the epoch's DataLoader workers start."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -158,6 +164,8 @@ class TrainSet(torch.utils.data.Dataset):
         if self.augment is not None:
             from training.augment import apply_augment
 
+            self.augment.set_random_seed(int(np.random.default_rng(
+                [self.seed, self.epoch, i]).integers(2**31)))
             image, boxes, labels = apply_augment(self.augment, image, boxes, labels)
         x = image_to_input(image, self.spec, item.scan.bit_depth)
         return torch.from_numpy(x), {"boxes": torch.from_numpy(boxes),
