@@ -1,0 +1,100 @@
+"""Export: parity of the real ONNX artefact with torch, empty scans, INT8, self-description."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from detector.inference import Detector
+from detector.model import ModelError, OnnxModel, manifest_path
+from detector.scan import Scan
+from model_fixtures import tiny_checkpoint, tiny_models
+from toy_data import write_toy_set
+from training.export import export_onnx, parity, quantize_int8
+
+# Stated tolerances: fp32 onnxruntime vs torch eager on the same float32 input.
+HEAT_ATOL = 1e-5  # probabilities
+BOX_ATOL = 1e-3  # pixels (exp of logits around 3-5 amplifies float error)
+
+
+@pytest.mark.parametrize("kind", ["dual", "gray", "color"])
+def test_onnx_matches_torch_on_a_new_input(tmp_path, kind):
+    ckpt = tiny_checkpoint(tmp_path, kind, seed=3)
+    out = tmp_path / f"{kind}.onnx"
+    info = export_onnx(ckpt, out, trace_hw=(256, 320))
+    # A different size and content from the tracing input (dynamic height and width).
+    x = np.random.default_rng(7).random((1, info.input_spec.num_channels, 152, 408),
+                                        dtype=np.float32)
+    d_heat, d_box = parity(ckpt, out, x)
+    assert d_heat < HEAT_ATOL and d_box < BOX_ATOL, (d_heat, d_box)
+
+
+def _air_scan(kind: str, size=(96, 128)) -> Scan:
+    if kind == "color":
+        return Scan("air", kind, np.full((3, *size), 255, np.uint8), ("air.png",), 8)
+    return Scan("air", kind, np.zeros((2 if kind == "dual" else 1, *size), np.float32),
+                ("air.png",), 16)
+
+
+@pytest.mark.parametrize("kind", ["dual", "gray", "color"])
+def test_every_graph_runs_on_air_and_with_no_candidate(kind):
+    det = Detector(tiny_models()[kind], min_score=0.05)
+    result = det.detect(_air_scan(kind))  # a scan with nothing in it
+    assert result.boxes_xyxy.shape[1] == 4 and result.heat.ndim == 2
+    strict = Detector(tiny_models()[kind], min_score=1.0)  # no candidate passes
+    result = strict.detect(_air_scan(kind, (64, 64)))
+    assert len(result.scores) == 0 and not result.alarm
+
+
+def test_int8_runs_and_reports_change_against_fp32(tmp_path):
+    calib = write_toy_set(tmp_path / "calib", 6, 4).parent
+    fp32 = tiny_models()["dual"]
+    int8 = tmp_path / "dual_int8.onnx"
+    info = quantize_int8(fp32, int8, calib, limit=6)
+    assert info.precision == "int8-qdq" and OnnxModel(int8).info.precision == "int8-qdq"
+    x = np.random.default_rng(2).random((1, 3, 128, 160), dtype=np.float32)
+    h32, b32 = OnnxModel(fp32).predict(x)
+    h8, b8 = OnnxModel(int8).predict(x)
+    assert h8.shape == h32.shape and np.isfinite(h8).all()
+    print(f"int8 vs fp32: max |d heat| {np.abs(h8 - h32).max():.3g}, "
+          f"max |d box| {np.abs(b8 - b32).max():.3g} px")
+    Detector(int8).detect(_air_scan("dual"))  # empty scan on the quantized graph too
+
+
+def test_metadata_describes_the_model_and_info_prints_it():
+    path = tiny_models()["dual"]
+    info = OnnxModel(path).info
+    assert info.classes == ("concealed_organic",) and info.kind == "dual"
+    assert info.input_spec.channels == ("high", "low", "ratio") and info.stride == 4
+    assert info.alarm_threshold == 0.5 and info.provenance["commit"] == "test"
+    manifest = json.loads(manifest_path(path).read_text())
+    assert manifest["sha256"] == OnnxModel(path).sha256
+    proc = subprocess.run([sys.executable, "-m", "detector.cli", "info", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for word in ("concealed_organic", "att_scale", "stride", "alarm thresh", "sha256", "commit"):
+        assert word in proc.stdout
+
+
+def test_altered_or_non_onnx_models_are_refused(tmp_path):
+    src = tiny_models()["color"]
+    copy = tmp_path / "m.onnx"
+    data = bytearray(src.read_bytes())
+    copy.write_bytes(bytes(data))
+    manifest_path(copy).write_text(manifest_path(src).read_text())
+    OnnxModel(copy)  # an exact copy with its manifest loads
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match its manifest"):
+        OnnxModel(copy)
+    manifest_path(copy).unlink()
+    with pytest.raises(ModelError, match="manifest"):
+        OnnxModel(copy)
+    pt = tmp_path / "model.pt"
+    pt.write_bytes(b"not allowed")
+    with pytest.raises(ModelError, match="only .onnx"):
+        OnnxModel(pt)
