@@ -30,19 +30,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-overlays", action="store_true", help="skip overlay images")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse images larger than this many pixels")
+    # CT volumes and DICOS (issue 7): volumes are found by detector.volume_inputs.
+    parser.add_argument("--dicos-out", metavar="DIR",
+                        help="also write each result as a DICOS Threat Detection Report "
+                             "(DIR/ID.dcs), including scans that could not be assessed")
+    parser.add_argument("--voxel-mm", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                        help="voxel size of .npy/TIFF volumes that have no NAME.json sidecar")
 
 
 def _process(ref, chooser, args, overlays: Path | None) -> dict:
     import cv2
 
+    from detector.volume_inputs import VolumeRef
+
+    if isinstance(ref, VolumeRef):  # CT volumes (issue 7) have their own path
+        from detector.ct_detect import process_volume
+
+        return process_volume(ref, chooser, args, overlays)
     from detector.errors import ScanError
-    from detector.readers import read_scan
     from detector.results import error_line, ok_line
+    from detector.volume_inputs import read_input
 
     t0 = time.perf_counter()
     scan = None
     try:
-        scan = read_scan(ref, max_pixels=args.max_pixels)
+        scan = read_input(ref, max_pixels=args.max_pixels, voxel_mm=args.voxel_mm)
         det = chooser.for_scan(scan).detect(scan)
         if overlays is not None:
             from detector.overlay import render_overlay
@@ -58,15 +70,15 @@ def _process(ref, chooser, args, overlays: Path | None) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
-    from detector.readers import discover_scans
     from detector.report import progress
     from detector.results import ModelChooser
+    from detector.volume_inputs import discover_inputs
 
     if not 0.0 <= args.min_score <= 1.0:
         raise UsageError(f"--min-score: expected 0..1, got {args.min_score}")
     if args.threads < 1:
         raise UsageError(f"--threads: expected >= 1, got {args.threads}")
-    refs = discover_scans(args.paths)
+    refs = discover_inputs(args.paths)
     if not refs:
         raise UsageError(f"no scans found in {' '.join(args.paths)}")
     chooser = ModelChooser(args.model, threads=args.threads, min_score=args.min_score)
@@ -82,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
             f.write(json.dumps(line) + "\n")
             f.flush()
             lines.append(line)
+            if args.dicos_out:
+                from detector.dicos import write_result_tdr
+
+                write_result_tdr(line, ref, args.dicos_out)
     _summary(lines)
     return 2 if any(line["status"] == "error" for line in lines) else 0
 

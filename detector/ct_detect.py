@@ -1,0 +1,67 @@
+"""``detect`` for CT volumes: read, run the CT model, write the result line and overlay.
+
+Result lines have the 2-D keys (``size_hw`` is one slice's) plus ``size_dhw`` and
+``voxel_mm``; detections carry ``box3d`` ``[x1, y1, z1, x2, y2, z2]`` in voxels. A volume that
+cannot be read or assessed alarms, like every 2-D scan.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from detector.errors import ScanError
+from detector.volume import Volume
+
+
+def volume_error_line(ref, reason: str, volume: Volume | None = None,
+                      model: dict | None = None, time_ms: float = 0.0) -> dict:
+    """A volume that could not be processed alarms: it goes to manual check."""
+    return {"id": ref.id, "scan": ref.path, "kind": "ct", "status": "error", "error": reason,
+            "alarm": True, "size_hw": list(volume.size_dhw[1:]) if volume else None,
+            "size_dhw": list(volume.size_dhw) if volume else None,
+            "voxel_mm": list(volume.voxel_mm) if volume else None, "detections": [],
+            "model": model, "time_ms": round(time_ms, 1)}
+
+
+def volume_ok_line(ref, det, min_score: float = 0.0) -> dict:
+    """The line of one assessed volume (``det`` is a `detector.ct_inference.VolumeDetection`)."""
+    detections = [{"label": det.class_names[int(lab)], "score": round(float(s), 4),
+                   "box3d": [round(float(v), 1) for v in box], "alarm": bool(a)}
+                  for box, s, lab, a in zip(det.boxes_xyzxyz, det.scores, det.labels,
+                                            det.alarms, strict=True) if s >= min_score]
+    d, h, w = det.size_dhw
+    return {"id": ref.id, "scan": ref.path, "kind": "ct", "status": "ok", "error": None,
+            "alarm": det.alarm, "size_hw": [h, w], "size_dhw": [d, h, w],
+            "voxel_mm": list(det.voxel_mm), "detections": detections, "model": dict(det.model),
+            "time_ms": round(det.time_ms, 1)}
+
+
+def process_volume(ref, chooser, args, overlays: Path | None) -> dict:
+    """One `VolumeRef` through reading, detection and overlay; never raises for a bad volume."""
+    from detector.volume_inputs import read_input
+
+    t0 = time.perf_counter()
+    volume = None
+    try:
+        volume = read_input(ref, voxel_mm=getattr(args, "voxel_mm", None))
+        loaded = chooser.detectors.get("ct")
+        if loaded is None:
+            raise ScanError(ref.path, "no model for 'ct' volumes (models loaded for: "
+                                      f"{', '.join(sorted(chooser.detectors))})")
+        from detector.ct_inference import VolumeDetector
+
+        det = VolumeDetector(loaded.model, min_score=args.min_score).detect(volume)
+        if overlays is not None:
+            import cv2
+
+            from detector.ct_overlay import render_volume_overlay
+
+            cv2.imwrite(str(overlays / f"{ref.id}.png"), render_volume_overlay(volume, det))
+    except ScanError as exc:
+        return volume_error_line(ref, exc.reason, volume,
+                                 time_ms=(time.perf_counter() - t0) * 1e3)
+    except Exception as exc:  # noqa: BLE001 -- any failure sends the volume to manual check
+        return volume_error_line(ref, f"detection failed: {type(exc).__name__}: {exc}", volume,
+                                 time_ms=(time.perf_counter() - t0) * 1e3)
+    return volume_ok_line(ref, det, args.min_score)
