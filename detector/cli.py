@@ -24,11 +24,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("detector.commands.detect",
                "detect concealed items: results.jsonl, overlays and a summary"),
     "info": ("detector.commands.info", "show what an exported model says about itself"),
+    "serve": ("detector.commands.serve",
+              "the operator station: HTTP API and web viewer over a data folder"),
+    "watch": ("detector.commands.watch",
+              "process every scan dropped into a folder, exactly once, even across restarts"),
+    "users": ("detector.commands.users", "add or list station operators (tokens)"),
     "train": ("training.commands.train", "train a detector from a recipe (configs/train/*.yaml)"),
     "evaluate": ("training.commands.evaluate",
                  "AP50, Pd/Pfa, ROC/FROC of a model on a COCO set; pick the alarm threshold"),
     "dataset": ("training.commands.dataset", "import YOLO-txt or Pascal VOC labels as COCO"),
     "export": ("training.commands.export", "export a checkpoint to ONNX (optionally INT8)"),
+    "retrain": ("training.commands.retrain",
+                "fine-tune on reviewed scans; promote only if Pd at the operating Pfa holds"),
+    "models": ("training.commands.models", "model registry: add, list, promote, rollback"),
 }
 
 

@@ -18,10 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: %(default)s, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
-    parser.add_argument("--model", type=Path, default=None,
+    parser.add_argument("--model", type=Path, action="append", metavar="M",
                         help="a .onnx model, or a model registry folder (then the service can "
                              "switch to a newly promoted model: POST /api/model/reload); "
-                             "default: the bundled model")
+                             "repeat for several scan kinds; default: the bundled models")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
     parser.add_argument("--max-upload-mb", type=float, default=200.0,
                         help="largest accepted request body (default: %(default)s MB)")

@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="also record each scan in this station data folder (the viewer's "
                              "queue)")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="a .onnx model or a model registry folder (default: bundled)")
+    parser.add_argument("--model", type=Path, action="append", metavar="M",
+                        help="a .onnx model or a model registry folder; repeat for several "
+                             "scan kinds (default: the bundled models)")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds a file must be unchanged before it is read "

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
+from detector.errors import UsageError
 from detector.station import analysis as an
 from detector.station.auth import AuthError, Operator, authenticate
 from detector.station.db import DatabaseError, NotFoundError, ScanRow
@@ -180,7 +181,7 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
                                      "start it with --model REGISTRY to switch models")
         try:
             station.switch_detector(load_detector())
-        except (ValueError, OSError, DatabaseError) as exc:
+        except (UsageError, ValueError, OSError, DatabaseError) as exc:
             raise HTTPException(409, f"model not switched, still using the old one: {exc}") \
                 from exc
         return {"model": station.model}

@@ -18,9 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="comma-separated class names (YOLO: in class-index order)")
     imp.add_argument("--out", required=True, metavar="ANNOTATIONS.json",
                      help="written here; file names in it are relative to its folder")
+    from training.commands import dataset_reviews
+
+    dataset_reviews.add_arguments(sub)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "from-reviews":
+        from training.commands import dataset_reviews
+
+        return dataset_reviews.run(args)
     import json
     import os
     from pathlib import Path

@@ -1,0 +1,215 @@
+"""Back to training: reviews to COCO, the model registry, retrain's promotion gate, and a
+running service switching to a promoted model without losing its queue."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from station_helpers import dual_pair_bytes, png_bytes, tiny_model
+
+from detector import registry as reg_read
+from detector.cli import main
+from detector.model import ModelError
+from detector.registry import RegistryError
+from detector.station import auth
+from detector.station.detectors import detector_loader, make_handle
+from detector.station.station import Station
+from detector.station.store import Upload
+from training import registry as reg_write
+
+
+@pytest.fixture
+def reg(tmp_path):
+    """A registry holding tiny-dual 1.0.0 (promoted) and 1.1.0 (not yet)."""
+    reg = tmp_path / "reg"
+    model, ckpt = tiny_model("dual", "1.0.0")
+    reg_write.add_version(reg, "1.0.0", model, ckpt, metrics={}, data=[])
+    reg_write.promote(reg, "1.0.0", "first")
+    model2, ckpt2 = tiny_model("dual", "1.1.0")
+    reg_write.add_version(reg, "1.1.0", model2, ckpt2, metrics={}, data=[], parent="1.0.0")
+    return reg
+
+
+def reviewed_station(tmp_path) -> tuple[Station, dict[str, str]]:
+    station = Station(tmp_path / "data", make_handle([tiny_model("dual")[0]]))
+    op = auth.authenticate(station.db, "Bearer " + auth.add_operator(station.db, "eve"))
+    high, low = dual_pair_bytes()
+    ids = {}
+    for name in ("confirmed", "cleared", "missed", "confirm_then_missed", "unreviewed"):
+        ids[name] = station.receive([Upload("high", high), Upload("low", low)]).id
+    ids["error"] = station.receive([Upload("file", png_bytes(np.zeros((30, 30), np.uint8)))]).id
+    db = station.db
+    db.add_decision(ids["confirmed"], op.id, "confirm", [], "")
+    db.add_decision(ids["cleared"], op.id, "confirm", [], "")
+    db.add_decision(ids["cleared"], op.id, "clear", [], "second look: a shoe heel")
+    db.add_decision(ids["missed"], op.id, "clear", [], "")
+    db.add_decision(ids["missed"], op.id, "missed", [[5, 6, 25, 30]], "")
+    db.add_decision(ids["confirm_then_missed"], op.id, "confirm", [[1, 2, 11, 12]], "")
+    db.add_decision(ids["confirm_then_missed"], op.id, "missed", [[40, 40, 60, 70]], "")
+    db.add_decision(ids["error"], op.id, "confirm", [], "opened: nothing")
+    return station, ids
+
+
+def test_reviews_become_a_coco_set_the_trainer_reads(tmp_path, capsys):
+    station, ids = reviewed_station(tmp_path)
+    out = tmp_path / "reviews"
+    assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
+                 "--out", str(out)]) == 0
+    assert "4 reviewed scans" in capsys.readouterr().out
+    coco = json.loads((out / "annotations.json").read_text())
+    by_scan = {i["scan_id"]: i for i in coco["images"]}
+    assert set(by_scan) == {ids[k] for k in ("confirmed", "cleared", "missed",
+                                             "confirm_then_missed")}
+    boxes = {sid: [a["bbox"] for a in coco["annotations"] if a["image_id"] == img["id"]]
+             for sid, img in by_scan.items()}
+    alarm_boxes = [d["box"] for d in station.db.get_scan(ids["confirmed"]).result["detections"]
+                   if d["alarm"]]
+    assert len(boxes[ids["confirmed"]]) == len(alarm_boxes) > 0
+    assert boxes[ids["cleared"]] == [] and by_scan[ids["cleared"]]["review"]["cleared"]
+    assert boxes[ids["missed"]] == [[5, 6, 20, 24]]
+    assert boxes[ids["confirm_then_missed"]] == [[1, 2, 10, 10], [40, 40, 20, 30]]
+    assert {s["scan_id"] for s in coco["info"]["skipped"]} == {ids["error"]}
+
+    from training.data import CocoScans
+
+    data = CocoScans(out / "annotations.json", "dual", ["concealed_organic"])
+    assert len(data) == 4
+    item = data[0]
+    assert item.scan.kind == "dual" and item.scan.size_hw == (96, 128)
+    assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
+                 "--out", str(out)]) == 64  # never overwritten
+
+
+def test_registry_add_promote_rollback_and_list(reg, capsys):
+    assert reg_read.current_version(reg) == "1.0.0"
+    assert main(["models", "promote", "1.1.0", "--registry", str(reg)]) == 0
+    assert reg_read.current_version(reg) == "1.1.0"
+    assert reg_read.promoted_model(reg) == reg / "versions" / "1.1.0" / "model.onnx"
+    assert main(["models", "list", "--registry", str(reg)]) == 0
+    listing = capsys.readouterr().out
+    assert "* 1.1.0" in listing and "  1.0.0" in listing
+    assert main(["models", "rollback", "--registry", str(reg)]) == 0
+    assert reg_read.current_version(reg) == "1.0.0"
+    assert main(["models", "rollback", "--registry", str(reg)]) == 64  # nothing earlier
+    events = [json.loads(x)["event"] for x in (reg / "history.jsonl").read_text().splitlines()]
+    assert events == ["add", "promote", "add", "promote", "rollback"]
+
+
+def test_registry_refuses_overwrites_altered_models_and_bad_versions(reg, tmp_path):
+    model, ckpt = tiny_model("dual", "1.0.0")
+    with pytest.raises(RegistryError, match="already exists"):
+        reg_write.add_version(reg, "1.0.0", model, ckpt, metrics={}, data=[])
+    altered = tmp_path / "altered.onnx"
+    shutil.copyfile(model, altered)
+    shutil.copyfile(model.with_name(model.stem + ".manifest.json"),
+                    tmp_path / "altered.manifest.json")
+    with open(altered, "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelError, match="sha256"):
+        reg_write.add_version(reg, "2.0.0", altered, None, metrics={}, data=[])
+    with pytest.raises(RegistryError, match="version"):
+        reg_write.add_version(reg, "../evil", model, None, metrics={}, data=[])
+    with pytest.raises(RegistryError, match="no model version"):
+        reg_write.promote(reg, "9.9.9", "typo")
+    assert reg_read.current_version(reg) == "1.0.0"
+
+
+def test_service_switches_to_a_promoted_model_and_keeps_its_queue(reg, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from detector.station.app import create_app
+
+    load, switchable = detector_loader([reg], threads=1)
+    assert switchable
+    station = Station(tmp_path / "data", load())
+    token = auth.add_operator(station.db, "ann")
+    high, low = dual_pair_bytes()
+    files = {"high": ("h.png", high), "low": ("l.png", low)}
+    with TestClient(create_app(station, load_detector=load)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        first = client.post("/api/scans", files=files).json()
+        client.post(f"/api/scans/{first['id']}/decision", json={"decision": "confirm"})
+        assert first["model"]["version"] == "1.0.0"
+        reg_write.promote(reg, "1.1.0", "test")
+        r = client.post("/api/model/reload")
+        assert r.status_code == 200 and "tiny-dual-1.1.0" in r.json()["model"]["version"]
+        second = client.post("/api/scans", files=files).json()
+        assert second["model"]["version"] == "1.1.0"
+        queue = client.get("/api/scans").json()["scans"]
+        assert [(s["id"], s["model_version"]) for s in queue] == [
+            (second["id"], "tiny-dual-1.1.0"), (first["id"], "tiny-dual-1.0.0")]
+        assert queue[1]["review"] == "confirm"
+        (reg / "versions" / "1.0.0" / "model.onnx").write_bytes(b"tampered")
+        (reg / "current.json").write_text(json.dumps({"version": "1.0.0"}))
+        r = client.post("/api/model/reload")
+        assert r.status_code == 409 and "sha256" in r.json()["detail"]
+        assert "1.1.0" in client.get("/api/health").json()["model"]["version"]
+
+
+@pytest.mark.slow
+def test_retrain_fine_tunes_compares_on_the_frozen_test_set_and_gates(reg, tmp_path, capsys):
+    from toy_data import write_toy_set
+
+    reviewed_station(tmp_path)
+    assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "reviews")]) == 0
+    test = write_toy_set(tmp_path / "test", count=8, seed=5)
+    def retrain_args(data, test_set, version):
+        return ["retrain", "--base", "1.0.0", "--data", str(data), "--test", str(test_set),
+                "--registry", str(reg), "--epochs", "1", "--version", version, "--threads", "1"]
+
+    args = retrain_args(tmp_path / "reviews", test, "1.0.0+r1")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    entry = reg_read.read_entry(reg, "1.0.0+r1")
+    m = entry["metrics"]
+    assert entry["parent"] == "1.0.0" and entry["has_checkpoint"]
+    assert m["test"]["sha256"] == json.loads((reg / "testset.json").read_text())["sha256"]
+    assert m["old"]["scans"] == m["new"]["scans"] == 8
+    assert m["promoted"] == (m["new"]["pd"] >= m["old"]["pd"])
+    assert reg_read.current_version(reg) == ("1.0.0+r1" if m["promoted"] else "1.0.0")
+    assert ("promoted 1.0.0+r1" if m["promoted"] else "NOT promoted") in out
+    from detector.model import OnnxModel
+
+    new_model = OnnxModel(reg / "versions" / "1.0.0+r1" / "model.onnx")
+    assert new_model.info.alarm_threshold == pytest.approx(m["new"]["threshold"])
+    assert new_model.info.provenance["data"] == [str(tmp_path / "reviews" / "annotations.json")]
+
+    other = write_toy_set(tmp_path / "other", count=8, seed=6)  # not the frozen test set
+    assert main(retrain_args(tmp_path / "reviews", other, "x2")) == 64
+    assert "frozen test set" in capsys.readouterr().err
+    write_toy_set(tmp_path / "test2", count=8, seed=5)  # the test scans again, as training
+    assert main(retrain_args(tmp_path / "test2", test, "x3")) == 64
+    assert "scan file(s) with the test set" in capsys.readouterr().err
+    assert [e["version"] for e in reg_read.versions(reg)] == ["1.0.0", "1.1.0", "1.0.0+r1"]
+
+
+@pytest.mark.parametrize("old_pd,new_pd,promoted", [(0.8, 0.8, True), (0.8, 0.9, True),
+                                                    (0.8, 0.79, False),
+                                                    (0.8, float("nan"), False)])
+def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, promoted):
+    from training import retrain as rt
+
+    def fake_fine_tune(base, data, out, cfg):
+        shutil.copyfile(base, out)
+        return out
+
+    def fake_point(model_path, test, target_pfa):
+        pd = old_pd if "versions" in str(model_path) else new_pd
+        return {"threshold": 0.3, "pd": pd, "pfa": 0.05, "target_pfa": target_pfa, "scans": 8,
+                "sha256": "x"}
+
+    monkeypatch.setattr(rt, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr(rt, "operating_point", fake_point)
+    monkeypatch.setattr(rt, "check_no_leak", lambda data, test: None)
+    coco = tmp_path / "c.json"
+    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    result = rt.retrain(reg, "current", [coco], coco, "2.0.0", tmp_path / "work",
+                        rt.RetrainConfig(epochs=1))
+    assert result["promoted"] is promoted
+    assert reg_read.current_version(reg) == ("2.0.0" if promoted else "1.0.0")
+    assert "2.0.0" in [e["version"] for e in reg_read.versions(reg)]  # kept either way

@@ -1,0 +1,59 @@
+"""``concealscan retrain``: fine-tune on reviewed scans; promote only if Pd does not drop."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+REQUIRES = ("torch", "onnx", "pycocotools")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", default="current",
+                        help="registry version to fine-tune from (default: the promoted one)")
+    parser.add_argument("--data", required=True, nargs="+", type=Path, metavar="DATASET",
+                        help="COCO files or folders with annotations.json (e.g. from "
+                             "'concealscan dataset from-reviews')")
+    parser.add_argument("--test", required=True, type=Path, metavar="TESTSET",
+                        help="the frozen test set both models are compared on")
+    parser.add_argument("--registry", required=True, type=Path, metavar="REG")
+    parser.add_argument("--version", help="name of the new version (default: BASE+rTIME)")
+    parser.add_argument("--work", type=Path, help="scratch folder (default: REG/.work/VERSION)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--target-pfa", type=float, default=0.05,
+                        help="operating point: Pd is compared at this Pfa (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--new-test-set", action="store_true",
+                        help="replace the registry's frozen test set (starts a new series)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from detector import registry as reg_read
+    from detector.errors import UsageError
+    from training.retrain import RetrainConfig, retrain
+
+    torch.set_num_threads(max(1, args.threads))
+    base = reg_read.current_version(args.registry) if args.base == "current" else args.base
+    version = args.version or f"{base}+r{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    try:
+        cfg = RetrainConfig(epochs=args.epochs, lr=args.lr, target_pfa=args.target_pfa,
+                            seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    work = args.work or Path(args.registry) / ".work" / version
+    result = retrain(args.registry, base, args.data, args.test, version, work, cfg,
+                     new_test_set=args.new_test_set)
+    old, new = result["old"], result["new"]
+    print(f"{base}: Pd {old['pd']:.3f} at Pfa {old['pfa']:.3f} (threshold {old['threshold']:.3f})")
+    print(f"{version}: Pd {new['pd']:.3f} at Pfa {new['pfa']:.3f} "
+          f"(threshold {new['threshold']:.3f}) on {new['scans']} test scans")
+    if result["promoted"]:
+        print(f"promoted {version} (Pd did not drop); running services: POST /api/model/reload")
+    else:
+        print(f"NOT promoted: Pd dropped; {version} is registered but {base} stays current")
+    return 0

@@ -1,0 +1,119 @@
+"""The model registry's write side: add a version, promote it, roll back. Never deletes.
+
+Layout and the read side live in `detector.registry` (the workstation reads it too). Every
+change is appended to ``history.jsonl``; ``current.json`` is replaced atomically, so a
+service that re-reads it sees the old model or the new one, never a half-written pointer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from detector import registry as reg_read
+from detector.model import manifest_path, read_verified
+from detector.registry import RegistryError
+from detector.station.store import write_atomic
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _locked(reg: Path) -> Iterator[None]:
+    """One writer at a time (two retrains finishing together must not interleave)."""
+    (reg / "versions").mkdir(parents=True, exist_ok=True)
+    with open(reg / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _log(reg: Path, event: dict) -> None:
+    with open(reg / "history.jsonl", "a") as fh:
+        fh.write(json.dumps({"at": _now(), **event}) + "\n")
+
+
+def add_version(reg: Path, version: str, model: Path, checkpoint: Path | None, *,
+                metrics: dict, data: list[str], parent: str | None = None,
+                note: str = "") -> dict:
+    """Copy ``model`` (+ its manifest) and ``checkpoint`` in as ``version``; return the entry."""
+    reg = Path(reg)
+    reg_read.check_version(version)
+    _, sha256 = read_verified(model)  # refuse an altered or unmanifested model up front
+    with _locked(reg):
+        folder = reg_read.version_dir(reg, version)
+        if folder.exists():
+            raise RegistryError(f"{reg}: version {version!r} already exists (versions are "
+                                "never overwritten; pick a new version)")
+        staging = folder.with_name(f".adding-{version}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        shutil.copyfile(model, staging / "model.onnx")
+        manifest = json.loads(manifest_path(model).read_text())
+        manifest["file"] = "model.onnx"
+        (staging / "model.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if checkpoint is not None:
+            shutil.copyfile(checkpoint, staging / "checkpoint.pt")
+        entry = {"version": version, "sha256": sha256, "added_at": _now(), "parent": parent,
+                 "metrics": metrics, "data": list(data), "note": note,
+                 "has_checkpoint": checkpoint is not None,
+                 "source": {"model": str(model), "checkpoint": str(checkpoint or "")}}
+        (staging / "entry.json").write_text(json.dumps(entry, indent=2) + "\n")
+        staging.rename(folder)
+        read_verified(folder / "model.onnx")
+        _log(reg, {"event": "add", "version": version, "sha256": sha256})
+    return entry
+
+
+def _set_current(reg: Path, version: str) -> None:
+    """Point ``current.json`` at ``version`` after checking its model's sha256 again."""
+    entry = reg_read.read_entry(reg, version)
+    read_verified(reg_read.version_dir(reg, version) / "model.onnx")
+    write_atomic(reg / "current.json", json.dumps({"version": version, "sha256": entry["sha256"],
+                                                   "promoted_at": _now()}).encode())
+
+
+def promote(reg: Path, version: str, reason: str) -> None:
+    """Make ``version`` the model services load (``serve --model REG``)."""
+    reg = Path(reg)
+    with _locked(reg):
+        try:
+            previous = reg_read.current_version(reg)
+        except RegistryError:
+            previous = None
+        _set_current(reg, version)
+        _log(reg, {"event": "promote", "version": version, "previous": previous,
+                   "reason": reason})
+
+
+def promotion_stack(reg: Path) -> list[str]:
+    """Promoted versions still in force, oldest first: a rollback pops the newest."""
+    path = Path(reg) / "history.jsonl"
+    stack: list[str] = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            event = json.loads(line) if line.strip() else {}
+            if event.get("event") == "promote":
+                stack.append(event["version"])
+            elif event.get("event") == "rollback":
+                stack.pop()
+    return stack
+
+
+def rollback(reg: Path) -> str:
+    """Go back to the version promoted before the present one; return it."""
+    reg = Path(reg)
+    with _locked(reg):
+        stack = promotion_stack(reg)
+        if len(stack) < 2:
+            raise RegistryError(f"{reg}: nothing to roll back to (promoted: {stack or 'none'})")
+        target = stack[-2]
+        _set_current(reg, target)
+        _log(reg, {"event": "rollback", "version": target, "previous": stack[-1]})
+    return target

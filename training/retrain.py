@@ -1,0 +1,182 @@
+"""Retraining on reviewed scans, with a promotion gate.
+
+Fine-tune the registry's model from its checkpoint, export it, evaluate the old and the new
+*exported* model on one frozen test set, and promote the new one only if its Pd at the
+operating Pfa is not lower. The test set is frozen per registry (its fingerprint is kept in
+``REG/testset.json``) and must share no scan file with the training data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from detector import registry as reg_read
+from detector.errors import UsageError
+from detector.model import OnnxModel
+from training import checkpoint
+from training import registry as reg_write
+from training.augment import AugmentConfig, build_augment
+from training.data import CocoScans, MixSampler, TrainSet, collate
+from training.engine import evaluate, train_one_epoch
+from training.export import export_onnx
+from training.loss import LossConfig
+from training.metrics import pd_pfa, threshold_for
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    epochs: int = 3
+    lr: float = 2e-4  # a tenth of training's: adapt, do not forget the simulated data
+    batch_size: int = 1  # reviewed scans differ in size; collate needs equal sizes
+    target_pfa: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size: expected >= 1, got {self.epochs}, "
+                             f"{self.batch_size}")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr: expected (0, 1), got {self.lr}")
+        if not 0 <= self.target_pfa <= 1:
+            raise ValueError(f"target_pfa: expected 0..1, got {self.target_pfa}")
+
+
+def annotations_path(dataset: Path) -> Path:
+    """A data set is a COCO file or a folder holding ``annotations.json``."""
+    path = Path(dataset)
+    path = path / "annotations.json" if path.is_dir() else path
+    if not path.is_file():
+        raise UsageError(f"{dataset}: no COCO annotations file")
+    return path
+
+
+def file_hashes(coco_path: Path) -> dict[str, str]:
+    """sha256 -> file, for every scan file a COCO file references."""
+    coco = json.loads(coco_path.read_text())
+    out = {}
+    for entry in coco["images"]:
+        names = [entry["file_name"]]
+        for files in entry.get("files", {}).values():
+            names += [files] if isinstance(files, str) else list(files)
+        for name in names:
+            path = coco_path.parent / name
+            if path.is_file():
+                out[hashlib.sha256(path.read_bytes()).hexdigest()] = str(path)
+    return out
+
+
+def fingerprint(coco_path: Path) -> str:
+    h = hashlib.sha256(coco_path.read_bytes())
+    for digest in sorted(file_hashes(coco_path)):
+        h.update(digest.encode())
+    return h.hexdigest()
+
+
+def freeze_test_set(reg: Path, test: Path, replace: bool) -> str:
+    """The test set's fingerprint, checked against (or, first time, stored as) the frozen one."""
+    digest = fingerprint(test)
+    frozen_path = Path(reg) / "testset.json"
+    if frozen_path.exists() and not replace:
+        frozen = json.loads(frozen_path.read_text())
+        if frozen["sha256"] != digest:
+            raise UsageError(f"{test} is not the registry's frozen test set ({frozen['path']}, "
+                             f"sha256 {frozen['sha256'][:12]}); comparisons across versions "
+                             "need one test set (--new-test-set to start a new series)")
+        return digest
+    frozen_path.write_text(json.dumps({"path": str(test), "sha256": digest}) + "\n")
+    return digest
+
+
+def check_no_leak(train: list[Path], test: Path) -> None:
+    test_files = file_hashes(test)
+    for coco in train:
+        shared = set(file_hashes(coco)) & set(test_files)
+        if shared:
+            example = test_files[sorted(shared)[0]]
+            raise UsageError(f"{coco} shares {len(shared)} scan file(s) with the test set "
+                             f"{test} (e.g. {example}); the test set must stay unseen")
+
+
+def fine_tune(base_ckpt: Path, data: list[Path], out: Path, cfg: RetrainConfig) -> Path:
+    """Continue training ``base_ckpt`` on ``data``; write and return the new checkpoint."""
+    torch.manual_seed(cfg.seed)
+    ckpt = checkpoint.load(base_ckpt)
+    net, spec = checkpoint.build_model(ckpt)
+    classes = list(ckpt["classes"])
+    try:
+        sources = [CocoScans(p, spec.kind, classes) for p in data]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    train_set = TrainSet(sources, spec, build_augment(spec.kind, AugmentConfig(), cfg.seed),
+                         seed=cfg.seed)
+    sampler = MixSampler([len(s) for s in sources], [1.0] * len(sources), cfg.seed)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    losses: dict[str, float] = {}
+    for epoch in range(cfg.epochs):
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size,
+                                             sampler=sampler, drop_last=True, collate_fn=collate)
+        losses = train_one_epoch(net, loader, optimizer, scheduler, torch.device("cpu"), epoch,
+                                 LossConfig(), progress=False)
+    prov = checkpoint.provenance({"retrain": cfg.__dict__, "base": ckpt["provenance"]},
+                                 "concealscan retrain", [str(p) for p in data])
+    checkpoint.save(out, model=net, spec=spec, classes=classes, name=ckpt["name"],
+                    provenance=prov, metrics={k: float(v) for k, v in losses.items()})
+    return out
+
+
+def operating_point(model_path: Path, test: Path, target_pfa: float) -> dict:
+    """Threshold reaching ``target_pfa`` on ``test`` and the Pd there, for an exported model."""
+    model = OnnxModel(model_path, threads=1)
+    info = model.info
+    try:
+        data = CocoScans(test, info.kind, list(info.classes))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    records = evaluate(model.predict, data, info.input_spec, info.stride, progress=False)
+    if all(r.positive for r in records) or not any(r.positive for r in records):
+        raise UsageError(f"{test}: the test set needs scans with and without objects")
+    threshold = threshold_for(records, target_pfa=target_pfa)
+    pd, pfa = pd_pfa(records, threshold)
+    return {"threshold": threshold, "pd": pd, "pfa": pfa, "target_pfa": target_pfa,
+            "scans": len(records), "sha256": model.sha256}
+
+
+def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, work: Path,
+            cfg: RetrainConfig, new_test_set: bool = False) -> dict:
+    """Fine-tune, compare, register; promote when Pd at the operating Pfa does not drop."""
+    reg, work = Path(reg), Path(work)
+    base = reg_read.current_version(reg) if base == "current" else reg_read.check_version(base)
+    base_dir = reg_read.version_dir(reg, base)
+    if not (base_dir / "checkpoint.pt").is_file():
+        raise UsageError(f"{reg}: version {base!r} has no checkpoint to fine-tune from")
+    data = [annotations_path(d) for d in data]
+    test = annotations_path(test)
+    check_no_leak(data, test)
+    test_sha = freeze_test_set(reg, test, new_test_set)
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = fine_tune(base_dir / "checkpoint.pt", data, work / "checkpoint.pt", cfg)
+    export_onnx(ckpt, work / "model.onnx", version=version)
+    new = operating_point(work / "model.onnx", test, cfg.target_pfa)
+    checkpoint.set_alarm_threshold(ckpt, new["threshold"],
+                                   f"target_pfa={cfg.target_pfa} on {test}")
+    export_onnx(ckpt, work / "model.onnx", version=version)  # now carrying its threshold
+    old = operating_point(base_dir / "model.onnx", test, cfg.target_pfa)
+    promoted = math.isfinite(new["pd"]) and new["pd"] >= old["pd"]
+    metrics = {"test": {"path": str(test), "sha256": test_sha}, "old": old, "new": new,
+               "promoted": promoted}
+    reg_write.add_version(reg, version, work / "model.onnx", ckpt, metrics=metrics,
+                          data=[str(d) for d in data], parent=base,
+                          note=f"retrained from {base} on {len(data)} data set(s)")
+    if promoted:
+        reg_write.promote(reg, version, f"Pd {new['pd']:.3f} >= {old['pd']:.3f} of {base} at "
+                                        f"Pfa <= {cfg.target_pfa}")
+    return {"version": version, "base": base, **metrics}
