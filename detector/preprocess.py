@@ -25,6 +25,8 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     "dual": ("high", "low", "ratio"),
     "gray": ("att",),
     "color": ("r", "g", "b"),
+    # CT (issue 7): three adjacent axial slices of a volume; see detector/ct_preprocess.py.
+    "ct": ("slice_below", "slice", "slice_above"),
 }
 
 
@@ -40,6 +42,10 @@ class InputSpec:
     #: Scans are resized by this factor before the network (boxes are mapped back), so a
     #: model trained on coarse pixels sees coarse pixels on the workstation too.
     scale: float = 1.0
+    #: CT only (required there, None otherwise): volumes are resampled to cubic voxels of
+    #: ``voxel_mm`` and HU in ``hu_window`` (low, high) are mapped to 0..1.
+    voxel_mm: float | None = None
+    hu_window: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in CHANNELS:
@@ -51,6 +57,16 @@ class InputSpec:
             raise ValueError(f"InputSpec.att_scale: expected > 0, got {self.att_scale}")
         if not 0.05 <= self.scale <= 4.0:
             raise ValueError(f"InputSpec.scale: expected 0.05..4, got {self.scale}")
+        if (self.kind == "ct") != (self.voxel_mm is not None and self.hu_window is not None):
+            raise ValueError(f"InputSpec: voxel_mm and hu_window are required for kind 'ct' "
+                             f"and only there, got kind {self.kind!r}, voxel_mm "
+                             f"{self.voxel_mm}, hu_window {self.hu_window}")
+        if self.kind == "ct":
+            lo, hi = self.hu_window
+            if not (self.voxel_mm > 0 and lo < hi):
+                raise ValueError(f"InputSpec: expected voxel_mm > 0 and hu_window low < high, "
+                                 f"got {self.voxel_mm}, {self.hu_window}")
+            object.__setattr__(self, "hu_window", (float(lo), float(hi)))
 
     @classmethod
     def for_kind(cls, kind: str) -> InputSpec:
@@ -65,11 +81,16 @@ class InputSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        if self.kind == "ct":
+            d["hu_window"] = list(self.hu_window)
+        else:  # 2-D specs (and their exported metadata) stay as they were before CT
+            del d["voxel_mm"], d["hu_window"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> InputSpec:
-        known = {"kind", "channels", "att_scale", "ratio_offset", "ratio_max", "scale"}
+        known = {"kind", "channels", "att_scale", "ratio_offset", "ratio_max", "scale",
+                 "voxel_mm", "hu_window"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"InputSpec: unknown keys {sorted(unknown)}")

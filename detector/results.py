@@ -14,7 +14,8 @@ from detector.scan import KINDS, Scan
 def bundled_models() -> dict[str, Path]:
     """kind -> path of the model shipped inside the package (``detector/models/KIND.onnx``)."""
     folder = Path(str(resources.files("detector") / "models"))
-    return {k: folder / f"{k}.onnx" for k in KINDS if (folder / f"{k}.onnx").is_file()}
+    kinds = (*KINDS, "ct")  # ct: CT volumes (issue 7)
+    return {k: folder / f"{k}.onnx" for k in kinds if (folder / f"{k}.onnx").is_file()}
 
 
 class ModelChooser:

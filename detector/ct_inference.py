@@ -1,0 +1,125 @@
+"""Run the CT model on a whole volume: slabs, 2-D decode per slab, 3-D fusion, map back.
+
+`infer_volume` is the one path from a `Volume` to 3-D boxes; the workstation
+(`VolumeDetector`, ONNX) and training's evaluation (torch) both call it with their own
+``predict``. Decoding is the 2-D detector's `decode`; fusion is `detector.ct_fuse.fuse`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.ct_fuse import FuseParams, fuse
+from detector.ct_preprocess import resample, slabs, zoom_factors
+from detector.inference import Predict
+from detector.postprocess import DecodeParams, decode
+from detector.preprocess import InputSpec
+from detector.volume import Volume
+
+SLAB_BATCH = 16
+
+
+def _expect(cond: bool, what: str, expected: str, got) -> None:
+    if not cond:
+        raise ValueError(f"VolumeDetection.{what}: expected {expected}, got {got}")
+
+
+@dataclass(frozen=True)
+class VolumeDetection:
+    """The validated result for one volume: boxes in the volume's own voxels, best first."""
+
+    scan_id: str
+    size_dhw: tuple[int, int, int]
+    voxel_mm: tuple[float, float, float]
+    boxes_xyzxyz: np.ndarray  # (N, 6) float32: x1, y1, z1, x2, y2, z2 in voxels
+    scores: np.ndarray  # (N,) float32, descending
+    labels: np.ndarray  # (N,) int64 into class_names
+    class_names: tuple[str, ...]
+    alarm_threshold: float
+    model: dict
+    time_ms: float
+
+    def __post_init__(self) -> None:
+        b, s, lab = self.boxes_xyzxyz, self.scores, self.labels
+        n = len(s) if isinstance(s, np.ndarray) else -1
+        _expect(isinstance(b, np.ndarray) and b.dtype == np.float32 and b.shape == (n, 6),
+                "boxes_xyzxyz", f"float32 ({n}, 6)", getattr(b, "shape", type(b)))
+        _expect(s.dtype == np.float32 and s.ndim == 1, "scores", "float32 (N,)", s.dtype)
+        _expect(isinstance(lab, np.ndarray) and lab.dtype == np.int64 and lab.shape == (n,),
+                "labels", f"int64 ({n},)", getattr(lab, "shape", type(lab)))
+        _expect(bool(np.isfinite(b).all() and np.isfinite(s).all()), "boxes/scores",
+                "finite values", "NaN or inf")
+        _expect(bool(((s >= 0) & (s <= 1)).all()), "scores", "values in 0..1", s)
+        _expect(bool((np.diff(s) <= 0).all()), "scores", "descending order", s)
+        d, h, w = self.size_dhw
+        limit = np.array([w, h, d], np.float32)
+        inside = (b[:, :3] >= 0).all(1) & (b[:, 3:] <= limit).all(1) & (b[:, 3:] >= b[:, :3]).all(1)
+        _expect(bool(inside.all()), "boxes_xyzxyz", f"0 <= low <= high <= {(w, h, d)}",
+                b[~inside])
+        _expect(bool(((lab >= 0) & (lab < len(self.class_names))).all()), "labels",
+                f"0..{len(self.class_names) - 1}", lab)
+        _expect(0 < self.alarm_threshold <= 1, "alarm_threshold", "(0, 1]",
+                self.alarm_threshold)
+
+    @property
+    def alarms(self) -> np.ndarray:
+        return self.scores >= self.alarm_threshold
+
+    @property
+    def alarm(self) -> bool:
+        return bool(self.alarms.any())
+
+
+def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: DecodeParams,
+                 fuse_params: FuseParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold."""
+    grid = resample(volume, spec)
+    depth, h, w = grid.shape
+    zs, boxes, scores = [], [], []
+    for start in range(0, depth, SLAB_BATCH):
+        x = slabs(grid, spec, start, min(depth, start + SLAB_BATCH))
+        heat, ltrb = predict(x)
+        for i in range(len(x)):
+            b, s, _ = decode(heat[i], ltrb[i], params, size_hw=(h, w))
+            zs.append(np.full(len(s), start + i, np.int64))
+            boxes.append(b)
+            scores.append(s)
+    boxes3d, fused = fuse(np.concatenate(zs), np.concatenate(boxes).reshape(-1, 4),
+                          np.concatenate(scores), fuse_params or FuseParams())
+    keep = fused >= params.score_thresh
+    zf, yf, xf = zoom_factors(volume, spec)
+    scale = np.array([xf, yf, zf, xf, yf, zf], np.float32)
+    d0, h0, w0 = volume.size_dhw
+    out = boxes3d[keep] / scale
+    out = np.clip(out, 0, np.array([w0, h0, d0, w0, h0, d0], np.float32))
+    return out.astype(np.float32), fused[keep].astype(np.float32)
+
+
+class VolumeDetector:
+    """The CT model on the workstation: ``detect(volume) -> VolumeDetection``.
+
+    ``model`` is a loaded `detector.model.OnnxModel` whose metadata says kind ``ct``.
+    """
+
+    def __init__(self, model, min_score: float = 0.05) -> None:
+        if model.info.kind != "ct":
+            raise ValueError(f"VolumeDetector: expected a 'ct' model, got {model.info.kind!r}")
+        if len(model.info.classes) != 1:  # fusion links boxes regardless of class
+            raise ValueError(f"VolumeDetector: expected a one-class CT model, got "
+                             f"{model.info.classes}")
+        self.model, self.info = model, model.info
+        self.params = DecodeParams(stride=self.info.stride, score_thresh=min_score)
+
+    def detect(self, volume: Volume) -> VolumeDetection:
+        t0 = time.perf_counter()
+        boxes, scores = infer_volume(self.model.predict, volume, self.info.input_spec,
+                                     self.params)
+        identity = {"name": self.info.name, "version": self.info.version,
+                    "sha256": self.model.sha256}
+        return VolumeDetection(volume.id, volume.size_dhw, volume.voxel_mm, boxes, scores,
+                               np.zeros(len(scores), np.int64), self.info.classes,
+                               self.info.alarm_threshold, identity,
+                               (time.perf_counter() - t0) * 1e3)

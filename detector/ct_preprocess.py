@@ -1,0 +1,68 @@
+"""The one CT preprocessing: a `Volume` becomes the stack of 3-slice slabs the CT model sees.
+
+The volume is resampled to cubic voxels of the model's ``voxel_mm`` (area averaging when
+shrinking), HU in the model's ``hu_window`` map linearly to 0..1 (clipped), and slab ``z`` is
+slices ``z-1, z, z+1`` as three channels (edge slices repeated). Training, evaluation and the
+workstation all call `resample` and `slabs`; the constants travel in the model's `InputSpec`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.preprocess import InputSpec
+from detector.volume import Volume
+
+#: Largest side (voxels) after resampling; a bigger volume is refused, not cropped.
+MAX_SIDE = 1024
+
+
+def zoom_factors(volume: Volume, spec: InputSpec) -> tuple[float, float, float]:
+    """Model voxels per volume voxel along (z, y, x)."""
+    _check(spec)
+    return tuple(float(v) / spec.voxel_mm for v in volume.voxel_mm)  # type: ignore[return-value]
+
+
+def _check(spec: InputSpec) -> None:
+    if spec.kind != "ct":
+        raise ValueError(f"CT preprocessing needs a 'ct' input spec, got {spec.kind!r}")
+
+
+def resample(volume: Volume, spec: InputSpec) -> np.ndarray:
+    """``volume.hu`` on the model's voxel grid, float32 ``(D', H', W')``."""
+    import cv2
+
+    zf, yf, xf = zoom_factors(volume, spec)
+    d, h, w = volume.size_dhw
+    size = (max(1, round(d * zf)), max(1, round(h * yf)), max(1, round(w * xf)))
+    if max(size) > MAX_SIDE:
+        raise ValueError(f"volume of {volume.size_dhw} voxels at {volume.voxel_mm} mm is "
+                         f"{size} at the model's {spec.voxel_mm} mm; the limit is {MAX_SIDE}")
+    hu = volume.hu
+    if (size[1], size[2]) != (h, w):
+        interp = cv2.INTER_AREA if yf < 1 or xf < 1 else cv2.INTER_LINEAR
+        hwd = np.ascontiguousarray(hu.transpose(1, 2, 0))  # slices as channels
+        hwd = cv2.resize(hwd, (size[2], size[1]), interpolation=interp)
+        hu = hwd.reshape(size[1], size[2], d).transpose(2, 0, 1)
+    if size[0] != d:
+        interp = cv2.INTER_AREA if zf < 1 else cv2.INTER_LINEAR
+        flat = np.ascontiguousarray(hu.reshape(d, -1))
+        hu = cv2.resize(flat, (flat.shape[1], size[0]), interpolation=interp).reshape(size)
+    return np.ascontiguousarray(hu, dtype=np.float32)
+
+
+def normalise(hu: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """HU mapped to 0..1 by the model's window (float32)."""
+    _check(spec)
+    lo, hi = spec.hu_window
+    return np.clip((hu - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def slabs(grid_hu: np.ndarray, spec: InputSpec, start: int = 0,
+          stop: int | None = None) -> np.ndarray:
+    """Model input for slabs ``start..stop`` of a resampled volume: ``(N, 3, H', W')``."""
+    depth = grid_hu.shape[0]
+    stop = depth if stop is None else stop
+    z = np.arange(start, stop)
+    index = np.clip(np.stack([z - 1, z, z + 1], axis=1), 0, depth - 1)
+    return normalise(grid_hu[index], spec)

@@ -1,0 +1,120 @@
+"""CT detection end to end with a tiny untrained model: preprocessing, ONNX/torch parity,
+the validated result type, ``detect`` lines with ``box3d``, overlays and TDRs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ct_data import phantom_hu
+from ct_model_fixture import CT_SPEC, tiny_ct_model
+
+from detector.ct_inference import VolumeDetection, VolumeDetector, infer_volume
+from detector.ct_preprocess import resample, slabs
+from detector.model import OnnxModel
+from detector.postprocess import DecodeParams
+from detector.preprocess import InputSpec
+from detector.volume import Volume
+from detector.volume_readers import write_sidecar
+
+SPEC = InputSpec(**CT_SPEC)
+
+
+def volume(voxel=(4.0, 4.0, 4.0), shape=(12, 40, 48)):
+    return Volume("v", phantom_hu(shape), voxel, ("mem",))
+
+
+@pytest.mark.parametrize("voxel, expected", [
+    ((4.0, 4.0, 4.0), (12, 40, 48)), ((2.0, 2.0, 2.0), (6, 20, 24)),
+    ((8.0, 4.0, 2.0), (24, 40, 24)),
+])
+def test_resample_to_model_voxels(voxel, expected):
+    grid = resample(volume(voxel), SPEC)
+    assert grid.shape == expected and grid.dtype == np.float32
+    assert grid.min() > -1100 and grid.max() < 400
+
+
+def test_slabs_are_three_neighbouring_slices_in_the_window():
+    grid = np.stack([np.full((4, 5), v, np.float32) for v in (-1000, 500, 2000, 5000)])
+    x = slabs(grid, SPEC)
+    assert x.shape == (4, 3, 4, 5)
+    np.testing.assert_allclose(x[0, :, 0, 0], [0, 0, 0.5])  # edge slice repeated
+    np.testing.assert_allclose(x[3, :, 0, 0], [1, 1, 1])  # 2000 and above clip to 1
+    with pytest.raises(ValueError, match="'ct' input spec"):
+        slabs(grid, InputSpec.for_kind("gray"))
+
+
+def test_onnx_and_torch_agree_on_a_volume():
+    import torch
+
+    from training import checkpoint
+
+    ckpt, onnx_path = tiny_ct_model()
+    net, spec = checkpoint.build_model(checkpoint.load(ckpt))
+
+    def torch_predict(x):
+        with torch.inference_mode():
+            heat, ltrb = net.predict(torch.from_numpy(x))
+        return heat.numpy(), ltrb.numpy()
+
+    vol = volume(shape=(10, 56, 64))  # not the tracing size
+    onnx = OnnxModel(onnx_path)
+    x = slabs(resample(vol, spec), spec)
+    for got, want in zip(onnx.predict(x), torch_predict(x), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)  # heat 0..1, ltrb pixels
+    params = DecodeParams(stride=4, score_thresh=0.05)
+    tb, ts = infer_volume(torch_predict, vol, spec, params)
+    ob, os_ = infer_volume(onnx.predict, vol, spec, params)
+    assert len(ts) > 0 and tb.shape == ob.shape
+    np.testing.assert_allclose(ts, os_, atol=1e-4)
+    # Fused boxes average many weak slab boxes of an untrained net: sub-voxel agreement.
+    np.testing.assert_allclose(tb, ob, atol=0.5)
+
+
+def test_volume_detector_returns_a_valid_result_in_volume_voxels():
+    _, onnx_path = tiny_ct_model()
+    vol = volume(voxel=(2.0, 2.0, 2.0), shape=(12, 40, 48))
+    det = VolumeDetector(OnnxModel(onnx_path), min_score=0.05).detect(vol)
+    assert isinstance(det, VolumeDetection) and det.size_dhw == (12, 40, 48)
+    assert det.model["name"] == "tiny_ct" and len(det.model["sha256"]) == 64
+    assert (det.boxes_xyzxyz[:, 3:] <= [48, 40, 12]).all()
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(boxes_xyzxyz=np.zeros((1, 4), np.float32)), "float32 (1, 6)"),
+    (dict(scores=np.array([1.5], np.float32)), "0..1"),
+    (dict(boxes_xyzxyz=np.array([[0, 0, 0, 5, 5, 99]], np.float32)), "high <="),
+    (dict(alarm_threshold=0.0), "(0, 1]"),
+])
+def test_volume_detection_is_validated(change, words):
+    base = dict(scan_id="v", size_dhw=(12, 40, 48), voxel_mm=(4.0, 4.0, 4.0),
+                boxes_xyzxyz=np.array([[1, 2, 3, 4, 5, 6]], np.float32),
+                scores=np.array([0.9], np.float32), labels=np.zeros(1, np.int64),
+                class_names=("p",), alarm_threshold=0.5, model={}, time_ms=1.0)
+    with pytest.raises(ValueError) as err:
+        VolumeDetection(**{**base, **change})
+    assert words in str(err.value)
+
+
+def test_detect_on_a_volume_writes_box3d_lines_overlay_and_tdr(tmp_path):
+    from detector.dicos import read_tdr
+
+    _, onnx_path = tiny_ct_model()
+    np.save(tmp_path / "bag.npy", phantom_hu((12, 40, 48)))
+    write_sidecar(tmp_path / "bag.npy", (4, 4, 4))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "detect", str(tmp_path / "bag.npy"), "--out",
+         str(out), "--model", str(onnx_path), "--dicos-out", str(tmp_path / "tdr")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    line = json.loads((out / "results.jsonl").read_text())
+    assert line["kind"] == "ct" and line["status"] == "ok" and line["size_dhw"] == [12, 40, 48]
+    assert line["voxel_mm"] == [4.0, 4.0, 4.0] and line["detections"]
+    assert all(len(d["box3d"]) == 6 for d in line["detections"])
+    assert (out / "overlays" / "bag.png").stat().st_size > 0
+    report = read_tdr(tmp_path / "tdr" / "bag.dcs")
+    assert report.kind == "ct" and len(report.threats) == len(line["detections"])
