@@ -136,6 +136,9 @@ class OnnxModel:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Without the arena, memory goes back after each scan instead of growing to the
+        # largest scan seen; measured: lower peak for a detect process, same speed.
+        opts.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -31,7 +31,11 @@ def _blend_heat(bgr: np.ndarray, det: Detection) -> np.ndarray:
     heat = cv2.resize(det.heat, (w, h), interpolation=cv2.INTER_LINEAR)
     colour = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_INFERNO)
     alpha = (np.clip((heat - HEAT_FLOOR) / (1 - HEAT_FLOOR), 0, 1) * 0.6)[:, :, None]
-    return (bgr * (1 - alpha) + colour * alpha).astype(np.uint8)
+    # float32 in place: a float64 blend of a large scan costs more memory than the model.
+    out = bgr.astype(np.float32)
+    out *= 1 - alpha
+    out += colour * alpha
+    return out.astype(np.uint8)
 
 
 def _legend(width: int, det: Detection) -> np.ndarray:
