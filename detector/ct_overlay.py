@@ -40,12 +40,12 @@ def _panel(image: np.ndarray, boxes, colours, title: str, aspect: float) -> np.n
 
 
 def render_volume_overlay(volume: Volume, det: VolumeDetection) -> np.ndarray:
-    """BGR image: top-view maximum projection with all boxes, then one slice per detection."""
+    """BGR image: maximum projection along z with all boxes, then one slice per detection."""
     colours = [ALARM_BGR if a else BELOW_BGR for a in det.alarms]
     top = _gray(volume.hu.max(axis=0))
     aspect = volume.voxel_mm[1] / volume.voxel_mm[2]
     panels = [_panel(top, [(b[0], b[1], b[3], b[4]) for b in det.boxes_xyzxyz], colours,
-                     f"{det.scan_id}: top projection, {len(det.scores)} box(es)", aspect)]
+                     f"{det.scan_id}: max projection along z, {len(det.scores)} box(es)", aspect)]
     for i, (box, score) in enumerate(zip(det.boxes_xyzxyz[:MAX_SLICES],
                                          det.scores[:MAX_SLICES], strict=True)):
         z = int(np.clip((box[2] + box[5]) / 2, 0, volume.size_dhw[0] - 1))

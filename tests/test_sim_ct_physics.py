@@ -49,7 +49,6 @@ def roi(hu, y0, y1, x0, x1):
     return float(hu[1, y0 // 2 + 2: y1 // 2 - 2, x0 // 2 + 2: x1 // 2 - 2].mean())
 
 
-@pytest.mark.slow
 def test_simulated_hu_match_physics_and_metal_streaks():
     hu = {}
     for kvp in (140.0, 80.0):
