@@ -74,6 +74,7 @@ class Station:
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, uploads: Sequence[Upload]) -> ScanRow:
         """Store uploaded files, detect, record; a scan that fails detection is still kept."""
+        received_at = utc_now()
         roles = check_roles([u.role for u in uploads])
         for up in uploads:
             image_suffix(up.data, up.role)  # refuse non-images before anything is stored
@@ -86,13 +87,14 @@ class Station:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self._finish(scan_id, f"upload:{scan_id}", None)
+        return self._finish(scan_id, f"upload:{scan_id}", None, received_at)
 
     def receive_analysed(self, source: str, files: Sequence[Path],
                          analysis: an.Analysis | None) -> ScanRow:
         """Record a scan the watch folder analysed (None: analyse it here); idempotent."""
         if self.db.has_source(source):
             return self._row_for_source(source)
+        received_at = utc_now()
         roles = ROLES_SINGLE if len(files) == 1 else ROLES_DUAL
         scan_id = new_scan_id()
         staging = self.store.staging_dir(scan_id)
@@ -103,7 +105,7 @@ class Station:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self._finish(scan_id, source, analysis)
+        return self._finish(scan_id, source, analysis, received_at)
 
     def recover(self) -> int:
         """Finish scans whose files were committed but whose row was not; return how many."""
@@ -119,7 +121,7 @@ class Station:
                 pass
             source = (folder / "source.txt").read_text().strip()
             log.warning("finishing scan %s (%s) left unrecorded by a crash", folder.name, source)
-            self._finish(folder.name, source, None)
+            self._finish(folder.name, source, None, utc_now())
             done += 1
         return done
 
@@ -137,7 +139,8 @@ class Station:
                                                            f"{type(exc).__name__}: {exc}",
                                                       detector.model))
 
-    def _finish(self, scan_id: str, source: str, analysis: an.Analysis | None) -> ScanRow:
+    def _finish(self, scan_id: str, source: str, analysis: an.Analysis | None,
+                received_at: str) -> ScanRow:
         if analysis is None:
             analysis = self._analyse(scan_id)
         folder = self.store.scan_dir(scan_id)
@@ -145,7 +148,7 @@ class Station:
         if analysis.scan is not None:
             write_views(folder, analysis.scan, analysis.heat, analysis.overlay_rgb)
         write_atomic(folder / "result.json", json.dumps(line).encode())
-        row = ScanRow(id=scan_id, source=source, received_at=utc_now(),
+        row = ScanRow(id=scan_id, source=source, received_at=received_at,
                       kind=an.line_kind(line),
                       files=tuple(p.name for p in self.store.input_files(scan_id)),
                       status=an.line_status(line), alarm=an.line_alarm(line),

@@ -1,0 +1,66 @@
+"""Station commands as a user runs them, the torch-free boundary, tokens at rest, recovery."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from station_helpers import colour_bytes, dual_pair_bytes, tiny_model
+
+from detector.cli import main
+from detector.station.db import open_database
+from detector.station.detectors import make_handle
+from detector.station.station import Station
+from detector.station.store import Upload
+
+
+def test_users_add_prints_only_the_token_last_and_stores_only_its_hash(tmp_path, capsys):
+    assert main(["users", "add", "carol", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    token = out[-1]
+    assert len(out) == 1 and len(token) >= 40
+    assert token.encode() not in (tmp_path / "station.sqlite").read_bytes()
+    for wal in tmp_path.glob("station.sqlite-*"):
+        assert token.encode() not in wal.read_bytes()
+    assert main(["users", "add", "carol", "--data", str(tmp_path)]) == 64
+    assert main(["users", "add", "../bad name", "--data", str(tmp_path)]) == 64
+    assert main(["users", "list", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split() == ["carol"]
+
+
+def test_serve_without_the_extra_names_the_install(tmp_path):
+    code = ("import sys; sys.modules['fastapi'] = None; from detector.cli import main; "
+            f"sys.exit(main(['serve', '--data', {str(tmp_path)!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 64 and "pip install 'concealscan[serve]'" in r.stderr
+
+
+def test_watch_and_station_run_without_torch(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "p1.png").write_bytes(colour_bytes())
+    code = ("import sys; sys.modules['torch'] = None; from detector.cli import main; "
+            f"sys.exit(main(['watch', {str(inbox)!r}, '--out', {str(tmp_path / 'out')!r}, "
+            f"'--data', {str(tmp_path / 'data')!r}, '--model', "
+            f"{str(tiny_model('color')[0])!r}, '--settle', '0', '--once']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert '"status": "ok"' in (tmp_path / "out" / "results.jsonl").read_text()
+    rows = open_database(tmp_path / "data" / "station.sqlite").list_scans()
+    assert [(r.source, r.status) for r in rows] == [("watch:p1", "ok")]
+
+
+def test_a_scan_stored_but_not_recorded_before_a_crash_is_finished_at_start(tmp_path):
+    handle = make_handle([tiny_model("dual")[0]])
+    station = Station(tmp_path, handle)
+    high, low = dual_pair_bytes()
+    staging = station.store.staging_dir("20261128T000000-0000abcd")  # what a kill leaves
+    station.store.write_uploads(staging, [Upload("high", high), Upload("low", low)])
+    (staging / "source.txt").write_text("upload:20261128T000000-0000abcd")
+    station.store.commit(staging, "20261128T000000-0000abcd")
+    half = station.store.staging_dir("20261128T000000-0000ffff")  # never committed
+    restarted = Station(tmp_path, handle)
+    assert restarted.recover() == 1
+    row = restarted.db.get_scan("20261128T000000-0000abcd")
+    assert row.status == "ok" and row.kind == "dual"
+    assert not half.exists() and restarted.recover() == 0
