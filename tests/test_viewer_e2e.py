@@ -25,6 +25,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 15_000
+_CANVAS_MEAN = """() => { const c = document.getElementById('base');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s / (d.length / 4); }"""
 
 pytestmark = [
     pytest.mark.slow,
@@ -91,6 +94,10 @@ def test_operator_reviews_scans_in_the_viewer(station, page):
         sync_api.expect(heat).to_be_hidden()
         page.keyboard.press("g")
         assert page.is_checked("#gray-toggle")
+        plain = page.evaluate(_CANVAS_MEAN)
+        page.locator("#win-width").fill("40")  # a narrow window stretches the contrast
+        page.locator("#win-level").fill("60")
+        assert abs(page.evaluate(_CANVAS_MEAN) - plain) > 5
         before = page.inner_text("#zoom-label")
         page.mouse.move(*_centre(page))
         page.mouse.wheel(0, -300)
