@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -77,23 +78,35 @@ def validate(model, val_set, spec, cfg: TrainConfig, device) -> dict:
     return out
 
 
-def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
-    """Train; return the path of the best checkpoint (``last.pt`` when there is no val set)."""
-    dist = setup_distributed()
-    if cfg.optim.threads:
-        torch.set_num_threads(cfg.optim.threads)
+@dataclass
+class _Run:
+    """Everything one training run holds between epochs."""
+
+    cfg: TrainConfig
+    dist: Dist
+    device: torch.device
+    spec: InputSpec
+    model: ConcealNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    out: Path
+    provenance: dict
+    state: dict
+
+    def save(self, path: Path, **extra) -> None:
+        checkpoint.save(path, model=self.model, spec=self.spec, classes=self.cfg.classes,
+                        name=self.cfg.name, provenance=self.provenance, **extra)
+
+
+def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dist,
+             resume: str | None) -> _Run:
     device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(cfg.optim.seed)
-    spec = InputSpec.for_kind(cfg.kind)
-    spec = InputSpec(**{**spec.__dict__, "scale": cfg.data.scale})
-    train_set, sampler, val_set = build_data(cfg, spec, dist)
+    spec = InputSpec(**{**InputSpec.for_kind(cfg.kind).__dict__, "scale": cfg.data.scale})
     model = ConcealNet(cfg.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
                                   weight_decay=cfg.optim.weight_decay)
-    steps_per_epoch = max(1, len(sampler) // cfg.optim.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(cfg.optim.warmup_steps, steps_per_epoch * cfg.optim.epochs))
-    out = Path(cfg.out_dir) / cfg.name
     state = {"epoch": 0, "best": -1.0, "bad_epochs": 0}
     if resume:
         ckpt = checkpoint.load(resume, map_location=device)
@@ -101,61 +114,73 @@ def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
         optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
         scheduler.load_state_dict(ckpt["train_state"]["scheduler"])
         state = {k: ckpt["train_state"][k] for k in state}
-    net = model
-    if dist.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dist.local_rank] if device.type == "cuda" else None)
     data_names = [s.path for s in cfg.data.train] + [f"sim:{s.seed}" for s in cfg.data.sim]
     prov = checkpoint.provenance(to_dict(cfg), config_path, data_names)
-    logger = _Logger(out) if dist.main else None
-    best_path = out / "best.pt"
-    for epoch in range(state["epoch"], cfg.optim.epochs):
+    return _Run(cfg, dist, device, spec, model, optimizer, scheduler,
+                Path(cfg.out_dir) / cfg.name, prov, state)
+
+
+def _end_of_epoch(run: _Run, epoch: int, row: dict, val_set, logger) -> bool:
+    """Validate, checkpoint and log (rank 0 only); True when early stopping triggers."""
+    cfg, state, stop = run.cfg, run.state, False
+    if val_set is not None and (epoch + 1) % cfg.optim.eval_every == 0:
+        row.update(validate(run.model, val_set, run.spec, cfg, run.device))
+        if row["ap50"] > state["best"]:
+            state["best"], state["bad_epochs"] = row["ap50"], 0
+            run.save(run.out / "best.pt", alarm_threshold=row.get("threshold"), metrics=row)
+        else:
+            state["bad_epochs"] += 1
+        stop = state["bad_epochs"] >= cfg.optim.patience
+    state["epoch"] = epoch + 1
+    run.save(run.out / "last.pt", metrics=row,
+             state={**state, "optimizer": run.optimizer.state_dict(),
+                    "scheduler": run.scheduler.state_dict()})
+    if cfg.optim.keep_epochs:
+        shutil.copyfile(run.out / "last.pt", run.out / f"epoch_{epoch + 1:03d}.pt")
+    logger.log(row)
+    if stop:
+        print(f"early stop: AP50 did not improve for {cfg.optim.patience} evaluations",
+              file=sys.stderr)
+    return stop
+
+
+def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
+    """Train; return the path of the best checkpoint (``last.pt`` when there is no val set)."""
+    dist = setup_distributed()
+    if cfg.optim.threads:
+        torch.set_num_threads(cfg.optim.threads)
+    torch.manual_seed(cfg.optim.seed)
+    spec = InputSpec(**{**InputSpec.for_kind(cfg.kind).__dict__, "scale": cfg.data.scale})
+    train_set, sampler, val_set = build_data(cfg, spec, dist)
+    run = _prepare(cfg, config_path, max(1, len(sampler) // cfg.optim.batch_size), dist, resume)
+    net = run.model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[dist.local_rank] if run.device.type == "cuda" else None)
+    logger = _Logger(run.out) if dist.main else None
+    for epoch in range(run.state["epoch"], cfg.optim.epochs):
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         torch.manual_seed(cfg.optim.seed * 1000 + epoch)
         loader = torch.utils.data.DataLoader(
             train_set, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
             num_workers=cfg.optim.workers, collate_fn=collate,
-            pin_memory=device.type == "cuda")
+            pin_memory=run.device.type == "cuda")
         t0 = time.time()
-        losses = train_one_epoch(net, loader, optimizer, scheduler, device, epoch, cfg.loss,
-                                 progress=dist.main and sys.stderr.isatty())
-        losses = _average(losses, dist)
-        row = {"epoch": epoch, **losses, "lr": scheduler.get_last_lr()[0],
+        losses = train_one_epoch(net, loader, run.optimizer, run.scheduler, run.device, epoch,
+                                 cfg.loss, progress=dist.main and sys.stderr.isatty())
+        row = {"epoch": epoch, **_average(losses, dist), "lr": run.scheduler.get_last_lr()[0],
                "seconds": time.time() - t0}
-        stop = False
-        if dist.main:
-            if val_set is not None and (epoch + 1) % cfg.optim.eval_every == 0:
-                row.update(validate(model, val_set, spec, cfg, device))
-                if row["ap50"] > state["best"]:
-                    state["best"], state["bad_epochs"] = row["ap50"], 0
-                    checkpoint.save(best_path, model=model, spec=spec, classes=cfg.classes,
-                                    name=cfg.name, provenance=prov,
-                                    alarm_threshold=row.get("threshold"), metrics=row)
-                else:
-                    state["bad_epochs"] += 1
-                stop = state["bad_epochs"] >= cfg.optim.patience
-            state["epoch"] = epoch + 1
-            train_state = {**state, "optimizer": optimizer.state_dict(),
-                           "scheduler": scheduler.state_dict()}
-            checkpoint.save(out / "last.pt", model=model, spec=spec, classes=cfg.classes,
-                            name=cfg.name, provenance=prov, state=train_state, metrics=row)
-            if cfg.optim.keep_epochs:
-                import shutil
-
-                shutil.copyfile(out / "last.pt", out / f"epoch_{epoch + 1:03d}.pt")
-            logger.log(row)
-            if stop:
-                print(f"early stop: AP50 did not improve for {cfg.optim.patience} evaluations",
-                      file=sys.stderr)
-        state["epoch"] = epoch + 1
+        stop = _end_of_epoch(run, epoch, row, val_set, logger) if dist.main else False
+        run.state["epoch"] = epoch + 1
         if _broadcast_stop(stop, dist):
             break
     if logger:
         logger.close()
     if dist.world > 1:
         torch.distributed.destroy_process_group()
-    return best_path if best_path.exists() else out / "last.pt"
+    best = run.out / "best.pt"
+    return best if best.exists() else run.out / "last.pt"
 
 
 def _average(losses: dict[str, float], dist: Dist) -> dict[str, float]:
