@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("detector.commands.watch",
               "process every scan dropped into a folder, exactly once, even across restarts"),
     "users": ("detector.commands.users", "add or list station operators (tokens)"),
+    "synth": ("training.commands.synth",
+              "simulate labelled dual-energy parcel scans (configs/synth/*.yaml)"),
     "train": ("training.commands.train", "train a detector from a recipe (configs/train/*.yaml)"),
     "evaluate": ("training.commands.evaluate",
                  "AP50, Pd/Pfa, ROC/FROC of a model on a COCO set; pick the alarm threshold"),

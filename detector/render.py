@@ -18,7 +18,7 @@ import numpy as np
 RGB = tuple[int, int, int]
 # Ratio axis of the colour table; R outside is clamped (thin steel reaches about 3.8).
 _RATIO_RANGE = (0.8, 4.8)
-_TABLE_SIZE = 256
+_TABLE_SIZE = 128  # bilinear lookup between nodes; 128 keeps a palette change cheap
 # Boundary curves for the default scanner model (160 kVp, 2 mm Al, 0.3 mm CsI / 0.5 mm Cu /
 # 3 mm CsI): R of Zeff-10 and Zeff-18 reference mixtures at these att_high values, as
 # training.sim.palettes.calibrated_boundaries computes them (a test keeps the two in step).
@@ -97,7 +97,7 @@ def _check_attenuation(name: str, att: np.ndarray) -> None:
 
 @lru_cache(maxsize=64)
 def _colour_table(pal: Palette) -> np.ndarray:
-    """(ratio, att) -> RGB, a (256, 256, 3) uint8 table; rows are R, columns att_high."""
+    """(ratio, att) -> RGB, an (n, n, 3) uint8 table; rows are R, columns att_high."""
     att = np.linspace(0.0, pal.opaque_att, _TABLE_SIZE)[None, :]
     ratio = np.linspace(*_RATIO_RANGE, _TABLE_SIZE)[:, None]
     r10 = np.interp(att, pal.boundary_att, pal.organic_mixed_ratio)

@@ -1,0 +1,81 @@
+"""``concealscan synth``: simulate labelled dual-energy parcel scans (see docs/simulation.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REQUIRES = ("numpy", "cv2", "yaml", "tqdm")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--count", type=int, metavar="N",
+                        help="number of scans (not with --replay)")
+    parser.add_argument("--seed", type=int, default=0, help="data set seed (default: 0)")
+    parser.add_argument("--config", metavar="YAML",
+                        help="simulator config, e.g. configs/synth/default.yaml (default: "
+                             "built-in defaults, the same values)")
+    parser.add_argument("--workers", type=int, default=1, metavar="K",
+                        help="processes; the output is identical for any K (default: 1)")
+    parser.add_argument("--prefix", default="synth_", help="scan name prefix (default: synth_)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a folder that already holds a data set")
+    parser.add_argument("--replay", metavar="SCENE_JSON",
+                        help="re-render one NAME_scene.json into --out instead")
+
+
+def _check(args: argparse.Namespace) -> None:
+    from detector.errors import UsageError
+
+    if args.replay is None and args.count is None:
+        raise UsageError("--count is required (or --replay SCENE_JSON)")
+    if args.count is not None and args.count < 1:
+        raise UsageError(f"--count: expected >= 1, got {args.count}")
+    if args.workers < 1:
+        raise UsageError(f"--workers: expected >= 1, got {args.workers}")
+    if args.seed < 0:
+        raise UsageError(f"--seed: expected >= 0, got {args.seed}")
+    if not args.overwrite and any((Path(args.out) / f).exists()
+                                  for f in ("annotations.json", "manifest.json")):
+        raise UsageError(f"{args.out} already holds a data set; pass --overwrite to replace it")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import json
+
+    from detector.errors import UsageError
+    from training.sim.generate import render_record
+    from training.sim.writer import write_scan
+
+    try:
+        record = json.loads(Path(args.replay).read_text())
+        result = render_record(record)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--replay {args.replay}: not a usable scene record: {exc}") from exc
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_scan(out, result, compression=3)
+    print(f"replayed {result.name} into {out}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.deps import require
+
+    require(*REQUIRES)
+    _check(args)
+    if args.replay is not None:
+        return _replay(args)
+    from training.sim.config import load_config
+    from training.sim.writer import write_dataset
+
+    config = load_config(args.config)
+    doc = write_dataset(args.out, config, args.count, args.seed, workers=args.workers,
+                        prefix=args.prefix, progress=sys.stderr.isatty())
+    positives = sum(1 for im in doc["images"] if im["positive"])
+    decoys = sum(len(im["benign_packet"]) for im in doc["images"])
+    print(f"wrote {len(doc['images'])} scans ({positives} with concealed packets, "
+          f"{len(doc['annotations'])} packets, {decoys} benign look-alikes) to {args.out}")
+    return 0

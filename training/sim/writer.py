@@ -1,0 +1,124 @@
+"""Write a simulated data set: per scan the dual pair, colour and gray views and the scene
+record, then one COCO ``annotations.json`` and a ``manifest.json``.
+
+Scan ``i`` depends only on (config, seed, i), and the COCO ids follow the scan order, so the
+output is byte-identical whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.sim.config import SynthConfig
+
+CATEGORY = {"id": 1, "name": "concealed_organic"}
+OUTPUT_FILES = ("annotations.json", "manifest.json")
+
+
+@dataclass(frozen=True)
+class _Job:
+    out_dir: str
+    config: SynthConfig
+    seed: int
+    prefix: str
+
+
+def write_png(path: Path, image, compression: int) -> None:
+    """PNG via OpenCV (RGB images are given RGB); `OSError` if it cannot be written."""
+    import cv2
+
+    pixels = image[..., ::-1] if image.ndim == 3 else image
+    if not cv2.imwrite(str(path), pixels, [cv2.IMWRITE_PNG_COMPRESSION, compression]):
+        raise OSError(f"could not write {path}")
+
+
+def write_scan(out_dir: Path, result, compression: int) -> None:
+    """The four images and the scene record of one rendered scan."""
+    name = result.name
+    write_png(out_dir / f"{name}_high.png", result.counts[0], compression)
+    write_png(out_dir / f"{name}_low.png", result.counts[1], compression)
+    write_png(out_dir / f"{name}_color.png", result.color, compression)
+    write_png(out_dir / f"{name}_gray.png", result.gray, compression)
+    (out_dir / f"{name}_scene.json").write_text(json.dumps(result.record, indent=1) + "\n")
+
+
+def _make(job: _Job, index: int) -> tuple[dict, list[dict]]:
+    from training.sim.generate import generate
+
+    result = generate(job.config, job.seed, index, f"{job.prefix}{index:06d}")
+    write_scan(Path(job.out_dir), result, job.config.png_compression)
+    return result.image_entry(), result.annotations
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one scan per process: a second thread only competes for the core
+
+
+def _results(job: _Job, count: int, workers: int):
+    from functools import partial
+
+    make = partial(_make, job)
+    if workers <= 1:
+        _worker_init()
+        yield from map(make, range(count))
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # no forked OpenCV/BLAS thread state
+    with ctx.Pool(workers, initializer=_worker_init) as pool:
+        yield from pool.imap(make, range(count), chunksize=1)
+
+
+def coco(entries: list[tuple[dict, list[dict]]]) -> dict:
+    """The COCO document: ids follow scan order (image i+1, annotations numbered in turn)."""
+    images, annotations = [], []
+    for image_id, (entry, found) in enumerate(entries, start=1):
+        images.append({"id": image_id, **entry})
+        for ann in found:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                "category_id": CATEGORY["id"], **ann})
+    return {"info": {"description": "concealscan simulated parcel scans (concealscan synth)"},
+            "categories": [CATEGORY], "images": images, "annotations": annotations}
+
+
+def manifest(config: SynthConfig, seed: int, count: int, prefix: str) -> dict:
+    import cv2
+    import numpy as np
+
+    from detector import __version__
+    from training.sim.tables import DATA_DIR
+
+    tables = json.loads((DATA_DIR / "tables.json").read_text())
+    return {"tool": f"concealscan {__version__} synth", "seed": seed, "count": count,
+            "prefix": prefix, "config_sha256": config.digest(), "config": config.to_json(),
+            "tables_sha256": tables["sha256"],
+            "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                         "opencv": cv2.__version__}}
+
+
+def write_dataset(out_dir: str | Path, config: SynthConfig, count: int, seed: int,
+                  workers: int = 1, prefix: str = "synth_", progress: bool = True) -> dict:
+    """Render ``count`` scans into ``out_dir``; return the COCO document written."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    job = _Job(str(out), config, seed, prefix)
+    entries = []
+    bar = tqdm(total=count, desc="simulating scans", unit="scan", file=sys.stderr,
+               disable=not progress)
+    with bar:
+        for entry in _results(job, count, workers):
+            entries.append(entry)
+            bar.update(1)
+    doc = coco(entries)
+    (out / "annotations.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "manifest.json").write_text(
+        json.dumps(manifest(config, seed, count, prefix), indent=1, sort_keys=True) + "\n")
+    return doc
