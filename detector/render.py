@@ -21,7 +21,7 @@ _RATIO_RANGE = (0.8, 4.8)
 _TABLE_SIZE = 128  # bilinear lookup between nodes; 128 keeps a palette change cheap
 # Boundary curves for the default scanner model (160 kVp, 2 mm Al, 0.3 mm CsI / 0.5 mm Cu /
 # 3 mm CsI): R of Zeff-10 and Zeff-18 reference mixtures at these att_high values, as
-# training.sim.palettes.calibrated_boundaries computes them (a test keeps the two in step).
+# training.sim.forward.ratio_curve computes them (tests/test_sim_colour.py keeps them in step).
 _DEFAULT_ATT = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
 _DEFAULT_R10 = (1.684, 1.649, 1.595, 1.524, 1.458, 1.416, 1.37, 1.338, 1.297, 1.268, 1.246)
 _DEFAULT_R18 = (3.005, 2.768, 2.49, 2.212, 2.008, 1.891, 1.767, 1.677, 1.542, 1.445, 1.376)

@@ -30,6 +30,7 @@ class SimResult:
 
     name: str
     counts: np.ndarray  # (2, H, W) uint16, (high, low), 65535 = air
+    measured: np.ndarray  # (2, H, W) float32 transmission before 16-bit rounding and clipping
     color: np.ndarray  # (H, W, 3) uint8 RGB
     gray: np.ndarray  # (H, W) uint8 single-energy view
     annotations: list[dict]  # concealed packets (category concealed_organic)
@@ -122,7 +123,7 @@ def render_record(record: dict) -> SimResult:
     args = (raster.groups, raster.basis, ideal, physics, scene.pixel_mm, settings)
     found = labels.annotations(packets, *args)
     benign = labels.annotations(decoys, *args)
-    return SimResult(record["name"], counts, color, gray, found, benign, record)
+    return SimResult(record["name"], counts, measured, color, gray, found, benign, record)
 
 
 def _single_energy(measured: np.ndarray, physics) -> np.ndarray:

@@ -76,8 +76,10 @@ class Packer:
                 if angle is not None:
                     return None
                 continue
-            lo_x, hi_x = self.shift[0] - self.half[0] + hx, self.shift[0] + self.half[0] - hx
-            lo_y, hi_y = self.shift[1] - self.half[1] + hy, self.shift[1] + self.half[1] - hy
+            lo_x = self.shift[0] - self.half[0] + hx
+            lo_y = self.shift[1] - self.half[1] + hy
+            hi_x = max(lo_x, self.shift[0] + self.half[0] - hx)  # a snug fit: equal up to 1e-14
+            hi_y = max(lo_y, self.shift[1] + self.half[1] - hy)
             if at is None:
                 x, y = uniform(self.rng, lo_x, hi_x), uniform(self.rng, lo_y, hi_y)
             else:

@@ -1,0 +1,57 @@
+"""Simulator configs: the shipped YAML files, and clear errors for bad ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detector.cli import main
+from training.sim.config import ConfigError, SynthConfig, from_dict, load_config
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs/synth").glob("*.yaml")))
+def test_shipped_configs_load(path):
+    assert isinstance(load_config(path), SynthConfig)
+
+
+def test_default_yaml_spells_out_the_built_in_defaults():
+    assert load_config("configs/synth/default.yaml").digest() == SynthConfig().digest()
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"scaner": {}}, "unknown key 'scaner'; valid keys at the top level: ['colour', "),
+    ({"scanner": {"kvps": [150]}}, "unknown key scanner.'kvps'; valid keys in scanner: "),
+    ({"scene": {"objects": {"banana": 1}}}, "scene.objects: unknown name 'banana'; valid: "),
+    ({"scene": {"strategies": {"in_can": 0}}}, "weights must not all be zero"),
+    ({"scanner": {"kvp": [145]}}, "scanner.kvp: 145.0 has no shipped spectrum"),
+    ({"scanner": {"kvp": 150}}, "scanner.kvp: expected a non-empty list of numbers"),
+    ({"scanner": {"pixel_mm": [1.2, 0.7]}}, "scanner.pixel_mm: expected 0.0 < low <= high"),
+    ({"scanner": {"channels": 10}}, "scanner.channels: expected an integer in 32..4096"),
+    ({"scanner": {"fit_height": "yes"}}, "scanner.fit_height: expected true or false"),
+    ({"sensor": {"dose_ugy": [0, 5]}}, "sensor.dose_ugy"),
+    ({"scene": {"positive_fraction": 1.5}}, "scene.positive_fraction: expected a number in [0, 1]"),
+    ({"scene": {"packet_mass_g": "heavy"}}, "scene.packet_mass_g: expected [low, high]"),
+    ({"scene": {"min_packet_mass_g": 50}}, "scene.min_packet_mass_g"),
+    ({"colour": {"palettes": {"rainbow": 1}}}, "colour.palettes: unknown name 'rainbow'"),
+    ({"png_compression": 11}, "png_compression: expected an integer 0..9"),
+    ({"scanner": []}, "scanner: expected a mapping"),
+])
+def test_bad_configs_name_the_key(data, message):
+    with pytest.raises(ConfigError) as info:
+        from_dict(data)
+    assert message in str(info.value)
+
+
+def test_bad_yaml_file_is_a_usage_error_naming_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scene:\n  itemz: [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key scene\.'itemz'"):
+        load_config(bad)
+    assert main(["synth", "--out", str(tmp_path / "out"), "--count", "1",
+                 "--config", str(bad)]) == 64
+    assert "itemz" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("scene: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)

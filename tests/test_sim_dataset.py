@@ -1,0 +1,120 @@
+"""``concealscan synth`` end to end: files, COCO, what read_scan makes of them, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector import read_scan
+from detector.cli import main
+from detector.scan import transmission_to_attenuation
+from training.sim.config import load_config
+from training.sim.generate import generate
+from training.sim.sensor import FULL_SCALE
+
+CONFIG = "configs/synth/small.yaml"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    assert main(["synth", "--out", str(out), "--count", "4", "--seed", "21",
+                 "--config", CONFIG]) == 0
+    return out
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_writes_every_file_per_scan(dataset):
+    names = set(p.name for p in dataset.iterdir())
+    assert {"annotations.json", "manifest.json"} <= names
+    for i in range(4):
+        for part in ("high.png", "low.png", "color.png", "gray.png", "scene.json"):
+            assert f"synth_{i:06d}_{part}" in names
+
+
+def test_annotations_are_coco_with_our_fields(dataset):
+    doc = json.loads((dataset / "annotations.json").read_text())
+    assert doc["categories"] == [{"id": 1, "name": "concealed_organic"}]
+    assert [im["id"] for im in doc["images"]] == [1, 2, 3, 4]
+    for im in doc["images"]:
+        name = im["scan_id"]
+        assert im["file_name"] == f"{name}_high.png"
+        assert im["files"] == {"dual": [f"{name}_high.png", f"{name}_low.png"],
+                               "gray": f"{name}_gray.png", "color": f"{name}_color.png"}
+        assert {"width", "height", "positive", "host_kinds", "pixel_mm", "benign_packet"} <= set(im)
+        assert im["positive"] == any(a["image_id"] == im["id"] for a in doc["annotations"])
+    for ann in doc["annotations"]:
+        assert ann["category_id"] == 1 and ann["iscrowd"] == 0
+        x, y, w, h = ann["bbox"]
+        im = doc["images"][ann["image_id"] - 1]
+        assert 0 <= x and 0 <= y and x + w <= im["width"] and y + h <= im["height"]
+        assert {"host", "material", "mass_g", "difficulty", "strategy", "area"} <= set(ann)
+
+
+def test_read_scan_sees_dual_gray_and_colour(dataset):
+    config = load_config(CONFIG)
+    result = generate(config, 21, 0, "synth_000000")
+    dual = read_scan(dataset / "synth_000000_high.png")
+    assert dual.kind == "dual" and dual.bit_depth == 16
+    assert dual.size_hw == result.size_hw
+    expected = transmission_to_attenuation(result.counts, 16)
+    np.testing.assert_array_equal(dual.image, expected)
+    # ... which is the rendered transmission up to 16-bit rounding (half a count of c counts
+    # moves attenuation by at most -ln(1 - 0.5 / c)) where it was not clipped.
+    counts = result.measured.astype(np.float64) * FULL_SCALE
+    inside = (counts >= 1) & (counts <= FULL_SCALE)
+    error = np.abs(dual.image[inside] + np.log(result.measured[inside].astype(np.float64)))
+    assert np.all(error <= -np.log(1 - 0.5 / counts[inside]) + 1e-5)
+    assert inside.mean() > 0.3
+    assert read_scan(dataset / "synth_000000_gray.png").kind == "gray"
+    colour = read_scan(dataset / "synth_000000_color.png")
+    assert colour.kind == "color"
+    np.testing.assert_array_equal(colour.image.transpose(1, 2, 0), result.color)
+
+
+def test_air_is_full_scale(dataset):
+    high = read_scan(dataset / "synth_000001_high.png")
+    corner = high.image[0, :4, :4]
+    assert np.median(corner) < 0.05  # air: attenuation near zero, counts near 65535
+
+
+def test_same_seed_same_bytes_any_workers(dataset, tmp_path):
+    assert main(["synth", "--out", str(tmp_path), "--count", "4", "--seed", "21",
+                 "--config", CONFIG, "--workers", "2"]) == 0
+    assert _files(tmp_path) == _files(dataset)
+
+
+def test_other_seed_other_scans(dataset, tmp_path):
+    assert main(["synth", "--out", str(tmp_path), "--count", "1", "--seed", "22",
+                 "--config", CONFIG]) == 0
+    assert (tmp_path / "synth_000000_high.png").read_bytes() != \
+        (dataset / "synth_000000_high.png").read_bytes()
+
+
+def test_replay_rewrites_the_scan_exactly(dataset, tmp_path):
+    assert main(["synth", "--out", str(tmp_path), "--replay",
+                 str(dataset / "synth_000002_scene.json")]) == 0
+    for part in ("high.png", "low.png", "color.png", "gray.png"):
+        name = f"synth_000002_{part}"
+        assert (tmp_path / name).read_bytes() == (dataset / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--count", "0"], "--count: expected >= 1"),
+    (["--count", "2", "--workers", "0"], "--workers: expected >= 1"),
+    ([], "--count is required"),
+    (["--count", "1", "--config", "configs/synth/nope.yaml"], "not found")])
+def test_usage_errors_exit_64(tmp_path, capsys, argv, message):
+    assert main(["synth", "--out", str(tmp_path), *argv]) == 64
+    assert message in capsys.readouterr().err
+
+
+def test_refuses_to_overwrite_a_data_set(dataset, capsys):
+    assert main(["synth", "--out", str(dataset), "--count", "1"]) == 64
+    assert "--overwrite" in capsys.readouterr().err
