@@ -42,7 +42,9 @@ def read_header(path: Path):
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        header.get("SOPClassUID")  # pydicom decodes lazily: a damaged element raises here
+        return header
     except InvalidDicomError as exc:
         raise ScanError(path, f"invalid DICOM: {exc}") from exc
     except Exception as exc:  # pydicom raises many types for damaged files
@@ -100,6 +102,18 @@ def read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int) -> Vo
     """One volume from ``paths``: single-frame CT slices of one series, or one multi-frame file."""
     if not paths:
         raise ScanError(None, f"{volume_id}: no DICOM CT files")
+    try:
+        return _read_ct_series(paths, volume_id, max_voxels)
+    except ScanError:
+        raise
+    except MemoryError as exc:
+        raise ScanError(paths[0], "CT volume too large to decode in memory") from exc
+    except Exception as exc:  # noqa: BLE001 -- pydicom decodes header elements lazily, so a
+        # damaged element raises (NotImplementedError, ValueError, ...) wherever it is read
+        raise ScanError(paths[0], f"malformed CT file ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int) -> Volume:
     headers = [(Path(p), read_header(Path(p))) for p in paths]
     for path, header in headers:
         if not is_ct(header):
@@ -148,7 +162,12 @@ def _functional(header, keyword: str, sequence: str, frame: int | None = None):
         return header.get(keyword)
     groups = []
     if frame is not None and "PerFrameFunctionalGroupsSequence" in header:
-        groups.append(header.PerFrameFunctionalGroupsSequence[frame])
+        per_frame = header.PerFrameFunctionalGroupsSequence
+        if frame >= len(per_frame):
+            raise ValueError(f"PerFrameFunctionalGroupsSequence has {len(per_frame)} items, "
+                             f"but frame {frame + 1} is needed (NumberOfFrames "
+                             f"{header.get('NumberOfFrames')})")
+        groups.append(per_frame[frame])
     if "SharedFunctionalGroupsSequence" in header:
         groups.append(header.SharedFunctionalGroupsSequence[0])
     for group in groups:
@@ -158,6 +177,8 @@ def _functional(header, keyword: str, sequence: str, frame: int | None = None):
 
 
 def _plane_geometry(path: Path, header) -> tuple[int, int, tuple[float, float]]:
+    from pydicom.multival import MultiValue
+
     rows, cols = int(header.get("Rows", 0)), int(header.get("Columns", 0))
     if rows < 2 or cols < 2:
         raise ScanError(path, f"slice size {rows}x{cols} (rows x columns) is too small")
@@ -165,6 +186,8 @@ def _plane_geometry(path: Path, header) -> tuple[int, int, tuple[float, float]]:
         raise ScanError(path, f"CT slices must have one sample per pixel, got "
                               f"{header.get('SamplesPerPixel')}")
     spacing = _functional(header, "PixelSpacing", "PixelMeasuresSequence", 0)
+    if spacing is not None and not isinstance(spacing, (list, tuple, MultiValue)):
+        raise ScanError(path, f"PixelSpacing must hold 2 values (row, column), got {spacing!r}")
     if spacing is None or len(spacing) != 2:
         raise ScanError(path, "no PixelSpacing: the voxel size is unknown")
     pixel_mm = (float(spacing[0]), float(spacing[1]))  # (between rows, between columns)

@@ -96,7 +96,10 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
             if child.suffix.lower() in VOLUME_SUFFIXES or (
                     child.suffix.lower() in (".tif", ".tiff") and is_volume_file(child)):
                 refs.append(VolumeRef(child.stem, child))
-            elif child.suffix.lower() in SCAN_SUFFIXES:
+            elif child.suffix.lower() in SCAN_SUFFIXES or not child.suffix \
+                    or _sniff(child) == "dicom":
+                # DICOM files are often named IM0001: one that is not a CT slice (a DX scan,
+                # a slice too damaged or too short to tell) is reported, never dropped
                 flat.append(child)
         refs.extend(discover_scans(flat))
     return refs

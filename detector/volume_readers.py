@@ -99,11 +99,18 @@ def _load_npy(path: Path, max_voxels: int) -> np.ndarray:
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
             shape, _, dtype = read_header(fh)
-    except (ValueError, OSError, EOFError) as exc:
+            data_bytes = path.stat().st_size - fh.tell()
+    # The header is a Python literal parsed by numpy: damaged ones raise ValueError,
+    # SyntaxError, tokenize.TokenError, ...; every one means "not a valid .npy".
+    except Exception as exc:  # noqa: BLE001
         raise ScanError(path, f"not a valid .npy file: {exc}") from exc
     if dtype.hasobject:
         raise ScanError(path, "object arrays are refused (they need pickle)")
     _check_array_header(path, shape, dtype, max_voxels)
+    declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if data_bytes < declared:  # checked before np.load allocates the declared size
+        raise ScanError(path, f"unreadable .npy: truncated, the header declares {shape} {dtype} "
+                              f"({declared} bytes) but the file holds {data_bytes}")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:  # truncated data after a good header
