@@ -133,11 +133,28 @@ def froc(records: list[ScanRecord], thresholds: np.ndarray) -> tuple[np.ndarray,
     return np.array(fps), np.array(sens)
 
 
-def breakdown(records: list[ScanRecord], thresh: float, key: str) -> dict[str, dict]:
-    """Object hit rate at ``thresh`` grouped by an object attribute (difficulty, host, ...)."""
+#: Difficulty is the packet's contrast-to-noise ratio in the simulator (lower is harder).
+DIFFICULTY_BINS = (3.0, 10.0, 30.0)
+
+
+def _group(value, bins: tuple[float, ...] | None) -> str:
+    if bins is None or not isinstance(value, (int, float)):
+        return str(value)
+    edges = (float("-inf"), *bins, float("inf"))
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        if lo <= value < hi:
+            return f"<{hi:g}" if lo == float("-inf") else (
+                f">={lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}")
+    return str(value)
+
+
+def breakdown(records: list[ScanRecord], thresh: float, key: str,
+              bins: tuple[float, ...] | None = None) -> dict[str, dict]:
+    """Object hit rate at ``thresh`` grouped by an object attribute (difficulty, host, ...);
+    numeric attributes are grouped by ``bins`` edges when given."""
     groups: dict[str, list[bool]] = {}
     for r in records:
         for obj, hit in zip(r.objects, object_hits(r, thresh), strict=True):
-            groups.setdefault(str(obj.get(key)), []).append(bool(hit))
+            groups.setdefault(_group(obj.get(key), bins), []).append(bool(hit))
     return {g: {"objects": len(v), "hit_rate": float(np.mean(v))}
             for g, v in sorted(groups.items())}

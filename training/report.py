@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from training.metrics import ScanRecord, breakdown, coco_ap, froc, object_hits, pd_pfa, roc
+from training.metrics import (
+    DIFFICULTY_BINS,
+    ScanRecord,
+    breakdown,
+    coco_ap,
+    froc,
+    object_hits,
+    pd_pfa,
+    roc,
+)
 
 
 def summarise(records: list[ScanRecord], classes: list[str], threshold: float) -> dict:
@@ -17,7 +26,7 @@ def summarise(records: list[ScanRecord], classes: list[str], threshold: float) -
     return {"scans": len(records), "positive_scans": sum(r.positive for r in records),
             "objects": int(len(hits)), "ap50": ap50, "ap50_95": ap, "threshold": threshold,
             "pd": pd, "pfa": pfa, "object_hit_rate": float(hits.mean()) if len(hits) else None,
-            "by_difficulty": breakdown(records, threshold, "difficulty"),
+            "by_difficulty_cnr": breakdown(records, threshold, "difficulty", DIFFICULTY_BINS),
             "by_host": breakdown(records, threshold, "host")}
 
 
