@@ -6,6 +6,8 @@ CT objects are recognised and refused here with a clear message; volumes are rea
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +23,36 @@ DICOM_ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
 _CT_CLASSES = {DICOS_CT, DICOM_CT, DICOM_ENHANCED_CT}
 
 
-def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
+
+class _CappedReader(io.BufferedReader):
+    """A file whose ``read(n)`` never asks for more than the bytes left. pydicom reads each
+    element's declared length in one call, and CPython allocates ``n`` bytes before reading:
+    a damaged length field declaring 4 GB in a 200-byte file would allocate 4 GB (found by
+    fuzzing under RLIMIT_AS)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self._size = os.fstat(self.fileno()).st_size
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is not None and n > 0:
+            n = min(n, max(0, self._size - self.tell()))
+        return super().read(n)
+
+
+def dcmread(path: Path, header_only: bool = False):
+    """`pydicom.dcmread` through `_CappedReader` (``header_only``: stop before pixel data)."""
     import pydicom
+
+    with _CappedReader(Path(path)) as fh:
+        return pydicom.dcmread(fh, stop_before_pixels=header_only)
+
+
+def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
     from pydicom.errors import InvalidDicomError
 
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
+        header = dcmread(path, header_only=True)
     except InvalidDicomError as exc:
         raise ScanError(path, f"invalid DICOM: {exc}") from exc
     sop = str(header.get("SOPClassUID", ""))
@@ -50,7 +76,7 @@ def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
         raise ScanError(path, f"unsupported DICOM layout: SamplesPerPixel={samples}, "
                               f"PhotometricInterpretation={photometric!r}")
 
-    dataset = pydicom.dcmread(path)
+    dataset = dcmread(path)
     if "PixelData" not in dataset:
         raise ScanError(path, "DICOM has no pixel data")
     pixels = dataset.pixel_array  # raises for an unknown or undecodable transfer syntax

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.dicom import DICOM_CT, DICOM_ENHANCED_CT, DICOS_CT
+from detector.dicom import DICOM_CT, DICOM_ENHANCED_CT, DICOS_CT, dcmread
 from detector.errors import ScanError
 from detector.imagefiles import sniff_format
 from detector.volume import Volume, check_voxel_mm
@@ -38,11 +38,10 @@ class _Slice:
 
 def read_header(path: Path):
     """The dataset without pixel data; a `ScanError` if it is not readable DICOM."""
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
+        header = dcmread(path, header_only=True)
         header.get("SOPClassUID")  # pydicom decodes lazily: a damaged element raises here
         return header
     except InvalidDicomError as exc:
@@ -308,11 +307,10 @@ def _decode(slices: list[_Slice], rows: int, cols: int) -> np.ndarray:
 
 def _pixels(path: Path) -> np.ndarray:
     """Stored values of every frame; every decoding problem becomes a `ScanError`."""
-    import pydicom
     from pydicom.uid import UID
 
     try:
-        dataset = pydicom.dcmread(path)
+        dataset = dcmread(path)
     except Exception as exc:  # truncated or damaged after the header
         raise ScanError(path, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
     if "PixelData" not in dataset:

@@ -1,0 +1,53 @@
+"""Readers under a memory ceiling: hostile files are refused from their headers, before any
+large allocation, so no read runs out of memory and peak RSS stays small."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Peak RSS may grow this much above the process's size after imports, over all cases.
+RSS_GROWTH_MB = 300
+
+
+@pytest.mark.slow
+def test_every_reader_under_rlimit_as_no_out_of_memory_and_bounded_rss():
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", str(ROOT / "benchmarks" / "fuzz_readers.py"),
+         "--examples", "40", "--mem-limit-mb", "2048"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    report = json.loads(proc.stdout)
+    samples = [s for k in report["kinds"] for s in k["failure_samples"]]
+    assert proc.returncode == 0 and report["failures"] == 0, samples
+    assert report["cases"] >= 40 * len(report["kinds"])
+    assert report["peak_rss_mb"] - report["baseline_rss_mb"] < RSS_GROWTH_MB, report
+
+
+def test_dicom_element_declaring_4_gb_is_not_read_into_memory(tmp_path):
+    """Found by fuzzing: a 200-byte file whose first element claims 0xFFFFFFF0 bytes made
+    pydicom allocate 4 GB for the header; under a 1.5 GB ceiling that was a MemoryError."""
+    path = tmp_path / "scan.dcm"
+    element = b"\x02\x00\x01\x00OB\x00\x00" + (0xFFFFFFF0).to_bytes(4, "little")
+    path.write_bytes(b"\0" * 128 + b"DICM" + element + b"\x01" * 64)
+    code = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
+        from detector import ScanError, read_scan
+        from detector.volume_readers import read_volume
+        for read in (read_scan, read_volume):
+            try:
+                read({str(path)!r})
+            except ScanError as exc:
+                print(exc.reason)
+    """)
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    reasons = proc.stdout.strip().splitlines()
+    assert len(reasons) == 2 and not any("memory" in r for r in reasons), reasons
