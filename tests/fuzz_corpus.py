@@ -36,17 +36,21 @@ def write_corpus(root: Path, per_kind: int, kinds=None) -> list[Path]:
     path to give ``detect`` for each case."""
     paths: list[Path] = []
     for kind in kinds or ALL_STRATEGIES:
-        count = [0]
-
-        @settings(max_examples=per_kind, derandomize=True, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(case=ALL_STRATEGIES[kind])
-        def draw(case, kind=kind, count=count):
-            name, files = case
-            folder = root / f"{kind}_{count[0]:03d}"
-            count[0] += 1
-            write_case(folder, files)
-            paths.append(folder / name)
-
-        draw()
+        _draw_kind(root, kind, per_kind, paths)
     return paths
+
+
+def _draw_kind(root: Path, kind: str, per_kind: int, paths: list[Path]) -> None:
+    count = [0]
+
+    @settings(max_examples=per_kind, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=ALL_STRATEGIES[kind])
+    def draw(case):
+        name, files = case
+        folder = root / f"{kind}_{count[0]:03d}"
+        count[0] += 1
+        write_case(folder, files)
+        paths.append(folder / name)
+
+    draw()
