@@ -68,7 +68,11 @@ def _ideal_att(scene_json: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_boxes_enclose_their_packets_and_decoys():
-    """Take each packet out of the scene again: all it changed lies inside its box."""
+    """Take each packet out of the scene again: what it visibly changed lies inside its box.
+
+    "Visibly" is the labels' own rule (physics.md section 6): more than 5 % of the packet's
+    strongest effect. The thin rim of a pillow, and the corners of a turned one, fall below.
+    """
     checked = 0
     for record in _positive_records(5):
         result = render_record(record)
@@ -78,7 +82,8 @@ def test_boxes_enclose_their_packets_and_decoys():
             scene = dict(record["scene"])
             scene["primitives"] = [p for p in scene["primitives"] if p["group"] != label["group"]]
             _, without = _ideal_att(scene)
-            changed = np.abs(att[0] - without[0]) > 1e-3
+            delta = np.abs(att[0] - without[0])
+            changed = delta > max(1e-3, 0.05 * float(delta.max()))
             rows, cols = np.nonzero(changed)
             x, y, w, h = label["bbox"]
             assert rows.size > 0

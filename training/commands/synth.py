@@ -56,7 +56,7 @@ def _replay(args: argparse.Namespace) -> int:
         raise UsageError(f"--replay {args.replay}: not a usable scene record: {exc}") from exc
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_scan(out, result, compression=3)
+    write_scan(out, result, compression=int(record.get("png_compression", 1)))
     print(f"replayed {result.name} into {out}")
     return 0
 

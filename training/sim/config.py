@@ -71,7 +71,7 @@ class ScannerConfig:
     channels: int = 768  # detector channels across the belt (the tunnel width in pixels)
     fit_height: bool = True  # crop the rows to the parcel and margins, as exports usually do
     length_px: tuple[int, int] = (512, 1024)  # image width range: belt travel per scan
-    margin_px: tuple[int, int] = (16, 120)  # air before and after the parcel
+    margin_px: tuple[int, int] = (8, 64)  # air around the parcel
     source_distance_mm: tuple[float, float] = (600.0, 900.0)  # focus to belt
 
     def __post_init__(self) -> None:
@@ -124,12 +124,12 @@ def _default(mapping: dict):
 class SceneConfig:
     positive_fraction: float = 0.5
     parcels: dict = _default({"carton": 0.6, "padded_envelope": 0.2, "mail_bag": 0.2})
-    items: tuple[int, int] = (2, 12)  # benign objects tried per parcel (the packer may refuse)
+    items: tuple[int, int] = (3, 14)  # benign objects wanted per parcel (if they fit)
     objects: dict = _default({
         "book": 1.0, "paper_stack": 0.7, "clothes": 1.5, "shoes": 0.8, "laptop": 0.5,
         "phone": 0.6, "circuit_board": 0.5, "batteries": 0.5, "charger": 0.6, "cable": 0.6,
         "headphones": 0.4, "bottle": 0.7, "can": 0.7, "glass_jar": 0.5, "cosmetics": 0.6,
-        "mug": 0.4, "tools": 0.6, "food": 0.8, "toy": 0.5, "keys": 0.4})
+        "mug": 0.4, "tools": 0.6, "food": 0.8, "toy": 0.5, "keys": 0.4, "stationery": 0.6})
     strategies: dict = _default({
         "hollow_book": 1.0, "in_electronics": 1.0, "in_can": 1.0, "in_cosmetics": 0.5,
         "shoe_sole": 1.0, "among_clothes": 1.0, "false_bottom": 1.0, "double_wall": 0.7,
@@ -187,7 +187,7 @@ class SynthConfig:
     sensor: SensorConfig = field(default_factory=SensorConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
     colour: ColourConfig = field(default_factory=ColourConfig)
-    png_compression: int = 3  # zlib level of the written PNGs (0 fastest, 9 smallest)
+    png_compression: int = 1  # zlib level of the written PNGs (0 fastest, 9 smallest)
 
     def __post_init__(self) -> None:
         if not isinstance(self.png_compression, int) or not 0 <= self.png_compression <= 9:

@@ -94,8 +94,8 @@ def draw_record(config: SynthConfig, seed: int, index: int, name: str) -> dict:
     scene = compose.compose(rng, config.scene, sc, scanner["pixel_mm"],
                             scanner["source_distance_mm"])
     return {"format": RECORD_FORMAT, "name": name, "seed": int(seed), "index": int(index),
-            "scanner": scanner, "sensor": settings, "palette": dataclasses.asdict(palette),
-            "scene": scene.to_json()}
+            "png_compression": config.png_compression, "scanner": scanner, "sensor": settings,
+            "palette": dataclasses.asdict(palette), "scene": scene.to_json()}
 
 
 def render_record(record: dict) -> SimResult:

@@ -15,7 +15,7 @@ _CHIP = {"epoxy": 0.7, "silicon": 0.3}
 
 
 def _board(rng, w, d, at, thick=1.6) -> list[Primitive]:
-    """A populated PCB: FR-4, copper traces (35 um a layer, several layers), chips."""
+    """A populated PCB: FR-4, copper tracks (35 um a layer, several layers), chips."""
     x, y, z = at
     prims = [solid("box", "fr4", 1.85, (w, d, thick), (x, y, z)),
              solid("box", "copper", 8.96, (w, d, 0.035 * int(rng.integers(2, 5))),

@@ -108,4 +108,36 @@ def keys(rng: np.random.Generator, space) -> Item | None:
     return Item("keys", prims, [], (90.0, 60.0), 8.0)
 
 
-BUILDERS = {"tools": tools, "food": food, "toy": toy, "keys": keys}
+def stationery(rng: np.random.Generator, space) -> Item | None:
+    """A handful of small things: pens, pencils, coins, a USB stick, a lighter, clips."""
+    w, d = uniform(rng, 120, 220), uniform(rng, 80, 160)
+    if w > space[0] or d > space[1] or space[2] < 14:
+        return None
+    prims = []
+    for _ in range(int(rng.integers(3, 9))):
+        x, y = uniform(rng, -w / 2 + 20, w / 2 - 20), uniform(rng, -d / 2 + 15, d / 2 - 15)
+        angle = uniform(rng, 0, 180)
+        kind = choice(rng, ["pen", "pencil", "coin", "usb", "lighter", "clip"])
+        if kind == "pen":
+            prims += [solid("rod", "polystyrene", 1.05, (140, 10, 10), (x, y, 0), angle),
+                      solid("rod", "steel", 2.0, (30, 3, 3), (x, y, 3.5), angle),
+                      solid("rod", "brass", 8.5, (8, 2.5, 2.5), (x, y, 3.8), angle)]
+        elif kind == "pencil":
+            prims += [solid("rod", "cellulose", 0.6, (170, 7, 7), (x, y, 0), angle),
+                      solid("rod", "graphite", 2.0, (170, 2, 2), (x, y, 2.5), angle)]
+        elif kind == "coin":
+            dia = uniform(rng, 16, 28)
+            prims.append(solid("cylinder", choice(rng, ["brass", "steel", "copper"]), 8.0,
+                               (dia, dia, uniform(rng, 1.5, 2.3)), (x, y, 0)))
+        elif kind == "usb":
+            prims += [solid("box", "abs", 1.05, (45, 16, 7), (x, y, 0), angle),
+                      solid("box", "stainless", 7.9, (12, 12, 4.5), (x, y, 1.2), angle)]
+        elif kind == "lighter":
+            prims += hollow("box", "polypropylene", 0.9, (24, 12, 80), 1.2, (x, y, 0), angle)
+            prims.append(solid("box", "steel", 7.85, (12, 11, 10), (x, y, 0), angle))
+        else:
+            prims.append(solid("box", "steel", 7.85, (30, 8, 1.0), (x, y, 0), angle))
+    return Item("stationery", prims, [], (w, d), 14)
+
+
+BUILDERS = {"tools": tools, "food": food, "toy": toy, "keys": keys, "stationery": stationery}

@@ -27,10 +27,12 @@ def _smooth_noise(rng: np.random.Generator, shape_hw: tuple[int, int], scale_hw)
 
 
 def _folds(rng, shape_hw, spec) -> np.ndarray:
+    """Folded cloth: long creases in one main direction, weaker ones across, fine weave."""
     along = spec.get("scale_mm", 30.0)
-    noise = _smooth_noise(rng, shape_hw, (along * 0.25, along))  # long thin folds
-    noise += 0.5 * _smooth_noise(rng, shape_hw, (along, along * 0.25))
-    return np.clip(1.0 + spec.get("amp", 0.3) * noise / 1.2, 0.05, None)
+    noise = _smooth_noise(rng, shape_hw, (along * 0.12, along * 1.5))
+    noise += 0.4 * _smooth_noise(rng, shape_hw, (along * 1.5, along * 0.12))
+    noise += 0.25 * _smooth_noise(rng, shape_hw, (3.0, 3.0))
+    return np.clip(1.0 + spec.get("amp", 0.3) * noise / 1.1, 0.05, None)
 
 
 def _noise(rng, shape_hw, spec) -> np.ndarray:
@@ -40,7 +42,7 @@ def _noise(rng, shape_hw, spec) -> np.ndarray:
 
 
 def _traces(rng, shape_hw, spec) -> np.ndarray:
-    """Copper tracks and pads: returns coverage 0..1 scaled so the mean is ~1."""
+    """Copper tracks and pads: the coverage, 0 or 1 (the layer's thickness is the copper's)."""
     import cv2
 
     h, w = shape_hw
@@ -52,13 +54,12 @@ def _traces(rng, shape_hw, spec) -> np.ndarray:
             x1, y1 = min(w - 1, x0 + length), y0
         else:
             x1, y1 = x0, min(h - 1, y0 + length)
-        cv2.line(img, (x0, y0), (x1, y1), 255, int(rng.integers(1, 3)))
+        cv2.line(img, (x0, y0), (x1, y1), 255, 1)
     for _ in range(int(h * w * 0.0008) + 2):  # ground planes and pads
         x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
         cv2.rectangle(img, (x0, y0), (x0 + int(rng.integers(2, 12)),
                                       y0 + int(rng.integers(2, 12))), 255, -1)
-    cover = img.astype(np.float32) / 255.0
-    return cover / max(float(cover.mean()), 1e-3)
+    return img.astype(np.float32) / 255.0
 
 
 def _discs(rng, shape_hw, spec) -> np.ndarray:
