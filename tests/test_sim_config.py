@@ -21,7 +21,7 @@ def test_default_yaml_spells_out_the_built_in_defaults():
 
 @pytest.mark.parametrize("data,message", [
     ({"scaner": {}}, "unknown key 'scaner'; valid keys at the top level: ['colour', "),
-    ({"scanner": {"kvps": [150]}}, "unknown key scanner.'kvps'; valid keys in scanner: "),
+    ({"scanner": {"kvps": [150]}}, "unknown key 'scanner.kvps'; valid keys in scanner: "),
     ({"scene": {"objects": {"banana": 1}}}, "scene.objects: unknown name 'banana'; valid: "),
     ({"scene": {"strategies": {"in_can": 0}}}, "weights must not all be zero"),
     ({"scanner": {"kvp": [145]}}, "scanner.kvp: 145.0 has no shipped spectrum"),
@@ -46,7 +46,7 @@ def test_bad_configs_name_the_key(data, message):
 def test_bad_yaml_file_is_a_usage_error_naming_the_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("scene:\n  itemz: [1, 2]\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key scene\.'itemz'"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'scene\.itemz'"):
         load_config(bad)
     assert main(["synth", "--out", str(tmp_path / "out"), "--count", "1",
                  "--config", str(bad)]) == 64

@@ -209,7 +209,8 @@ def _build(cls, data, where: str):
     known = {f.name: f for f in fields(cls)}
     for key in data:
         if key not in known:
-            raise ConfigError(f"unknown key {where + '.' if where else ''}{key!r}; valid keys "
+            name = f"{where}.{key}" if where else str(key)
+            raise ConfigError(f"unknown key {name!r}; valid keys "
                               f"{'in ' + where if where else 'at the top level'}: {sorted(known)}")
     values = {}
     for key, value in data.items():

@@ -56,12 +56,21 @@ class Packer:
         """The largest (x, y, z) an item could have and still fit somewhere (optimistic)."""
         return (2 * self.half[0], 2 * self.half[1], self.top - float(self.heights.min()))
 
-    def _mask(self, x, y, footprint, angle) -> np.ndarray:
+    def _mask(self, x, y, footprint, angle) -> tuple[slice, slice, np.ndarray]:
+        """The cells under a turned footprint: a window of the grid and a mask within it."""
         c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-        dx, dy = self.grid_x - x, self.grid_y - y
+        reach = 0.5 * math.hypot(*footprint) + self.cell
+        x0 = self.grid_x[0, 0]
+        y0 = self.grid_y[0, 0]
+        cols = slice(max(0, int((x - reach - x0) / self.cell)),
+                     max(0, int((x + reach - x0) / self.cell) + 2))
+        rows = slice(max(0, int((y - reach - y0) / self.cell)),
+                     max(0, int((y + reach - y0) / self.cell) + 2))
+        dx, dy = self.grid_x[rows, cols] - x, self.grid_y[rows, cols] - y
         u, v = c * dx + s * dy, -s * dx + c * dy
-        return (np.abs(u) <= footprint[0] / 2 + self.cell / 2) & \
+        mask = (np.abs(u) <= footprint[0] / 2 + self.cell / 2) & \
                (np.abs(v) <= footprint[1] / 2 + self.cell / 2)
+        return rows, cols, mask
 
     def place(self, item: Item, at=None, angle: float | None = None,
               tries: int = 40) -> Item | None:
@@ -84,10 +93,11 @@ class Packer:
                 x, y = uniform(self.rng, lo_x, hi_x), uniform(self.rng, lo_y, hi_y)
             else:
                 x, y = float(np.clip(at[0], lo_x, hi_x)), float(np.clip(at[1], lo_y, hi_y))
-            mask = self._mask(x, y, item.footprint, a)
-            z = float(self.heights[mask].max()) if mask.any() else float(self.heights.min())
+            rows, cols, mask = self._mask(x, y, item.footprint, a)
+            under = self.heights[rows, cols]
+            z = float(under[mask].max()) if mask.any() else float(self.heights.min())
             if z + item.height <= self.top + 1e-6:
-                self.heights[mask] = z + item.height
+                under[mask] = z + item.height  # a view: writes into the height map
                 return item.placed(x, y, z, a)
         return None
 
