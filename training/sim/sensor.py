@@ -11,6 +11,8 @@ Counts are air-normalised: 65535 = unattenuated.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 
@@ -34,6 +36,22 @@ class SensorSettings:
     def photons_in_air(self, physics: ScannerPhysics, pixel_mm: float) -> np.ndarray:
         """(2,) photons absorbed per pixel in air, (high, low)."""
         return physics.photons_per_ugy_mm2 * self.dose_ugy * pixel_mm * pixel_mm
+
+
+@lru_cache(maxsize=1)
+def _normal_table() -> np.ndarray:
+    """Standard normal quantiles at the centres of 65536 equal-probability bins."""
+    dist = NormalDist()
+    return np.array([dist.inv_cdf((i + 0.5) / 65536) for i in range(65536)], np.float32)
+
+
+def standard_normal(rng: np.random.Generator, shape) -> np.ndarray:
+    """Gaussian float32 noise via a 16-bit inverse-CDF table (tails cut at 4.3 sigma).
+
+    Four times faster than ``Generator.standard_normal``, which took a tenth of a scan's
+    time budget; the cut tails are 2e-5 of the draws and do not matter for sensor noise.
+    """
+    return np.take(_normal_table(), rng.integers(0, 65536, size=shape, dtype=np.uint16))
 
 
 def _gaussian_1d(sigma: float) -> np.ndarray:
@@ -77,8 +95,10 @@ def expose(att: np.ndarray, physics: ScannerPhysics, pixel_mm: float,
     measured = np.empty((2, h, w), np.float32)
     for ch in range(2):
         t = np.exp(-att[ch])
-        noise = rng.standard_normal((h, w), dtype=np.float32)
-        noise *= np.sqrt(np.maximum(t, 0) * (kappa[ch] / n_air[ch]) + electronic)
+        variance = t * (kappa[ch] / n_air[ch])
+        variance += electronic
+        noise = standard_normal(rng, (h, w))
+        noise *= np.sqrt(variance, out=variance)
         t += noise
         t = cv2.sepFilter2D(t, cv2.CV_32F, along, across, borderType=cv2.BORDER_REFLECT)
         rows = rng.standard_normal(h).astype(np.float32) * np.float32(settings.channel_gain_std)
