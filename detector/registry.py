@@ -31,7 +31,7 @@ def is_registry(path: Path) -> bool:
 
 
 def check_version(version: str) -> str:
-    if not isinstance(version, str) or not VERSION_RE.match(version):
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
         raise RegistryError(f"model version: expected letters, digits and ._+- (up to 64), "
                             f"got {version!r}")
     return version

@@ -33,7 +33,7 @@ def hash_token(token: str) -> str:
 
 
 def check_operator_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ValueError(f"operator name: expected 1-64 letters, digits or ._@- starting with "
                          f"a letter or digit, got {name!r}")
     return name
@@ -53,7 +53,7 @@ def authenticate(db: Database, authorization: str | None) -> Operator:
         raise AuthError("missing Authorization header")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not _TOKEN_RE.match(token):
+    if scheme.lower() != "bearer" or not _TOKEN_RE.fullmatch(token):
         raise AuthError("expected 'Authorization: Bearer TOKEN'")
     wanted = hash_token(token)
     found = db.operator_by_token_hash(wanted)

@@ -34,17 +34,31 @@ class limit_body:  # noqa: N801 (an ASGI middleware class, named like Starlette'
                 return
         seen = 0
         max_bytes = self.max_bytes
+        exceeded = False
 
         async def counted():
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > max_bytes:
+                    exceeded = True
                     raise BodyTooLarge(f"request body larger than {max_bytes} bytes")
             return message
 
-        await self.app(scope, counted, send)
+        async def unless_exceeded(message) -> None:
+            # A body parser (multipart) may turn BodyTooLarge into its own 400 "error parsing
+            # the body": once the limit is hit, the app's answer is dropped and ours is 413.
+            if not exceeded:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_exceeded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await _refuse(send, max_bytes)
 
 
 async def _refuse(send, max_bytes: int) -> None:

@@ -47,7 +47,7 @@ def new_scan_id() -> str:
 
 
 def check_scan_id(scan_id: str) -> str:
-    if not isinstance(scan_id, str) or not _ID_RE.match(scan_id):
+    if not isinstance(scan_id, str) or not _ID_RE.fullmatch(scan_id):
         raise ValueError(f"scan id: expected YYYYMMDDTHHMMSS-xxxxxxxx, got {scan_id!r}")
     return scan_id
 
