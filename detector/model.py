@@ -113,6 +113,18 @@ def read_verified(path: str | Path) -> tuple[bytes, str]:
     return data, digest
 
 
+def check_manifest_identity(path: str | Path, info: ModelInfo) -> None:
+    """The manifest's name, version, kind and precision must be the model's own: a matching
+    sha256 beside another model's identity means the manifest was edited or mixed up."""
+    manifest = json.loads(manifest_path(path).read_text())
+    own = {"name": info.name, "version": info.version, "kind": info.kind,
+           "precision": info.precision}
+    for key, value in own.items():
+        if key in manifest and str(manifest[key]) != value:
+            raise ModelError(f"{path}: manifest says {key} {manifest[key]!r} but the model's "
+                             f"metadata says {value!r}; the manifest belongs to another model")
+
+
 def info_from_metadata(meta: dict[str, str], where: str) -> ModelInfo:
     if METADATA_KEY not in meta:
         raise ModelError(f"{where}: no '{METADATA_KEY}' metadata; not a concealscan export")
@@ -145,6 +157,7 @@ class OnnxModel:
             raise ModelError(f"{path}: onnxruntime cannot load it: {exc}") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = info_from_metadata(meta, str(path))
+        check_manifest_identity(path, self.info)
         self._check_signature()
 
     def _check_signature(self) -> None:
