@@ -77,7 +77,9 @@ def test_boxes_enclose_their_packets_and_decoys():
     for record in _positive_records(5):
         result = render_record(record)
         basis, att = _ideal_att(record["scene"])
-        assert basis[1:].min() >= -1e-4  # cavities never remove more host than exists
+        maps = geometry.material_maps(Scene.from_json(record["scene"]))
+        for key, mass in maps.items():  # cavities never remove more host than there is
+            assert mass.min() >= -2e-3, key
         for label in result.annotations + result.benign:
             scene = dict(record["scene"])
             scene["primitives"] = [p for p in scene["primitives"] if p["group"] != label["group"]]

@@ -2,8 +2,9 @@
 
 Order matters: strategies that rebuild the carton (false bottom, double wall) run before the
 goods go in; host strategies need their host packed first; loose packets and decoys take the
-space that is left. A strategy that finds no room is replaced by a loose placement, and a
-parcel where nothing fits ends up negative (its label says so).
+space that is left. A strategy that finds no room is replaced by another drawn from the
+config, then by a loose placement; a parcel where nothing fits ends up negative (its label
+says so).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from training.sim import concealment, objects, parcels
 from training.sim.config import SceneConfig
 from training.sim.parts import choice, uniform
 from training.sim.scene import Scene
-
-_FALLBACKS = ("beside_similar", "metal_shadow", "among_clothes")  # tried in random order
 
 
 def _pack_goods(ctx: concealment.Context, cfg: SceneConfig, wanted: list[str]) -> None:
@@ -42,11 +41,13 @@ def _pack_goods(ctx: concealment.Context, cfg: SceneConfig, wanted: list[str]) -
 
 
 def _conceal(ctx: concealment.Context, wanted: list[str], done: list[bool]) -> None:
+    """Run the wanted strategies; where one finds no place, draw another (keeping the
+    configured mix), and in the end just pack the packet loose among the goods."""
     for i, strategy in enumerate(wanted):
         if done[i]:
             continue
-        order = [str(s) for s in ctx.rng.permutation(_FALLBACKS)]
-        for attempt in (strategy, *order, "loose"):
+        redraws = [choice(ctx.rng, ctx.cfg.strategies) for _ in range(3)]
+        for attempt in (strategy, *redraws, "loose"):
             if attempt not in concealment.PARCEL_STRATEGIES and concealment.apply(ctx, attempt):
                 break
 

@@ -10,7 +10,7 @@ for it, and the composer then tries another.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -51,7 +51,8 @@ def _in_slot(packet: Packet, slot: dict, rng) -> list[Primitive]:
     cx = slot["center"][0] + c * dx - s * dy
     cy = slot["center"][1] + s * dx + c * dy
     cz = slot["center"][2] + uniform(rng, -free[2], free[2])
-    return [p.moved(cx, cy, cz, angle) for p in packet.primitives]
+    proj_z = slot.get("proj_z")  # drawn like its host, so the cavity matches what it removes
+    return [replace(p.moved(cx, cy, cz, angle), proj_z=proj_z) for p in packet.primitives]
 
 
 def _record(ctx: Context, packet: Packet, strategy: str, host: str, decoy: bool = False) -> None:

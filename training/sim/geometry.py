@@ -3,8 +3,8 @@
 Line-scan geometry: along the belt (image columns) every line is taken straight up, so the
 projection is parallel; across the belt (image rows) the fan beam from a focus below the belt
 shrinks an object at height z by ``D / (D + z)`` towards the focus and lengthens oblique rays
-by ``1 / cos(fan angle)``. The shrink uses each primitive's centre height (exact for flat
-objects), the obliquity is applied per row at the end.
+by ``1 / cos(fan angle)``. The shrink uses one height per object (its mid-height; exact for
+flat objects), the obliquity is applied per row at the end.
 
 Groups (a packet with its wrapping and the cavity it displaced) are also kept on their own,
 cropped to their box, so the labels can measure their footprint and contrast exactly.
@@ -88,8 +88,8 @@ class Projector:
     def shrink(self, z_mm: float) -> float:
         return self.source_distance_mm / (self.source_distance_mm + max(z_mm, 0.0))
 
-    def project_y(self, y_mm: float, z_mm: float) -> float:
-        return self.focus_y + (y_mm - self.focus_y) * self.shrink(z_mm)
+    def shrink_of(self, prim: Primitive) -> float:
+        return self.shrink(prim.center[2] if prim.proj_z is None else prim.proj_z)
 
     def obliquity(self) -> np.ndarray:
         """(H,) path-length factor 1/cos of the fan angle of each detector row."""
@@ -101,8 +101,8 @@ class Projector:
         c, s = abs(math.cos(math.radians(prim.angle))), abs(math.sin(math.radians(prim.angle)))
         a, b = prim.size[0] / 2, prim.size[1] / 2
         half_x, half_y = c * a + s * b, s * a + c * b
-        m = self.shrink(prim.center[2])
-        y0 = self.project_y(prim.center[1] - half_y, prim.center[2])
+        m = self.shrink_of(prim)
+        y0 = self.focus_y + (prim.center[1] - half_y - self.focus_y) * m
         y1 = y0 + 2 * half_y * m
         p = self.pixel_mm
         r0, r1 = int(math.floor(y0 / p)) - 1, int(math.ceil(y1 / p)) + 1
@@ -116,7 +116,7 @@ class Projector:
         """Local (u, v) in mm of the pixel centres in ``box`` for ``prim``."""
         r0, r1, c0, c1 = box
         p = self.pixel_mm
-        m = self.shrink(prim.center[2])
+        m = self.shrink_of(prim)
         xs = (np.arange(c0, c1, dtype=np.float32) + 0.5) * p - prim.center[0]
         ys = ((np.arange(r0, r1, dtype=np.float32) + 0.5) * p - self.focus_y) / m \
             + self.focus_y - prim.center[1]

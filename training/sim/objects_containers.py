@@ -68,8 +68,9 @@ def can(rng: np.random.Generator, space) -> Item | None:
     prims = hollow(shape, "steel", 7.85, size, wall)
     inner = (size[0] - 2 * wall, size[1] - 2 * wall, (h - 2 * wall) * uniform(rng, 0.85, 0.98))
     prims.append(solid(shape, contents, rho, inner, (0, 0, wall)))
+    # A square inside a round can: 0.65 of the diameter keeps its corners inside.
     hide = slot("can contents", (0, 0, wall + inner[2] / 2),
-                (inner[0] * 0.8, inner[1] * 0.8, inner[2] * 0.9), contents, rho)
+                (inner[0] * 0.65, inner[1] * 0.65, inner[2] * 0.9), contents, rho)
     return Item("can", prims, [hide], size[:2], h)
 
 
@@ -88,7 +89,7 @@ def glass_jar(rng: np.random.Generator, space) -> Item | None:
     prims.append(solid("cylinder", contents, rho, (dia - 2 * wall, dia - 2 * wall, fill_h),
                        (0, 0, wall)))
     hide = slot("jar contents", (0, 0, wall + fill_h / 2),
-                ((dia - 2 * wall) * 0.75, (dia - 2 * wall) * 0.75, fill_h * 0.85), contents, rho)
+                ((dia - 2 * wall) * 0.65, (dia - 2 * wall) * 0.65, fill_h * 0.85), contents, rho)
     return Item("glass_jar", prims, [hide], (dia, dia), h)
 
 
@@ -111,7 +112,8 @@ def cosmetics(rng: np.random.Generator, space) -> Item | None:
                             (x + dia / 2, y, 0))
             prims.append(solid("cylinder", "cosmetic_cream", 1.0, (dia - 5, dia - 5, 30),
                                (x + dia / 2, y, 2.5)))
-            slots.append(slot("cream jar", (x + dia / 2, y, 17), (dia - 12, dia - 12, 26),
+            side = (dia - 5) * 0.65
+            slots.append(slot("cream jar", (x + dia / 2, y, 17), (side, side, 26),
                               "cosmetic_cream", 1.0))
             x += dia + 8
         elif kind == "tube":

@@ -169,14 +169,26 @@ def charger(rng: np.random.Generator, space) -> Item | None:
 
 
 def cable(rng: np.random.Generator, space) -> Item | None:
-    dia = uniform(rng, 80, 220)
-    t = uniform(rng, 5, 20)
-    if dia > min(space[0], space[1]) or t > space[2]:
-        return None
-    prims = [_coil(rng, dia, t, (0, 0, 0)),
-             solid("box", "abs", 1.05, (30, 16, 10), (dia * 0.35, 0, 0)),
-             solid("box", "brass", 8.5, (12, 6, 2), (dia * 0.35 + 18, 0, 4))]
-    return Item("cable", prims, [], (dia + 30, dia), t)
+    """A coiled cable, or one lying loose in loops, with its plug."""
+    if rng.random() < 0.5:
+        dia, t = uniform(rng, 80, 220), uniform(rng, 5, 20)
+        if dia > min(space[0], space[1]) or t > space[2]:
+            return None
+        prims = [_coil(rng, dia, t, (0, 0, 0))]
+        size = (dia + 30, dia, t)
+    else:
+        w, d, wire = uniform(rng, 150, 420), uniform(rng, 120, 320), uniform(rng, 3, 6)
+        w, d = min(w, space[0]), min(d, space[1])
+        if w < 80 or d < 60 or space[2] < 12:
+            return None
+        prims = [solid("box", {"pvc": 0.62, "copper": 0.38}, 2.0, (w, d, wire),
+                       texture=texture(rng, "curve", width_mm=wire,
+                                       length_mm=uniform(rng, 500, 1500)))]
+        size = (w, d, wire)
+    x = size[0] / 2 - 15
+    prims += [solid("box", "abs", 1.05, (30, 16, 10), (x - 15, 0, 0)),
+              solid("box", "brass", 8.5, (12, 6, 2), (x + 3, 0, 4))]
+    return Item("cable", prims, [], size[:2], max(size[2], 10.0))
 
 
 def headphones(rng: np.random.Generator, space) -> Item | None:

@@ -29,7 +29,8 @@ def book(rng: np.random.Generator, space) -> Item | None:
     else:
         prims.append(solid("box", pages, 0.8, (w, ln, 0.4), (0, 0, t - 0.4)))
     margin = uniform(rng, 12, 25)
-    hole = (w - 2 * margin, ln - 2 * margin, max(t - 6, 2.0))
+    # 75 % of the page block: its texture thins it by up to ~15 %, the hole must fit anyway.
+    hole = (w - 2 * margin, ln - 2 * margin, max(0.75 * (t - 2), 2.0))
     slots = [slot("hollowed pages", (1.5, 0, t / 2), hole, pages, rho)]
     return Item("book", prims, slots, (w, ln), t)
 
@@ -49,20 +50,30 @@ def paper_stack(rng: np.random.Generator, space) -> Item | None:
     prims = [solid("box", sheets, rho, (w, ln, t), texture=texture(rng, "noise", amp=0.03))]
     if rng.random() < 0.3:  # a binder clip or staples
         prims.append(solid("box", "steel", 7.85, (30, 8, 3), (0, -ln / 2 + 6, t)))
-    slots = [slot("between sheets", (0, 0, t / 2), (w - 30, ln - 40, max(t - 2, 1.0)), sheets, rho)]
+    slots = [slot("between sheets", (0, 0, t / 2), (w - 30, ln - 40, max(0.75 * t, 1.0)), sheets,
+                  rho)]
     return Item("paper_stack", prims, slots, (w, ln), t)
 
 
 def clothes(rng: np.random.Generator, space) -> Item | None:
+    """A pile of 1-5 folded garments, each a soft cushion with creases, maybe a zip."""
     w, ln, t = uniform(rng, 200, 400), uniform(rng, 180, 380), uniform(rng, 20, 160)
     w, ln, t = min(w, space[0]), min(ln, space[1]), min(t, space[2])
     if w < 120 or ln < 120 or t < 10:
         return None
     fibre = choice(rng, {"cellulose": 0.6, "pet": 0.25, "nylon": 0.15})
     rho = uniform(rng, 0.12, 0.35)  # folded garments are mostly air
-    prims = [solid("pillow", fibre, rho, (w, ln, t), roundness=uniform(rng, 6, 14),
-                   texture=texture(rng, "folds", amp=uniform(rng, 0.25, 0.5),
-                                   scale_mm=uniform(rng, 20, 60)))]
+    garments = int(rng.integers(1, 6))
+    layer = t / garments
+    prims = []
+    for g in range(garments):
+        gw, gl = w * uniform(rng, 0.7, 1.0), ln * uniform(rng, 0.7, 1.0)
+        at = ((w - gw) / 2 * uniform(rng, -0.5, 0.5), (ln - gl) / 2 * uniform(rng, -0.5, 0.5),
+              g * layer)
+        prims.append(solid("pillow", fibre, rho, (gw, gl, layer), at, angle=uniform(rng, -6, 6),
+                           roundness=uniform(rng, 5, 12),
+                           texture=texture(rng, "folds", amp=uniform(rng, 0.25, 0.5),
+                                           scale_mm=uniform(rng, 20, 60))))
     if rng.random() < 0.5:  # a zip
         zl = uniform(rng, 100, min(w, ln) * 0.9)
         at = (uniform(rng, -w / 5, w / 5), uniform(rng, -ln / 5, ln / 5), t * 0.6)
@@ -72,7 +83,9 @@ def clothes(rng: np.random.Generator, space) -> Item | None:
         prims.append(solid("cylinder", choice(rng, ["polycarbonate", "brass"]), 1.2,
                            (12, 12, 2.5), (uniform(rng, -w / 3, w / 3),
                                            uniform(rng, -ln / 3, ln / 3), t * 0.5)))
-    slots = [slot("among clothes", (0, 0, t / 2), (w * 0.7, ln * 0.7, t * 0.8), fibre, rho)]
+    # Folded clothes are mostly air: a packet among them squeezes the air out and the pile
+    # bulges, so it displaces no cloth (and the creases never have to be deeper than it).
+    slots = [slot("among clothes", (0, 0, t / 2), (w * 0.5, ln * 0.5, t * 0.8))]
     return Item("clothes", prims, slots, (w, ln), t)
 
 
@@ -105,8 +118,11 @@ def shoes(rng: np.random.Generator, space) -> Item | None:
     for y in offsets:
         prims += _shoe(rng, length, width, sole_t, upper_h, y, sole_rho, upper)
     # The heel is where soles are hollowed out; a packet there displaces rubber.
+    # The heel sits where the sole's rounded outline is still >= 75 % thick: the cavity keeps
+    # within 60 % of it.
     heel = slot("shoe sole", (-length * 0.28, offsets[0], sole_t / 2),
-                (length * 0.3, width * 0.6, max(sole_t - 8, 4.0)), "rubber_sole", sole_rho)
+                (length * 0.3, width * 0.6, max(min(sole_t - 8, 0.6 * sole_t), 4.0)),
+                "rubber_sole", sole_rho)
     return Item("shoes", prims, [heel], (length, total_w), sole_t + upper_h)
 
 

@@ -33,6 +33,9 @@ class Primitive:
     texture: dict | None = None  # see training.sim.textures
     group: str = ""  # "packet:0", "decoy:1": rendered also on its own for labels
     role: str = ""  # within a group: "content", "wrap" or "void"
+    # Height (mm) whose fan-beam shrink this primitive is drawn with; None = its centre's.
+    # All parts of one object share one, so a cavity lines up with the material it removes.
+    proj_z: float | None = None
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
@@ -89,14 +92,18 @@ class Item:
     height: float = 0.0
 
     def placed(self, x: float, y: float, z: float, angle: float) -> Item:
-        """The item turned about its own origin and moved so that origin lands on (x, y, z)."""
-        prims = [p.moved(x, y, z, angle) for p in self.primitives]
+        """The item turned about its own origin and moved so that origin lands on (x, y, z).
+
+        Its parts are all drawn with the fan-beam shrink of the item's mid-height.
+        """
+        proj_z = z + self.height / 2
+        prims = [replace(p.moved(x, y, z, angle), proj_z=proj_z) for p in self.primitives]
         slots = []
         for slot in self.slots:
             c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
             sx, sy, sz = slot["center"]
             slots.append({**slot, "center": (c * sx - s * sy + x, s * sx + c * sy + y, sz + z),
-                          "angle": slot.get("angle", 0.0) + angle})
+                          "angle": slot.get("angle", 0.0) + angle, "proj_z": proj_z})
         return Item(self.kind, prims, slots, self.footprint, self.height)
 
 

@@ -104,7 +104,29 @@ def _rings(rng, shape_hw, spec) -> np.ndarray:
     return ring / max(float(ring.mean()), 1e-3)
 
 
-TEXTURES = {"folds": _folds, "noise": _noise, "traces": _traces, "discs": _discs,
+def _curve(rng, shape_hw, spec) -> np.ndarray:
+    """A cable lying loose: a smooth random path, 1 on the wire, 0 beside it."""
+    import cv2
+
+    h, w = shape_hw
+    img = np.zeros((h, w), np.uint8)
+    x, y = rng.uniform(0.2 * w, 0.8 * w), rng.uniform(0.2 * h, 0.8 * h)
+    heading, turn = rng.uniform(0, 2 * np.pi), 0.0
+    points = []
+    for _ in range(int(spec.get("length_mm", 800) / 4)):
+        turn = 0.85 * turn + rng.normal(0, 0.08)
+        heading += turn
+        x, y = x + 4 * np.cos(heading), y + 4 * np.sin(heading)
+        if not (0 <= x < w and 0 <= y < h):  # bend back inside the object's outline
+            heading += np.pi * rng.uniform(0.6, 1.4)
+            x, y = np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)
+        points.append((x, y))
+    width = max(1, int(round(spec.get("width_mm", 4.0) / _TEXEL_MM)))
+    cv2.polylines(img, [np.array(points, np.int32)], False, 255, width, cv2.LINE_AA)
+    return img.astype(np.float32) / 255.0
+
+
+TEXTURES = {"curve": _curve, "folds": _folds, "noise": _noise, "traces": _traces, "discs": _discs,
             "bubbles": _bubbles, "rings": _rings}
 
 
