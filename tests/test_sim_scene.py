@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -27,6 +28,27 @@ def _scene_with(prims: list[Primitive], size_hw=(300, 400), pixel_mm=2.0) -> Sce
 
 def test_library_has_at_least_fifteen_kinds():
     assert len(objects.BUILDERS) >= 15
+
+
+def _extent(prim: Primitive) -> tuple[float, float, float, float]:
+    """Half extents along x and y (turned), and the bottom and top heights."""
+    c, s = abs(math.cos(math.radians(prim.angle))), abs(math.sin(math.radians(prim.angle)))
+    a, b = prim.size[0] / 2, prim.size[1] / 2
+    return (abs(prim.center[0]) + c * a + s * b, abs(prim.center[1]) + s * a + c * b,
+            prim.center[2] - prim.size[2] / 2, prim.center[2] + prim.size[2] / 2)
+
+
+@pytest.mark.parametrize("kind", sorted(objects.BUILDERS))
+@pytest.mark.parametrize("seed", range(12))
+def test_objects_stay_inside_their_footprint(kind, seed):
+    """The packer reserves footprint x height; nothing may stick out of it (or the parcel)."""
+    item = objects.build(kind, np.random.default_rng(seed), (700.0, 700.0, 400.0))
+    if item is None:
+        return
+    for prim in item.primitives:
+        hx, hy, bottom, top = _extent(prim)
+        assert hx <= item.footprint[0] / 2 + 1.0 and hy <= item.footprint[1] / 2 + 1.0, prim
+        assert bottom >= -1e-6 and top <= item.height + 1.0, prim
 
 
 @pytest.mark.parametrize("kind", sorted(objects.BUILDERS))

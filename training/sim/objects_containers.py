@@ -37,7 +37,7 @@ def bottle(rng: np.random.Generator, space) -> Item | None:
                                             (dia - 2 * wall) * fill), (-15, 0, wall)),
                  solid("rod", "polypropylene", 0.9, (22, 30, 30),
                        (length / 2 + 8, 0, dia / 2 - 15))]
-        return Item("bottle", prims, [], (length + 20, dia), dia)
+        return Item("bottle", prims, [], (length + 40, dia), dia)
     if dia > min(space[0], space[1]) or length > space[2]:
         return None
     wall = uniform(rng, 3, 5) if glass else uniform(rng, 0.25, 0.5)
@@ -101,13 +101,14 @@ def cosmetics(rng: np.random.Generator, space) -> Item | None:
     prims = [solid("box", "nylon", 1.14, (w, d, 0.6)), solid("box", "nylon", 1.14, (w, d, 0.6),
                                                            (0, 0, 44))]
     slots = []
+    lengths = {"cream": 75.0, "tube": 165.0, "lipstick": 80.0, "perfume": 66.0, "compact": 76.0}
     x = -w / 2 + 10
-    for kind in rng.permutation(["cream", "tube", "lipstick", "perfume", "compact"]):
-        if x > w / 2 - 30:
-            break
+    for kind in rng.permutation(list(lengths)):
+        if x + lengths[kind] > w / 2 - 5:
+            continue  # does not fit beside the others: left out of this bag
         y = uniform(rng, -d / 4, d / 4)
         if kind == "cream":
-            dia = uniform(rng, 50, 75)
+            dia = uniform(rng, 50, 72)
             prims += hollow("cylinder", "polypropylene", 0.9, (dia, dia, 40), 2.5,
                             (x + dia / 2, y, 0))
             prims.append(solid("cylinder", "cosmetic_cream", 1.0, (dia - 5, dia - 5, 30),
@@ -115,37 +116,33 @@ def cosmetics(rng: np.random.Generator, space) -> Item | None:
             side = (dia - 5) * 0.65
             slots.append(slot("cream jar", (x + dia / 2, y, 17), (side, side, 26),
                               "cosmetic_cream", 1.0))
-            x += dia + 8
         elif kind == "tube":
-            prims.append(solid("pillow", "cosmetic_cream", 1.0, (150, 45, 25), (x + 75, y, 0)))
-            prims.append(solid("cylinder", "polypropylene", 0.9, (30, 30, 25), (x + 150, y, 0)))
-            x += 165
+            prims.append(solid("pillow", "cosmetic_cream", 1.0, (130, 45, 25), (x + 65, y, 0)))
+            prims.append(solid("cylinder", "polypropylene", 0.9, (30, 30, 25), (x + 145, y, 0)))
         elif kind == "lipstick":
             prims.append(solid("rod", "aluminium", 1.2, (75, 20, 20), (x + 37, y, 0)))
             prims.append(solid("rod", "lipstick", 1.1, (40, 12, 12), (x + 30, y, 4)))
-            x += 80
         elif kind == "perfume":
             prims += hollow("box", "glass", 2.5, (60, 35, 42), 5, (x + 30, y, 0))
             prims.append(solid("box", {"ethanol": 0.8, "water": 0.2}, 0.85, (50, 25, 28),
                                (x + 30, y, 5)))
-            prims.append(solid("cylinder", "stainless", 3.0, (12, 12, 8), (x + 30, y, 34)))
-            x += 66
+            prims.append(solid("cylinder", "stainless", 3.0, (12, 12, 2.5), (x + 30, y, 41)))
         else:
             prims += [solid("cylinder", "abs", 1.05, (70, 70, 12), (x + 35, y, 0)),
                       solid("cylinder", "talc", 1.2, (58, 58, 6), (x + 35, y, 2)),
                       solid("cylinder", "glass", 2.5, (56, 56, 1.5), (x + 35, y, 9))]
-            x += 76
+        x += lengths[kind]
     return Item("cosmetics", prims, slots, (w, d), 45)
 
 
 def mug(rng: np.random.Generator, space) -> Item | None:
     dia, h = uniform(rng, 75, 95), uniform(rng, 85, 110)
-    if dia + 25 > space[0] or dia > space[1] or h > space[2]:
+    if dia + 40 > space[0] or dia > space[1] or h > space[2]:
         return None
     prims = hollow("cylinder", "ceramic", 2.4, (dia, dia, h), uniform(rng, 3.5, 5.5), open_top=True)
     prims.append(solid("box", "ceramic", 2.4, (22, 10, h * 0.6), (dia / 2 + 8, 0, h * 0.2)))
     prims.append(solid("box", "ceramic", -2.4, (14, 10, h * 0.45), (dia / 2 + 9, 0, h * 0.27)))
-    return Item("mug", prims, [], (dia + 25, dia), h)
+    return Item("mug", prims, [], (dia + 40, dia), h)
 
 
 BUILDERS = {"bottle": bottle, "can": can, "glass_jar": glass_jar, "cosmetics": cosmetics,

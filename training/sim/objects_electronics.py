@@ -125,7 +125,7 @@ def batteries(rng: np.random.Generator, space) -> Item | None:
         first = len(prims)
         for i in range(cells):
             prims += _cell_18650(0, -d / 2 + 4 + 19 * (i + 0.5), 2.5)
-        prims += _board(rng, 20, d - 8, (w / 2 - 8, 0, 2), thick=1.0)
+        prims += _board(rng, 20, d - 8, (w / 2 - 12, 0, 2), thick=1.0)
         bay = slot("power bank cells", (0, 0, 12), (66, cells * 19.0, 18),
                    replace=list(range(first, first + 3 * cells)))
         return Item("batteries", prims, [bay], (w, d), h)
@@ -154,15 +154,14 @@ def charger(rng: np.random.Generator, space) -> Item | None:
     coil = uniform(rng, 70, 140)
     if w + coil > space[0] or max(d, coil) > space[1] or h > space[2]:
         return None
-    cx = -coil / 2
-    prims = hollow("box", "abs", 1.05, (w, d, h), 2.0, (cx + w / 2 + coil / 2, 0, 0))
-    x = cx + w / 2 + coil / 2
+    x = coil / 2  # the case on the right, the coiled cable on the left
+    prims = hollow("box", "abs", 1.05, (w, d, h), 2.0, (x, 0, 0))
     prims += [solid("box", "ferrite", 4.8, (18, 18, 14), (x, 0, 4)),
               solid("cylinder", "copper", 4.0, (24, 24, 10), (x, 0, 6)),
               solid("cylinder", {"aluminium": 0.5, "water": 0.3, "cellulose": 0.2}, 1.6,
                     (10, 10, 16), (x + 14, 12, 3))]
     prims += _board(rng, w - 8, d - 8, (x, 0, 2.5), thick=1.2)
-    prims += [solid("box", "brass", 8.5, (6, 1.5, 16), (x - w / 2 - 6, dy, h / 2 - 8))
+    prims += [solid("box", "brass", 8.5, (6, 1.5, 16), (x - w / 2 + 6, dy, h / 2 - 8))
               for dy in (-6, 6)]
     prims.append(_coil(rng, coil, uniform(rng, 6, 14), (-w / 2, 0, 0)))
     return Item("charger", prims, [], (w + coil, max(d, coil)), h)
@@ -202,7 +201,8 @@ def headphones(rng: np.random.Generator, space) -> Item | None:
         prims += [solid("cylinder", choice(rng, ["ferrite", "iron"]), 5.5, (28, 28, 5),
                         (x, -10, 8)),
                   solid("cylinder", "copper", 3.0, (20, 20, 3), (x, -10, 13))]
-    prims.append(_coil(rng, uniform(rng, 60, 100), 6, (0, -d / 4, 0)))
+    coil = uniform(rng, 60, min(100, d / 2))
+    prims.append(_coil(rng, coil, 6, (0, -d / 2 + coil / 2 + 2, 0)))
     return Item("headphones", prims, [], (w, d), h)
 
 

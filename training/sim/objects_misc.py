@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from training.sim.parts import choice, hollow, solid, texture, uniform
@@ -31,7 +33,7 @@ def tools(rng: np.random.Generator, space) -> Item | None:
         prims += [solid("box", "pvc", 1.38, (length * 0.45, 14, 12), (-length * 0.25, sy * 12, 0),
                         angle=sy * 6.0) for sy in (-1, 1)]
         prims.append(solid("cylinder", "steel", 7.85, (22, 22, 12), (length * 0.08, 0, 0)))
-        size = (length, 45.0, 12.0)
+        size = (length, 62.0, 12.0)
     elif kind == "hammer":
         length = uniform(rng, 250, 330)
         prims = [solid("rod", "cellulose", 0.65, (length, 30, 30)),
@@ -83,10 +85,10 @@ def toy(rng: np.random.Generator, space) -> Item | None:
         return None
     prims = hollow("ellipsoid", choice(rng, ["abs", "polypropylene", "polystyrene"]), 1.0,
                    (w, d, h), uniform(rng, 1.5, 3.0))
-    for _ in range(int(rng.integers(1, 4))):
-        pw = uniform(rng, 15, w / 2)
+    for _ in range(int(rng.integers(1, 4))):  # inner parts, well inside the shell
+        pw = uniform(rng, 15, min(w / 3, d / 1.8))
         prims += hollow("box", "abs", 1.05, (pw, pw * 0.6, min(h / 3, 30)), 1.5,
-                        (uniform(rng, -w / 4, w / 4), uniform(rng, -d / 4, d / 4), h * 0.2))
+                        (uniform(rng, -w / 6, w / 6), uniform(rng, -d / 8, d / 8), h * 0.2))
     if rng.random() < 0.5:  # motor and AA cells
         prims += [solid("rod", "steel", 4.0, (30, 20, 20), (0, 0, h * 0.25)),
                   solid("rod", "copper", 3.0, (18, 14, 14), (0, 0, h * 0.25 + 3)),
@@ -96,7 +98,7 @@ def toy(rng: np.random.Generator, space) -> Item | None:
 
 
 def keys(rng: np.random.Generator, space) -> Item | None:
-    if space[0] < 90 or space[1] < 60 or space[2] < 8:
+    if space[0] < 85 or space[1] < 122 or space[2] < 8:
         return None
     prims = [solid("cylinder", "steel", 7.85, (30, 30, 1.5)),
              solid("cylinder", "steel", -7.85, (26, 26, 1.5))]
@@ -105,7 +107,29 @@ def keys(rng: np.random.Generator, space) -> Item | None:
         key = solid("box", choice(rng, ["brass", "steel", "stainless"]), 8.2,
                     (uniform(rng, 45, 65), uniform(rng, 8, 12), 2.0), (35, 0, 0))
         prims.append(key.moved(0, 0, 0, angle))
-    return Item("keys", prims, [], (90.0, 60.0), 8.0)
+    # Keys fan out up to 60 degrees from the ring: x from -15 to 68 mm, y within +-60 mm.
+    return Item("keys", [p.moved(-26.5, 0, 0) for p in prims], [], (85.0, 122.0), 8.0)
+
+
+def _stationery_piece(rng, kind: str, x: float, y: float, angle: float) -> list:
+    if kind == "pen":
+        return [solid("rod", "polystyrene", 1.05, (140, 10, 10), (x, y, 0), angle),
+                solid("rod", "steel", 2.0, (30, 3, 3), (x, y, 3.5), angle),
+                solid("rod", "brass", 8.5, (8, 2.5, 2.5), (x, y, 3.8), angle)]
+    if kind == "pencil":
+        return [solid("rod", "cellulose", 0.6, (170, 7, 7), (x, y, 0), angle),
+                solid("rod", "graphite", 2.0, (170, 2, 2), (x, y, 2.5), angle)]
+    if kind == "coin":
+        dia = uniform(rng, 16, 28)
+        return [solid("cylinder", choice(rng, ["brass", "steel", "copper"]), 8.0,
+                      (dia, dia, uniform(rng, 1.5, 2.3)), (x, y, 0))]
+    if kind == "usb":
+        return [solid("box", "abs", 1.05, (45, 16, 7), (x, y, 0), angle),
+                solid("box", "stainless", 7.9, (12, 12, 4.5), (x, y, 1.2), angle)]
+    if kind == "lighter":  # lying on its side
+        return hollow("box", "polypropylene", 0.9, (80, 24, 12), 1.2, (x, y, 0), angle) + \
+            [solid("box", "steel", 7.85, (12, 22, 10), (x, y, 1), angle)]
+    return [solid("box", "steel", 7.85, (30, 8, 1.0), (x, y, 0), angle)]  # paper clip
 
 
 def stationery(rng: np.random.Generator, space) -> Item | None:
@@ -113,30 +137,23 @@ def stationery(rng: np.random.Generator, space) -> Item | None:
     w, d = uniform(rng, 120, 220), uniform(rng, 80, 160)
     if w > space[0] or d > space[1] or space[2] < 14:
         return None
+    sizes = {"pen": (140, 10), "pencil": (170, 7), "coin": (28, 28), "usb": (45, 16),
+             "lighter": (80, 24), "clip": (30, 8)}
     prims = []
     for _ in range(int(rng.integers(3, 9))):
-        x, y = uniform(rng, -w / 2 + 20, w / 2 - 20), uniform(rng, -d / 2 + 15, d / 2 - 15)
+        kind = choice(rng, list(sizes))
         angle = uniform(rng, 0, 180)
-        kind = choice(rng, ["pen", "pencil", "coin", "usb", "lighter", "clip"])
-        if kind == "pen":
-            prims += [solid("rod", "polystyrene", 1.05, (140, 10, 10), (x, y, 0), angle),
-                      solid("rod", "steel", 2.0, (30, 3, 3), (x, y, 3.5), angle),
-                      solid("rod", "brass", 8.5, (8, 2.5, 2.5), (x, y, 3.8), angle)]
-        elif kind == "pencil":
-            prims += [solid("rod", "cellulose", 0.6, (170, 7, 7), (x, y, 0), angle),
-                      solid("rod", "graphite", 2.0, (170, 2, 2), (x, y, 2.5), angle)]
-        elif kind == "coin":
-            dia = uniform(rng, 16, 28)
-            prims.append(solid("cylinder", choice(rng, ["brass", "steel", "copper"]), 8.0,
-                               (dia, dia, uniform(rng, 1.5, 2.3)), (x, y, 0)))
-        elif kind == "usb":
-            prims += [solid("box", "abs", 1.05, (45, 16, 7), (x, y, 0), angle),
-                      solid("box", "stainless", 7.9, (12, 12, 4.5), (x, y, 1.2), angle)]
-        elif kind == "lighter":
-            prims += hollow("box", "polypropylene", 0.9, (24, 12, 80), 1.2, (x, y, 0), angle)
-            prims.append(solid("box", "steel", 7.85, (12, 11, 10), (x, y, 0), angle))
-        else:
-            prims.append(solid("box", "steel", 7.85, (30, 8, 1.0), (x, y, 0), angle))
+        c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+        hx = (c * sizes[kind][0] + s * sizes[kind][1]) / 2
+        hy = (s * sizes[kind][0] + c * sizes[kind][1]) / 2
+        if hx > w / 2 or hy > d / 2:  # too long to lie askew here: square it up
+            angle, hx, hy = 0.0, sizes[kind][0] / 2, sizes[kind][1] / 2
+            if hx > w / 2 or hy > d / 2:
+                continue
+        x, y = uniform(rng, -w / 2 + hx, w / 2 - hx), uniform(rng, -d / 2 + hy, d / 2 - hy)
+        prims += _stationery_piece(rng, kind, x, y, angle)
+    if not prims:
+        return None
     return Item("stationery", prims, [], (w, d), 14)
 
 

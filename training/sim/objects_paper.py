@@ -6,6 +6,8 @@ Each builder takes a seeded generator and the free space ``(x, y, z)`` in mm and
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from training.sim.parts import choice, paper, slot, solid, texture, uniform
@@ -48,11 +50,13 @@ def paper_stack(rng: np.random.Generator, space) -> Item | None:
     sheets = paper(rng, filler_max=0.35)
     rho = uniform(rng, 0.8, 1.2)
     prims = [solid("box", sheets, rho, (w, ln, t), texture=texture(rng, "noise", amp=0.03))]
-    if rng.random() < 0.3:  # a binder clip or staples
+    height = t
+    if rng.random() < 0.3 and t + 3 <= space[2]:  # a binder clip on top
         prims.append(solid("box", "steel", 7.85, (30, 8, 3), (0, -ln / 2 + 6, t)))
+        height = t + 3
     slots = [slot("between sheets", (0, 0, t / 2), (w - 30, ln - 40, max(0.75 * t, 1.0)), sheets,
                   rho)]
-    return Item("paper_stack", prims, slots, (w, ln), t)
+    return Item("paper_stack", prims, slots, (w, ln), height)
 
 
 def clothes(rng: np.random.Generator, space) -> Item | None:
@@ -67,10 +71,17 @@ def clothes(rng: np.random.Generator, space) -> Item | None:
     layer = t / garments
     prims = []
     for g in range(garments):
-        gw, gl = w * uniform(rng, 0.7, 1.0), ln * uniform(rng, 0.7, 1.0)
+        gw, gl, angle = w * uniform(rng, 0.7, 0.92), ln * uniform(rng, 0.7, 0.92), 0.0
+        if rng.random() < 0.5:  # a little askew, if it still fits the pile's footprint
+            angle = uniform(rng, -4, 4)
+            c, s = math.cos(math.radians(angle)), abs(math.sin(math.radians(angle)))
+            if c * gw + s * gl > w or s * gw + c * gl > ln:
+                angle = 0.0
         at = ((w - gw) / 2 * uniform(rng, -0.5, 0.5), (ln - gl) / 2 * uniform(rng, -0.5, 0.5),
               g * layer)
-        prims.append(solid("pillow", fibre, rho, (gw, gl, layer), at, angle=uniform(rng, -6, 6),
+        if angle:
+            at = (0.0, 0.0, g * layer)
+        prims.append(solid("pillow", fibre, rho, (gw, gl, layer), at, angle=angle,
                            roundness=uniform(rng, 5, 12),
                            texture=texture(rng, "folds", amp=uniform(rng, 0.25, 0.5),
                                            scale_mm=uniform(rng, 20, 60))))
