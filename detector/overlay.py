@@ -12,6 +12,7 @@ from detector.scan import Scan
 HEAT_FLOOR = 0.15  # heat below this is left uncoloured so clear regions stay readable
 ALARM_BGR, BELOW_BGR = (0, 0, 255), (0, 200, 255)
 MAX_BELOW = 3  # strongest non-alarming candidates drawn, so near-misses are visible
+MAX_DRAWN = 12  # more boxes than this hide the scan; the legend counts the rest
 
 
 def base_view(scan: Scan) -> np.ndarray:
@@ -42,8 +43,9 @@ def _legend(width: int, det: Detection) -> np.ndarray:
     bar = np.full((44, max(width, 360), 3), 32, np.uint8)
     verdict = "ALARM" if det.alarm else "clear"
     n = int(det.alarms.sum())
-    text = (f"{verdict}: {n} of {len(det.scores)} above threshold {det.alarm_threshold:.2f}  "
-            f"model {det.model['name']} {det.model['version']}")
+    more = f" ({n - MAX_DRAWN} not drawn)" if n > MAX_DRAWN else ""
+    text = (f"{verdict}: {n} of {len(det.scores)} above threshold {det.alarm_threshold:.2f}"
+            f"{more}  model {det.model['name']} {det.model['version']}")
     cv2.putText(bar, text, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                 ALARM_BGR if det.alarm else (200, 200, 200), 1, cv2.LINE_AA)
     cv2.putText(bar, "red box: alarm   orange: below threshold   heat: model attention",
@@ -56,7 +58,7 @@ def render_overlay(scan: Scan, det: Detection) -> np.ndarray:
     bgr = np.ascontiguousarray(base_view(scan)[:, :, ::-1])
     bgr = _blend_heat(bgr, det)
     thick = max(1, round(max(bgr.shape[:2]) / 500))
-    shown = int(det.alarms.sum()) + MAX_BELOW  # scores are sorted: alarms come first
+    shown = min(int(det.alarms.sum()) + MAX_BELOW, MAX_DRAWN)  # sorted: alarms come first
     for i, (box, score, alarm) in enumerate(zip(det.boxes_xyxy[:shown], det.scores[:shown],
                                                 det.alarms[:shown], strict=True), start=1):
         x1, y1, x2, y2 = (int(round(v)) for v in box)
