@@ -112,7 +112,7 @@ def test_lut_matches_spectral_for_slabs(physics, name):
     basis = forward.basis_coefficients(name)[:, None, None] * mass
     fast = forward.render_lut(basis.astype(np.float32), physics)
     seen = exact[1] < 6.0  # beyond that the low channel holds 2 or fewer counts in 1000
-    tolerance = np.maximum(0.01, 0.025 * exact[:, seen])  # iron/zinc fit worst: 2.4 %
+    tolerance = np.maximum(0.01, 0.01 * exact[:, seen])
     assert np.all(np.abs(fast - exact)[:, seen] <= tolerance)
 
 
