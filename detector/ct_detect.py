@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from detector.errors import ScanError
+from detector.outputs import OutputError
 from detector.volume import Volume
 
 
@@ -53,11 +54,12 @@ def process_volume(ref, chooser, args, overlays: Path | None) -> dict:
 
         det = VolumeDetector(loaded.model, min_score=args.min_score).detect(volume)
         if overlays is not None:
-            import cv2
-
             from detector.ct_overlay import render_volume_overlay
+            from detector.outputs import write_png_atomic
 
-            cv2.imwrite(str(overlays / f"{ref.id}.png"), render_volume_overlay(volume, det))
+            write_png_atomic(overlays / f"{ref.id}.png", render_volume_overlay(volume, det))
+    except OutputError:
+        raise  # the disk, not the volume: detect stops and says why
     except ScanError as exc:
         return volume_error_line(ref, exc.reason, volume,
                                  time_ms=(time.perf_counter() - t0) * 1e3)

@@ -1,7 +1,9 @@
 """``concealscan detect``: run the detector on scans; write results.jsonl and overlays.
 
 A scan that cannot be read or processed is reported with ``status: "error"`` and alarms:
-it goes to manual check, never silently clear.
+it goes to manual check, never silently clear. If OUT cannot be written (full disk, read-only
+folder) the command stops with exit status 74 and a clear message; results.jsonl then holds
+only whole lines and no overlay is half-written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from detector.outputs import OutputError, append_line, write_png_atomic
 from detector.readers import DEFAULT_MAX_PIXELS
+from detector.report import progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _process(ref, chooser, args, overlays: Path | None) -> dict:
-    import cv2
-
     from detector.volume_inputs import VolumeRef
 
     if isinstance(ref, VolumeRef):  # CT volumes (issue 7) have their own path
@@ -59,7 +61,9 @@ def _process(ref, chooser, args, overlays: Path | None) -> dict:
         if overlays is not None:
             from detector.overlay import render_overlay
 
-            cv2.imwrite(str(overlays / f"{ref.id}.png"), render_overlay(scan, det))
+            write_png_atomic(overlays / f"{ref.id}.png", render_overlay(scan, det))
+    except OutputError:
+        raise  # the disk, not the scan: stop (run says why)
     except ScanError as exc:
         return error_line(ref, exc.reason, scan, time_ms=(time.perf_counter() - t0) * 1e3)
     except Exception as exc:  # noqa: BLE001 -- any failure sends the scan to manual check
@@ -70,7 +74,7 @@ def _process(ref, chooser, args, overlays: Path | None) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
-    from detector.report import progress
+    from detector.outputs import EXIT_OUTPUT
     from detector.results import ModelChooser
     from detector.volume_inputs import discover_inputs
 
@@ -82,24 +86,40 @@ def run(args: argparse.Namespace) -> int:
     if not refs:
         raise UsageError(f"no scans found in {' '.join(args.paths)}")
     chooser = ModelChooser(args.model, threads=args.threads, min_score=args.min_score)
+    lines: list[dict] = []
+    try:
+        _detect_all(refs, chooser, args, lines)
+    except OutputError as exc:
+        print(f"concealscan detect: error: {exc}; results.jsonl holds the {len(lines)} "
+              "complete line(s) written before, and no partial one", file=sys.stderr)
+        return EXIT_OUTPUT
+    _summary(lines)
+    return 2 if any(line["status"] == "error" for line in lines) else 0
+
+
+def _detect_all(refs, chooser, args, lines: list[dict]) -> None:
+    """Process ``refs`` in order, appending each line whole; `OutputError` if OUT fails."""
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     overlays = None if args.no_overlays else out / "overlays"
-    if overlays is not None:
-        overlays.mkdir(exist_ok=True)
-    lines = []
-    with (out / "results.jsonl").open("w") as f:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if overlays is not None:
+            overlays.mkdir(exist_ok=True)
+        results = (out / "results.jsonl").open("wb", buffering=0)
+    except OSError as exc:
+        raise OutputError(exc.filename or out, exc) from exc
+    with results:
         for ref in progress(refs, desc="detecting", unit="scan"):
             line = _process(ref, chooser, args, overlays)
-            f.write(json.dumps(line) + "\n")
-            f.flush()
+            append_line(results, (json.dumps(line) + "\n").encode())
             lines.append(line)
             if args.dicos_out:
                 from detector.dicos import write_result_tdr
 
-                write_result_tdr(line, ref, args.dicos_out)
-    _summary(lines)
-    return 2 if any(line["status"] == "error" for line in lines) else 0
+                try:
+                    write_result_tdr(line, ref, args.dicos_out)
+                except OSError as exc:
+                    raise OutputError(args.dicos_out, exc) from exc
 
 
 def _summary(lines: list[dict]) -> None:

@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"watching {args.inbox} (model {handle.model.get('version')}); "
                   "Ctrl-C to stop", file=sys.stderr)
             watcher.run(lambda: bool(stop))
+    except OSError as exc:  # full disk, read-only OUT: every scan's state is on disk
+        from detector.outputs import EXIT_OUTPUT
+
+        print(f"concealscan watch: error: {exc}; stopped. Nothing is lost: restart when it "
+              "can write again and every unfinished scan is resumed", file=sys.stderr)
+        return EXIT_OUTPUT
     finally:
         watcher.close()
     return 0

@@ -7,6 +7,9 @@ carry no data and are public so that the browser can load the login form.
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route signatures at
 # runtime, and the dependency aliases defined inside `create_app` must resolve then.
+import errno
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +28,8 @@ from detector.station.db import DatabaseError, NotFoundError, ScanRow
 from detector.station.limits import DEFAULT_MAX_UPLOAD_BYTES, BodyTooLarge, limit_body
 from detector.station.station import BadUploadError, DetectorHandle, Station
 from detector.station.store import NotAnImageError, Upload, check_scan_id
+
+log = logging.getLogger("concealscan.station")
 
 _WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -108,6 +113,26 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
         detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
                    "type": str(e.get("type", ""))} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(OSError)
+    async def storage(_: Request, exc: OSError) -> JSONResponse:
+        # A full disk or a read-only data folder: say so (507), never a bare 500. Nothing was
+        # acknowledged; a scan folder committed before the failure is finished at next start.
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+        log.error("storage error: %s", exc)
+        return JSONResponse({"detail": f"the station cannot store data: {exc.strerror or exc}"
+                             if full else "internal storage error"},
+                            status_code=507 if full else 500)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def database_full(_: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        log.error("database error: %s", exc)
+        # SQLite says "database or disk is full", "attempt to write a readonly database", or,
+        # when the WAL cannot grow on a full disk, "disk I/O error" (measured on tmpfs)
+        full = any(w in str(exc) for w in ("full", "readonly", "disk I/O error"))
+        return JSONResponse({"detail": f"the station database cannot be written: {exc}"
+                             if full else "internal database error"},
+                            status_code=507 if full else 500)
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detector.outputs import write_atomic
 from detector.readers import ScanRef
 from detector.station import analysis as an
 from detector.station.db import Database, NotFoundError, ScanRow, open_database, utc_now
@@ -24,7 +25,6 @@ from detector.station.store import (
     Upload,
     image_suffix,
     new_scan_id,
-    write_atomic,
 )
 from detector.station.views import write_views
 

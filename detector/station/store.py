@@ -118,14 +118,3 @@ class ScanStore:
             shutil.rmtree(path, ignore_errors=False)
             count += 1
         return count
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.outputs import write_atomic
 from detector.scan import Scan
-from detector.station.store import write_atomic
 
 
 def gray_view(scan: Scan) -> np.ndarray:

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.outputs import write_atomic
 from detector.readers import ScanRef, discover_scans
 from detector.station import analysis as an
-from detector.station.store import write_atomic
 
 log = logging.getLogger("concealscan.watch")
 
