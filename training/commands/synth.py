@@ -1,4 +1,5 @@
-"""``concealscan synth``: simulate labelled dual-energy parcel scans (see docs/simulation.md)."""
+"""``concealscan synth``: simulate labelled dual-energy parcel scans (see docs/simulation.md),
+or with ``--kinds ct`` reconstructed CT volumes of the same scenes (see docs/ct.md)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="synth_", help="scan name prefix (default: synth_)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a folder that already holds a data set")
+    parser.add_argument("--kinds", choices=("xray", "ct"), default="xray",
+                        help="xray: 2-D dual/gray/colour scans (default); ct: CT volumes "
+                             "(NAME.npy + NAME.json, bbox3d labels; --config may add a ct: "
+                             "section, see training/sim_ct/config.py)")
     parser.add_argument("--replay", metavar="SCENE_JSON",
                         help="re-render one NAME_scene.json into --out instead")
 
@@ -48,15 +53,21 @@ def _replay(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
     from training.sim.generate import render_record
     from training.sim.writer import write_scan
+    from training.sim_ct.generate import render_ct_record
+    from training.sim_ct.writer import write_volume
 
     try:
         record = json.loads(Path(args.replay).read_text())
-        result = render_record(record)
+        ct = isinstance(record, dict) and record.get("kind") == "ct"
+        result = render_ct_record(record) if ct else render_record(record)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--replay {args.replay}: not a usable scene record: {exc}") from exc
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_scan(out, result, compression=int(record.get("png_compression", 1)))
+    if ct:
+        write_volume(out, result)
+    else:
+        write_scan(out, result, compression=int(record.get("png_compression", 1)))
     print(f"replayed {result.name} into {out}")
     return 0
 
@@ -68,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     if args.replay is not None:
         return _replay(args)
+    if args.kinds == "ct":
+        return _run_ct(args)
     from training.sim.config import load_config
     from training.sim.writer import write_dataset
 
@@ -77,5 +90,20 @@ def run(args: argparse.Namespace) -> int:
     positives = sum(1 for im in doc["images"] if im["positive"])
     decoys = sum(len(im["benign_packet"]) for im in doc["images"])
     print(f"wrote {len(doc['images'])} scans ({positives} with concealed packets, "
+          f"{len(doc['annotations'])} packets, {decoys} benign look-alikes) to {args.out}")
+    return 0
+
+
+def _run_ct(args: argparse.Namespace) -> int:
+    from training.sim_ct.config import load_ct_config
+    from training.sim_ct.writer import write_ct_dataset
+
+    config, ct = load_ct_config(args.config)
+    prefix = "ct_" if args.prefix == "synth_" else args.prefix
+    doc = write_ct_dataset(args.out, config, ct, args.count, args.seed, workers=args.workers,
+                           prefix=prefix, progress=sys.stderr.isatty())
+    positives = sum(1 for im in doc["images"] if im["positive"])
+    decoys = sum(len(im["benign_packet"]) for im in doc["images"])
+    print(f"wrote {len(doc['images'])} CT volumes ({positives} with concealed packets, "
           f"{len(doc['annotations'])} packets, {decoys} benign look-alikes) to {args.out}")
     return 0

@@ -252,10 +252,8 @@ def from_dict(data: dict) -> SynthConfig:
     return _build(SynthConfig, data, "")
 
 
-def load_config(path: str | Path | None = None) -> SynthConfig:
-    """The config in YAML file ``path`` (defaults for everything it leaves out)."""
-    if path is None:
-        return SynthConfig()
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in YAML file ``path``; `ConfigError` when missing or not YAML."""
     import yaml
 
     path = Path(path)
@@ -265,6 +263,14 @@ def load_config(path: str | Path | None = None) -> SynthConfig:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    return data
+
+
+def load_config(path: str | Path | None = None) -> SynthConfig:
+    """The config in YAML file ``path`` (defaults for everything it leaves out)."""
+    if path is None:
+        return SynthConfig()
+    data = read_yaml(path)
     try:
         return from_dict(data)
     except ConfigError as exc:

@@ -64,10 +64,9 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one scan per process: a second thread only competes for the core
 
 
-def _results(job: _Job, count: int, workers: int):
-    from functools import partial
-
-    make = partial(_make, job)
+def map_scans(make, count: int, workers: int):
+    """``make(i)`` for i in 0..count-1, in order, in ``workers`` spawned processes (``make``
+    must pickle: a module-level function or a partial of one)."""
     if workers <= 1:
         _worker_init()
         yield from map(make, range(count))
@@ -109,6 +108,8 @@ def manifest(config: SynthConfig, seed: int, count: int, prefix: str) -> dict:
 def write_dataset(out_dir: str | Path, config: SynthConfig, count: int, seed: int,
                   workers: int = 1, prefix: str = "synth_", progress: bool = True) -> dict:
     """Render ``count`` scans into ``out_dir``; return the COCO document written."""
+    from functools import partial
+
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -118,7 +119,7 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, count: int, seed: in
     bar = tqdm(total=count, desc="simulating scans", unit="scan", file=sys.stderr,
                disable=not progress)
     with bar:
-        for entry in _results(job, count, workers):
+        for entry in map_scans(partial(_make, job), count, workers):
             entries.append(entry)
             bar.update(1)
     doc = coco(entries)

@@ -1,0 +1,137 @@
+"""CT simulation of the 2-D simulator's scenes: voxelisation, labels, `synth --kinds ct`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from training.sim.geometry import volume_factor
+from training.sim.scene import Primitive
+from training.sim_ct.voxelise import CtGrid, box3d, fill, label_mask
+
+GRID = CtGrid((40, 48, 48), voxel_mm=4.0, belt_mm=16.0, supersample=2)
+SMALL_CT = ("ct: {voxel_mm: 8.0, size: 48, slices: [32, 34], margin: [1, 2], angles: 48, "
+            "kvp: [140, 80]}\nscene: {positive_fraction: 1.0, items: [1, 3]}\n")
+
+
+def _prim(shape, size=(40.0, 24.0, 16.0), angle=0.0, density=1.0):
+    return Primitive(shape=shape, material="water", density=density, size=size,
+                     center=(80.0, 90.0, 30.0), angle=angle)
+
+
+@pytest.mark.parametrize("shape", ["box", "pillow", "ellipsoid", "cylinder", "rod"])
+@pytest.mark.parametrize("angle", [0.0, 30.0])
+def test_voxel_fill_holds_the_solid_volume(shape, angle):
+    prim = _prim(shape, angle=angle)
+    window, occ, dens = fill(prim, GRID)
+    expected = volume_factor(shape, prim.roundness) * math.prod(prim.size)
+    assert occ.sum() * GRID.voxel_mm ** 3 == pytest.approx(expected, rel=0.04)
+    assert occ.min() >= 0 and occ.max() <= 1 + 1e-6 and np.array_equal(occ, dens)
+
+
+def test_height_maps_to_rows_from_the_top():
+    window, occ, _ = fill(_prim("box", size=(8.0, 8.0, 8.0)), GRID)
+    rows = np.arange(window[1].start, window[1].stop)[occ.sum(axis=(0, 2)) > 0]
+    # the box spans 26..34 mm above the belt; the belt is 16 mm above the bottom row edge
+    top = GRID.size_dhw[1] * 4.0 - 16.0
+    assert rows.min() == math.floor((top - 34) / 4) and rows.max() == math.ceil((top - 26) / 4) - 1
+
+
+def test_cavity_removes_its_host_exactly():
+    from training.sim.scene import Scene
+    from training.sim_ct.voxelise import voxelise
+
+    host = _prim("pillow", size=(60.0, 40.0, 20.0))
+    cavity = _prim("pillow", size=(60.0, 40.0, 20.0), density=-1.0)
+    scene = Scene((48, 40), 4.0, 1e6, [host, cavity], {}, [], [], [], 0.0)
+    vox = voxelise(scene, GRID)
+    belt_rows = slice(GRID.size_dhw[1] - 5, None)
+    assert np.abs(vox.basis[:, : belt_rows.start]).max() < 1e-5
+
+
+def test_outside_the_grid_is_skipped():
+    far = Primitive(shape="box", material="water", density=1.0, size=(10.0, 10.0, 10.0),
+                    center=(-100.0, 50.0, 20.0))
+    assert fill(far, GRID) is None
+
+
+@pytest.mark.parametrize("voxels, expected", [
+    ([], None),
+    ([(3, 4, 5)], ([5, 4, 3, 6, 5, 4], [[3, 5, 4, 6, 5]])),
+    ([(1, 2, 3), (2, 6, 7)], ([3, 2, 1, 8, 7, 3], [[1, 3, 2, 4, 3], [2, 7, 6, 8, 7]])),
+])
+def test_box3d_is_end_exclusive_x_y_z(voxels, expected):
+    mask = np.zeros((8, 10, 12), bool)
+    for z, y, x in voxels:
+        mask[z, y, x] = True
+    found = box3d(mask)
+    assert (found is None) if expected is None else (list(found[0]), found[1]) == expected
+
+
+def test_label_mask_keeps_thin_packets():
+    thin = np.zeros((4, 4, 4), np.float32)
+    thin[1, 1, 1:3] = 0.2  # a packet less than a quarter voxel thick
+    assert label_mask(thin).sum() == 2
+    assert not label_mask(np.zeros((2, 2, 2), np.float32)).any()
+
+
+@pytest.fixture(scope="module")
+def ct_set(tmp_path_factory):
+    from detector.cli import main
+
+    root = tmp_path_factory.mktemp("ct")
+    (root / "small.yaml").write_text(SMALL_CT)
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        assert main(["synth", "--kinds", "ct", "--out", str(root / name), "--count", "2",
+                     "--seed", str(seed), "--config", str(root / "small.yaml")]) == 0
+    return root
+
+
+def test_synth_ct_writes_readable_volumes_and_3d_labels(ct_set):
+    from detector.volume_readers import read_volume
+
+    doc = json.loads((ct_set / "a" / "annotations.json").read_text())
+    assert len(doc["images"]) == 2 and doc["annotations"]
+    for image in doc["images"]:
+        for name in image["files"].values():
+            volume = read_volume(ct_set / "a" / name)
+            assert volume.voxel_mm == (8.0, 8.0, 8.0)
+            assert list(volume.size_dhw) == image["size_dhw"]
+            assert np.percentile(volume.hu, 5) == pytest.approx(-1000, abs=60)  # air
+    for ann in doc["annotations"]:
+        d, h, w = doc["images"][ann["image_id"] - 1]["size_dhw"]
+        x1, y1, z1, x2, y2, z2 = ann["bbox3d"]
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and 0 <= z1 < z2 <= d
+        assert [s[0] for s in ann["bbox_slices"]][0] == z1
+
+
+def test_synth_ct_is_deterministic_per_seed_and_replays(ct_set, tmp_path):
+    from detector.cli import main
+
+    a, b, c = (ct_set / n for n in "abc")
+    assert (a / "annotations.json").read_bytes() == (b / "annotations.json").read_bytes()
+    for name in ("ct_000000.npy", "ct_000001_80kvp.npy"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert (a / "ct_000000.npy").read_bytes() != (c / "ct_000000.npy").read_bytes()
+    assert main(["synth", "--out", str(tmp_path), "--replay",
+                 str(a / "ct_000001_scene.json")]) == 0
+    assert (tmp_path / "ct_000001.npy").read_bytes() == (a / "ct_000001.npy").read_bytes()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ct: {voxels: 4}\n", "unknown key"),
+    ("ct: {kvp: [999]}\n", "ct.kvp"),
+    ("ct: {slices: [40, 20]}\n", "ct.slices"),
+    ("ct: {size: 0}\n", "ct.size"),
+])
+def test_bad_ct_config_names_the_key(tmp_path, text, message):
+    from training.sim.config import ConfigError
+    from training.sim_ct.config import load_ct_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_ct_config(path)

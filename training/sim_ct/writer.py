@@ -1,0 +1,76 @@
+"""Write a simulated CT data set: per volume ``NAME.npy`` (int16 HU) with its ``NAME.json``
+voxel-size sidecar (what `detector.volume_readers.read_volume` reads), other energies as
+``NAME_<kvp>kvp.npy``, the scene record, then one COCO ``annotations.json`` whose annotations
+carry ``bbox3d`` ``[x1, y1, z1, x2, y2, z2]`` (voxels, end-exclusive) and a ``manifest.json``.
+
+Volume ``i`` depends only on (config, seed, i): the output is the same for any worker count.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from training.sim.config import SynthConfig
+from training.sim.writer import coco, manifest, map_scans
+from training.sim_ct.config import CtConfig
+
+
+@dataclass(frozen=True)
+class _CtJob:
+    out_dir: str
+    config: SynthConfig
+    ct: CtConfig
+    seed: int
+    prefix: str
+
+
+def write_volume(out_dir: Path, result) -> None:
+    """The volumes (each with its sidecar) and the scene record of one `CtResult`."""
+    from detector.volume_readers import write_sidecar
+    from training.sim_ct.generate import volume_name
+
+    for i, (kvp, hu) in enumerate(result.volumes.items()):
+        path = out_dir / volume_name(result.name, kvp, i == 0)
+        np.save(path, hu)
+        write_sidecar(path, [result.voxel_mm] * 3)
+    (out_dir / f"{result.name}_scene.json").write_text(json.dumps(result.record) + "\n")
+
+
+def _make(job: _CtJob, index: int) -> tuple[dict, list[dict]]:
+    from training.sim_ct.generate import generate_ct
+
+    result = generate_ct(job.config, job.ct, job.seed, index, f"{job.prefix}{index:06d}")
+    write_volume(Path(job.out_dir), result)
+    return result.image_entry(), result.annotations
+
+
+def write_ct_dataset(out_dir: str | Path, config: SynthConfig, ct: CtConfig, count: int,
+                     seed: int, workers: int = 1, prefix: str = "ct_",
+                     progress: bool = True) -> dict:
+    """Simulate ``count`` volumes into ``out_dir``; return the COCO document written."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    job = _CtJob(str(out), config, ct, seed, prefix)
+    entries = []
+    with tqdm(total=count, desc="simulating CT volumes", unit="volume", file=sys.stderr,
+              disable=not progress) as bar:
+        for entry in map_scans(partial(_make, job), count, workers):
+            entries.append(entry)
+            bar.update(1)
+    doc = coco(entries)
+    doc["info"] = {"description": "concealscan simulated parcel CT volumes (concealscan synth "
+                                  "--kinds ct); bbox3d is [x1, y1, z1, x2, y2, z2] in voxels, "
+                                  "end-exclusive (x columns, y rows, z slices)"}
+    (out / "annotations.json").write_text(json.dumps(doc, indent=1) + "\n")
+    made = manifest(config, seed, count, prefix)
+    made.update({"kinds": "ct", "ct_config": ct.to_json()})
+    (out / "manifest.json").write_text(json.dumps(made, indent=1, sort_keys=True) + "\n")
+    return doc
