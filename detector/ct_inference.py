@@ -20,6 +20,9 @@ from detector.preprocess import InputSpec
 from detector.volume import Volume
 
 SLAB_BATCH = 16
+#: Slab candidates below this are not decoded. Fused scores depend on it, so evaluation
+#: (`training.ct_eval`) picks operating points with the same value `detect` uses by default.
+MIN_SCORE = 0.05
 
 
 def _expect(cond: bool, what: str, expected: str, got) -> None:
@@ -104,7 +107,7 @@ class VolumeDetector:
     ``model`` is a loaded `detector.model.OnnxModel` whose metadata says kind ``ct``.
     """
 
-    def __init__(self, model, min_score: float = 0.05) -> None:
+    def __init__(self, model, min_score: float = MIN_SCORE) -> None:
         if model.info.kind != "ct":
             raise ValueError(f"VolumeDetector: expected a 'ct' model, got {model.info.kind!r}")
         if len(model.info.classes) != 1:  # fusion links boxes regardless of class

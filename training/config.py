@@ -13,6 +13,7 @@ import yaml
 
 from detector.errors import UsageError
 from training.augment import AugmentConfig
+from training.ct_data import CtDataConfig
 from training.data import CocoSource, SimSource
 from training.loss import LossConfig
 from training.model import ModelConfig
@@ -24,6 +25,7 @@ class DataConfig:
     val: CocoSource | None = None
     sim: list[SimSource] = field(default_factory=list)  # on-the-fly simulation
     scale: float = 1.0  # scans are resized by this before the network (stored in the model)
+    ct: CtDataConfig = field(default_factory=CtDataConfig)  # kind "ct" only (docs/ct.md)
 
 
 @dataclass
@@ -65,7 +67,8 @@ def _build(cls, values, where: str):
     if unknown:
         raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; valid: {sorted(fields)}")
     nested = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
-              "augment": AugmentConfig, "optim": OptimConfig, "val": CocoSource}
+              "augment": AugmentConfig, "optim": OptimConfig, "val": CocoSource,
+              "ct": CtDataConfig}
     kwargs = {}
     for key, value in values.items():
         if key in nested and isinstance(value, dict):
@@ -89,8 +92,8 @@ def load_config(path: str | Path) -> TrainConfig:
         raise UsageError(f"config file not found: {path}")
     values = yaml.safe_load(path.read_text())
     cfg = _build(TrainConfig, values, str(path))
-    if cfg.kind not in ("dual", "gray", "color"):
-        raise UsageError(f"{path}: kind must be dual, gray or color, got {cfg.kind!r}")
+    if cfg.kind not in ("dual", "gray", "color", "ct"):
+        raise UsageError(f"{path}: kind must be dual, gray, color or ct, got {cfg.kind!r}")
     cfg.model.num_classes = len(cfg.classes)
     from detector.preprocess import CHANNELS
 

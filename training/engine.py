@@ -98,11 +98,12 @@ def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float
 
 
 def evaluate_torch(model, dataset, spec: InputSpec, device: torch.device,
-                   progress: bool = True) -> list[ScanRecord]:
+                   progress: bool = True, run=None) -> list[ScanRecord]:
+    """``run`` (default `evaluate`; `training.ct_eval.evaluate_volumes` for CT) in eval mode."""
     was_training = model.training
     model.eval()
     try:
-        return evaluate(torch_predict(model, device), dataset, spec, _unwrap(model).cfg.stride,
-                        progress=progress)
+        return (run or evaluate)(torch_predict(model, device), dataset, spec,
+                                 _unwrap(model).cfg.stride, progress=progress)
     finally:
         model.train(was_training)

@@ -45,7 +45,19 @@ def setup_distributed() -> Dist:
     return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def input_spec(cfg: TrainConfig) -> InputSpec:
+    if cfg.kind == "ct":
+        from training.ct_data import spec_for
+
+        return spec_for(cfg.data.ct)
+    return InputSpec(**{**InputSpec.for_kind(cfg.kind).__dict__, "scale": cfg.data.scale})
+
+
 def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
+    if cfg.kind == "ct":
+        from training.ct_data import build_ct_data
+
+        return build_ct_data(cfg, spec, dist)
     sources = [CocoScans(s.path, cfg.kind, cfg.classes, s.category_map) for s in cfg.data.train]
     weights = [s.weight for s in cfg.data.train]
     sources += [SimScans(s, cfg.kind) for s in cfg.data.sim]
@@ -68,9 +80,17 @@ def _lr_lambda(warmup: int, total: int):
 
 
 def validate(model, val_set, spec, cfg: TrainConfig, device) -> dict:
-    records = evaluate_torch(model, val_set, spec, device, progress=False)
-    ap50, ap = coco_ap(records, cfg.classes)
-    out = {"ap50": ap50, "ap50_95": ap}
+    if cfg.kind == "ct":
+        from training.ct_eval import ap_3d, evaluate_volumes
+
+        records = evaluate_torch(model, val_set, spec, device, progress=False,
+                                 run=evaluate_volumes)
+        ap = ap_3d(records)
+        out = {"ap50": ap, "ap3d_25": ap}  # "ap50" is what checkpoints are ranked by
+    else:
+        records = evaluate_torch(model, val_set, spec, device, progress=False)
+        ap50, ap = coco_ap(records, cfg.classes)
+        out = {"ap50": ap50, "ap50_95": ap}
     if cfg.target_pfa is not None and any(not r.positive for r in records):
         thr = threshold_for(records, target_pfa=cfg.target_pfa)
         out["threshold"] = thr
@@ -101,7 +121,7 @@ class _Run:
 def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dist,
              resume: str | None) -> _Run:
     device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
-    spec = InputSpec(**{**InputSpec.for_kind(cfg.kind).__dict__, "scale": cfg.data.scale})
+    spec = input_spec(cfg)
     model = ConcealNet(cfg.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
                                   weight_decay=cfg.optim.weight_decay)
@@ -150,7 +170,7 @@ def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
     if cfg.optim.threads:
         torch.set_num_threads(cfg.optim.threads)
     torch.manual_seed(cfg.optim.seed)
-    spec = InputSpec(**{**InputSpec.for_kind(cfg.kind).__dict__, "scale": cfg.data.scale})
+    spec = input_spec(cfg)
     train_set, sampler, val_set = build_data(cfg, spec, dist)
     run = _prepare(cfg, config_path, max(1, len(sampler) // cfg.optim.batch_size), dist, resume)
     net = run.model

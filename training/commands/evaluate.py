@@ -1,4 +1,5 @@
 """``concealscan evaluate``: AP, per-scan Pd/Pfa, ROC/FROC, breakdowns; picks operating points.
+A CT model (kind ``ct``) is evaluated on volumes: 3-D AP at IoU 0.25 and per-volume Pd/Pfa.
 
 MODEL may be a training checkpoint (.pt) or an exported .onnx; both run through the same
 `detector.inference.infer` path the workstation uses.
@@ -52,30 +53,63 @@ def run(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
     from training.data import CocoScans
     from training.engine import evaluate
-    from training.metrics import threshold_for
     from training.report import summarise, summary_line, write_report
 
     cmap = dict(kv.split("=", 1) for kv in args.category_map.split(",") if kv)
     predict, spec, stride, classes, threshold, fmt = _load(args.model, args.threads)
+    if spec.kind == "ct":
+        return _run_ct(args, predict, spec, stride, classes, threshold, fmt)
     try:
         data = CocoScans(args.data, spec.kind, classes, cmap)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     records = evaluate(predict, data, spec, stride)
-    if args.target_pfa is not None or args.target_pd is not None:
-        try:
-            threshold = threshold_for(records, args.target_pfa, args.target_pd)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        how = (f"target_pfa={args.target_pfa}" if args.target_pfa is not None
-               else f"target_pd={args.target_pd}") + f" on {args.data}"
-        _store_threshold(args.model, fmt, threshold, how)
-        print(f"alarm threshold {threshold:.4f} ({how}) stored in {args.model}")
+    threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise(records, classes, threshold)
     if args.report:
         write_report(Path(args.report), records, summary)
     print(summary_line(summary))
     return 0
+
+
+def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[str],
+            threshold: float, fmt: str) -> int:
+    """CT volumes: 3-D AP at IoU 0.25 and per-volume Pd/Pfa (`training.ct_eval`)."""
+    from pathlib import Path
+
+    from detector.errors import UsageError
+    from training.ct_data import CtVolumes
+    from training.ct_eval import evaluate_volumes, summarise_ct, summary_line_ct, write_report_ct
+
+    try:
+        data = CtVolumes(args.data, classes)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"{args.data}: {exc}") from exc
+    records = evaluate_volumes(predict, data, spec, stride)
+    threshold = _operating_point(args, records, threshold, fmt)
+    summary = summarise_ct(records, threshold)
+    if args.report:
+        write_report_ct(Path(args.report), records, summary)
+    print(summary_line_ct(summary))
+    return 0
+
+
+def _operating_point(args: argparse.Namespace, records, threshold: float, fmt: str) -> float:
+    """The model's threshold, or the one reaching --target-pfa/--target-pd (then stored)."""
+    from detector.errors import UsageError
+    from training.metrics import threshold_for
+
+    if args.target_pfa is None and args.target_pd is None:
+        return threshold
+    try:
+        threshold = threshold_for(records, args.target_pfa, args.target_pd)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    how = (f"target_pfa={args.target_pfa}" if args.target_pfa is not None
+           else f"target_pd={args.target_pd}") + f" on {args.data}"
+    _store_threshold(args.model, fmt, threshold, how)
+    print(f"alarm threshold {threshold:.4f} ({how}) stored in {args.model}")
+    return threshold
 
 
 def _store_threshold(path: str, fmt: str, threshold: float, how: str) -> None:

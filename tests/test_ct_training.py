@@ -1,0 +1,137 @@
+"""CT training and evaluation: slab data, 3-D AP at IoU 0.25, train/evaluate/export CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from training.ct_data import MIN_BOX_PX, CtDataConfig, CtSlabSet, CtVolumes, _widen, spec_for
+from training.ct_eval import ap_3d, object_hits_3d
+from training.metrics import ScanRecord
+
+SMALL_CT = ("ct: {voxel_mm: 8.0, size: 48, slices: [32, 34], margin: [1, 2], angles: 48}\n"
+            "scene: {positive_fraction: 0.7, items: [1, 3]}\n")
+BOX = [2.0, 2.0, 2.0, 10.0, 10.0, 10.0]
+
+
+def rec(gt, dets=(), scores=()):
+    gt = np.asarray(gt, np.float32).reshape(-1, 6)
+    boxes = np.asarray(dets, np.float32).reshape(-1, 6)
+    return ScanRecord("v", (16, 16), gt, np.zeros(len(gt), np.int64), boxes,
+                      np.asarray(scores, np.float32), np.zeros(len(boxes), np.int64),
+                      [{}] * len(gt))
+
+
+@pytest.mark.parametrize("records, expected", [
+    ([rec([])], -1.0),  # no ground truth
+    ([rec([BOX])], 0.0),  # nothing detected
+    ([rec([BOX], [BOX], [0.9])], 1.0),
+    ([rec([BOX], [[2, 2, 2, 10, 10, 3]], [0.9])], 0.0),  # IoU 1/8 < 0.25
+    ([rec([BOX], [[2, 2, 2, 10, 10, 5]], [0.9])], 1.0),  # IoU 3/8 >= 0.25
+    ([rec([BOX], [BOX, BOX], [0.9, 0.8])], 1.0),  # a duplicate after the hit costs nothing
+    ([rec([BOX], [[20, 20, 20, 30, 30, 30], BOX], [0.9, 0.8])], 0.5),  # FP ranked first
+    ([rec([BOX]), rec([BOX], [BOX], [0.5])], 0.5),  # half the objects found
+])
+def test_ap_3d_table(records, expected):
+    assert ap_3d(records) == pytest.approx(expected, abs=0.01)
+
+
+def test_object_hits_need_an_alarming_overlap():
+    r = rec([BOX, [20, 20, 20, 24, 24, 24]], [BOX, [20, 20, 20, 24, 24, 24]], [0.9, 0.2])
+    assert object_hits_3d(r, 0.5).tolist() == [True, False]
+    assert object_hits_3d(rec([BOX]), 0.5).tolist() == [False]
+
+
+@pytest.mark.parametrize("box, expected", [
+    ([10, 10, 30, 40], [10, 10, 30, 40]),
+    ([10, 20, 30, 22], [10, 21 - MIN_BOX_PX / 2, 30, 21 + MIN_BOX_PX / 2]),
+    ([5, 5, 6, 6], [5.5 - MIN_BOX_PX / 2, 5.5 - MIN_BOX_PX / 2, 5.5 + MIN_BOX_PX / 2,
+                    5.5 + MIN_BOX_PX / 2]),
+])
+def test_thin_slab_boxes_are_widened_to_get_a_positive_cell(box, expected):
+    assert _widen(np.asarray([box], np.float32))[0].tolist() == pytest.approx(expected)
+    assert _widen(np.zeros((0, 4), np.float32)).shape == (0, 4)
+
+
+@pytest.fixture(scope="module")
+def ct_sets(tmp_path_factory):
+    from detector.cli import main
+
+    root = tmp_path_factory.mktemp("ctsets")
+    (root / "small.yaml").write_text(SMALL_CT)
+    for name, seed, count in (("train", 1, 5), ("val", 2, 4)):
+        assert main(["synth", "--kinds", "ct", "--out", str(root / name), "--count", str(count),
+                     "--seed", str(seed), "--config", str(root / "small.yaml")]) == 0
+    return root
+
+
+def test_slab_set_puts_packet_slabs_first_with_their_slice_boxes(ct_sets):
+    volumes = CtVolumes(ct_sets / "train" / "annotations.json", ["concealed_organic"])
+    spec = spec_for(CtDataConfig(voxel_mm=8.0))
+    plain = CtSlabSet(volumes, spec, flip=False)
+    assert 0 < plain.positives < len(plain)
+    x, target = plain[0]
+    assert tuple(x.shape) == (3, 48, 48) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert len(target["boxes"]) >= 1
+    assert len(plain[len(plain) - 1][1]["boxes"]) == 0
+    flipped = CtSlabSet(volumes, spec, flip=True, seed=0)
+    for i in range(plain.positives):  # a flip moves image and boxes together
+        (a, ta), (b, tb) = plain[i], flipped[i]
+        if not np.array_equal(a.numpy(), b.numpy()):
+            mirrored = np.array_equal(a.numpy()[:, :, ::-1], b.numpy()) or np.array_equal(
+                a.numpy()[::-1, :, ::-1], b.numpy())
+            if mirrored:
+                ref = ta["boxes"].numpy().copy()
+                ref[:, [0, 2]] = 48 - ref[:, [2, 0]]
+                np.testing.assert_allclose(tb["boxes"].numpy(), ref)
+
+
+def test_ct_train_and_evaluate_cli(ct_sets, tmp_path):
+    import torch
+    from ct_model_fixture import tiny_ct_model
+
+    from detector.cli import main
+
+    cfg = tmp_path / "ct.yaml"
+    cfg.write_text(f"""name: t_ct
+kind: ct
+classes: [concealed_organic]
+out_dir: {tmp_path / 'runs'}
+data:
+  train: [{{path: {ct_sets / 'train' / 'annotations.json'}}}]
+  val: {{path: {ct_sets / 'val' / 'annotations.json'}}}
+  ct: {{voxel_mm: 8.0, negative_slabs: 0.2}}
+model: {{widths: [8, 12, 16, 24, 32], blocks: [1, 1, 1, 1, 1], neck_width: 12}}
+optim: {{epochs: 1, batch_size: 4, workers: 0, warmup_steps: 2, threads: 1}}
+""")
+    assert main(["train", "--config", str(cfg)]) == 0
+    ckpt = torch.load(tmp_path / "runs" / "t_ct" / "last.pt", weights_only=True)
+    assert ckpt["input_spec"]["kind"] == "ct" and ckpt["input_spec"]["voxel_mm"] == 8.0
+    assert "ap3d_25" in ckpt["metrics"]
+
+    # An untrained model that does fire (prior 0.3): evaluation, report, stored threshold.
+    _, onnx_path = tiny_ct_model()
+    from detector.model import manifest_path
+
+    model = tmp_path / "ct.onnx"
+    model.write_bytes(onnx_path.read_bytes())
+    manifest_path(model).write_text(manifest_path(onnx_path).read_text())
+    val = str(ct_sets / "val" / "annotations.json")
+    assert main(["evaluate", "--model", str(model), "--data", val, "--report",
+                 str(tmp_path / "rep"), "--target-pfa", "0.5"]) == 0
+    report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert report["volumes"] == 4 and 0 <= report["ap3d_25"] <= 1
+    assert set(report) >= {"pd", "pfa", "threshold", "by_strategy", "at_pfa_0.05_on_this_set"}
+    from detector.model import OnnxModel
+
+    assert OnnxModel(model).info.alarm_threshold == pytest.approx(report["threshold"])
+
+
+def test_ct_recipe_loads():
+    from training.config import load_config
+
+    cfg = load_config("configs/train/ct.yaml")
+    assert cfg.kind == "ct" and cfg.data.ct.voxel_mm == 4.0
+    assert cfg.data.ct.hu_window == (-1000.0, 2000.0)

@@ -1,0 +1,176 @@
+"""CT training data: volumes listed in a COCO file with ``bbox3d`` labels, and the 3-slice
+slabs the CT model trains on (the same `detector.ct_preprocess` slabs the workstation sees).
+
+A slab's targets are the packets' own boxes in its centre slice (``bbox_slices`` from
+``concealscan synth --kinds ct``), so a pillow-shaped packet narrows towards its ends as it
+does in the image. Every slab holding a packet is used; slabs without one are drawn at
+``CtDataConfig.negative_slabs`` of their number per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector.ct_preprocess import resample, slabs
+from detector.preprocess import InputSpec
+from detector.volume import Volume
+from detector.volume_inputs import VolumeRef, read_input
+
+
+@dataclass
+class CtDataConfig:
+    voxel_mm: float = 4.0  # the model's cubic voxel (volumes are resampled to it)
+    hu_window: tuple[float, float] = (-1000.0, 2000.0)  # HU mapped to 0..1
+    negative_slabs: float = 0.1  # fraction of the slabs without a packet drawn per epoch
+    flip: bool = True  # random left-right and slice-order flips
+
+    def __post_init__(self) -> None:
+        self.hu_window = tuple(float(v) for v in self.hu_window)
+        if not self.voxel_mm > 0 or not 0 <= self.negative_slabs <= 1:
+            raise ValueError(f"data.ct: expected voxel_mm > 0 and negative_slabs in 0..1, got "
+                             f"{self.voxel_mm}, {self.negative_slabs}")
+
+
+@dataclass
+class LabelledVolume:
+    """One volume and its ground truth in the volume's own voxels."""
+
+    volume: Volume
+    boxes_xyzxyz: np.ndarray  # (N, 6) float32
+    objects: list[dict]  # per box: host, strategy, material, hu_mean
+    slice_boxes: list[list[list[int]]]  # per box: [z, x1, y1, x2, y2] rows
+
+
+class CtVolumes:
+    """CT volumes (``files["ct"]``) of a COCO file; one class, ``concealed_organic``."""
+
+    def __init__(self, path: str | Path, classes: list[str]) -> None:
+        self.path = Path(path)
+        coco = json.loads(self.path.read_text())
+        names = {c["id"]: c["name"] for c in coco["categories"]}
+        by_image: dict[int, list[dict]] = {}
+        for ann in coco.get("annotations", []):
+            if names.get(ann["category_id"]) in classes:
+                if "bbox3d" not in ann:
+                    raise ValueError(f"{self.path}: annotation {ann.get('id')} has no bbox3d")
+                by_image.setdefault(ann["image_id"], []).append(ann)
+        self.items = [(e, VolumeRef(str(e.get("scan_id", Path(e["file_name"]).stem)),
+                                    self.path.parent / e["files"]["ct"]),
+                       by_image.get(e["id"], []))
+                      for e in coco["images"] if "ct" in e.get("files", {})]
+        if not self.items:
+            raise ValueError(f"{self.path}: no CT volumes (entries with files.ct)")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> LabelledVolume:
+        _, ref, anns = self.items[i]
+        volume = read_input(ref)
+        boxes = np.array([a["bbox3d"] for a in anns], np.float32).reshape(-1, 6)
+        objects = [{k: a.get(k) for k in ("host", "strategy", "material", "hu_mean")}
+                   for a in anns]
+        return LabelledVolume(volume, boxes, objects,
+                              [a.get("bbox_slices", []) for a in anns])
+
+
+#: Slab boxes are widened to at least this (model pixels, just over the heat-map stride of
+#: 4) around their centre: the loss only makes a cell positive when its centre lies inside
+#: the box, so a packet lying flat, 1-3 voxels thick, would otherwise train as background.
+MIN_BOX_PX = 4.5
+
+
+def _widen(boxes: np.ndarray, min_px: float = MIN_BOX_PX) -> np.ndarray:
+    out = boxes.copy()
+    for lo, hi in ((0, 2), (1, 3)):
+        centre, half = (out[:, lo] + out[:, hi]) / 2, (out[:, hi] - out[:, lo]) / 2
+        half = np.maximum(half, min_px / 2)
+        out[:, lo], out[:, hi] = centre - half, centre + half
+    return out
+
+
+def _slab_boxes(item: LabelledVolume, z_scale: float, xy_scale: tuple[float, float]) -> dict:
+    """Model-grid slice index -> (N, 4) xyxy boxes of the packets in that slice (widened)."""
+    out: dict[int, list] = {}
+    sx, sy = xy_scale
+    for rows in item.slice_boxes:
+        for z, x1, y1, x2, y2 in rows:
+            out.setdefault(int(z * z_scale), []).append([x1 * sx, y1 * sy, x2 * sx, y2 * sy])
+    return {z: _widen(np.asarray(b, np.float32)) for z, b in out.items()}
+
+
+class CtSlabSet(torch.utils.data.Dataset):
+    """Every slab of every volume as ``(input (3, H, W), {"boxes", "labels"})``; the slabs
+    with a packet come first (indices ``0..positives-1``) for `training.data.MixSampler`."""
+
+    def __init__(self, volumes: CtVolumes, spec: InputSpec, flip: bool = True,
+                 seed: int = 0) -> None:
+        self.spec, self.flip, self.seed, self.epoch = spec, flip, seed, 0
+        # HU rounded to int16 after resampling: half a HU of error, half the memory.
+        self.grids: list[np.ndarray] = []
+        pos, neg = [], []
+        for v in range(len(volumes)):
+            item = volumes[v]
+            grid = resample(item.volume, spec)
+            self.grids.append(np.clip(np.rint(grid), -32768, 32767).astype(np.int16))
+            zf, yf, xf = (g / s for g, s in zip(grid.shape, item.volume.size_dhw, strict=True))
+            boxes = _slab_boxes(item, zf, (xf, yf))
+            for z in range(grid.shape[0]):
+                (pos if z in boxes else neg).append((v, z, boxes.get(z)))
+        self.positives = len(pos)
+        self.items = pos + neg
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        v, z, boxes = self.items[i]
+        grid = self.grids[v]
+        x = slabs(grid, self.spec, z, z + 1)[0]
+        boxes = np.zeros((0, 4), np.float32) if boxes is None else boxes.copy()
+        if self.flip:
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            if rng.random() < 0.5:
+                x = x[:, :, ::-1]
+                w = grid.shape[2]
+                boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
+            if rng.random() < 0.5:
+                x = x[::-1]
+        return (torch.from_numpy(np.ascontiguousarray(x)),
+                {"boxes": torch.from_numpy(boxes),
+                 "labels": torch.zeros(len(boxes), dtype=torch.int64)})
+
+
+def build_ct_data(cfg, spec: InputSpec, dist):
+    """(train slab set, sampler, validation volumes) for `training.fit.fit` with kind ``ct``."""
+    from training.data import MixSampler
+
+    if len(cfg.data.train) != 1 or cfg.data.sim:
+        raise ValueError("kind 'ct': expected exactly one data.train COCO file and no data.sim")
+    train = CtSlabSet(CtVolumes(cfg.data.train[0].path, cfg.classes), spec,
+                      flip=cfg.data.ct.flip, seed=cfg.optim.seed)
+    n_pos, n_neg = train.positives, len(train) - train.positives
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"kind 'ct': the training set needs slabs with and without packets, "
+                         f"got {n_pos} and {n_neg}")
+    weight = cfg.data.train[0].weight
+    sampler = MixSampler([n_pos, n_neg], [weight, weight * cfg.data.ct.negative_slabs],
+                         cfg.optim.seed, dist.rank, dist.world)
+    val = CtVolumes(cfg.data.val.path, cfg.classes) if cfg.data.val else None
+    return train, sampler, val
+
+
+def spec_for(ct: CtDataConfig) -> InputSpec:
+    """The CT model's input spec from the recipe's ``data.ct`` section."""
+    from detector.preprocess import CHANNELS
+
+    return InputSpec(kind="ct", channels=CHANNELS["ct"], voxel_mm=ct.voxel_mm,
+                     hu_window=ct.hu_window)
