@@ -82,7 +82,7 @@ def fuzz_kind(kind: str, examples: int, seed: int | None) -> dict:
         run = hypothesis_seed(seed)(run)
     run()
     return {"kind": kind, **dict(counts), "seconds": round(time.perf_counter() - start, 1),
-            "failure_samples": failures}
+            "peak_rss_mb_so_far": round(peak_rss_mb(), 1), "failure_samples": failures}
 
 
 def main(argv: list[str] | None = None) -> int:

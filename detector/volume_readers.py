@@ -134,7 +134,11 @@ def _load_tiff(path: Path, max_voxels: int) -> np.ndarray:
                 if page.shape != shape[1:] or page.dtype != pages[0].dtype:
                     raise ScanError(path, f"page {i} is {page.shape} {page.dtype}, page 0 is "
                                           f"{shape[1:]} {pages[0].dtype}: pages must match")
-                planes.append(page.asarray())
+                plane = page.asarray()
+                if plane.shape != shape[1:]:  # a damaged page decodes to another shape
+                    raise ScanError(path, f"page {i} decodes to {plane.shape}, its header says "
+                                          f"{shape[1:]}")
+                planes.append(plane)
     except ScanError:
         raise
     except Exception as exc:  # tifffile raises many types for damaged files
