@@ -168,3 +168,14 @@ def test_dataset_import(tmp_path, fmt):
     assert ann["category_id"] == 2
     np.testing.assert_allclose(ann["bbox"], [20, 10, 10, 20])
     assert coco["images"][0]["file_name"] == "images/a.png"
+
+
+@pytest.mark.slow
+def test_training_on_the_fly_simulation_mixed_with_a_coco_set(tmp_path, toy):
+    pytest.importorskip("training.sim.stream")
+    cfg = write_config(tmp_path / "sim.yaml", toy[0], None, epochs=1)
+    text = cfg.read_text().replace(
+        "  train: [", "  sim: [{seed: 5, length: 6, weight: 1.0}]\n  train: [")
+    cfg.write_text(text)
+    cli("train", "--config", cfg)
+    assert len(losses(tmp_path / "runs" / "t_dual")) == 1

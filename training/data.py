@@ -131,13 +131,15 @@ class SimScans:
         if self.kind == "dual":
             image, bits = np.stack([s.att_high, s.att_low]).astype(np.float32), 16
         elif self.kind == "gray":
-            image, bits = np.asarray(s.gray_att, np.float32)[None], 16
+            image, bits = np.asarray(s.gray_att, np.float32)[None], 8  # from the 8-bit view
         else:
             image, bits = np.ascontiguousarray(np.asarray(s.color).transpose(2, 0, 1)), 8
         scan = Scan(id=f"sim{i}", kind=self.kind, image=image, sources=("<sim>",),
                     bit_depth=bits)
         boxes = np.asarray(s.boxes_xyxy, np.float32).reshape(-1, 4)
-        return Labelled(scan, boxes, np.zeros(len(boxes), np.int64))
+        objects = [{k: a.get(k) for k in ("host", "difficulty", "material", "strategy")}
+                   for a in s.annotations]
+        return Labelled(scan, boxes, np.zeros(len(boxes), np.int64), objects)
 
 
 class TrainSet(torch.utils.data.Dataset):
