@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,10 @@ def test_bad_ct_config_names_the_key(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_ct_config(path)
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs/synth_ct").glob("*.yaml")))
+def test_shipped_ct_configs_load(path):
+    from training.sim_ct.config import CtConfig, load_ct_config
+
+    assert isinstance(load_ct_config(path)[1], CtConfig)
