@@ -61,6 +61,7 @@ def outcome(folder: Path, name: str) -> list[str]:
 def fuzz_kind(kind: str, examples: int, seed: int | None) -> dict:
     counts: Counter[str] = Counter()
     failures: list[str] = []
+    slowest = [0.0]  # seconds of the slowest case: a hang would show here
     start = time.perf_counter()
 
     @settings(max_examples=examples, deadline=None, database=None,
@@ -69,6 +70,7 @@ def fuzz_kind(kind: str, examples: int, seed: int | None) -> dict:
     def run(case):
         name, files = case
         counts["cases"] += 1
+        t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             write_case(Path(tmp), files)
             try:
@@ -77,11 +79,13 @@ def fuzz_kind(kind: str, examples: int, seed: int | None) -> dict:
                 counts["failures"] += 1
                 if len(failures) < 5:
                     failures.append(traceback.format_exc(limit=6))
+        slowest[0] = max(slowest[0], time.perf_counter() - t0)
 
     if seed is not None:
         run = hypothesis_seed(seed)(run)
     run()
     return {"kind": kind, **dict(counts), "seconds": round(time.perf_counter() - start, 1),
+            "slowest_case_ms": round(slowest[0] * 1e3, 1),
             "peak_rss_mb_so_far": round(peak_rss_mb(), 1), "failure_samples": failures}
 
 

@@ -38,32 +38,46 @@ def volume_ok_line(ref, det, min_score: float = 0.0) -> dict:
             "time_ms": round(det.time_ms, 1)}
 
 
-def process_volume(ref, chooser, args, overlays: Path | None) -> dict:
-    """One `VolumeRef` through reading, detection and overlay; never raises for a bad volume."""
+def assess_volume(ref, chooser, min_score: float, voxel_mm=None, render=None):
+    """(results line, volume, detection) of one `VolumeRef`; never raises for a bad volume.
+
+    ``render(volume, det)`` (an overlay) runs inside, so its failure is the volume's error
+    line too. The volume and the detection are None where reading or detection failed.
+    """
     from detector.volume_inputs import read_input
 
     t0 = time.perf_counter()
-    volume = None
+    volume = det = None
     try:
-        volume = read_input(ref, voxel_mm=getattr(args, "voxel_mm", None))
+        volume = read_input(ref, voxel_mm=voxel_mm)
         loaded = chooser.detectors.get("ct")
         if loaded is None:
             raise ScanError(ref.path, "no model for 'ct' volumes (models loaded for: "
                                       f"{', '.join(sorted(chooser.detectors))})")
         from detector.ct_inference import VolumeDetector
 
-        det = VolumeDetector(loaded.model, min_score=args.min_score).detect(volume)
-        if overlays is not None:
-            from detector.ct_overlay import render_volume_overlay
-            from detector.outputs import write_png_atomic
-
-            write_png_atomic(overlays / f"{ref.id}.png", render_volume_overlay(volume, det))
+        det = VolumeDetector(loaded.model, min_score=min_score).detect(volume)
+        if render is not None:
+            render(volume, det)
     except OutputError:
         raise  # the disk, not the volume: detect stops and says why
     except ScanError as exc:
         return volume_error_line(ref, exc.reason, volume,
-                                 time_ms=(time.perf_counter() - t0) * 1e3)
+                                 time_ms=(time.perf_counter() - t0) * 1e3), volume, None
     except Exception as exc:  # noqa: BLE001 -- any failure sends the volume to manual check
         return volume_error_line(ref, f"detection failed: {type(exc).__name__}: {exc}", volume,
-                                 time_ms=(time.perf_counter() - t0) * 1e3)
-    return volume_ok_line(ref, det, args.min_score)
+                                 time_ms=(time.perf_counter() - t0) * 1e3), volume, None
+    return volume_ok_line(ref, det, min_score), volume, det
+
+
+def process_volume(ref, chooser, args, overlays: Path | None) -> dict:
+    """One `VolumeRef` through reading, detection and overlay; never raises for a bad volume."""
+    render = None
+    if overlays is not None:
+        def render(volume, det) -> None:
+            from detector.ct_overlay import render_volume_overlay
+            from detector.outputs import write_png_atomic
+
+            write_png_atomic(overlays / f"{ref.id}.png", render_volume_overlay(volume, det))
+    return assess_volume(ref, chooser, args.min_score, getattr(args, "voxel_mm", None),
+                         render)[0]

@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from fuzz_corpus import write_case
 from fuzz_volume_cases import VOLUME_STRATEGIES
 from hypothesis import HealthCheck, event, given, settings
 
@@ -21,13 +22,6 @@ from detector.volume_inputs import discover_inputs, read_input
 EXAMPLES = int(os.environ.get("CONCEALSCAN_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=5000, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def write_case(folder: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
 
 
 def input_outcomes(folder: Path, name: str, max_pixels: int = 4_000_000,

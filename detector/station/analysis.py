@@ -14,6 +14,7 @@ import numpy as np
 
 from detector.readers import ScanRef
 from detector.scan import Scan
+from detector.volume import Volume
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,12 @@ class Analysis:
     scan: Scan | None = None
     heat: np.ndarray | None = None
     overlay_rgb: np.ndarray | None = None
+    volume: Volume | None = None  # a CT scan: the viewer pages its slices
 
     def __post_init__(self) -> None:
         status = line_status(self.line)
-        if status == "ok" and self.scan is None:
-            raise ValueError("Analysis: an ok line needs its scan")
+        if status == "ok" and self.scan is None and self.volume is None:
+            raise ValueError("Analysis: an ok line needs its scan or volume")
         if self.heat is not None:
             if self.scan is None or self.heat.ndim != 2 or self.heat.size == 0:
                 raise ValueError(f"Analysis.heat: expected a non-empty 2-D map with its scan, "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -151,9 +152,14 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
                file: Annotated[UploadFile | None, File(description="gray or colour scan")] = None,
                high: Annotated[UploadFile | None, File(description="dual: high energy")] = None,
                low: Annotated[UploadFile | None, File(description="dual: low energy")] = None,
+               volume: Annotated[UploadFile | None,
+                                 File(description="CT: HU volume (.npy)")] = None,
+               sidecar: Annotated[UploadFile | None,
+                                  File(description="CT: the volume's JSON sidecar")] = None,
                ) -> dict:
-        parts = [(role, up) for role, up in (("file", file), ("high", high), ("low", low))
-                 if up is not None]
+        given = (("file", file), ("high", high), ("low", low), ("volume", volume),
+                 ("sidecar", sidecar))
+        parts = [(role, up) for role, up in given if up is not None]
         uploads = [Upload(role, _read_limited(up, max_upload_bytes)) for role, up in parts]
         try:
             row = station.receive(uploads)
@@ -179,6 +185,7 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
         row = station.db.get_scan(_scan_id(scan_id))
         views = [n for n in _VIEWS if station.store.view_path(row.id, n).exists()]
         return {**_summary(row), "result": row.result, "views": views,
+                "slices": station.store.slice_count(row.id),
                 "decisions": [asdict(d) for d in station.db.decisions(row.id)]}
 
     def view(scan_id: str, name: str) -> Response:
@@ -194,6 +201,16 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
             return view(scan_id, _name)
         app.get(f"/api/scans/{{scan_id}}/{name}", response_class=Response,
                 summary=f"the scan's {name}")(route)
+
+    @app.get("/api/scans/{scan_id}/slices/{z}", response_class=Response,
+             summary="slice z of a CT scan (PNG, display window -1000..2000 HU)")
+    def slice_view(op: Op, scan_id: str, z: Annotated[int, PathParam(ge=0, le=9999)]) -> Response:
+        row = station.db.get_scan(_scan_id(scan_id))
+        path = station.store.slice_path(row.id, z)
+        if not path.exists():
+            raise HTTPException(404, f"scan {row.id} has no slice {z} "
+                                     f"({station.store.slice_count(row.id)} slices)")
+        return Response(path.read_bytes(), media_type="image/png")
 
     @app.post("/api/scans/{scan_id}/decision", status_code=201,
               summary="record a decision (appended, never overwritten)")

@@ -17,6 +17,7 @@ from detector.errors import ScanError, UsageError
 from detector.readers import DEFAULT_MAX_PIXELS, ScanRef, read_scan
 from detector.station.analysis import Analysis
 from detector.station.station import DetectorHandle
+from detector.volume_inputs import VolumeRef
 
 
 def resolve_models(models: Sequence[Path] | None) -> tuple[list[Path] | None, bool]:
@@ -67,6 +68,9 @@ def _analyzer(chooser, max_pixels: int):
 
     def analyze(ref: ScanRef) -> Analysis:
         t0 = time.perf_counter()
+        volume_files = [f for f in ref.files if Path(f).suffix == ".npy"]
+        if volume_files:
+            return _analyze_volume(chooser, VolumeRef(ref.id, Path(volume_files[0])))
         scan = None
         try:
             scan = read_scan(ref, max_pixels=max_pixels)
@@ -80,3 +84,20 @@ def _analyzer(chooser, max_pixels: int):
                         overlay_rgb=overlay_rgb)
 
     return analyze
+
+
+def _analyze_volume(chooser, ref) -> Analysis:
+    """A CT volume through ``detect``'s own steps (`detector.ct_detect.assess_volume`)."""
+    from detector.ct_detect import assess_volume
+    from detector.ct_inference import MIN_SCORE
+    from detector.ct_overlay import render_volume_overlay
+
+    overlay: list[np.ndarray] = []
+
+    def render(volume, det) -> None:
+        overlay.append(np.ascontiguousarray(render_volume_overlay(volume, det)[:, :, ::-1]))
+
+    line, volume, det = assess_volume(ref, chooser, MIN_SCORE, render=render)
+    if det is None:
+        return Analysis(line=line)
+    return Analysis(line=line, volume=volume, overlay_rgb=overlay[0])

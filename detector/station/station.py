@@ -21,12 +21,13 @@ from detector.station.db import Database, NotFoundError, ScanRow, open_database,
 from detector.station.store import (
     ROLES_DUAL,
     ROLES_SINGLE,
+    ROLES_VOLUME,
     ScanStore,
     Upload,
     image_suffix,
     new_scan_id,
 )
-from detector.station.views import write_views
+from detector.station.views import write_views, write_volume_views
 
 log = logging.getLogger("concealscan.station")
 
@@ -45,10 +46,12 @@ class BadUploadError(ValueError):
 
 def check_roles(roles: Sequence[str]) -> tuple[str, ...]:
     got = tuple(sorted(roles))
-    if got not in (ROLES_SINGLE, tuple(sorted(ROLES_DUAL))):
-        raise BadUploadError(f"expected one part 'file' (gray or colour) or two parts 'high' "
-                             f"and 'low' (dual energy), got {list(roles)}")
-    return ROLES_SINGLE if got == ROLES_SINGLE else ROLES_DUAL
+    for allowed in (ROLES_SINGLE, ROLES_DUAL, ROLES_VOLUME):
+        if got == tuple(sorted(allowed)):
+            return allowed
+    raise BadUploadError(f"expected one part 'file' (gray or colour), two parts 'high' and "
+                         f"'low' (dual energy), or 'volume' (.npy) and 'sidecar' (its JSON) "
+                         f"for CT, got {list(roles)}")
 
 
 class Station:
@@ -147,6 +150,8 @@ class Station:
         line = dict(analysis.line)
         if analysis.scan is not None:
             write_views(folder, analysis.scan, analysis.heat, analysis.overlay_rgb)
+        if analysis.volume is not None:
+            write_volume_views(folder, analysis.volume, line, analysis.overlay_rgb)
         write_atomic(folder / "result.json", json.dumps(line).encode())
         row = ScanRow(id=scan_id, source=source, received_at=received_at,
                       kind=an.line_kind(line),

@@ -21,6 +21,10 @@ _ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{8}$")
 _SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tiff", "dicom": ".dcm"}
 ROLES_SINGLE = ("file",)
 ROLES_DUAL = ("high", "low")
+#: A CT volume: ``.npy`` HU plus its JSON sidecar (voxel size), as ``synth --kinds ct`` and
+#: ``detect`` use them; stored as ``volume.npy`` + ``volume.json`` so the reader pairs them.
+ROLES_VOLUME = ("sidecar", "volume")
+_NPY_MAGIC = b"\x93NUMPY"
 #: Display renderings kept beside each scan; the API serves only these names.
 VIEW_FILES = ("image.png", "gray.png", "heat.png", "overlay.png")
 
@@ -37,8 +41,9 @@ class Upload:
     data: bytes
 
     def __post_init__(self) -> None:
-        if self.role not in (*ROLES_SINGLE, *ROLES_DUAL):
-            raise ValueError(f"Upload.role: expected file, high or low, got {self.role!r}")
+        if self.role not in (*ROLES_SINGLE, *ROLES_DUAL, *ROLES_VOLUME):
+            raise ValueError(f"Upload.role: expected file, high, low, volume or sidecar, got "
+                             f"{self.role!r}")
 
 
 def new_scan_id() -> str:
@@ -54,6 +59,15 @@ def check_scan_id(scan_id: str) -> str:
 
 def image_suffix(head: bytes, role: str) -> str:
     """The suffix for content starting with ``head``, or `NotAnImageError` naming the role."""
+    if role == "volume":
+        if not head.startswith(_NPY_MAGIC):
+            raise NotAnImageError(f"volume: not a .npy array (checked by content; first bytes "
+                                  f"{head[:8]!r})")
+        return ".npy"
+    if role == "sidecar":
+        if not head.lstrip()[:1] == b"{":
+            raise NotAnImageError(f"sidecar: not a JSON object (first bytes {head[:8]!r})")
+        return ".json"
     fmt = sniff_format(head[:132])
     if fmt is None:
         raise NotAnImageError(f"{role}: not a PNG, JPEG, TIFF or DICOM image (checked by "
@@ -76,6 +90,16 @@ class ScanStore:
             raise ValueError(f"view: expected one of {VIEW_FILES}, got {name!r}")
         return self.scan_dir(scan_id) / name
 
+    def slice_path(self, scan_id: str, z: int) -> Path:
+        """The display rendering of slice ``z`` of a CT scan."""
+        if not isinstance(z, int) or z < 0:
+            raise ValueError(f"slice: expected an integer >= 0, got {z!r}")
+        return self.scan_dir(scan_id) / "slices" / f"{z:04d}.png"
+
+    def slice_count(self, scan_id: str) -> int:
+        folder = self.scan_dir(scan_id) / "slices"
+        return len(list(folder.glob("*.png"))) if folder.is_dir() else 0
+
     def staging_dir(self, scan_id: str) -> Path:
         """A private folder to build a scan in; `commit` moves it into place in one rename."""
         path = self.root / f".staging-{check_scan_id(scan_id)}"
@@ -86,7 +110,8 @@ class ScanStore:
         """Write uploads into ``staging/input`` under their role names; sniffed, never named."""
         paths = []
         for up in uploads:
-            path = staging / "input" / (up.role + image_suffix(up.data, up.role))
+            stem = "volume" if up.role == "sidecar" else up.role  # volume.json beside volume.npy
+            path = staging / "input" / (stem + image_suffix(up.data, up.role))
             path.write_bytes(up.data)
             paths.append(path)
         return paths

@@ -69,3 +69,25 @@ def write_views(folder: Path, scan: Scan, heat: np.ndarray | None,
         write_atomic(folder / "heat.png", png_bytes(heat_rgba(full)))
     if overlay_rgb is not None:
         write_atomic(folder / "overlay.png", png_bytes(overlay_rgb))
+
+
+def write_volume_views(folder: Path, volume, line: dict, overlay_rgb: np.ndarray | None) -> None:
+    """A CT scan's ``slices/NNNN.png`` (display window of `detector.ct_overlay`), and as
+    ``image.png``/``gray.png`` the slice the viewer opens on: the one through the centre of
+    the strongest detection, else the middle one."""
+    from detector.ct_overlay import WINDOW_HU
+
+    folder = Path(folder)
+    lo, hi = WINDOW_HU
+    gray = np.clip((volume.hu - lo) * np.float32(255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    (folder / "slices").mkdir(exist_ok=True)
+    for z in range(gray.shape[0]):
+        write_atomic(folder / "slices" / f"{z:04d}.png", png_bytes(gray[z]))
+    detections = line.get("detections") or []
+    z0 = (int((detections[0]["box3d"][2] + detections[0]["box3d"][5]) / 2) if detections
+          else gray.shape[0] // 2)
+    first = png_bytes(gray[min(max(z0, 0), gray.shape[0] - 1)])
+    write_atomic(folder / "image.png", first)
+    write_atomic(folder / "gray.png", first)
+    if overlay_rgb is not None:
+        write_atomic(folder / "overlay.png", png_bytes(overlay_rgb))

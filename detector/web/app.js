@@ -8,6 +8,7 @@ const state = {
   token: sessionStorage.getItem("concealscan-token"),
   scans: [], current: null, detail: null,
   images: {},           // view name -> ImageBitmap for the current scan
+  slices: 0, z: 0,      // CT scans: number of slices and the one shown
   zoom: 1, panX: 0, panY: 0,
   drawing: false, draft: null, drawnBoxes: [],
 };
@@ -107,12 +108,36 @@ async function openScan(id) {
   if (detail.views.includes("heat.png")) {
     heat.src = URL.createObjectURL(await (await api(`/api/scans/${id}/heat.png`)).blob());
   }
+  state.slices = detail.slices || 0;
+  $("slice-control").hidden = state.slices === 0;
+  if (state.slices) {
+    const first = (detail.result.detections || [])[0];  // the server opens on this slice too
+    state.z = first ? Math.floor((first.box3d[2] + first.box3d[5]) / 2) : Math.floor(state.slices / 2);
+    state.z = Math.min(state.slices - 1, Math.max(0, state.z));
+    $("slice").max = state.slices - 1;
+    $("slice").value = state.z;
+    $("slice-label").textContent = `${state.z + 1} / ${state.slices}`;
+  }
   showInfo(detail);
   resetView();
   drawBase();
   drawBoxes();
   showDecisions(detail.decisions);
   $("viewport").focus();
+}
+
+// CT: page through the slices; boxes are those whose z range holds the slice shown.
+async function showSlice(z) {
+  if (!state.slices || !state.current) return;
+  z = Math.min(state.slices - 1, Math.max(0, z));
+  const bitmap = await loadBitmap(`/api/scans/${encodeURIComponent(state.current)}/slices/${z}`);
+  state.images["image.png"] = bitmap;
+  state.images["gray.png"] = bitmap;
+  state.z = z;
+  $("slice").value = z;
+  $("slice-label").textContent = `${z + 1} / ${state.slices}`;
+  drawBase();
+  drawBoxes();
 }
 
 function showInfo(detail) {
@@ -194,7 +219,13 @@ function drawBoxes() {
   svg.replaceChildren();
   const result = state.detail ? state.detail.result : {};
   (result.detections || []).forEach((det, i) => {  // numbered as in overlay.png
-    svg.append(svgRect(det.box, det.alarm === false ? "candidate" : "detection",
+    let box = det.box;
+    if (det.box3d) {  // CT: x1, y1, z1, x2, y2, z2 in voxels
+      const [x1, y1, z1, x2, y2, z2] = det.box3d;
+      if (state.z < z1 || state.z >= z2) return;
+      box = [x1, y1, x2, y2];
+    }
+    svg.append(svgRect(box, det.alarm === false ? "candidate" : "detection",
                        `${i + 1}: ${Number(det.score).toFixed(2)}`));
   });
   for (const box of state.drawnBoxes) svg.append(svgRect(box, "drawn", "missed"));
@@ -329,6 +360,7 @@ function setupControls() {
   $("heat-opacity").addEventListener("input", showHeat);
   $("win-level").addEventListener("input", drawBase);
   $("win-width").addEventListener("input", drawBase);
+  $("slice").addEventListener("input", () => showSlice(Number($("slice").value)));
   $("win-reset").addEventListener("click", () => {
     $("win-level").value = 128; $("win-width").value = 255; drawBase(); resetView();
   });
@@ -349,6 +381,8 @@ function onKey(event) {
     c: () => decide("confirm", []), x: () => decide("clear", []), m: () => setDrawing(true),
     g: () => toggle("gray-toggle"), h: () => toggle("heat-toggle"), r: refreshQueue,
     j: () => moveInQueue(1), k: () => moveInQueue(-1), 0: () => $("win-reset").click(),
+    ".": () => showSlice(state.z + 1), ",": () => showSlice(state.z - 1),
+    PageDown: () => showSlice(state.z + 1), PageUp: () => showSlice(state.z - 1),
     Escape: () => setDrawing(false),
     Enter: () => { if (state.drawing && state.drawnBoxes.length) decide("missed", state.drawnBoxes); },
   };
