@@ -87,6 +87,17 @@ def test_volume_without_a_ct_model_goes_to_manual_check(tmp_path):
     assert row.kind == "ct"
 
 
+def test_reviews_of_ct_scans_are_skipped_not_exported_as_2d_boxes(tmp_path):
+    from training.reviews import export_reviews
+
+    station = ct_station(tmp_path / "data")
+    row = station.receive([Upload("volume", npy_bytes(phantom_hu())), Upload("sidecar", SIDECAR)])
+    op_id = station.db.add_operator("carol", "0" * 64)
+    station.db.add_decision(row.id, op_id, "missed", [[1.0, 1.0, 9.0, 9.0]], "")
+    counts = export_reviews(tmp_path / "data", tmp_path / "reviews")
+    assert counts["scans"] == 0 and counts["skipped"] == 1
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin")
 def test_operator_pages_slices_in_the_viewer(tmp_path):

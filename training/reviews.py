@@ -66,6 +66,9 @@ def export_reviews(data_dir: Path, out: Path, class_name: str = "concealed_organ
     images, anns, skipped = [], [], []
     for scan_id in sorted(by_scan):
         row = db.get_scan(scan_id)
+        if row.kind == "ct":  # operator boxes on a CT slice carry no slice: not labels yet
+            skipped.append({"scan_id": scan_id, "why": "CT reviews are not exported yet"})
+            continue
         labels = replay(row, by_scan[scan_id]) if row.status == "ok" else None
         if labels is None:
             skipped.append({"scan_id": scan_id, "why": "unreadable scan" if row.status != "ok"
