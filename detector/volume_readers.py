@@ -129,6 +129,7 @@ def _load_tiff(path: Path, max_voxels: int) -> np.ndarray:
                                       f"{len(pages)}; 1-2 pages are read as a 2-D scan")
             shape = (len(pages), *pages[0].shape)
             _check_array_header(path, shape, np.dtype(pages[0].dtype), max_voxels)
+            _check_tiff_data_present(path, pages)
             planes = []
             for i, page in enumerate(pages):
                 if page.shape != shape[1:] or page.dtype != pages[0].dtype:
@@ -144,6 +145,24 @@ def _load_tiff(path: Path, max_voxels: int) -> np.ndarray:
     except Exception as exc:  # tifffile raises many types for damaged files
         raise ScanError(path, f"unreadable TIFF ({type(exc).__name__}: {exc})") from exc
     return np.stack(planes)
+
+
+def _check_tiff_data_present(path: Path, pages) -> None:
+    """Uncompressed pages must hold the bytes their headers declare, inside the file: tifffile
+    allocates each page's declared size before reading it, and a flipped header byte can
+    declare a gigabyte in a few kilobytes (found by fuzzing: 1.2 GB peak RSS)."""
+    size = path.stat().st_size
+    for i, page in enumerate(pages):
+        if page.compression != 1 or page.dtype is None:  # compressed: max_voxels bounds it
+            continue
+        declared = int(np.prod(page.shape, dtype=np.int64)) * np.dtype(page.dtype).itemsize
+        offsets, counts = page.dataoffsets, page.databytecounts
+        held = sum(int(c) for c in counts)
+        end = max((int(o) + int(c) for o, c in zip(offsets, counts, strict=False)), default=0)
+        if held < declared or end > size:
+            raise ScanError(path, f"truncated TIFF: page {i} declares {page.shape} "
+                                  f"{page.dtype} ({declared} bytes) but holds {held} bytes "
+                                  f"ending at {end} in a file of {size}")
 
 
 def _sidecar(path: Path) -> dict:

@@ -51,3 +51,42 @@ def test_dicom_element_declaring_4_gb_is_not_read_into_memory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     reasons = proc.stdout.strip().splitlines()
     assert len(reasons) == 2 and not any("memory" in r for r in reasons), reasons
+
+
+def test_tiff_volume_declaring_a_gigabyte_in_kilobytes_is_refused_before_decoding(tmp_path):
+    """An uncompressed multi-page TIFF whose header declares 3 x 8000 x 8000 float64 voxels
+    (within the voxel limit) in 2 KB is refused from its strip table, before tifffile is asked
+    to read 512 MB per page. (Added after a fuzz run peaked at 1.2 GB RSS; that case was not
+    kept, so this is the header check it motivated, not a replay of it.)"""
+    import numpy as np
+    import tifffile
+
+    from detector.volume_readers import write_sidecar
+
+    path = tmp_path / "v.tif"
+    tifffile.imwrite(path, np.zeros((3, 8, 10), np.float64), photometric="minisblack")
+    data = bytearray(path.read_bytes())
+    for tag in (256, 257):  # ImageWidth, ImageLength, stored as SHORT or LONG
+        for kind, width in ((b"\x03\x00", 2), (b"\x04\x00", 4)):
+            entry = tag.to_bytes(2, "little") + kind + b"\x01\x00\x00\x00"
+            at = data.find(entry)
+            while at >= 0:
+                data[at + 8:at + 8 + width] = (8000).to_bytes(width, "little")
+                at = data.find(entry, at + 1)
+    path.write_bytes(bytes(data))
+    write_sidecar(path, (1, 1, 1))
+    code = textwrap.dedent(f"""
+        import resource
+        from detector import ScanError
+        from detector.volume_readers import read_volume
+        try:
+            read_volume({str(path)!r})
+        except ScanError as exc:
+            print(exc.reason)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    """)
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                          text=True, timeout=120)
+    reason, peak_mb = proc.stdout.strip().splitlines()
+    assert "truncated TIFF" in reason and "(8000, 8000)" in reason, reason
+    assert int(peak_mb) < 400, f"peak RSS {peak_mb} MB: the declared size was allocated"
