@@ -57,3 +57,5 @@ def test_detect_on_fuzzed_files_alarms_on_every_unreadable_input(tmp_path):
     assert sum(expected.values()) > len(expected) // 2, "the corpus must be mostly hostile"
     assert errors < len(lines), "some fuzzed inputs must be readable, or nothing was detected"
     assert proc.returncode == 2 and f"errors {errors}" in proc.stderr
+    print(f"detect fuzz: {len(lines)} inputs, {sum(expected.values())} unreadable, {errors} "
+          f"error lines, {len(lines) - errors} ok")  # shown with -s: docs/reliability.md

@@ -24,7 +24,7 @@ RSS_GROWTH_MB = 48
 def test_concurrent_clients_no_failures_no_memory_growth():
     proc = subprocess.run(
         [sys.executable, "-W", "ignore", str(ROOT / "benchmarks" / "load_service.py"),
-         "--seconds", "12", "--clients", "4", "--size", "768", "1024", "--warmup", "3",
+         "--seconds", "12", "--clients", "4", "--size", "768", "1024", "--warmup", "5",
          "--decide", "0.5"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["failed_requests"] == 0, report["failure_samples"]
