@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detector.imagefiles import sniff_format
+from detector.outputs import write_atomic  # noqa: F401 -- moved there; training imports it here
 
 _ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{8}$")
 _SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tiff", "dicom": ".dcm"}
