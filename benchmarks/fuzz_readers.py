@@ -35,7 +35,12 @@ _OOM_WORDS = ("too large to decode in memory",)
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that over from the
+    parent across fork and exec, so under pytest it started at the test runner's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def outcome(folder: Path, name: str) -> list[str]:
