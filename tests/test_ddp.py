@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_training import write_config
 from toy_data import write_toy_set
 

@@ -9,7 +9,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
 from model_fixtures import tiny_models
 from toy_data import write_toy_set
 

@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 import pytest
+from model_fixtures import tiny_checkpoint, tiny_models
+from toy_data import write_toy_set
 
 from detector.inference import Detector
 from detector.model import ModelError, OnnxModel, manifest_path
 from detector.scan import Scan
-from model_fixtures import tiny_checkpoint, tiny_models
-from toy_data import write_toy_set
 from training.export import export_onnx, parity, quantize_int8
 
 # Stated tolerances: fp32 onnxruntime vs torch eager on the same float32 input.
