@@ -58,7 +58,13 @@ def yolo_onnx(folder: Path) -> Path:
     cfg["nc"] = 1
     path = folder / "yolov8n.yaml"  # the file name selects the "n" scale
     path.write_text(yaml.safe_dump(cfg))
-    return Path(YOLO(str(path)).export(format="onnx", imgsz=SIZE_HW, opset=17, simplify=False))
+    cwd = os.getcwd()
+    os.chdir(folder)  # a model built from yaml exports into the working directory
+    try:
+        out = YOLO(str(path)).export(format="onnx", imgsz=SIZE_HW, opset=17, simplify=False)
+    finally:
+        os.chdir(cwd)
+    return folder / Path(out).name
 
 
 def yolo_runner(path: Path, threads: int):
