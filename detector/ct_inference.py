@@ -14,7 +14,7 @@ import numpy as np
 
 from detector.ct_fuse import FuseParams, fuse
 from detector.ct_preprocess import resample, slabs, zoom_factors
-from detector.inference import Predict
+from detector.inference import Predict, check_candidates
 from detector.postprocess import DecodeParams, decode
 from detector.preprocess import InputSpec
 from detector.volume import Volume
@@ -46,17 +46,8 @@ class VolumeDetection:
     time_ms: float
 
     def __post_init__(self) -> None:
-        b, s, lab = self.boxes_xyzxyz, self.scores, self.labels
-        n = len(s) if isinstance(s, np.ndarray) else -1
-        _expect(isinstance(b, np.ndarray) and b.dtype == np.float32 and b.shape == (n, 6),
-                "boxes_xyzxyz", f"float32 ({n}, 6)", getattr(b, "shape", type(b)))
-        _expect(s.dtype == np.float32 and s.ndim == 1, "scores", "float32 (N,)", s.dtype)
-        _expect(isinstance(lab, np.ndarray) and lab.dtype == np.int64 and lab.shape == (n,),
-                "labels", f"int64 ({n},)", getattr(lab, "shape", type(lab)))
-        _expect(bool(np.isfinite(b).all() and np.isfinite(s).all()), "boxes/scores",
-                "finite values", "NaN or inf")
-        _expect(bool(((s >= 0) & (s <= 1)).all()), "scores", "values in 0..1", s)
-        _expect(bool((np.diff(s) <= 0).all()), "scores", "descending order", s)
+        b, lab = self.boxes_xyzxyz, self.labels
+        check_candidates("VolumeDetection", "boxes_xyzxyz", b, self.scores, self.labels)
         d, h, w = self.size_dhw
         limit = np.array([w, h, d], np.float32)
         inside = (b[:, :3] >= 0).all(1) & (b[:, 3:] <= limit).all(1) & (b[:, 3:] >= b[:, :3]).all(1)

@@ -82,9 +82,27 @@ def infer(predict: Predict, scan: Scan, spec: InputSpec, params: DecodeParams,
                          labels[order].astype(np.int64), heat_full, s / spec.scale)
 
 
-def _expect(cond: bool, what: str, expected: str, got) -> None:
+def _expect(cond: bool, what: str, expected: str, got, owner: str = "Detection") -> None:
     if not cond:
-        raise ValueError(f"Detection.{what}: expected {expected}, got {got}")
+        raise ValueError(f"{owner}.{what}: expected {expected}, got {got}")
+
+
+def check_candidates(owner: str, box_name: str, boxes, scores, labels) -> None:
+    """The checks every detection result shares (2-D boxes of 4 values, 3-D of 6): arrays of
+    the right dtype and length, finite, scores in 0..1 and descending."""
+    b, s, lab = boxes, scores, labels
+    n = len(s) if isinstance(s, np.ndarray) else -1
+    cols = 6 if box_name.endswith("xyzxyz") else 4
+    _expect(isinstance(b, np.ndarray) and b.dtype == np.float32 and b.shape == (n, cols),
+            box_name, f"float32 ({n}, {cols})", getattr(b, "shape", type(b)), owner)
+    _expect(isinstance(s, np.ndarray) and s.dtype == np.float32 and s.ndim == 1, "scores",
+            "float32 (N,)", getattr(s, "dtype", type(s)), owner)
+    _expect(isinstance(lab, np.ndarray) and lab.dtype == np.int64 and lab.shape == (n,),
+            "labels", f"int64 ({n},)", getattr(lab, "shape", type(lab)), owner)
+    _expect(bool(np.isfinite(b).all() and np.isfinite(s).all()), "boxes/scores",
+            "finite values", "NaN or inf", owner)
+    _expect(bool(((s >= 0) & (s <= 1)).all()), "scores", "values in 0..1", s, owner)
+    _expect(bool((np.diff(s) <= 0).all()), "scores", "descending order", s, owner)
 
 
 @dataclass(frozen=True)
@@ -106,16 +124,7 @@ class Detection:
 
     def __post_init__(self) -> None:
         b, s, lab = self.boxes_xyxy, self.scores, self.labels
-        n = len(s) if isinstance(s, np.ndarray) else -1
-        _expect(isinstance(b, np.ndarray) and b.dtype == np.float32 and b.shape == (n, 4),
-                "boxes_xyxy", f"float32 ({n}, 4)", getattr(b, "shape", type(b)))
-        _expect(s.dtype == np.float32 and s.ndim == 1, "scores", "float32 (N,)", s.dtype)
-        _expect(isinstance(lab, np.ndarray) and lab.dtype == np.int64 and lab.shape == (n,),
-                "labels", f"int64 ({n},)", getattr(lab, "shape", type(lab)))
-        _expect(bool(np.isfinite(b).all() and np.isfinite(s).all()), "boxes/scores",
-                "finite values", "NaN or inf")
-        _expect(bool(((s >= 0) & (s <= 1)).all()), "scores", "values in 0..1", s)
-        _expect(bool((np.diff(s) <= 0).all()), "scores", "descending order", s)
+        check_candidates("Detection", "boxes_xyxy", b, s, self.labels)
         h, w = self.size_hw
         inside = ((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= w) & (b[:, 3] <= h)
                   & (b[:, 2] >= b[:, 0]) & (b[:, 3] >= b[:, 1]))
