@@ -14,7 +14,7 @@ import numpy as np
 
 from detector.ct_fuse import FuseParams, fuse
 from detector.ct_preprocess import resample, slabs, zoom_factors
-from detector.inference import Predict, check_candidates
+from detector.inference import Alarms, Predict, check_candidates
 from detector.postprocess import DecodeParams, decode
 from detector.preprocess import InputSpec
 from detector.volume import Volume
@@ -31,7 +31,7 @@ def _expect(cond: bool, what: str, expected: str, got) -> None:
 
 
 @dataclass(frozen=True)
-class VolumeDetection:
+class VolumeDetection(Alarms):
     """The validated result for one volume: boxes in the volume's own voxels, best first."""
 
     scan_id: str
@@ -46,25 +46,14 @@ class VolumeDetection:
     time_ms: float
 
     def __post_init__(self) -> None:
-        b, lab = self.boxes_xyzxyz, self.labels
-        check_candidates("VolumeDetection", "boxes_xyzxyz", b, self.scores, self.labels)
+        b = self.boxes_xyzxyz
+        check_candidates("VolumeDetection", "boxes_xyzxyz", b, self.scores, self.labels,
+                         self.class_names, self.alarm_threshold)
         d, h, w = self.size_dhw
         limit = np.array([w, h, d], np.float32)
         inside = (b[:, :3] >= 0).all(1) & (b[:, 3:] <= limit).all(1) & (b[:, 3:] >= b[:, :3]).all(1)
         _expect(bool(inside.all()), "boxes_xyzxyz", f"0 <= low <= high <= {(w, h, d)}",
                 b[~inside])
-        _expect(bool(((lab >= 0) & (lab < len(self.class_names))).all()), "labels",
-                f"0..{len(self.class_names) - 1}", lab)
-        _expect(0 < self.alarm_threshold <= 1, "alarm_threshold", "(0, 1]",
-                self.alarm_threshold)
-
-    @property
-    def alarms(self) -> np.ndarray:
-        return self.scores >= self.alarm_threshold
-
-    @property
-    def alarm(self) -> bool:
-        return bool(self.alarms.any())
 
 
 def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: DecodeParams,

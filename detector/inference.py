@@ -87,9 +87,11 @@ def _expect(cond: bool, what: str, expected: str, got, owner: str = "Detection")
         raise ValueError(f"{owner}.{what}: expected {expected}, got {got}")
 
 
-def check_candidates(owner: str, box_name: str, boxes, scores, labels) -> None:
+def check_candidates(owner: str, box_name: str, boxes, scores, labels,
+                     class_names: tuple[str, ...], alarm_threshold: float) -> None:
     """The checks every detection result shares (2-D boxes of 4 values, 3-D of 6): arrays of
-    the right dtype and length, finite, scores in 0..1 and descending."""
+    the right dtype and length, finite, scores in 0..1 and descending, labels that name a
+    class, an alarm threshold in (0, 1]."""
     b, s, lab = boxes, scores, labels
     n = len(s) if isinstance(s, np.ndarray) else -1
     cols = 6 if box_name.endswith("xyzxyz") else 4
@@ -103,10 +105,29 @@ def check_candidates(owner: str, box_name: str, boxes, scores, labels) -> None:
             "finite values", "NaN or inf", owner)
     _expect(bool(((s >= 0) & (s <= 1)).all()), "scores", "values in 0..1", s, owner)
     _expect(bool((np.diff(s) <= 0).all()), "scores", "descending order", s, owner)
+    _expect(bool(((lab >= 0) & (lab < len(class_names))).all()), "labels",
+            f"0..{len(class_names) - 1}", lab, owner)
+    _expect(0 < alarm_threshold <= 1, "alarm_threshold", "(0, 1]", alarm_threshold, owner)
+
+
+class Alarms:
+    """Alarm flags of a validated result with ``scores`` and ``alarm_threshold``."""
+
+    scores: np.ndarray
+    alarm_threshold: float
+
+    @property
+    def alarms(self) -> np.ndarray:
+        """Per detection: score at or above the model's alarm threshold."""
+        return self.scores >= self.alarm_threshold
+
+    @property
+    def alarm(self) -> bool:
+        return bool(self.alarms.any())
 
 
 @dataclass(frozen=True)
-class Detection:
+class Detection(Alarms):
     """The validated result for one scan: boxes in the scan's own pixels, sorted by score."""
 
     scan_id: str
@@ -123,30 +144,18 @@ class Detection:
     time_ms: float
 
     def __post_init__(self) -> None:
-        b, s, lab = self.boxes_xyxy, self.scores, self.labels
-        check_candidates("Detection", "boxes_xyxy", b, s, self.labels)
+        b = self.boxes_xyxy
+        check_candidates("Detection", "boxes_xyxy", b, self.scores, self.labels,
+                         self.class_names, self.alarm_threshold)
         h, w = self.size_hw
         inside = ((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= w) & (b[:, 3] <= h)
                   & (b[:, 2] >= b[:, 0]) & (b[:, 3] >= b[:, 1]))
         _expect(bool(inside.all()), "boxes_xyxy", f"x1<=x2<={w}, y1<=y2<={h}", b[~inside])
-        _expect(bool(((lab >= 0) & (lab < len(self.class_names))).all()), "labels",
-                f"0..{len(self.class_names) - 1}", lab)
         hm = self.heat
         _expect(isinstance(hm, np.ndarray) and hm.ndim == 2 and hm.dtype == np.float32,
                 "heat", "float32 (h, w)", getattr(hm, "shape", type(hm)))
         _expect(bool(np.isfinite(hm).all() and hm.min(initial=0) >= 0
                      and hm.max(initial=0) <= 1), "heat", "finite values in 0..1", "other")
-        _expect(0 < self.alarm_threshold <= 1, "alarm_threshold", "(0, 1]",
-                self.alarm_threshold)
-
-    @property
-    def alarms(self) -> np.ndarray:
-        """Per detection: score at or above the model's alarm threshold."""
-        return self.scores >= self.alarm_threshold
-
-    @property
-    def alarm(self) -> bool:
-        return bool(self.alarms.any())
 
 
 class Detector:
