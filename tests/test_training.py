@@ -13,6 +13,7 @@ import pytest
 import torch
 from toy_data import write_toy_set
 
+from detector.errors import ScanError
 from training.loss import LossConfig, assign, cell_centres
 from training.model import ConcealNet, ModelConfig, count_gflops
 
@@ -179,3 +180,26 @@ def test_training_on_the_fly_simulation_mixed_with_a_coco_set(tmp_path, toy):
     cfg.write_text(text)
     cli("train", "--config", cfg)
     assert len(losses(tmp_path / "runs" / "t_dual")) == 1
+
+
+def test_cached_training_scans_are_decoded_once_and_match(tmp_path):
+    """``data.cache``: later epochs read no file and see what the first one saw; the cached
+    pixels differ from freshly decoded ones only by float16 rounding."""
+    from detector.preprocess import InputSpec
+    from training.data import CocoScans, TrainSet
+
+    ann = write_toy_set(tmp_path / "toy", 4, seed=3)
+    spec = InputSpec(**{**InputSpec.for_kind("dual").__dict__, "scale": 0.5})
+    plain = TrainSet([CocoScans(ann, "dual", ["concealed_organic"])], spec)
+    cached = TrainSet([CocoScans(ann, "dual", ["concealed_organic"])], spec, cache=True)
+    fresh = [plain[i] for i in range(4)]
+    first = [cached[i] for i in range(4)]
+    for png in (tmp_path / "toy").glob("*.png"):
+        png.unlink()  # from here on only the cache can answer
+    for i in range(4):
+        x, target = cached[i]
+        assert torch.equal(x, first[i][0])
+        assert torch.equal(target["boxes"], fresh[i][1]["boxes"])
+        np.testing.assert_allclose(x.numpy(), fresh[i][0].numpy(), atol=2e-3)
+    with pytest.raises(ScanError):
+        plain[0]

@@ -25,6 +25,9 @@ class DataConfig:
     val: CocoSource | None = None
     sim: list[SimSource] = field(default_factory=list)  # on-the-fly simulation
     scale: float = 1.0  # scans are resized by this before the network (stored in the model)
+    # Keep COCO scans decoded and resized in memory (float16 attenuation, ~0.5 MB per scan at
+    # scale 0.5): decoding 16-bit PNGs was half of each CPU training step. Per worker process.
+    cache: bool = False
     ct: CtDataConfig = field(default_factory=CtDataConfig)  # kind "ct" only (docs/ct.md)
 
 

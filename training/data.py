@@ -145,10 +145,14 @@ class SimScans:
 class TrainSet(torch.utils.data.Dataset):
     """Concatenated sources, augmented and preprocessed into ``(input, target)`` pairs."""
 
-    def __init__(self, sources: list, spec: InputSpec, augment=None, seed: int = 0) -> None:
+    def __init__(self, sources: list, spec: InputSpec, augment=None, seed: int = 0,
+                 cache: bool = False) -> None:
         self.sources, self.spec, self.augment = sources, spec, augment
         self.offsets = np.cumsum([0] + [len(s) for s in sources])
         self.seed, self.epoch = seed, 0
+        # index -> (resized image, boxes, labels, bit depth); COCO sources only (a simulated
+        # source is a stream: caching it would only hold memory).
+        self._cache: dict[int, tuple] | None = {} if cache else None
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation is seeded by (seed, epoch, index): the same with any worker count and
@@ -158,18 +162,34 @@ class TrainSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Scan ``i`` resized to the model's scale, with its boxes, labels and bit depth.
+
+        With the cache on, every epoch (the first too) sees the float16-rounded attenuation,
+        so a resumed run, which starts with an empty cache, sees what it would have seen."""
+        if self._cache is None or i not in self._cache:
+            src = int(np.searchsorted(self.offsets, i, side="right") - 1)
+            item = self.sources[src][i - int(self.offsets[src])]
+            image = resize(item.scan.image, self.spec.scale)
+            boxes = item.boxes_xyxy * np.float32(self.spec.scale)
+            entry = (image, boxes, item.labels, item.scan.bit_depth)
+            if self._cache is None or isinstance(self.sources[src], SimScans):
+                return entry
+            self._cache[i] = (image.astype(np.float16) if image.dtype == np.float32 else image,
+                              *entry[1:])
+        image, boxes, labels, bits = self._cache[i]
+        image = image.astype(np.float32) if image.dtype == np.float16 else image
+        return image, boxes, labels, bits
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        src = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        item = self.sources[src][i - int(self.offsets[src])]
-        image = resize(item.scan.image, self.spec.scale)
-        boxes, labels = item.boxes_xyxy * np.float32(self.spec.scale), item.labels
+        image, boxes, labels, bits = self._load(i)
         if self.augment is not None:
             from training.augment import apply_augment
 
             self.augment.set_random_seed(int(np.random.default_rng(
                 [self.seed, self.epoch, i]).integers(2**31)))
             image, boxes, labels = apply_augment(self.augment, image, boxes, labels)
-        x = image_to_input(image, self.spec, item.scan.bit_depth)
+        x = image_to_input(image, self.spec, bits)
         return torch.from_numpy(x), {"boxes": torch.from_numpy(boxes),
                                      "labels": torch.from_numpy(labels)}
 

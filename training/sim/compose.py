@@ -1,10 +1,10 @@
 """Compose one parcel scene: parcel, concealment, goods, look-alikes, void fill, belt position.
 
-Order matters: strategies that rebuild the carton (false bottom, double wall) run before the
-goods go in; host strategies need their host packed first; loose packets and decoys take the
-space that is left. A strategy that finds no room is replaced by another drawn from the
-config, then by a loose placement; a parcel where nothing fits ends up negative (its label
-says so).
+Order matters: strategies that rebuild the carton (false bottom, double wall) run first; then
+the hosts of host strategies are packed and the packets hidden (in hosts, or loose); then the
+benign shop goods (decoys), which are bulky; then the other goods fill what is left. A
+strategy that finds no room is replaced by another drawn from the config, then by a loose
+placement; a parcel where nothing fits ends up negative (its label says so).
 """
 
 from __future__ import annotations
@@ -19,15 +19,19 @@ from training.sim.parts import choice, uniform
 from training.sim.scene import Scene
 
 
-def _pack_goods(ctx: concealment.Context, cfg: SceneConfig, wanted: list[str]) -> None:
-    rng = ctx.rng
-    for strategy in wanted:  # a host for every host strategy comes first
+def _pack_hosts(ctx: concealment.Context, wanted: list[str]) -> None:
+    """A host object (book, can, shoe...) for every host strategy."""
+    for strategy in wanted:
         if strategy in objects.HOSTS:
-            kind = choice(rng, list(objects.HOSTS[strategy]))
-            item = objects.build(kind, rng, ctx.packer.free_space())
+            kind = choice(ctx.rng, list(objects.HOSTS[strategy]))
+            item = objects.build(kind, ctx.rng, ctx.packer.free_space())
             placed = None if item is None else ctx.packer.place(item)
             if placed is not None:
                 ctx.items.append(placed)
+
+
+def _pack_goods(ctx: concealment.Context, cfg: SceneConfig) -> None:
+    rng = ctx.rng
     target = int(rng.integers(cfg.items[0], cfg.items[1] + 1))
     placed_count = 0
     for _ in range(3 * target):  # a full parcel refuses some objects; try others instead
@@ -91,11 +95,12 @@ def compose(rng: np.random.Generator, cfg: SceneConfig, scanner, pixel_mm: float
     wanted = [choice(rng, cfg.strategies) for _ in range(count)] if positive else []
     done = [s in concealment.PARCEL_STRATEGIES and concealment.apply(ctx, s) for s in wanted]
     ctx.packer = parcels.Packer(parcel, rng)
-    _pack_goods(ctx, cfg, wanted)
+    _pack_hosts(ctx, wanted)
     _conceal(ctx, wanted, done)
-    if rng.random() < cfg.decoy_probability:
+    if rng.random() < cfg.decoy_probability:  # shop goods before the rest: they are bulky
         for _ in range(int(rng.integers(cfg.decoys[0], cfg.decoys[1] + 1))):
             concealment.place_decoy(ctx)
+    _pack_goods(ctx, cfg)
     local = (parcel.primitives + [p for item in ctx.items for p in item.primitives]
              + ctx.extra + parcels.filler(rng, parcel, ctx.packer))
     at = _belt_position(rng, parcel, pixel_mm, scanner)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from training.sim import objects
-from training.sim.packets import Packet, decoy_packet, drug_packet
+from training.sim.packets import Packet, drug_packet, retail_good
 from training.sim.parcels import Packer, Parcel
 from training.sim.parts import choice, solid, uniform
 from training.sim.scene import Item, Primitive
@@ -128,8 +128,9 @@ def double_wall(ctx: Context) -> bool:
 def _loose_packet(ctx: Context, decoy: bool) -> tuple[Item, Packet] | None:
     """A packet as a free-standing item (base on its floor), sized to the free space."""
     free = ctx.packer.free_space()
-    limits = (min(free[0], 250.0), min(free[1], 250.0), min(free[2], 60.0))
-    make = decoy_packet if decoy else drug_packet
+    # Hand-made packets lie flat (60 mm at most); shop goods come at their own height.
+    limits = (min(free[0], 250.0), min(free[1], 250.0), min(free[2], 250.0 if decoy else 60.0))
+    make = retail_good if decoy else drug_packet
     packet = make(ctx.rng, ctx.cfg, ctx.group("decoy" if decoy else "packet"), limits)
     if packet is None:
         return None
@@ -152,7 +153,8 @@ def _place_loose(ctx: Context, decoy: bool, strategy: str, at=None) -> Item | No
 
 
 def place_decoy(ctx: Context) -> Item | None:
-    """A benign look-alike block placed loose; recorded as a hard negative."""
+    """A benign look-alike (a shop good of drug-like density) placed loose; recorded as a hard
+    negative."""
     return _place_loose(ctx, True, "loose")
 
 

@@ -1,5 +1,6 @@
 """Packets: drug-like organic powders, bricks and pills in their wrapping, and the benign
-look-alike blocks (chocolate, coffee, soap, sugar, cheese...) that every data set must hold.
+look-alikes (chocolate, coffee, soap, sugar, cheese...) in their shop packaging that every
+data set must hold.
 
 A packet is built centred on the origin, sized to fit a given box, and returns its
 primitives (content, wrapping shell, and optionally the cavity it displaces in a host) all
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.sim.geometry import volume_factor
-from training.sim.parts import choice, uniform
+from training.sim.parts import choice, texture, uniform
 from training.sim.scene import Primitive
 from training.sim.tables import Composition
 
@@ -39,22 +40,6 @@ WRAPS = {"plastic": [("polyethylene", 0.93, (0.04, 0.12), (1, 4))],
          "vacuum": [("nylon", 1.14, (0.08, 0.2), (1, 1))],
          "paper": [("cellulose", 0.8, (0.06, 0.12), (1, 2))],
          "none": []}
-# Benign look-alikes: (material, density range, form, wraps they come in).
-DECOYS = {"chocolate": ("chocolate", (1.2, 1.35), "brick", ("foil", "paper", "plastic")),
-          "coffee brick": ("coffee", (0.55, 1.0), "brick", ("vacuum", "foil")),
-          "soap": ("soap", (1.0, 1.15), "brick", ("paper", "plastic", "none")),
-          "sugar": ("sucrose", (0.75, 0.95), "powder", ("paper", "plastic")),
-          "cheese": ("cheese", (1.0, 1.15), "brick", ("vacuum", "plastic")),
-          "book block": ({"cellulose": 0.85, "calcium_carbonate": 0.15}, (0.7, 1.0), "brick",
-                         ("plastic", "none")),
-          "flour": ("flour", (0.5, 0.7), "powder", ("paper", "plastic")),
-          "protein powder": ("protein_powder", (0.35, 0.55), "powder", ("plastic", "tape")),
-          "tea brick": ("tea", (0.8, 1.1), "brick", ("paper", "plastic")),
-          "milk powder": ("milk_powder", (0.45, 0.6), "powder", ("foil", "plastic")),
-          "salt": ("salt", (1.1, 1.3), "powder", ("plastic", "paper")),
-          "candy": ("sucrose", (0.7, 0.9), "pills", ("plastic", "tape"))}
-
-
 @dataclass
 class Packet:
     primitives: list[Primitive]
@@ -157,14 +142,141 @@ def drug_packet(rng, cfg, group: str, limits, displaces=None, host_density=0.0,
     return packet
 
 
-def decoy_packet(rng, cfg, group: str, limits, displaces=None, host_density=0.0) -> Packet | None:
-    """A benign dense organic block; sometimes taped like a drug packet (a hard negative)."""
-    name = choice(rng, list(DECOYS))
-    material, rho_range, form, wraps = DECOYS[name]
-    wrap = "tape" if rng.random() < 0.25 else choice(rng, list(wraps))
-    mass = float(np.exp(uniform(rng, *np.log(cfg.decoy_mass_g))))
-    packet = build_packet(rng, group, material, form, uniform(rng, *rho_range), wrap, mass,
-                          limits, cfg.min_packet_mass_g, displaces, host_density)
-    if packet is not None:
-        packet.meta.update({"material": name, "purity": None, "cut": None})
-    return packet
+# Benign look-alikes in the form shops sell them. Dual energy cannot tell sugar from a cut
+# drug (physics.md 1.4), so what tells a grocery from a concealed packet is its make-up:
+# crisp cartons, steel tins, plastic tubs, moulded bars with grooves, round cakes, laminate
+# bricks with a folded end, at retail sizes. Name: (content, density g/cm3, package,
+# (x, y, z) mm sizes, each drawn +-8 %).
+RETAIL = {
+    "chocolate bar": ("chocolate", (1.2, 1.35), "bar", [(155, 75, 10), (190, 85, 14),
+                                                        (100, 50, 8)]),
+    "coffee brick": ("coffee", (0.55, 0.75), "laminate", [(145, 85, 55), (190, 100, 65)]),
+    "sugar carton": ("sucrose", (0.8, 0.95), "carton", [(160, 100, 60), (190, 120, 75)]),
+    "salt carton": ("salt", (1.1, 1.3), "carton", [(140, 90, 50)]),
+    "flour bag": ("flour", (0.5, 0.7), "paper_bag", [(170, 110, 80), (200, 130, 90)]),
+    "tea carton": ("tea", (0.3, 0.5), "carton", [(150, 75, 70), (130, 65, 65)]),
+    "tea cake": ("tea", (0.8, 1.1), "disc", [(200, 200, 25), (180, 180, 22)]),
+    "milk powder tin": ("milk_powder", (0.45, 0.6), "tin", [(100, 100, 130), (125, 125, 170)]),
+    "protein tub": ("protein_powder", (0.35, 0.55), "tub", [(125, 125, 180), (155, 155, 220)]),
+    "soap bars": ("soap", (1.0, 1.15), "soap", [(90, 60, 25)]),
+    "cheese wheel": ("cheese", (1.0, 1.15), "disc", [(120, 120, 45), (200, 200, 60)]),
+    "candy tin": ("sucrose", (0.7, 0.9), "candy_tin", [(100, 60, 20), (120, 80, 25)]),
+}
+ROUND = ("disc", "tin", "tub")  # cylinders: they may also lie on their side
+
+
+def _box(group: str, material, density: float, size, center=(0.0, 0.0, 0.0), role="content",
+         shape: str = "box", texture=None) -> Primitive:
+    return Primitive(shape=shape, material=material, density=density, center=center,
+                     size=tuple(float(s) for s in size), group=group, role=role,
+                     texture=texture)
+
+
+def _shell(group: str, material, density: float, outer, wall: float,
+           shape: str = "box") -> list[Primitive]:
+    """A closed shell: the whole solid (its footprint is the label's), minus its inside."""
+    inner = tuple(s - 2 * wall for s in outer)
+    return [_box(group, material, density, outer, shape=shape),
+            _box(group, material, -density, inner, role="wrap", shape=shape)]
+
+
+def _package(rng: np.random.Generator, group: str, package: str, material, density: float,
+             inner, shape: str) -> tuple[list[Primitive], tuple[float, float, float], float]:
+    """Primitives (centred on the origin), outer size and content volume (mm3) of one good."""
+    x, y, z = inner
+    if package in ("tin", "candy_tin"):
+        wall = uniform(rng, 0.18, 0.3)
+        outer = (x + 2 * wall, y + 2 * wall, z + 2 * wall)
+        fill = uniform(rng, 0.75, 0.95)
+        size, centre = (x, y, z * fill), (0.0, 0.0, -z * (1 - fill) / 2)  # settled powder
+        tex = texture(rng, "discs", radius_mm=uniform(rng, 6.0, 9.0)) \
+            if package == "candy_tin" else None
+        content = _box(group, material, density, size, centre, shape=shape, texture=tex)
+        prims = _shell(group, "steel", 7.85, outer, wall, shape) + [content]
+        return prims, outer, float(np.prod(size)) * volume_factor(shape)
+    if package == "tub":
+        wall = uniform(rng, 1.5, 2.5)
+        fill = uniform(rng, 0.5, 0.9)
+        outer = (x + 2 * wall, y + 2 * wall, z + 2 * wall)
+        size, centre = (x, y, z * fill), (0.0, 0.0, -z * (1 - fill) / 2)
+        prims = _shell(group, "polypropylene", 0.9, outer, wall, shape)
+        prims.append(_box(group, material, density, size, centre, shape=shape))
+        return prims, outer, float(np.prod(size)) * volume_factor(shape)
+    if package == "bar":  # moulded chocolate: grooves between the pieces, in a paper sleeve
+        wall = uniform(rng, 0.2, 0.4)
+        prims = [_box(group, material, density, inner)]
+        pieces = int(rng.integers(3, 7))
+        depth = z * uniform(rng, 0.3, 0.45)
+        for k in range(1, pieces):
+            gx = -x / 2 + k * x / pieces
+            prims.append(_box(group, material, -density, (2.0, y, depth),
+                              (gx, 0.0, z / 2 - depth / 2), role="wrap"))
+        outer = (x + 2 * wall, y + 2 * wall, z + 2 * wall)
+        prims += _shell(group, "cellulose", 0.8, outer, wall)
+        volume = x * y * z - (pieces - 1) * 2.0 * y * depth
+        return prims, outer, volume
+    if package == "soap":  # one to four bars, each in its own carton, side by side
+        n = int(rng.integers(1, 5))
+        wall = uniform(rng, 0.3, 0.5)
+        ox, oy, oz = x + 2 * wall, y + 2 * wall, z + 2 * wall
+        prims = []
+        for k in range(n):
+            cx = (k - (n - 1) / 2) * (ox + 1.0)
+            prims += [p.moved(cx, 0.0, 0.0) for p in _shell(group, "cellulose", 0.7,
+                                                              (ox, oy, oz), wall)]
+            prims.append(_box(group, material, density, (x, y, z), (cx, 0.0, 0.0)))
+        return prims, (n * (ox + 1.0), oy, oz), n * x * y * z
+    # Cartons, laminate bricks, paper bags and wrapped discs: a crisp solid in a shell.
+    wall, wrap_mat, wrap_rho = {
+        "carton": (uniform(rng, 0.4, 0.8), "cellulose", 0.7),
+        "laminate": (uniform(rng, 0.08, 0.15), {"polyethylene": 0.8, "aluminium": 0.2}, 1.1),
+        "paper_bag": (uniform(rng, 0.12, 0.25), "cellulose", 0.8),
+        "disc": (uniform(rng, 0.05, 0.12), "cellulose", 0.8),
+    }[package]
+    fill = uniform(rng, 0.85, 0.97) if package == "carton" else 1.0
+    size, centre = (x, y, z * fill), (0.0, 0.0, -z * (1 - fill) / 2)
+    outer = (x + 2 * wall, y + 2 * wall, z + 2 * wall)
+    prims = _shell(group, wrap_mat, wrap_rho, outer, wall, shape)
+    prims.append(_box(group, material, density, size, centre, shape=shape))
+    if package in ("laminate", "paper_bag"):  # the folded, glued end: several more layers
+        band = uniform(rng, 20.0, 35.0)
+        layers = int(rng.integers(3, 7))
+        prims.append(_box(group, wrap_mat, wrap_rho, (band, y, layers * wall),
+                          (x / 2 - band / 2, 0.0, z / 2 + wall + layers * wall / 2)))
+        top = layers * wall
+        if package == "laminate" and rng.random() < 0.7:  # aroma valve beside the fold
+            prims.append(_box(group, "polyethylene", 0.93, (18.0, 18.0, top),
+                              (0.0, 0.0, z / 2 + wall + top / 2), shape="cylinder"))
+        prims = [p.moved(0.0, 0.0, -top / 2) for p in prims]  # centred again
+        outer = (outer[0], outer[1], outer[2] + top)
+    return prims, outer, float(np.prod(size)) * volume_factor(shape)
+
+
+def retail_good(rng: np.random.Generator, cfg, group: str, limits) -> Packet | None:
+    """A benign grocery or toiletry in its shop packaging, fitting ``limits`` (x, y, z mm);
+    its content mass within ``cfg.decoy_mass_g``. None if none fits after a few draws."""
+    lo, hi = cfg.decoy_mass_g
+    for _ in range(6):
+        name = choice(rng, list(RETAIL))
+        material, rho_range, package, sizes = RETAIL[name]
+        inner = [s * uniform(rng, 0.92, 1.08) for s in sizes[int(rng.integers(len(sizes)))]]
+        shape = "cylinder" if package in ROUND else "box"
+        if package in ROUND and inner[2] > limits[2]:  # lay it on its side
+            shape, inner = "rod", [inner[2], inner[0], inner[1]]
+        density = uniform(rng, *rho_range)
+        prims, outer, volume = _package(rng, group, package, material, density, inner, shape)
+        mass = density * volume / 1000.0
+        if not (lo <= mass <= hi):
+            continue
+        turn = outer[0] > limits[0] or outer[1] > limits[1]
+        if turn:  # try it turned by 90 degrees on the belt
+            outer = (outer[1], outer[0], outer[2])
+            prims = [p.moved(0.0, 0.0, 0.0, 90.0) for p in prims]
+        if any(o > lim for o, lim in zip(outer, limits, strict=True)):
+            continue
+        meta = {"group": group, "form": "retail", "density": round(density, 3),
+                "mass_g": round(mass, 2), "wrap": package, "wrap_mm": None,
+                "size_mm": [round(v, 1) for v in outer], "material": name, "purity": None,
+                "cut": None}
+        return Packet(prims, tuple(outer), meta)
+    return None
