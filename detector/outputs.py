@@ -7,12 +7,15 @@ under a temporary name and renamed into place, and the temporary file is removed
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import BinaryIO
 
 #: Exit status of a command that could not write its results (sysexits.h EX_IOERR).
 EXIT_OUTPUT = 74
+#: `write_atomic`'s temporary name: ``.NAME.PID.HEX8.tmp``.
+_TEMPORARY_RE = re.compile(r"\..+\.[0-9]+\.[0-9a-f]{8}\.tmp")
 
 
 class OutputError(OSError):
@@ -64,6 +67,17 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         except OSError:
             pass  # a read-only folder: the temporary file was never created
         raise OutputError(path, exc) from exc
+
+
+def remove_temporaries(folder: str | Path) -> list[str]:
+    """Delete the temporary files a `write_atomic` killed before its rename left in
+    ``folder``; return their names. Nothing else is touched."""
+    removed = []
+    for path in Path(folder).iterdir():
+        if _TEMPORARY_RE.fullmatch(path.name) and path.is_file():
+            path.unlink()
+            removed.append(path.name)
+    return removed
 
 
 def write_png_atomic(path: str | Path, bgr) -> None:

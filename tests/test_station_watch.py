@@ -177,6 +177,22 @@ def test_a_scan_that_keeps_killing_the_watcher_goes_to_failed(tmp_path, handle):
     assert (tmp_path / "inbox" / "failed" / "bag2" / "bag2.png").is_file()
 
 
+def test_a_kill_while_the_claim_is_written_leaves_nothing_behind(tmp_path, handle):
+    """Killed inside write_atomic of claim.json: its temporary file is there, the claim is
+    not, and no scan file was moved yet (found by the SIGKILL test below: ENOTEMPTY)."""
+    (tmp_path / "inbox").mkdir()
+    expected = drop(tmp_path / "inbox")
+    folder = tmp_path / "inbox" / "work" / "bag1"
+    folder.mkdir(parents=True)
+    (folder / ".claim.json.4242.0123abcd.tmp").write_bytes(b'{"id": "ba')
+    w = watcher(tmp_path, handle)
+    assert w.recover() == 1
+    assert not folder.exists()
+    w.poll_once()
+    w.close()
+    check_exactly_once(tmp_path, expected)
+
+
 @pytest.mark.slow
 def test_real_sigkill_and_restart_of_the_command(tmp_path):
     """The command itself, killed with SIGKILL while scans arrive, then restarted."""

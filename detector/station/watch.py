@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.outputs import write_atomic
+from detector.outputs import remove_temporaries, write_atomic
 from detector.readers import ScanRef, discover_scans
 from detector.station import analysis as an
 
@@ -148,7 +148,8 @@ class Watcher:
         """Move in the files a kill left in INBOX; False if the claim never got written."""
         folder = self.work / key
         claim_path = folder / "claim.json"
-        if not claim_path.exists():  # killed before the claim: no file was moved yet
+        if not claim_path.exists():  # killed before the claim: no file was moved yet,
+            remove_temporaries(folder)  # but the claim may be there half-written
             os.rmdir(folder)
             return False
         for name in json.loads(claim_path.read_text())["files"]:
