@@ -102,7 +102,8 @@ def test_detect_into_a_read_only_folder_is_a_clear_error(tmp_path):
 def test_watch_on_a_full_disk_stops_clearly_and_resumes_without_loss(tmp_path):
     inbox = scans(tmp_path / "inbox", 8)
     cmd = ("watch", inbox, "--model", tiny_model("color")[0], "--settle", "0", "--once")
-    with tmpfs(tmp_path / "fs", 512) as fs:
+    # 8 overlays of ~80 KB (300x400 scans are drawn 960 px wide since 080a349) need ~700 KB
+    with tmpfs(tmp_path / "fs", 1024) as fs:
         filler = fill(fs, 120_000)
         proc = run_cli(*cmd, "--out", fs / "out")
         assert proc.returncode == 74, proc.stderr
