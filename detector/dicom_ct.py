@@ -18,6 +18,7 @@ from detector.dicom import DICOM_CT, DICOM_ENHANCED_CT, DICOS_CT, dcmread
 from detector.errors import ScanError
 from detector.imagefiles import sniff_format
 from detector.volume import Volume, check_voxel_mm
+from detector.volume_readers import check_decoded_size
 
 CT_SOP_CLASSES = frozenset({DICOS_CT, DICOM_CT, DICOM_ENHANCED_CT})
 #: Slice gaps may differ by this fraction of the median gap (rounding in stored positions).
@@ -97,12 +98,14 @@ def ct_folder_files(folder: Path) -> list[Path]:
     return ct
 
 
-def read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int) -> Volume:
-    """One volume from ``paths``: single-frame CT slices of one series, or one multi-frame file."""
+def read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int,
+                   max_bytes: int) -> Volume:
+    """One volume from ``paths``: single-frame CT slices of one series, or one multi-frame file.
+    ``max_voxels``/``max_bytes``: `detector.volume_readers.check_decoded_size`."""
     if not paths:
         raise ScanError(None, f"{volume_id}: no DICOM CT files")
     try:
-        return _read_ct_series(paths, volume_id, max_voxels)
+        return _read_ct_series(paths, volume_id, max_voxels, max_bytes)
     except ScanError:
         raise
     except MemoryError as exc:
@@ -112,7 +115,8 @@ def read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int) -> Vo
         raise ScanError(paths[0], f"malformed CT file ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int) -> Volume:
+def _read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int,
+                    max_bytes: int) -> Volume:
     headers = [(Path(p), read_header(Path(p))) for p in paths]
     for path, header in headers:
         if not is_ct(header):
@@ -130,9 +134,9 @@ def _read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int) -> V
             raise ScanError(path, f"slice size/spacing {_plane_geometry(path, header)} differs "
                                   f"from {(rows, cols, pixel_mm)} in {first_path.name}")
     slices = _frames(first_path, first) if multi else [_single(p, h) for p, h in headers]
-    if len(slices) * rows * cols > max_voxels:
-        raise ScanError(first_path, f"volume of {len(slices)}x{rows}x{cols} voxels exceeds the "
-                                    f"limit of {max_voxels}")
+    # decoded into float32 HU (`_decode`), one file's stored values at a time
+    check_decoded_size(first_path, (len(slices), rows, cols), np.dtype(np.float32),
+                       max_voxels, max_bytes)
     slices, z_mm = _order(first_path, first, slices)
     hu = _decode(slices, rows, cols)
     voxel = check_voxel_mm((z_mm, *pixel_mm))

@@ -18,7 +18,7 @@ from detector.imagefiles import sniff_format
 from detector.readers import DEFAULT_MAX_PIXELS, SCAN_SUFFIXES, ScanRef, discover_scans, read_scan
 from detector.scan import Scan
 from detector.volume import Volume
-from detector.volume_readers import DEFAULT_MAX_VOXELS, read_volume
+from detector.volume_readers import DEFAULT_MAX_VOLUME_BYTES, DEFAULT_MAX_VOXELS, read_volume
 
 VOLUME_SUFFIXES = (".npy",)
 
@@ -106,9 +106,10 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
 
 
 def read_input(ref: InputRef, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_voxels: int = DEFAULT_MAX_VOXELS, voxel_mm=None) -> Scan | Volume:
+               max_voxels: int = DEFAULT_MAX_VOXELS, voxel_mm=None,
+               max_volume_bytes: int = DEFAULT_MAX_VOLUME_BYTES) -> Scan | Volume:
     """Read one input; a `ScanError` naming the file and the reason if it is unusable."""
     if isinstance(ref, VolumeRef):
         return read_volume(ref.path_, voxel_mm=voxel_mm, max_voxels=max_voxels,
-                           volume_id=ref.id)
+                           volume_id=ref.id, max_bytes=max_volume_bytes)
     return read_scan(ref, max_pixels=max_pixels)

@@ -18,33 +18,40 @@ from detector.volume import Volume, check_voxel_mm, hu_scale_problem
 
 #: Largest volume accepted (voxels), about 1 GB as float32; protects memory on the workstation.
 DEFAULT_MAX_VOXELS = 256_000_000
+#: Largest array a volume may decode to (bytes): its stored values, or the float32 HU, whichever
+#: is larger. Counted in voxels alone, a float64 volume took 2 GB plus a 1 GB float32 copy.
+DEFAULT_MAX_VOLUME_BYTES = 1 << 30
 #: Stored dtypes accepted in .npy/TIFF. uint16 cannot hold negative HU, so it needs an intercept.
 _DTYPES = ("int16", "uint16", "int32", "float32", "float64")
 _SIDECAR_KEYS = {"voxel_mm", "rescale_slope", "rescale_intercept", "units"}
 
 
 def read_volume(path: str | Path, voxel_mm=None, max_voxels: int = DEFAULT_MAX_VOXELS,
-                volume_id: str | None = None) -> Volume:
+                volume_id: str | None = None,
+                max_bytes: int = DEFAULT_MAX_VOLUME_BYTES) -> Volume:
     """The volume at ``path``: ``.npy``, TIFF, a multi-frame DICOM CT file, or a folder of
     DICOM/DICOS CT slices.
 
     ``voxel_mm`` ``(z, y, x)`` overrides the sidecar for TIFF/``.npy`` (DICOM stores its own).
+    ``max_voxels`` and ``max_bytes`` (see `check_decoded_size`) are checked from the headers,
+    before any voxel is decoded.
     """
     from detector.dicom_ct import ct_folder_files, is_dicom_file, read_ct_series
 
     path = Path(path)
     vid = volume_id or (path.name if path.is_dir() else path.stem)
+    limits = (max_voxels, max_bytes)
     if path.is_dir():
-        return read_ct_series(ct_folder_files(path), vid, max_voxels)
+        return read_ct_series(ct_folder_files(path), vid, *limits)
     if not path.is_file():
         raise ScanError(path, "file not found")
     if is_dicom_file(path):  # one multi-frame CT file (Enhanced CT, DICOS CT)
-        return read_ct_series([path], vid, max_voxels)
+        return read_ct_series([path], vid, *limits)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        stored = _load_npy(path, max_voxels)
+        stored = _load_npy(path, *limits)
     elif suffix in (".tif", ".tiff"):
-        stored = _load_tiff(path, max_voxels)
+        stored = _load_tiff(path, *limits)
     else:
         raise ScanError(path, f"not a volume format: expected .npy, .tif/.tiff or a folder of "
                               f"DICOM CT slices, got {suffix or 'no suffix'}")
@@ -67,9 +74,10 @@ def _volume_from_array(path: Path, vid: str, stored: np.ndarray, sidecar: dict, 
     if stored.dtype == np.uint16 and intercept is None:
         raise ScanError(path, "uint16 values cannot hold negative HU: give rescale_intercept "
                               f"(e.g. -1024) in {path.stem}.json")
-    hu = stored.astype(np.float32)
-    if slope != 1.0 or intercept:
-        hu = hu * np.float32(slope) + np.float32(intercept or 0.0)
+    hu = stored.astype(np.float32, copy=False)  # the reader's own array: no copy needed
+    if slope != 1.0 or intercept:  # in place: a float32 volume is up to 1 GB
+        hu *= np.float32(slope)
+        hu += np.float32(intercept or 0.0)
     problem = hu_scale_problem(hu)
     if problem:
         raise ScanError(path, problem)
@@ -80,19 +88,31 @@ def _volume_from_array(path: Path, vid: str, stored: np.ndarray, sidecar: dict, 
         raise ScanError(path, str(exc)) from exc
 
 
+def check_decoded_size(path: Path, shape: tuple[int, ...], dtype: np.dtype, max_voxels: int,
+                       max_bytes: int) -> None:
+    """Refuse a volume of ``shape`` stored as ``dtype`` whose voxels exceed ``max_voxels`` or
+    whose largest decoded array (stored values or float32 HU) exceeds ``max_bytes``."""
+    voxels = int(np.prod(shape, dtype=np.int64))
+    if voxels > max_voxels:
+        raise ScanError(path, f"volume of {shape} voxels exceeds the limit of {max_voxels}")
+    decoded = voxels * max(np.dtype(dtype).itemsize, 4)
+    if decoded > max_bytes:
+        raise ScanError(path, f"volume of {shape} {np.dtype(dtype)} voxels decodes to "
+                              f"{decoded} bytes, over the limit of {max_bytes} bytes")
+
+
 def _check_array_header(path: Path, shape: tuple[int, ...], dtype: np.dtype,
-                        max_voxels: int) -> None:
+                        max_voxels: int, max_bytes: int) -> None:
     if len(shape) != 3:
         raise ScanError(path, f"expected a 3-D array (slices, rows, columns), got shape {shape}")
     if min(shape) < 2:
         raise ScanError(path, f"volume has shape {shape}: expected at least 2 voxels per axis")
-    if int(np.prod(shape, dtype=np.int64)) > max_voxels:
-        raise ScanError(path, f"volume of {shape} voxels exceeds the limit of {max_voxels}")
     if dtype.name not in _DTYPES:
         raise ScanError(path, f"unsupported dtype {dtype}: expected one of {', '.join(_DTYPES)}")
+    check_decoded_size(path, shape, dtype, max_voxels, max_bytes)
 
 
-def _load_npy(path: Path, max_voxels: int) -> np.ndarray:
+def _load_npy(path: Path, max_voxels: int, max_bytes: int) -> np.ndarray:
     try:
         with path.open("rb") as fh:
             version = np.lib.format.read_magic(fh)
@@ -106,7 +126,7 @@ def _load_npy(path: Path, max_voxels: int) -> np.ndarray:
         raise ScanError(path, f"not a valid .npy file: {exc}") from exc
     if dtype.hasobject:
         raise ScanError(path, "object arrays are refused (they need pickle)")
-    _check_array_header(path, shape, dtype, max_voxels)
+    _check_array_header(path, shape, dtype, max_voxels, max_bytes)
     declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if data_bytes < declared:  # checked before np.load allocates the declared size
         raise ScanError(path, f"unreadable .npy: truncated, the header declares {shape} {dtype} "
@@ -118,7 +138,7 @@ def _load_npy(path: Path, max_voxels: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _load_tiff(path: Path, max_voxels: int) -> np.ndarray:
+def _load_tiff(path: Path, max_voxels: int, max_bytes: int) -> np.ndarray:
     import tifffile
 
     try:
@@ -128,9 +148,9 @@ def _load_tiff(path: Path, max_voxels: int) -> np.ndarray:
                 raise ScanError(path, f"a TIFF volume needs one page per slice (at least 3), got "
                                       f"{len(pages)}; 1-2 pages are read as a 2-D scan")
             shape = (len(pages), *pages[0].shape)
-            _check_array_header(path, shape, np.dtype(pages[0].dtype), max_voxels)
+            _check_array_header(path, shape, np.dtype(pages[0].dtype), max_voxels, max_bytes)
             _check_tiff_data_present(path, pages)
-            planes = []
+            volume = np.empty(shape, pages[0].dtype)  # filled page by page: no second copy
             for i, page in enumerate(pages):
                 if page.shape != shape[1:] or page.dtype != pages[0].dtype:
                     raise ScanError(path, f"page {i} is {page.shape} {page.dtype}, page 0 is "
@@ -139,12 +159,12 @@ def _load_tiff(path: Path, max_voxels: int) -> np.ndarray:
                 if plane.shape != shape[1:]:  # a damaged page decodes to another shape
                     raise ScanError(path, f"page {i} decodes to {plane.shape}, its header says "
                                           f"{shape[1:]}")
-                planes.append(plane)
+                volume[i] = plane
     except ScanError:
         raise
     except Exception as exc:  # tifffile raises many types for damaged files
         raise ScanError(path, f"unreadable TIFF ({type(exc).__name__}: {exc})") from exc
-    return np.stack(planes)
+    return volume
 
 
 def _check_tiff_data_present(path: Path, pages) -> None:
@@ -153,7 +173,7 @@ def _check_tiff_data_present(path: Path, pages) -> None:
     declare a gigabyte in a few kilobytes (found by fuzzing: 1.2 GB peak RSS)."""
     size = path.stat().st_size
     for i, page in enumerate(pages):
-        if page.compression != 1 or page.dtype is None:  # compressed: max_voxels bounds it
+        if page.compression != 1 or page.dtype is None:  # compressed: the limits bound it
             continue
         declared = int(np.prod(page.shape, dtype=np.int64)) * np.dtype(page.dtype).itemsize
         offsets, counts = page.dataoffsets, page.databytecounts

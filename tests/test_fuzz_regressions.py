@@ -71,7 +71,9 @@ CASES = [case_npy_header_unclosed_paren,
 def test_found_by_fuzzing_is_a_scan_error(tmp_path, case):
     path, words = case(tmp_path)
     with pytest.raises(ScanError, match=words) as info:
-        read_volume(path, max_voxels=300_000_000)
+        # limits above the cases, so that each meets the check it was found by (the byte
+        # limit alone now refuses the 2 GB one too, earlier)
+        read_volume(path, max_voxels=300_000_000, max_bytes=1 << 32)
     assert info.value.reason
 
 

@@ -149,6 +149,14 @@ def test_series_voxel_limit(tmp_path):
         read_volume(tmp_path / "s", max_voxels=1000)
 
 
+def test_series_byte_limit_counts_the_float32_volume(tmp_path):
+    write_ct_series(tmp_path / "s", HU)
+    need = 4 * HU.size
+    with pytest.raises(ScanError, match=f"over the limit of {need - 1} bytes"):
+        read_volume(tmp_path / "s", max_bytes=need - 1)
+    assert read_volume(tmp_path / "s", max_bytes=need).hu.shape == HU.shape
+
+
 def test_slice_with_damaged_header_fails_the_volume_and_is_not_listed_apart(tmp_path):
     paths = write_ct_series(tmp_path / "s", HU)
     data = paths[-1].read_bytes()

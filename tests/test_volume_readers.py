@@ -90,6 +90,46 @@ def test_npy_size_limit_is_checked_before_loading(tmp_path):
         read_volume(path, max_voxels=1000)
 
 
+@pytest.mark.parametrize("dtype, limit, refused", [
+    ("float64", 8 * 12 * 40 * 48 - 1, True),  # its stored values are the larger array
+    ("float64", 8 * 12 * 40 * 48, False),
+    ("float32", 4 * 12 * 40 * 48 - 1, True),
+    ("int16", 4 * 12 * 40 * 48 - 1, True),  # the float32 HU volume is the larger array
+    ("int16", 4 * 12 * 40 * 48, False),
+])
+def test_npy_byte_limit_names_the_file_and_the_limit(tmp_path, dtype, limit, refused):
+    hu = np.rint(phantom_hu())  # (12, 40, 48)
+    path = save_npy(tmp_path / "v.npy", hu.astype(dtype))
+    if not refused:
+        np.testing.assert_allclose(read_volume(path, max_bytes=limit).hu, hu)
+        return
+    with pytest.raises(ScanError) as err:
+        read_volume(path, max_bytes=limit)
+    assert err.value.path == str(path)
+    assert f"over the limit of {limit} bytes" in err.value.reason and dtype in err.value.reason
+
+
+def test_byte_limit_is_checked_from_the_header_before_any_allocation(tmp_path):
+    # 100 M float64 voxels (800 MB) declared in a 128-byte header: within the voxel limit,
+    # refused by bytes without reading further (an allocation would need 800 MB)
+    path = tmp_path / "declared.npy"
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False,
+                                                 "shape": (100, 1000, 1000)})
+    write_sidecar(path, (1, 1, 1))
+    with pytest.raises(ScanError, match="decodes to 800000000 bytes, over the limit"):
+        read_volume(path, max_bytes=512 * 2**20)
+
+
+def test_tiff_volume_byte_limit(tmp_path):
+    path = tmp_path / "v.tif"
+    tifffile.imwrite(path, np.rint(phantom_hu()).astype(np.float64))
+    write_sidecar(path, (1, 1, 1))
+    with pytest.raises(ScanError, match="over the limit of 1000 bytes"):
+        read_volume(path, max_bytes=1000)
+    assert read_volume(path).hu.shape == (12, 40, 48)
+
+
 @pytest.mark.parametrize("sidecar, words", [
     ("[1, 2, 3]", "JSON object"),
     ("{", "unreadable sidecar"),
