@@ -80,6 +80,13 @@ def test_metadata_describes_the_model_and_info_prints_it():
         assert word in proc.stdout
 
 
+def test_sessions_do_not_spin_idle_threads():
+    # serve runs 2 onnxruntime threads beside its requests on 2 shared cores (see OnnxModel)
+    options = OnnxModel(tiny_models()["dual"], threads=2).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
+
+
 def test_altered_or_non_onnx_models_are_refused(tmp_path):
     src = tiny_models()["color"]
     copy = tmp_path / "m.onnx"
