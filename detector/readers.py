@@ -139,8 +139,9 @@ def _read_pair(ref: ScanRef, max_pixels: int) -> Scan:
 def _dual_scan(scan_id, sources, high, low, bit_depth, meta) -> Scan:
     for name, counts in (("high", high), ("low", low)):
         _reject_uniform(sources[0], counts, f"{name}-energy image")
-    image = np.stack([transmission_to_attenuation(high, bit_depth),
-                      transmission_to_attenuation(low, bit_depth)])
+    image = np.empty((2, *high.shape), np.float32)
+    transmission_to_attenuation(high, bit_depth, out=image[0])
+    transmission_to_attenuation(low, bit_depth, out=image[1])
     return Scan(id=scan_id, kind="dual", image=image, sources=sources,
                 bit_depth=bit_depth, meta=dict(meta))
 

@@ -72,14 +72,24 @@ class Scan:
         return float(np.log(2.0**self.bit_depth - 1.0))
 
 
-def transmission_to_attenuation(values: np.ndarray, bit_depth: int) -> np.ndarray:
+def transmission_to_attenuation(values: np.ndarray, bit_depth: int,
+                                out: np.ndarray | None = None) -> np.ndarray:
     """``-ln(T)`` of raw detector counts where ``2**bit_depth - 1`` means unattenuated air.
 
     Zero counts (impenetrable) are clipped to one count so that attenuation stays finite.
+    ``out`` (float32, ``values``' shape) receives the result, e.g. one channel of a scan.
     """
     full_scale = 2.0**bit_depth - 1.0
-    counts = np.clip(values.astype(np.float32), 1.0, full_scale)
-    return (np.log(np.float32(full_scale)) - np.log(counts)).astype(np.float32)
+    if out is None:
+        att = values.astype(np.float32)
+    else:
+        att = out
+        np.copyto(att, values)
+    # In place, one float32 array: four temporaries per channel took 3x the time.
+    np.clip(att, 1.0, full_scale, out=att)
+    np.log(att, out=att)
+    np.subtract(np.log(np.float32(full_scale)), att, out=att)
+    return att
 
 
 def attenuation_to_transmission(attenuation: np.ndarray, bit_depth: int) -> np.ndarray:

@@ -161,6 +161,24 @@ def test_attenuation_round_trip():
     assert back[0, 3] == pytest.approx(np.log(65535), rel=1e-6)
 
 
+@pytest.mark.parametrize("counts, bits", [
+    (np.zeros((0, 3), np.uint16), 16),
+    (np.array([[0, 1, 2, 65534, 65535]], np.uint16), 16),
+    (np.array([[0, 1, 128, 255]], np.uint8), 8),
+    (np.array([[4095, 4096, 65535]], np.uint16), 12),  # above 12-bit full scale: clipped
+])
+def test_attenuation_in_place_equals_the_plain_formula(counts, bits):
+    full, before = 2.0**bits - 1.0, counts.copy()
+    expected = (np.log(np.float32(full))
+                - np.log(np.clip(counts.astype(np.float32), 1.0, full))).astype(np.float32)
+    got = transmission_to_attenuation(counts, bits)
+    out = np.full(counts.shape, np.nan, np.float32)
+    assert transmission_to_attenuation(counts, bits, out=out) is out
+    for att in (got, out):
+        assert att.dtype == np.float32 and np.array_equal(att, expected)
+    assert np.array_equal(counts, before)  # the input is left as it was
+
+
 def test_real_scans_are_all_readable(real_scans):
     labelled = json.loads((real_scans / "annotations.json").read_text())
     refs = discover_scans([real_scans / "images"])
