@@ -80,12 +80,19 @@ def remove_temporaries(folder: str | Path) -> list[str]:
     return removed
 
 
+def encode_png(pixels) -> bytes:
+    """PNG of OpenCV-ordered pixels: gray ``(H, W)``, BGR or BGRA. OpenCV's default (zlib
+    level 1, run-length strategy) is kept: measured on 1024x768 views, no other level or
+    filter was faster except level 0, whose files are three times larger."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", pixels)
+    if not ok:
+        raise ValueError(f"cannot encode a PNG from shape {pixels.shape} {pixels.dtype}")
+    return buf.tobytes()
+
+
 def write_png_atomic(path: str | Path, bgr) -> None:
     """Encode an OpenCV (BGR) image in memory, then `write_atomic`: a full disk leaves the
     old file or none, never a truncated PNG (``cv2.imwrite`` only returns False)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise ValueError(f"cannot encode a PNG from shape {bgr.shape} {bgr.dtype}")
-    write_atomic(path, buf.tobytes())
+    write_atomic(path, encode_png(bgr))

@@ -103,8 +103,14 @@ def test_upload_file_names_never_become_paths(client, station, tmp_path, name):
                     if p.is_file() and not p.name.startswith("station.sqlite"))
     folder = f"scans/{line['id']}"
     assert stored == sorted(f"{folder}/{n}" for n in (
-        "input/high.png", "input/low.png", "source.txt", "result.json", "image.png",
-        "gray.png", "heat.png", "overlay.png"))
+        "input/high.png", "input/low.png", "source.txt", "result.json", "detection.npz"))
+    for view in ("image.png", "heat.png", "overlay.png"):  # drawn on request, kept beside it
+        assert client.get(f"/api/scans/{line['id']}/{view}").status_code == 200
+    stored_after = sorted(str(p.relative_to(station.data_dir)) for p in
+                          station.data_dir.rglob("*")
+                          if p.is_file() and not p.name.startswith("station.sqlite"))
+    assert stored_after == sorted([*stored, *(f"{folder}/{n}" for n in (
+        "image.png", "gray.png", "heat.png", "overlay.png"))])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing beside the data
 
 

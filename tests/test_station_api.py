@@ -3,15 +3,23 @@ views, decisions, limits."""
 
 from __future__ import annotations
 
+import errno
 import sqlite3
+from dataclasses import fields
 
+import cv2
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 from station_helpers import colour_bytes, dual_pair_bytes, png_bytes, tiny_model  # noqa: E402
 
-from detector.station import auth  # noqa: E402
+from detector.outputs import OutputError  # noqa: E402
+from detector.overlay import render_overlay  # noqa: E402
+from detector.readers import ScanRef, read_scan  # noqa: E402
+from detector.results import ModelChooser  # noqa: E402
+from detector.station import auth, views  # noqa: E402
 from detector.station.app import create_app  # noqa: E402
 from detector.station.detectors import make_handle  # noqa: E402
 from detector.station.station import Station  # noqa: E402
@@ -88,8 +96,6 @@ def test_non_images_are_refused_by_content_and_not_stored(client, station):
 
 
 def test_unreadable_image_is_stored_as_error_for_manual_check(client):
-    import numpy as np
-
     blank = png_bytes(np.full((40, 50), 65535, np.uint16))  # all air: nothing to inspect
     r = client.post("/api/scans", files={"file": ("blank.png", blank)})
     assert r.status_code == 201
@@ -187,3 +193,112 @@ def test_health_openapi_viewer_and_headers(client):
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/app.js").status_code == 200
+
+
+def test_the_wal_is_not_checkpointed_away_after_every_request(client, station):
+    # With only short connections, the last one to close checkpoints the WAL and deletes it
+    # on each request; a connection held open for the station's life avoids that work.
+    upload_dual(client)
+    wal = station.db.path.with_name(station.db.path.name + "-wal")
+    assert wal.is_file() and wal.stat().st_size > 0
+    station.db.close()
+    with sqlite3.connect(station.db.path) as conn:  # held or not, the data is all there
+        assert conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0] == 1
+
+
+# -- views: drawn on first request, then cached beside the scan --------------------------------
+def stored_scan(station, sid: str):
+    return read_scan(ScanRef(id=sid, files=tuple(station.store.input_files(sid))))
+
+
+def scan_pngs(station, sid: str) -> list[str]:
+    return sorted(p.name for p in station.store.scan_dir(sid).glob("*.png"))
+
+
+def test_views_are_drawn_on_first_request_and_then_served_from_the_cache(client, station,
+                                                                          monkeypatch):
+    sid = upload_dual(client)["id"]
+    assert scan_pngs(station, sid) == []  # an upload draws nothing
+    first = client.get(f"/api/scans/{sid}/image.png").content
+    assert scan_pngs(station, sid) == ["gray.png", "image.png"]  # one decode, both views
+    assert client.get(f"/api/scans/{sid}/heat.png").status_code == 200
+    assert client.get(f"/api/scans/{sid}/overlay.png").status_code == 200
+    assert scan_pngs(station, sid) == ["gray.png", "heat.png", "image.png", "overlay.png"]
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a cached view was drawn again")
+
+    monkeypatch.setattr("detector.station.views.read_scan", no_reading)
+    monkeypatch.setattr("detector.station.views.read_detection", no_reading)
+    for view in ("image.png", "gray.png", "heat.png", "overlay.png"):
+        assert client.get(f"/api/scans/{sid}/{view}").status_code == 200
+    assert client.get(f"/api/scans/{sid}/image.png").content == first
+
+
+def test_lazy_views_are_what_the_scan_and_its_detection_give(client, station):
+    sid = upload_dual(client)["id"]
+    folder = station.store.scan_dir(sid)
+    scan = stored_scan(station, sid)
+    det = views.read_detection(folder / views.DETECTION_FILE)
+    assert det.size_hw == scan.size_hw and det.model["name"] == "tiny-dual"
+    assert len(det.scores) == len(client.get(f"/api/scans/{sid}").json()["result"]
+                                  ["detections"])
+
+    def png(view):
+        data = np.frombuffer(client.get(f"/api/scans/{sid}/{view}").content, np.uint8)
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+    assert np.array_equal(png("overlay.png"), render_overlay(scan, det))
+    assert np.array_equal(png("image.png")[:, :, ::-1], views.colour_view(scan))
+    assert np.array_equal(png("gray.png"), views.gray_view(scan))
+    assert png("heat.png").shape == (*scan.size_hw, 4)
+
+
+def test_detection_round_trip_keeps_every_field(client, station):
+    sid = upload_dual(client)["id"]
+    scan = stored_scan(station, sid)
+    det = ModelChooser([str(tiny_model("dual")[0])]).for_scan(scan).detect(scan)
+    path = station.data_dir / "d.npz"
+    path.write_bytes(views.detection_bytes(det))
+    back = views.read_detection(path)
+    for f in fields(det):
+        a, b = getattr(det, f.name), getattr(back, f.name)
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype and np.array_equal(a, b), f.name
+        else:
+            assert a == b and type(a) is type(b), f.name
+
+
+def test_a_readable_scan_without_detection_has_only_its_own_views(tmp_path):
+    # a colour scan on a station with only a dual model: error (manual check), but readable
+    station = Station(tmp_path / "data", make_handle([tiny_model("dual")[0]]))
+    token = auth.add_operator(station.db, "bob")
+    with TestClient(create_app(station)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        line = client.post("/api/scans", files={"file": ("c.png", colour_bytes())}).json()
+        assert line["status"] == "error" and line["alarm"] is True and line["kind"] == "color"
+        assert client.get(f"/api/scans/{line['id']}").json()["views"] == ["image.png",
+                                                                          "gray.png"]
+        assert client.get(f"/api/scans/{line['id']}/image.png").status_code == 200
+        for view in ("heat.png", "overlay.png"):
+            assert client.get(f"/api/scans/{line['id']}/{view}").status_code == 404
+
+
+def test_a_view_is_served_when_its_cache_cannot_be_written(client, station, monkeypatch):
+    sid = upload_dual(client)["id"]
+
+    def full_disk(path, data):
+        raise OutputError(path, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr("detector.station.views.write_atomic", full_disk)
+    r = client.get(f"/api/scans/{sid}/overlay.png")
+    assert r.status_code == 200 and r.content.startswith(PNG_MAGIC)
+    assert scan_pngs(station, sid) == []
+
+
+def test_a_stored_scan_damaged_after_ingest_is_a_clear_500(client, station):
+    sid = upload_dual(client)["id"]
+    (station.store.scan_dir(sid) / "input" / "low.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    r = client.get(f"/api/scans/{sid}/image.png")
+    assert r.status_code == 500 and "cannot draw image.png" in r.json()["detail"]
+    assert client.get(f"/api/scans/{sid}/heat.png").status_code == 200  # no scan needed

@@ -127,7 +127,12 @@ def test_station_records_each_scan_once_across_a_kill(tmp_path, handle):
                                               "watch:notes"]
     by_source = {r.source: r for r in rows}
     assert by_source["watch:bag1"].status == "ok" and by_source["watch:notes"].status == "error"
-    assert station.store.view_path(by_source["watch:bag1"].id, "heat.png").is_file()
+    bag1 = by_source["watch:bag1"]
+    assert station.view_names(bag1) == ["image.png", "gray.png", "heat.png", "overlay.png"]
+    assert station.view_png(bag1, "heat.png").startswith(b"\x89PNG")
+    # the watcher's overlay was handed over with the analysis, not drawn a second time
+    overlay = station.store.view_path(bag1.id, "overlay.png")
+    assert overlay.read_bytes() == (tmp_path / "out" / "overlays" / "bag1.png").read_bytes()
 
 
 def test_waits_for_writes_to_settle_and_for_the_other_half(tmp_path, handle):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
+from detector.imagefiles import sniff_format
+from detector.inference import Detection
 from detector.readers import ScanRef
 from detector.scan import Scan
 from detector.volume import Volume
@@ -19,34 +19,33 @@ from detector.volume import Volume
 
 @dataclass(frozen=True)
 class Analysis:
-    """A results line plus what the viewer draws from: the scan and its heat map.
+    """A results line plus what the viewer draws from: the scan and its detection.
 
-    ``scan`` and ``heat`` are None when the scan could not be read or detected
-    (``line["status"] == "error"``); ``heat`` is 2-D float32 in 0..1 covering the whole scan
-    (at the network's stride: the viewer stretches it to the scan's size).
+    ``scan`` and ``detection`` are None when the scan could not be read or detected
+    (``line["status"] == "error"``). The station keeps ``detection`` (boxes, scores, heat map)
+    and draws its views from it when they are first asked for, not here.
+    ``overlay_png`` is an overlay already encoded (a CT scan's, or one the watch folder made
+    for its own ``overlays/``); the station stores it as it is.
     """
 
     line: dict
     scan: Scan | None = None
-    heat: np.ndarray | None = None
-    overlay_rgb: np.ndarray | None = None
+    detection: Detection | None = None
+    overlay_png: bytes | None = None
     volume: Volume | None = None  # a CT scan: the viewer pages its slices
 
     def __post_init__(self) -> None:
         status = line_status(self.line)
         if status == "ok" and self.scan is None and self.volume is None:
             raise ValueError("Analysis: an ok line needs its scan or volume")
-        if self.heat is not None:
-            if self.scan is None or self.heat.ndim != 2 or self.heat.size == 0:
-                raise ValueError(f"Analysis.heat: expected a non-empty 2-D map with its scan, "
-                                 f"got shape {self.heat.shape}")
-            if self.heat.dtype != np.float32:
-                raise ValueError(f"Analysis.heat: expected float32, got {self.heat.dtype}")
-        if self.overlay_rgb is not None and (self.overlay_rgb.ndim != 3
-                                             or self.overlay_rgb.shape[2] != 3
-                                             or self.overlay_rgb.dtype != np.uint8):
-            raise ValueError(f"Analysis.overlay_rgb: expected (H, W, 3) uint8, got "
-                             f"{self.overlay_rgb.shape} {self.overlay_rgb.dtype}")
+        if self.detection is not None and (
+                self.scan is None or tuple(self.detection.size_hw) != self.scan.size_hw):
+            got = None if self.scan is None else self.scan.size_hw
+            raise ValueError(f"Analysis.detection: expected a detection of its scan's size, "
+                             f"got {tuple(self.detection.size_hw)} for scan {got}")
+        if self.overlay_png is not None and sniff_format(self.overlay_png[:132]) != "png":
+            raise ValueError(f"Analysis.overlay_png: expected PNG bytes, got "
+                             f"{self.overlay_png[:8]!r}")
 
 
 #: Reads one scan (a file or a high/low pair) and detects; never raises for a bad scan:

@@ -22,21 +22,19 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
-from detector.errors import UsageError
+from detector.errors import ScanError, UsageError
 from detector.station import analysis as an
 from detector.station.auth import AuthError, Operator, authenticate
 from detector.station.db import DatabaseError, NotFoundError, ScanRow
 from detector.station.limits import DEFAULT_MAX_UPLOAD_BYTES, BodyTooLarge, limit_body
 from detector.station.station import BadUploadError, DetectorHandle, Station
-from detector.station.store import NotAnImageError, Upload, check_scan_id
+from detector.station.store import VIEW_FILES, NotAnImageError, Upload, check_scan_id
 
 log = logging.getLogger("concealscan.station")
 
 _WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/app.js": ("app.js", "text/javascript; charset=utf-8"),
               "/style.css": ("style.css", "text/css; charset=utf-8")}
-_VIEWS = {"image.png": "image.png", "gray.png": "gray.png", "heat.png": "heat.png",
-          "overlay.png": "overlay.png"}
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
@@ -183,20 +181,23 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
     @app.get("/api/scans/{scan_id}", summary="one scan: results line and decisions")
     def scan(op: Op, scan_id: str) -> dict:
         row = station.db.get_scan(_scan_id(scan_id))
-        views = [n for n in _VIEWS if station.store.view_path(row.id, n).exists()]
-        return {**_summary(row), "result": row.result, "views": views,
+        return {**_summary(row), "result": row.result, "views": station.view_names(row),
                 "slices": station.store.slice_count(row.id),
                 "decisions": [asdict(d) for d in station.db.decisions(row.id)]}
 
     def view(scan_id: str, name: str) -> Response:
         row = station.db.get_scan(_scan_id(scan_id))
-        path = station.store.view_path(row.id, _VIEWS[name])
-        if not path.exists():
+        try:
+            png = station.view_png(row, name)
+        except ScanError as exc:  # its stored files were readable at ingest, not any more
+            log.error("scan %s: cannot draw %s: %s", row.id, name, exc)
+            raise HTTPException(500, f"scan {row.id}: cannot draw {name}: {exc.reason}") from exc
+        if png is None:
             raise HTTPException(404, f"scan {row.id} has no {name} (status {row.status}: "
                                      f"{row.error or 'not rendered'})")
-        return Response(path.read_bytes(), media_type="image/png")
+        return Response(png, media_type="image/png")
 
-    for name in _VIEWS:
+    for name in VIEW_FILES:
         def route(op: Op, scan_id: str, _name: str = name) -> Response:
             return view(scan_id, _name)
         app.get(f"/api/scans/{{scan_id}}/{name}", response_class=Response,

@@ -110,10 +110,28 @@ class Decision:
 
 
 class Database:
-    """Open with `open_database`; every method uses its own short connection (thread-safe)."""
+    """Open with `open_database`; every method uses its own short connection (thread-safe).
+
+    One more connection stays open while the object lives, doing nothing: in WAL mode the
+    last connection to close checkpoints the WAL and deletes it, which every request paid
+    (measured: an insert, a read and a lookup took 23 ms, 11 ms with this one held).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._held: sqlite3.Connection | None = None
+
+    def hold_open(self) -> None:
+        """Keep one idle connection (a reader of the WAL) open until `close`."""
+        if self._held is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # joins the WAL
+            self._held = conn
+
+    def close(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -268,6 +286,7 @@ def open_database(path: Path) -> Database:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_SCHEMA)
             _check_version(conn, path)
+        db.hold_open()
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path}: not a usable station database: {exc}") from exc
     return db

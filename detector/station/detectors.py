@@ -1,7 +1,8 @@
-"""The real detector as the station's `Analyzer`: read, detect, results line, overlay.
+"""The real detector as the station's `Analyzer`: read, detect, results line.
 
-A thin adapter over `detector.results` (model choice, the line) and `detector.overlay`, so the
-service and the watch folder write exactly what ``concealscan detect`` writes.
+A thin adapter over `detector.results` (model choice, the line), so the service and the watch
+folder write exactly what ``concealscan detect`` writes. A 2-D scan's overlay is drawn later,
+by whoever shows it (`detector.station.views`).
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
 
 from detector import registry
 from detector.errors import ScanError, UsageError
@@ -63,7 +62,6 @@ def detector_loader(models: Sequence[Path] | None,
 
 
 def _analyzer(chooser, max_pixels: int):
-    from detector.overlay import render_overlay
     from detector.results import error_line, ok_line
 
     def analyze(ref: ScanRef) -> Analysis:
@@ -79,9 +77,7 @@ def _analyzer(chooser, max_pixels: int):
             reason = exc.reason if isinstance(exc, ScanError) else f"detection failed: {exc}"
             ms = (time.perf_counter() - t0) * 1e3
             return Analysis(line=error_line(ref, reason, scan, time_ms=ms), scan=scan)
-        overlay_rgb = np.ascontiguousarray(render_overlay(scan, det)[:, :, ::-1])
-        return Analysis(line=ok_line(ref, det), scan=scan, heat=det.heat,
-                        overlay_rgb=overlay_rgb)
+        return Analysis(line=ok_line(ref, det), scan=scan, detection=det)
 
     return analyze
 
@@ -91,13 +87,14 @@ def _analyze_volume(chooser, ref) -> Analysis:
     from detector.ct_detect import assess_volume
     from detector.ct_inference import MIN_SCORE
     from detector.ct_overlay import render_volume_overlay
+    from detector.outputs import encode_png
 
-    overlay: list[np.ndarray] = []
+    overlay: list[bytes] = []
 
     def render(volume, det) -> None:
-        overlay.append(np.ascontiguousarray(render_volume_overlay(volume, det)[:, :, ::-1]))
+        overlay.append(encode_png(render_volume_overlay(volume, det)))  # BGR, as cv2 writes
 
     line, volume, det = assess_volume(ref, chooser, MIN_SCORE, render=render)
     if det is None:
         return Analysis(line=line)
-    return Analysis(line=line, volume=volume, overlay_rgb=overlay[0])
+    return Analysis(line=line, volume=volume, overlay_png=overlay[0])

@@ -1,4 +1,5 @@
-"""The station: receive a scan, store it, detect, render its views, record it in the database.
+"""The station: receive a scan, store it, detect, record it in the database; draw its views
+when they are first asked for (`detector.station.views`).
 
 Files are committed before the database row, and a scan folder without a row is finished at
 the next start (`Station.recover`), so a crash loses no scan and never shows a half-made one.
@@ -17,17 +18,18 @@ from pathlib import Path
 from detector.outputs import write_atomic
 from detector.readers import ScanRef
 from detector.station import analysis as an
+from detector.station import views
 from detector.station.db import Database, NotFoundError, ScanRow, open_database, utc_now
 from detector.station.store import (
     ROLES_DUAL,
     ROLES_SINGLE,
     ROLES_VOLUME,
+    VIEW_FILES,
     ScanStore,
     Upload,
     image_suffix,
     new_scan_id,
 )
-from detector.station.views import write_views, write_volume_views
 
 log = logging.getLogger("concealscan.station")
 
@@ -128,10 +130,26 @@ class Station:
             done += 1
         return done
 
+    # -- views -------------------------------------------------------------------------------
+    def view_names(self, row: ScanRow) -> list[str]:
+        """The views ``row``'s scan has: drawn already, or drawable on request."""
+        drawable = views.renderable(self.store.scan_dir(row.id), row.result)
+        return [n for n in VIEW_FILES
+                if n in drawable or self.store.view_path(row.id, n).is_file()]
+
+    def view_png(self, row: ScanRow, name: str) -> bytes | None:
+        """View ``name`` (one of `VIEW_FILES`) of ``row``'s scan, drawn and cached on its first
+        request; None if the scan has none (unreadable, or not detected)."""
+        self.store.view_path(row.id, name)  # refuses any other name
+        return views.view_png(self.store.scan_dir(row.id), name, row.result, self._ref(row.id))
+
     # -- internals ---------------------------------------------------------------------------
-    def _analyse(self, scan_id: str) -> an.Analysis:
+    def _ref(self, scan_id: str) -> ScanRef:
         # Stored as file.* or high.* + low.*: sorted, a pair is (high, low) as ScanRef wants.
-        ref = ScanRef(id=scan_id, files=tuple(self.store.input_files(scan_id)))
+        return ScanRef(id=scan_id, files=tuple(self.store.input_files(scan_id)))
+
+    def _analyse(self, scan_id: str) -> an.Analysis:
+        ref = self._ref(scan_id)
         with self._lock:
             detector = self._detector
             try:
@@ -148,10 +166,12 @@ class Station:
             analysis = self._analyse(scan_id)
         folder = self.store.scan_dir(scan_id)
         line = dict(analysis.line)
-        if analysis.scan is not None:
-            write_views(folder, analysis.scan, analysis.heat, analysis.overlay_rgb)
+        if analysis.detection is not None:  # what the heat map and overlay are drawn from
+            write_atomic(folder / views.DETECTION_FILE, views.detection_bytes(analysis.detection))
+        if analysis.overlay_png is not None:
+            write_atomic(folder / views.OVERLAY_VIEW, analysis.overlay_png)
         if analysis.volume is not None:
-            write_volume_views(folder, analysis.volume, line, analysis.overlay_rgb)
+            views.write_volume_views(folder, analysis.volume, line)
         write_atomic(folder / "result.json", json.dumps(line).encode())
         row = ScanRow(id=scan_id, source=source, received_at=received_at,
                       kind=an.line_kind(line),

@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from detector.outputs import remove_temporaries, write_atomic
@@ -166,12 +166,10 @@ class Watcher:
         if result_path.exists():
             line = json.loads(result_path.read_text())
         else:
-            analysis = self._analyse(key, files)
+            analysis = self._with_overlay(self._analyse(key, files))
             line = analysis.line
-            if analysis.overlay_rgb is not None:
-                from detector.station.views import png_bytes
-
-                write_atomic(self.overlays / f"{key}.png", png_bytes(analysis.overlay_rgb))
+            if analysis.overlay_png is not None:
+                write_atomic(self.overlays / f"{key}.png", analysis.overlay_png)
             self._step("before-result")
             write_atomic(result_path, json.dumps(line).encode())
         self._step("after-result")
@@ -182,6 +180,16 @@ class Watcher:
         target = self.processed if an.line_status(line) == "ok" else self.failed
         os.rename(folder, target / key)
         log.info("%s: %s -> %s", key, an.line_status(line), target.name)
+
+    @staticmethod
+    def _with_overlay(analysis: an.Analysis) -> an.Analysis:
+        """``overlays/KEY.png`` is a result, as ``detect``'s overlays are: drawn now, and
+        handed to the station (``--data``) with the analysis so it is drawn once."""
+        if analysis.overlay_png is not None or analysis.detection is None:
+            return analysis
+        from detector.station.views import overlay_png
+
+        return replace(analysis, overlay_png=overlay_png(analysis.scan, analysis.detection))
 
     def _claimed_files(self, key: str) -> list[Path]:
         claim = json.loads((self.work / key / "claim.json").read_text())
