@@ -146,11 +146,12 @@ def test_watch_killed_at_random_moments_processes_each_scan_exactly_once(tmp_pat
     log = open(tmp_path / "watch.log", "ab")  # noqa: SIM115
     try:
         for round_ in range(KILLS):
-            for i in range(10):  # scans keep arriving while the watcher runs and dies
+            for i in range(25):  # scans keep arriving while the watcher runs and dies; enough
+                # that a kill lands mid-work even now that ingest draws no views
                 names.append(f"r{round_}_{i}.png")
                 drop_scan(inbox, names[-1], scan)
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + rng.uniform(1.0, 3.5)  # startup takes ~1.5 s
+            deadline = time.monotonic() + rng.uniform(0.8, 3.0)  # startup takes ~1 s
             while time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.01)
             proc.kill()
