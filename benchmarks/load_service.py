@@ -4,7 +4,8 @@
 
 Starts a real ``concealscan serve`` (bundled models unless ``--model``) on a fresh data folder,
 warms it up, then each client loops: upload a dual-energy pair (16-bit PNG, ``--size`` H W),
-and after every upload with probability ``--decide`` post a decision and read the queue.
+and after every upload with probability ``--decide`` review it as the web viewer does (open the
+scan and its views, post a decision, refresh the queue).
 Prints JSON: scans/s, upload latency p50/p99, failed requests, the server's RSS at the start
 and end of the measured window and its peak. ``tests/test_service_load.py`` runs it briefly.
 """
@@ -75,10 +76,16 @@ class Worker(threading.Thread):
                     self._review(http, r.json()["id"])
 
     def _review(self, http: httpx.Client, sid: str) -> None:
-        for method, url, kw in (("post", f"/api/scans/{sid}/decision",
+        # What the web viewer asks for (detector/web/app.js): open the scan (its line, the two
+        # base views, the heat layer), record a decision, read the line again, refresh the queue.
+        for method, url, kw in (("get", f"/api/scans/{sid}", {}),
+                                ("get", f"/api/scans/{sid}/image.png", {}),
+                                ("get", f"/api/scans/{sid}/gray.png", {}),
+                                ("get", f"/api/scans/{sid}/heat.png", {}),
+                                ("post", f"/api/scans/{sid}/decision",
                                  {"json": {"decision": "confirm"}}),
-                                ("get", "/api/scans?limit=50", {}),
-                                ("get", f"/api/scans/{sid}/overlay.png", {})):
+                                ("get", f"/api/scans/{sid}", {}),
+                                ("get", "/api/scans?limit=200", {})):
             t0 = time.monotonic()
             try:
                 r = getattr(http, method)(url, **kw)
@@ -91,12 +98,13 @@ class Worker(threading.Thread):
 
 
 def run_load(data: Path, models: list[Path], seconds: float, clients: int, size_hw, decide: float,
-             warmup_s: float, threads: int) -> dict:
+             warmup_s: float, threads: int, jobs: int = 2) -> dict:
     token = auth.add_operator(open_database(data / "station.sqlite"), "load")
     high = png_bytes(parcel_counts(tuple(size_hw), 16, seed=1))
     low = png_bytes(parcel_counts(tuple(size_hw), 16, seed=2))
     files = {"high": ("h.png", high), "low": ("l.png", low)}
-    with ServeProcess(data, models, token, data.parent / "serve.log", threads=threads) as srv:
+    with ServeProcess(data, models, token, data.parent / "serve.log", threads=threads,
+                      extra=("--jobs", str(jobs))) as srv:
         with httpx.Client(base_url=srv.url, headers=srv.headers, timeout=60) as http:
             warm_until = time.monotonic() + warmup_s
             while time.monotonic() < warm_until:
@@ -129,7 +137,7 @@ def run_load(data: Path, models: list[Path], seconds: float, clients: int, size_
             # each half of the window: growth from the first to the second is the leak signal.
             "rss_peak_first_half_mb": round(_peak(samples, 0, elapsed / 2), 1),
             "rss_peak_second_half_mb": round(_peak(samples, elapsed / 2, elapsed), 1),
-            "server_threads": threads}
+            "server_threads": threads, "server_jobs": jobs}
 
 
 def _peak(samples: list[tuple[float, float]], t0: float, t1: float) -> float:
@@ -145,13 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, action="append",
                         help="model(s) to serve (default: the bundled ones)")
     parser.add_argument("--decide", type=float, default=0.3,
-                        help="probability of a review (decision, queue, overlay) per upload")
+                        help="probability per upload of a review as the viewer does it "
+                             "(open the scan and its views, decide, refresh the queue)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
-    parser.add_argument("--threads", type=int, default=2, help="serve --threads")
+    parser.add_argument("--threads", type=int, default=1, help="serve --threads")
+    parser.add_argument("--jobs", type=int, default=2, help="serve --jobs")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="concealscan-load-") as tmp:
         report = run_load(Path(tmp) / "data", args.model or [], args.seconds, args.clients,
-                          args.size, args.decide, args.warmup, args.threads)
+                          args.size, args.decide, args.warmup, args.threads,
+                          args.jobs)
     print(json.dumps(report, indent=1))
     return 1 if report["failed_requests"] else 0
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 
 import cv2
@@ -19,10 +22,12 @@ from detector.outputs import OutputError  # noqa: E402
 from detector.overlay import render_overlay  # noqa: E402
 from detector.readers import ScanRef, read_scan  # noqa: E402
 from detector.results import ModelChooser  # noqa: E402
+from detector.scan import Scan  # noqa: E402
 from detector.station import auth, views  # noqa: E402
 from detector.station.app import create_app  # noqa: E402
 from detector.station.detectors import make_handle  # noqa: E402
-from detector.station.station import Station  # noqa: E402
+from detector.station.station import DetectorHandle, RecentScans, Station  # noqa: E402
+from detector.station.store import Upload  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -296,9 +301,82 @@ def test_a_view_is_served_when_its_cache_cannot_be_written(client, station, monk
     assert scan_pngs(station, sid) == []
 
 
+def test_views_drawn_from_the_scan_kept_at_ingest_equal_views_drawn_from_its_files(
+        client, station):
+    sid = upload_dual(client)["id"]
+    assert station._recent.get(sid) is not None
+    kept = {name: client.get(f"/api/scans/{sid}/{name}").content
+            for name in ("overlay.png", "image.png", "gray.png")}
+    for name in kept:
+        (station.store.scan_dir(sid) / name).unlink()  # the cached files: draw them again
+    station._recent = RecentScans(0)  # as after a restart: nothing decoded is held
+    for name, png in kept.items():
+        assert client.get(f"/api/scans/{sid}/{name}").content == png, name
+
+
+def test_recent_scans_keep_the_newest_within_their_byte_limit():
+    def make(name: str, side: int = 10) -> Scan:  # float32: 400 bytes at side 10
+        return Scan(id=name, kind="gray", image=np.zeros((1, side, side), np.float32),
+                    sources=("<test>",), bit_depth=8)
+
+    recent = RecentScans(max_bytes=2 * 400)
+    for name in "abc":
+        recent.put(name, make(name))
+    assert recent.get("a") is None and recent.get("b") is not None and recent.get("c")
+    recent.put("big", make("big", side=30))
+    assert recent.get("big") is None and recent.get("c") is not None  # too big: not kept
+
+
 def test_a_stored_scan_damaged_after_ingest_is_a_clear_500(client, station):
     sid = upload_dual(client)["id"]
     (station.store.scan_dir(sid) / "input" / "low.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    station._recent = RecentScans(0)  # as after a restart: the views need the files
     r = client.get(f"/api/scans/{sid}/image.png")
     assert r.status_code == 500 and "cannot draw image.png" in r.json()["detail"]
     assert client.get(f"/api/scans/{sid}/heat.png").status_code == 200  # no scan needed
+
+
+def _counting_handle(real, before=None):
+    """``real`` with its analyses counted: (handle, state); ``before`` runs inside each one."""
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def analyze(ref):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            if before is not None:
+                before()
+            return real.analyze(ref)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    return DetectorHandle(analyze=analyze, model=real.model), state
+
+
+def _receive_in_parallel(station, n: int) -> list:
+    high, low = dual_pair_bytes()
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(
+            lambda _: station.receive([Upload("high", high), Upload("low", low)]), range(n)))
+
+
+def test_two_jobs_analyse_two_scans_at_once(tmp_path):
+    both_inside = threading.Barrier(2, timeout=30)  # broken (an error line) unless 2 overlap
+    handle, state = _counting_handle(make_handle([tiny_model("dual")[0]]),
+                                     before=lambda: both_inside.wait())
+    station = Station(tmp_path / "data", handle, jobs=2)
+    rows = _receive_in_parallel(station, 2)
+    assert [r.status for r in rows] == ["ok", "ok"], [r.error for r in rows]
+    assert state["most"] == 2
+
+
+def test_one_job_analyses_one_scan_at_a_time(tmp_path):
+    handle, state = _counting_handle(make_handle([tiny_model("dual")[0]]),
+                                     before=lambda: time.sleep(0.05))
+    station = Station(tmp_path / "data", handle, jobs=1)
+    rows = _receive_in_parallel(station, 4)
+    assert [r.status for r in rows] == ["ok"] * 4 and state["most"] == 1
+    with pytest.raises(ValueError, match="jobs"):
+        Station(tmp_path / "other", handle, jobs=0)

@@ -22,7 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a .onnx model, or a model registry folder (then the service can "
                              "switch to a newly promoted model: POST /api/model/reload); "
                              "repeat for several scan kinds; default: the bundled models")
-    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="onnxruntime threads per scan (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="scans decoded and detected at once; about one per CPU core "
+                             "(default: %(default)s)")
     parser.add_argument("--max-upload-mb", type=float, default=200.0,
                         help="largest accepted request body (default: %(default)s MB)")
 
@@ -39,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise UsageError(f"--max-upload-mb: expected > 0, got {args.max_upload_mb}")
     load, switchable = detector_loader(args.model, args.threads)
-    station = Station(args.data, load())
+    if args.jobs < 1 or args.threads < 1:
+        raise UsageError(f"--jobs/--threads: expected >= 1, got {args.jobs}/{args.threads}")
+    station = Station(args.data, load(), jobs=args.jobs)
     recovered = station.recover()
     if recovered:
         print(f"finished {recovered} scan(s) left unrecorded by the last run", file=sys.stderr)

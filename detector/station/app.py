@@ -26,7 +26,12 @@ from detector.errors import ScanError, UsageError
 from detector.station import analysis as an
 from detector.station.auth import AuthError, Operator, authenticate
 from detector.station.db import DatabaseError, NotFoundError, ScanRow
-from detector.station.limits import DEFAULT_MAX_UPLOAD_BYTES, BodyTooLarge, limit_body
+from detector.station.limits import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    BodyTooLarge,
+    limit_body,
+    security_headers,
+)
 from detector.station.station import BadUploadError, DetectorHandle, Station
 from detector.station.store import VIEW_FILES, NotAnImageError, Upload, check_scan_id
 
@@ -35,12 +40,6 @@ log = logging.getLogger("concealscan.station")
 _WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/app.js": ("app.js", "text/javascript; charset=utf-8"),
               "/style.css": ("style.css", "text/css; charset=utf-8")}
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
-                               "frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 class DecisionIn(BaseModel):
@@ -91,15 +90,8 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
 
     Op = Annotated[Operator, Depends(operator)]
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.update(_SECURITY_HEADERS)
-        if request.url.path.startswith("/api/"):
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
     app.add_middleware(limit_body, max_bytes=max_upload_bytes)
+    app.add_middleware(security_headers)  # outermost: a 413 from limit_body gets them too
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
@@ -176,7 +168,8 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
               offset: Annotated[int, Query(ge=0)] = 0) -> dict:
         rows = station.db.list_scans(alarm=alarm, review=review, status=status,
                                      limit=limit, offset=offset)
-        return {"scans": [_summary(r) for r in rows], "model": station.model}
+        # Plain JSON types already: skip FastAPI's generic encoder (a fifth of this route).
+        return JSONResponse({"scans": [_summary(r) for r in rows], "model": station.model})
 
     @app.get("/api/scans/{scan_id}", summary="one scan: results line and decisions")
     def scan(op: Op, scan_id: str) -> dict:

@@ -11,12 +11,14 @@ import json
 import logging
 import shutil
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector.outputs import write_atomic
 from detector.readers import ScanRef
+from detector.scan import Scan
 from detector.station import analysis as an
 from detector.station import views
 from detector.station.db import Database, NotFoundError, ScanRow, open_database, utc_now
@@ -42,6 +44,39 @@ class DetectorHandle:
     model: dict = field(default_factory=dict)
 
 
+class RecentScans:
+    """The last scans decoded at ingest, up to ``max_bytes`` of pixels, newest kept.
+
+    The viewer opens a scan soon after it arrives, and decoding its files again costs as much
+    CPU as detecting it; a scan pushed out is simply read from its files again."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._scans: OrderedDict[str, Scan] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, scan_id: str, scan: Scan) -> None:
+        size = scan.image.nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._scans.pop(scan_id, None)
+            self._bytes += size - (0 if old is None else old.image.nbytes)
+            self._scans[scan_id] = scan
+            while self._bytes > self.max_bytes:
+                _, dropped = self._scans.popitem(last=False)
+                self._bytes -= dropped.image.nbytes
+
+    def get(self, scan_id: str) -> Scan | None:
+        with self._lock:
+            return self._scans.get(scan_id)
+
+
+#: Decoded scans the station keeps for their views (~10 dual-energy 1024 x 768 scans).
+RECENT_SCAN_BYTES = 64 * 1024 * 1024
+
+
 class BadUploadError(ValueError):
     """The uploaded parts are not one ``file`` or a ``high`` + ``low`` pair."""
 
@@ -57,24 +92,28 @@ def check_roles(roles: Sequence[str]) -> tuple[str, ...]:
 
 
 class Station:
-    """Everything under one data folder; one detection at a time (the CPU is the limit)."""
+    """Everything under one data folder; at most ``jobs`` scans analysed at once (the CPU and
+    the memory of decoded scans are the limit; one per core is the sweet spot)."""
 
-    def __init__(self, data_dir: Path, detector: DetectorHandle) -> None:
+    def __init__(self, data_dir: Path, detector: DetectorHandle, jobs: int = 1) -> None:
+        if jobs < 1:
+            raise ValueError(f"jobs: expected >= 1, got {jobs}")
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db: Database = open_database(self.data_dir / "station.sqlite")
         self.store = ScanStore(self.data_dir)
         self._detector = detector
-        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(jobs)
+        self._recent = RecentScans(RECENT_SCAN_BYTES)
 
     @property
     def model(self) -> dict:
         return dict(self._detector.model)
 
     def switch_detector(self, detector: DetectorHandle) -> None:
-        """Use a new model for scans received from now on; the queue and decisions stay."""
-        with self._lock:
-            self._detector = detector
+        """Use a new model for scans received from now on; the queue and decisions stay. A scan
+        already being analysed finishes with the model it started with."""
+        self._detector = detector  # one reference swap: each analysis takes the handle once
 
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, uploads: Sequence[Upload]) -> ScanRow:
@@ -141,7 +180,8 @@ class Station:
         """View ``name`` (one of `VIEW_FILES`) of ``row``'s scan, drawn and cached on its first
         request; None if the scan has none (unreadable, or not detected)."""
         self.store.view_path(row.id, name)  # refuses any other name
-        return views.view_png(self.store.scan_dir(row.id), name, row.result, self._ref(row.id))
+        return views.view_png(self.store.scan_dir(row.id), name, row.result, self._ref(row.id),
+                              scan=self._recent.get(row.id))
 
     # -- internals ---------------------------------------------------------------------------
     def _ref(self, scan_id: str) -> ScanRef:
@@ -150,7 +190,7 @@ class Station:
 
     def _analyse(self, scan_id: str) -> an.Analysis:
         ref = self._ref(scan_id)
-        with self._lock:
+        with self._slots:
             detector = self._detector
             try:
                 return detector.analyze(ref)
@@ -168,6 +208,8 @@ class Station:
         line = dict(analysis.line)
         if analysis.detection is not None:  # what the heat map and overlay are drawn from
             write_atomic(folder / views.DETECTION_FILE, views.detection_bytes(analysis.detection))
+            if analysis.scan is not None:
+                self._recent.put(scan_id, analysis.scan)
         if analysis.overlay_png is not None:
             write_atomic(folder / views.OVERLAY_VIEW, analysis.overlay_png)
         if analysis.volume is not None:

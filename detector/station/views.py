@@ -121,9 +121,11 @@ def renderable(folder: Path, line: dict) -> tuple[str, ...]:
     return SCAN_VIEWS
 
 
-def view_png(folder: Path, name: str, line: dict, ref: ScanRef) -> bytes | None:
+def view_png(folder: Path, name: str, line: dict, ref: ScanRef,
+             scan: Scan | None = None) -> bytes | None:
     """View ``name`` of the scan stored in ``folder`` (``ref``: its input files): the cached
-    file, else drawn now and cached; None if the scan has no such view. A `ScanError` if the
+    file, else drawn now and cached; None if the scan has no such view. ``scan``: the scan as
+    decoded at ingest, if still held, else it is read from ``ref`` again. A `ScanError` if the
     stored scan can no longer be read."""
     folder = Path(folder)
     path = folder / name
@@ -134,9 +136,10 @@ def view_png(folder: Path, name: str, line: dict, ref: ScanRef) -> bytes | None:
     if name == HEAT_VIEW:
         drawn = {name: heat_png(read_detection(folder / DETECTION_FILE))}
     elif name == OVERLAY_VIEW:
-        drawn = {name: overlay_png(read_scan(ref), read_detection(folder / DETECTION_FILE))}
+        scan = read_scan(ref) if scan is None else scan
+        drawn = {name: overlay_png(scan, read_detection(folder / DETECTION_FILE))}
     else:
-        scan = read_scan(ref)
+        scan = read_scan(ref) if scan is None else scan
         drawn = {"image.png": png_bytes(colour_view(scan)), "gray.png": png_bytes(gray_view(scan))}
     for view, data in drawn.items():
         try:
