@@ -14,10 +14,12 @@ import pytest
 
 pytest.importorskip("fastapi")
 ROOT = Path(__file__).resolve().parents[1]
-#: Growth allowed between the RSS peak of the first and the second half of the window. The
-#: measured peaks over 60 s were 517.9 and 518.0 MB (growth 0.1 MB); a leak of one scan's
-#: buffers (~10 MB) per upload would exceed this within a few uploads.
-RSS_GROWTH_MB = 48
+#: Growth allowed between the RSS peak of the first and the second half of the window. With
+#: two scans analysed at once (serve --jobs 2) the RSS swings by ~50 MB while flat on average:
+#: sampled every 5 s over 100 s it stayed within 412-466 MB, and the half peaks of one 60 s
+#: run were 418 and 471 MB (docs/reliability.md). A leak of one scan's buffers (~10 MB) per
+#: upload would exceed this within ten uploads of the 12 s window.
+RSS_GROWTH_MB = 96
 
 
 @pytest.mark.slow

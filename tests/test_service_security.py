@@ -213,6 +213,8 @@ def test_oversized_bodies_are_413_with_or_without_content_length(station, token)
         assert r.status_code == 413, r.text
         r = http.post("/api/scans", content=head + b"\0" * (2 * MAX_UPLOAD), headers=headers)
         assert r.status_code == 413, r.text
+        assert r.headers["x-content-type-options"] == "nosniff"  # refused answers carry them
+        assert r.headers["cache-control"] == "no-store"
         sid = "20261128T000000-0000abcd"
         r = http.post(f"/api/scans/{sid}/decision", headers=headers,
                       json={"decision": "clear", "note": "x" * (2 * MAX_UPLOAD)})

@@ -197,6 +197,10 @@ def test_health_openapi_viewer_and_headers(client):
     assert page.status_code == 200 and "concealscan" in page.text
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "cache-control" not in page.headers  # the viewer's files may be cached
+    api = client.get("/api/health")
+    assert api.headers["cache-control"] == "no-store" and api.headers["referrer-policy"]
+    assert client.get("/api/nowhere").headers["x-content-type-options"] == "nosniff"  # 404 too
     assert client.get("/app.js").status_code == 200
 
 
