@@ -203,3 +203,42 @@ def test_cached_training_scans_are_decoded_once_and_match(tmp_path):
         np.testing.assert_allclose(x.numpy(), fresh[i][0].numpy(), atol=2e-3)
     with pytest.raises(ScanError):
         plain[0]
+
+
+def test_decoy_crops_centre_on_look_alikes_which_never_become_targets(tmp_path, monkeypatch):
+    """``augment.decoy_crops``: a scan's benign look-alikes (``benign_packet``) ride through the
+    augmentation so that object crops can centre on them, then are dropped from the targets."""
+    import training.augment as aug
+    from detector.preprocess import InputSpec
+    from training.data import CocoScans, TrainSet
+
+    ann = write_toy_set(tmp_path / "toy", 2, seed=5)  # scan 1 positive, scan 2 negative
+    coco = json.loads(ann.read_text())
+    for entry in coco["images"]:
+        entry["benign_packet"] = [{"bbox": [150, 100, 24, 20], "material": "soap bars"}]
+    ann.write_text(json.dumps(coco))
+    spec = InputSpec(**{**InputSpec.for_kind("dual").__dict__, "scale": 0.5})
+    cfg = aug.AugmentConfig(crop_size=32, object_crop_prob=1.0, scale_range=(1.0, 1.0))
+    source = CocoScans(ann, "dual", ["concealed_organic"])
+    np.testing.assert_array_equal(source[1].decoys, [[150, 100, 174, 120]])
+    seen = []
+    real = aug.apply_augment
+
+    def recording(pipeline, image, boxes, labels):
+        out = real(pipeline, image, boxes, labels)
+        seen.append((labels.tolist(), out[2].tolist()))
+        return out
+
+    monkeypatch.setattr(aug, "apply_augment", recording)
+    train = TrainSet([source], spec, aug.build_augment("dual", cfg, seed=0), decoy_crops=True)
+    for epoch in range(6):
+        train.set_epoch(epoch)
+        _, positive = train[0]
+        _, negative = train[1]
+        assert (positive["labels"] >= 0).all() and len(negative["boxes"]) == 0
+    negative_calls = seen[1::2]
+    assert all(given == [-1] and kept == [-1] for given, kept in negative_calls), seen
+    plain = TrainSet([source], spec, aug.build_augment("dual", cfg, seed=0))
+    seen.clear()
+    plain[1]
+    assert seen == [([], [])]  # off (the default): look-alikes are not passed at all

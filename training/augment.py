@@ -20,6 +20,7 @@ class AugmentConfig:
     crop_size: int = 320
     scale_range: tuple[float, float] = (0.8, 1.25)
     object_crop_prob: float = 0.7  # crops that keep at least one object when there is one
+    decoy_crops: bool = False  # those crops may centre on a benign look-alike too (sim data)
     min_visibility: float = 0.4  # a box cut to less than this fraction is dropped
     gain_sigma: float = 0.08  # std of ln(gain) per energy
     thickness_range: tuple[float, float] = (0.8, 1.25)

@@ -26,6 +26,9 @@ class Labelled:
     boxes_xyxy: np.ndarray  # (N, 4) float32
     labels: np.ndarray  # (N,) int64, index into the class list
     objects: list[dict] = field(default_factory=list)  # per box: host, difficulty, ...
+    #: Benign look-alikes (the simulator's shop goods, COCO image field ``benign_packet``) as
+    #: (M, 4) xyxy: never targets, only places where crops may centre (`AugmentConfig`).
+    decoys: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
 
 @dataclass
@@ -111,7 +114,10 @@ class CocoScans:
         labels = np.array([a["label"] for a in anns], np.int64)
         objects = [{k: a.get(k) for k in ("host", "difficulty", "material", "strategy")}
                    for a in anns]
-        return Labelled(scan, boxes, labels, objects)
+        decoys = np.array([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in
+                           (d["bbox"] for d in entry.get("benign_packet", []))],
+                          np.float32).reshape(-1, 4)
+        return Labelled(scan, boxes, labels, objects, decoys)
 
 
 class SimScans:
@@ -146,8 +152,9 @@ class TrainSet(torch.utils.data.Dataset):
     """Concatenated sources, augmented and preprocessed into ``(input, target)`` pairs."""
 
     def __init__(self, sources: list, spec: InputSpec, augment=None, seed: int = 0,
-                 cache: bool = False) -> None:
+                 cache: bool = False, decoy_crops: bool = False) -> None:
         self.sources, self.spec, self.augment = sources, spec, augment
+        self.decoy_crops = decoy_crops  # crops may centre on a look-alike as on a target
         self.offsets = np.cumsum([0] + [len(s) for s in sources])
         self.seed, self.epoch = seed, 0
         # index -> (resized image, boxes, labels, bit depth); COCO sources only (a simulated
@@ -162,8 +169,9 @@ class TrainSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Scan ``i`` resized to the model's scale, with its boxes, labels and bit depth.
+    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+        """Scan ``i`` resized to the model's scale, with its boxes, labels, bit depth and
+        look-alike (decoy) boxes.
 
         With the cache on, every epoch (the first too) sees the float16-rounded attenuation,
         so a resumed run, which starts with an empty cache, sees what it would have seen."""
@@ -172,23 +180,31 @@ class TrainSet(torch.utils.data.Dataset):
             item = self.sources[src][i - int(self.offsets[src])]
             image = resize(item.scan.image, self.spec.scale)
             boxes = item.boxes_xyxy * np.float32(self.spec.scale)
-            entry = (image, boxes, item.labels, item.scan.bit_depth)
+            entry = (image, boxes, item.labels, item.scan.bit_depth,
+                     item.decoys * np.float32(self.spec.scale))
             if self._cache is None or isinstance(self.sources[src], SimScans):
                 return entry
             self._cache[i] = (image.astype(np.float16) if image.dtype == np.float32 else image,
                               *entry[1:])
-        image, boxes, labels, bits = self._cache[i]
+        image, boxes, labels, bits, decoys = self._cache[i]
         image = image.astype(np.float32) if image.dtype == np.float16 else image
-        return image, boxes, labels, bits
+        return image, boxes, labels, bits, decoys
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image, boxes, labels, bits = self._load(i)
+        image, boxes, labels, bits, decoys = self._load(i)
         if self.augment is not None:
             from training.augment import apply_augment
 
             self.augment.set_random_seed(int(np.random.default_rng(
                 [self.seed, self.epoch, i]).integers(2**31)))
+            if self.decoy_crops and len(decoys):
+                # Look-alikes ride along as label -1: an object crop then centres on a target
+                # or a look-alike, so hard negatives fill the batches; they never become targets.
+                boxes = np.concatenate([boxes, decoys])
+                labels = np.concatenate([labels, np.full(len(decoys), -1, np.int64)])
             image, boxes, labels = apply_augment(self.augment, image, boxes, labels)
+            keep = labels >= 0
+            boxes, labels = boxes[keep], labels[keep]
         x = image_to_input(image, self.spec, bits)
         return torch.from_numpy(x), {"boxes": torch.from_numpy(boxes),
                                      "labels": torch.from_numpy(labels)}

@@ -63,7 +63,8 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
     sources += [SimScans(s, cfg.kind) for s in cfg.data.sim]
     weights += [s.weight for s in cfg.data.sim]
     augment = build_augment(cfg.kind, cfg.augment, seed=cfg.optim.seed)
-    train_set = TrainSet(sources, spec, augment, seed=cfg.optim.seed, cache=cfg.data.cache)
+    train_set = TrainSet(sources, spec, augment, seed=cfg.optim.seed, cache=cfg.data.cache,
+                         decoy_crops=cfg.augment.decoy_crops)
     sampler = MixSampler([len(s) for s in sources], weights, cfg.optim.seed, dist.rank,
                          dist.world)
     val = cfg.data.val
