@@ -236,9 +236,35 @@ def test_decoy_crops_centre_on_look_alikes_which_never_become_targets(tmp_path, 
         _, positive = train[0]
         _, negative = train[1]
         assert (positive["labels"] >= 0).all() and len(negative["boxes"]) == 0
+        assert len(negative["decoys"]) == 1  # for the object term (loss.decoy_weight)
     negative_calls = seen[1::2]
     assert all(given == [-1] and kept == [-1] for given, kept in negative_calls), seen
     plain = TrainSet([source], spec, aug.build_augment("dual", cfg, seed=0))
     seen.clear()
-    plain[1]
+    assert "decoys" not in plain[1][1]
     assert seen == [([], [])]  # off (the default): look-alikes are not passed at all
+
+
+def test_object_term_rewards_heat_on_targets_and_punishes_it_on_look_alikes():
+    from training.loss import detection_loss
+
+    cfg = LossConfig(decoy_weight=1.0)
+    packet = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
+    decoy = torch.tensor([[40.0, 40.0, 56.0, 56.0]])
+    target = [{"boxes": packet, "labels": torch.tensor([0]), "decoys": decoy}]
+
+    def heat_with(on_packet: float, on_decoy: float) -> torch.Tensor:
+        logits = torch.full((1, 1, 16, 16), -4.0)  # 64 x 64 input, stride 4
+        logits[0, 0, 3:5, 3:5] = on_packet  # cells around the packet's centre (16, 16)
+        logits[0, 0, 11:13, 11:13] = on_decoy  # ... and the look-alike's (48, 48)
+        return logits.requires_grad_()
+
+    boxes = torch.full((1, 4, 16, 16), 8.0)
+    right = detection_loss(heat_with(4.0, -4.0), boxes, target, 4, cfg)
+    wrong_logits = heat_with(-4.0, 4.0)
+    wrong = detection_loss(wrong_logits, boxes, target, 4, cfg)
+    assert right["obj"] < 0.05 < 3.0 < wrong["obj"]
+    wrong["total"].backward()
+    assert wrong_logits.grad[0, 0, 11:13, 11:13].sum() > 0  # pushes the look-alike's heat down
+    off = detection_loss(heat_with(-4.0, 4.0), boxes, target, 4, LossConfig())
+    assert "obj" not in off and torch.isclose(off["total"], wrong["total"] - wrong["obj"])

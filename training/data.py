@@ -203,11 +203,15 @@ class TrainSet(torch.utils.data.Dataset):
                 boxes = np.concatenate([boxes, decoys])
                 labels = np.concatenate([labels, np.full(len(decoys), -1, np.int64)])
             image, boxes, labels = apply_augment(self.augment, image, boxes, labels)
-            keep = labels >= 0
-            boxes, labels = boxes[keep], labels[keep]
+            decoys = boxes[labels < 0]
+            boxes, labels = boxes[labels >= 0], labels[labels >= 0]
+        else:
+            decoys = np.zeros((0, 4), np.float32)
         x = image_to_input(image, self.spec, bits)
-        return torch.from_numpy(x), {"boxes": torch.from_numpy(boxes),
-                                     "labels": torch.from_numpy(labels)}
+        target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
+        if self.decoy_crops:  # the look-alikes left in the crop (`LossConfig.decoy_weight`)
+            target["decoys"] = torch.from_numpy(np.ascontiguousarray(decoys, np.float32))
+        return torch.from_numpy(x), target
 
 
 def collate(batch):

@@ -21,6 +21,9 @@ class LossConfig:
     box_weight: float = 2.0
     centre_cells: float = 1.5  # minimum radius of the positive region, in cells
     centre_frac: float = 0.2  # radius as a fraction of the box side, when larger
+    # Object-level term: the highest heat logit in each box's central region, pushed up for
+    # a target and down for a benign look-alike (targets' "decoys", `augment.decoy_crops`).
+    decoy_weight: float = 0.0
 
 
 def cell_centres(size_hw: tuple[int, int], stride: int, device: torch.device) -> torch.Tensor:
@@ -32,20 +35,37 @@ def cell_centres(size_hw: tuple[int, int], stride: int, device: torch.device) ->
     return torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
 
 
-def assign(centres: torch.Tensor, boxes_xyxy: torch.Tensor, stride: int,
-           cfg: LossConfig) -> torch.Tensor:
-    """Index of the box each cell is positive for, or -1; shape ``(cells,)``."""
-    if boxes_xyxy.numel() == 0:
-        return torch.full((len(centres),), -1, dtype=torch.long, device=centres.device)
+def _central(centres: torch.Tensor, boxes_xyxy: torch.Tensor, stride: int,
+             cfg: LossConfig) -> torch.Tensor:
+    """``(cells, boxes)``: whether each cell centre lies in each box's central region."""
     x, y = centres[:, 0:1], centres[:, 1:2]  # (cells, 1)
     x1, y1, x2, y2 = boxes_xyxy.unbind(1)  # (boxes,)
     bx, by = (x1 + x2) / 2, (y1 + y2) / 2
     rx = torch.clamp(cfg.centre_frac * (x2 - x1), min=cfg.centre_cells * stride)
     ry = torch.clamp(cfg.centre_frac * (y2 - y1), min=cfg.centre_cells * stride)
     inside = (x > x1) & (x < x2) & (y > y1) & (y < y2)
-    central = ((x - bx).abs() <= rx) & ((y - by).abs() <= ry)
+    return inside & ((x - bx).abs() <= rx) & ((y - by).abs() <= ry)
+
+
+def object_logits(logits_kc: torch.Tensor, centres: torch.Tensor, boxes_xyxy: torch.Tensor,
+                  stride: int, cfg: LossConfig) -> torch.Tensor:
+    """``(boxes, K)``: per box, the highest logit of each class over its central cells
+    (-inf where a box covers no cell centre)."""
+    mask = _central(centres, boxes_xyxy, stride, cfg).t()  # (boxes, cells)
+    masked = logits_kc[None].expand(len(boxes_xyxy), -1, -1).masked_fill(
+        ~mask[:, None, :], float("-inf"))  # (boxes, K, cells)
+    return masked.amax(dim=2)
+
+
+def assign(centres: torch.Tensor, boxes_xyxy: torch.Tensor, stride: int,
+           cfg: LossConfig) -> torch.Tensor:
+    """Index of the box each cell is positive for, or -1; shape ``(cells,)``."""
+    if boxes_xyxy.numel() == 0:
+        return torch.full((len(centres),), -1, dtype=torch.long, device=centres.device)
+    x1, y1, x2, y2 = boxes_xyxy.unbind(1)  # (boxes,)
     area = ((x2 - x1) * (y2 - y1)).expand(len(centres), -1)
-    area = torch.where(inside & central, area, torch.full_like(area, float("inf")))
+    area = torch.where(_central(centres, boxes_xyxy, stride, cfg), area,
+                       torch.full_like(area, float("inf")))
     best_area, best = area.min(dim=1)
     return torch.where(torch.isfinite(best_area), best, torch.full_like(best, -1))
 
@@ -69,6 +89,7 @@ def detection_loss(heat_logits: torch.Tensor, box_ltrb: torch.Tensor,
         c = centres[pos]
         pred_boxes.append(torch.cat([c - ltrb[:, :2], c + ltrb[:, 2:]], dim=1))
         target_boxes.append(boxes[owner[pos]])
+    obj = _object_term(heat_logits, targets, centres, stride, cfg) if cfg.decoy_weight else None
     num_pos = max(sum(len(b) for b in pred_boxes), 1)
     cls = sigmoid_focal_loss(heat_logits.float(), cls_target, alpha=cfg.focal_alpha,
                              gamma=cfg.focal_gamma, reduction="sum") / num_pos
@@ -77,4 +98,34 @@ def detection_loss(heat_logits: torch.Tensor, box_ltrb: torch.Tensor,
                                        reduction="sum") / num_pos
     else:
         box = box_ltrb.sum() * 0.0  # keeps every parameter in the graph (DDP needs that)
-    return {"cls": cls, "box": box, "total": cls + cfg.box_weight * box}
+    total = cls + cfg.box_weight * box
+    if obj is None:
+        return {"cls": cls, "box": box, "total": total}
+    return {"cls": cls, "box": box, "obj": obj, "total": total + cfg.decoy_weight * obj}
+
+
+def _object_term(heat_logits: torch.Tensor, targets: list[dict[str, torch.Tensor]],
+                 centres: torch.Tensor, stride: int, cfg: LossConfig) -> torch.Tensor:
+    """Mean BCE of `object_logits`: 1 for each target (its class), 0 for each look-alike
+    (every class); boxes that cover no cell centre are left out."""
+    n, k = heat_logits.shape[:2]
+    logits, wanted = [], []
+    for i, target in enumerate(targets):
+        flat = heat_logits[i].float().view(k, -1)
+        boxes = target["boxes"].float()
+        if len(boxes):
+            per_box = object_logits(flat, centres, boxes, stride, cfg)
+            logits.append(per_box.gather(1, target["labels"].long()[:, None]).squeeze(1))
+            wanted.append(torch.ones(len(boxes), device=flat.device))
+        decoys = target.get("decoys")
+        if decoys is not None and len(decoys):
+            per_box = object_logits(flat, centres, decoys.float(), stride, cfg)
+            logits.append(per_box.reshape(-1))
+            wanted.append(torch.zeros(per_box.numel(), device=flat.device))
+    if not logits:
+        return heat_logits.sum() * 0.0
+    logits, wanted = torch.cat(logits), torch.cat(wanted)
+    ok = torch.isfinite(logits)
+    if not ok.any():
+        return heat_logits.sum() * 0.0
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits[ok], wanted[ok])
