@@ -1,0 +1,89 @@
+"""What a model alarms on in scans without a packet: its strongest false detections, tiled.
+
+    .venv/bin/python benchmarks/false_alarms.py --model detector/models/color.onnx \\
+        --data data/sim/test --out docs/img/false_alarms_color_2.1.0.png
+
+Runs the model on every scan of a synth set that holds no packet, takes each scan's best
+detection, and tiles the ``--count`` strongest (box in red, score top left; crops resized to
+the same size, so scale differs between tiles). Prints how many of them lie on a look-alike the
+simulator recorded (COCO image field ``benign_packet``, overlap >= 30 % of the box); the rest
+are other goods of the scene. Colour and gray models read the set's colour or gray files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from detector.inference import Detector  # noqa: E402
+from detector.readers import ScanRef, read_scan  # noqa: E402
+
+
+def on_lookalike(box, entry: dict) -> bool:
+    x1, y1, x2, y2 = box
+    for d in entry.get("benign_packet", []):
+        dx, dy, dw, dh = d["bbox"]
+        ix = max(0.0, min(x2, dx + dw) - max(x1, dx))
+        iy = max(0.0, min(y2, dy + dh) - max(y1, dy))
+        if ix * iy > 0.3 * (x2 - x1) * (y2 - y1):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="a colour or gray .onnx model")
+    parser.add_argument("--data", type=Path, required=True, help="a synth folder")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--count", type=int, default=16, help="tiles (default: %(default)s)")
+    args = parser.parse_args(argv)
+    det = Detector(args.model, min_score=0.05)
+    kind = det.info.input_spec.kind
+    if kind not in ("color", "gray"):
+        parser.error(f"--model {args.model}: a {kind!r} model; colour or gray only")
+    coco = json.loads((args.data / "annotations.json").read_text())
+    positive = {a["image_id"] for a in coco["annotations"]}
+    found = []
+    for entry in coco["images"]:
+        if entry["id"] in positive:
+            continue
+        path = args.data / entry["files"][kind]
+        r = det.detect(read_scan(ScanRef(id=entry["scan_id"], files=(path,))))
+        if len(r.scores):
+            found.append((float(r.scores[0]), path, entry, r.boxes_xyxy[0]))
+    found.sort(key=lambda t: -t[0])
+    tiles, on_recorded = [], 0
+    for score, path, entry, box in found[:args.count]:
+        on_recorded += on_lookalike(box, entry)
+        img = cv2.imread(str(path))
+        x1, y1, x2, y2 = (int(v) for v in box)
+        cv2.rectangle(img, (x1, y1), (x2, y2), (0, 0, 255), 2)
+        m = 40
+        crop = cv2.resize(img[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m], (165, 165),
+                          interpolation=cv2.INTER_AREA)
+        cv2.putText(crop, f"{score:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (0, 0, 255), 1)
+        tiles.append(crop)
+    if not tiles:
+        print("no detection in any negative scan")
+        return 0
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 4)
+    grid = np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(args.out), grid, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    print(json.dumps({"negative_scans": len(coco["images"]) - len(positive),
+                      "with_a_detection": len(found), "tiled": min(args.count, len(found)),
+                      "tiled_on_recorded_lookalike": on_recorded, "out": str(args.out)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
