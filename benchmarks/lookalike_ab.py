@@ -11,7 +11,8 @@ figure hand-made measurements reach on the same objects. With ``--steps N`` it f
 the checkpoint for N steps (batch 16, AdamW at a constant ``--lr``, one thread, seeded) with one
 of the arms: ``base`` (the recipe's loss and crops), ``crops`` (``augment.decoy_crops``: object
 crops may centre on look-alikes) or ``objW`` (crops plus the object-level term,
-``loss.decoy_weight: W``). Colour models only (the test set's colour scans).
+``loss.decoy_weight: W``). ``--val`` adds validation AP50 and the operating point. Colour
+models only (the test set's colour scans).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arm", default="base", help="base, crops or objW (default: base)")
     parser.add_argument("--steps", type=int, default=0, help="fine-tune steps (default: 0)")
     parser.add_argument("--lr", type=float, default=1e-3, help="constant rate (default: 1e-3)")
+    parser.add_argument("--val", type=Path, default=None,
+                        help="also report validation AP50 and Pd at Pfa 0.05 on this synth "
+                             "folder (e.g. data/sim/val)")
     args = parser.parse_args(argv)
     if args.arm not in ("base", "crops") and not args.arm.startswith("obj"):
         parser.error(f"--arm: expected base, crops or objW, got {args.arm!r}")
@@ -113,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         report["train_losses"] = fine_tune(model, args.config, args.arm, args.steps, args.lr)
         report["train_seconds"] = round(time.perf_counter() - t0)
     report.update(lookalike_auc(model, spec, args.test))
+    if args.val is not None:
+        from training.config import load_config
+        from training.data import CocoScans
+        from training.fit import validate
+
+        cfg = load_config(args.config)
+        val = CocoScans(args.val / "annotations.json", "color", cfg.classes)
+        metrics = validate(model, val, spec, cfg, torch.device("cpu"))
+        report.update({f"val_{k}": round(float(v), 3) for k, v in metrics.items()})
     print(json.dumps(report, indent=1))
     return 0
 
