@@ -27,7 +27,8 @@ class Labelled:
     labels: np.ndarray  # (N,) int64, index into the class list
     objects: list[dict] = field(default_factory=list)  # per box: host, difficulty, ...
     #: Benign look-alikes (the simulator's shop goods, COCO image field ``benign_packet``) as
-    #: (M, 4) xyxy: never targets, only places where crops may centre (`AugmentConfig`).
+    #: (M, 4) xyxy: never targets; crops may centre on them and the object-level loss term
+    #: pushes their heat down (`AugmentConfig.decoy_crops`, `LossConfig.decoy_weight`).
     decoys: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
 
@@ -154,11 +155,13 @@ class TrainSet(torch.utils.data.Dataset):
     def __init__(self, sources: list, spec: InputSpec, augment=None, seed: int = 0,
                  cache: bool = False, decoy_crops: bool = False) -> None:
         self.sources, self.spec, self.augment = sources, spec, augment
-        self.decoy_crops = decoy_crops  # crops may centre on a look-alike as on a target
+        # Look-alikes ride through augmentation: crops may centre on them, and the targets
+        # carry those left in the crop as "decoys" (for `LossConfig.decoy_weight`).
+        self.decoy_crops = decoy_crops
         self.offsets = np.cumsum([0] + [len(s) for s in sources])
         self.seed, self.epoch = seed, 0
-        # index -> (resized image, boxes, labels, bit depth); COCO sources only (a simulated
-        # source is a stream: caching it would only hold memory).
+        # index -> (resized image, boxes, labels, bit depth, look-alikes); COCO sources only
+        # (a simulated source is a stream: caching it would only hold memory).
         self._cache: dict[int, tuple] | None = {} if cache else None
 
     def set_epoch(self, epoch: int) -> None:

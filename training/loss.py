@@ -3,7 +3,9 @@
 A heat-map cell is positive for a box when its centre lies in the box's central region
 (at least 1.5 cells, or 20 % of the box side, around the box centre); a cell claimed by several
 boxes goes to the smallest. Classification: sigmoid focal loss over every cell; boxes: GIoU
-at positive cells. Both are normalised by the number of positive cells.
+at positive cells. Both are normalised by the number of positive cells. Optionally
+(``decoy_weight`` > 0) an object-level term: binary cross-entropy on the top heat logit in the
+central region of each target (1) and of each benign look-alike the targets carry (0).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def _object_term(heat_logits: torch.Tensor, targets: list[dict[str, torch.Tensor
                  centres: torch.Tensor, stride: int, cfg: LossConfig) -> torch.Tensor:
     """Mean BCE of `object_logits`: 1 for each target (its class), 0 for each look-alike
     (every class); boxes that cover no cell centre are left out."""
-    n, k = heat_logits.shape[:2]
+    k = heat_logits.shape[1]
     logits, wanted = [], []
     for i, target in enumerate(targets):
         flat = heat_logits[i].float().view(k, -1)
@@ -122,10 +124,9 @@ def _object_term(heat_logits: torch.Tensor, targets: list[dict[str, torch.Tensor
             per_box = object_logits(flat, centres, decoys.float(), stride, cfg)
             logits.append(per_box.reshape(-1))
             wanted.append(torch.zeros(per_box.numel(), device=flat.device))
-    if not logits:
-        return heat_logits.sum() * 0.0
-    logits, wanted = torch.cat(logits), torch.cat(wanted)
-    ok = torch.isfinite(logits)
-    if not ok.any():
-        return heat_logits.sum() * 0.0
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits[ok], wanted[ok])
+    if logits:
+        logits, wanted = torch.cat(logits), torch.cat(wanted)
+        ok = torch.isfinite(logits)
+        if ok.any():
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits[ok], wanted[ok])
+    return heat_logits.sum() * 0.0  # no box in the batch: keeps the graph whole (DDP)
