@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from station_helpers import colour_bytes, dual_pair_bytes, png_bytes, tiny_model  # noqa: E402
 
 from detector.outputs import OutputError  # noqa: E402
-from detector.overlay import render_overlay  # noqa: E402
+from detector.overlay import base_view, render_overlay  # noqa: E402
 from detector.readers import ScanRef, read_scan  # noqa: E402
 from detector.results import ModelChooser  # noqa: E402
 from detector.scan import Scan  # noqa: E402
@@ -258,7 +258,7 @@ def test_lazy_views_are_what_the_scan_and_its_detection_give(client, station):
         return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
 
     assert np.array_equal(png("overlay.png"), render_overlay(scan, det))
-    assert np.array_equal(png("image.png")[:, :, ::-1], views.colour_view(scan))
+    assert np.array_equal(png("image.png")[:, :, ::-1], base_view(scan))
     assert np.array_equal(png("gray.png"), views.gray_view(scan))
     assert png("heat.png").shape == (*scan.size_hw, 4)
 

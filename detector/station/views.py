@@ -20,6 +20,7 @@ import numpy as np
 
 from detector.inference import Detection
 from detector.outputs import OutputError, encode_png, write_atomic
+from detector.overlay import base_view, render_overlay
 from detector.readers import ScanRef, read_scan
 from detector.scan import KINDS, Scan
 from detector.station import analysis as an
@@ -44,17 +45,6 @@ def gray_view(scan: Scan) -> np.ndarray:
     return render_gray(scan.image[0])
 
 
-def colour_view(scan: Scan) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB: the scanner's colours, or pseudo-colour for dual energy."""
-    if scan.kind == "color":
-        return np.ascontiguousarray(scan.image.transpose(1, 2, 0))
-    if scan.kind == "dual":
-        from detector.render import pseudo_colour
-
-        return pseudo_colour(scan.image[0], scan.image[1])
-    return np.repeat(gray_view(scan)[:, :, None], 3, axis=2)
-
-
 def heat_rgba(heat: np.ndarray) -> np.ndarray:
     """Heat map 0..1 as RGBA: red to yellow with alpha = heat, so cold areas stay see-through."""
     h = np.clip(np.nan_to_num(heat, nan=1.0), 0.0, 1.0)  # NaN shows as hot: never hide
@@ -75,8 +65,6 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 def overlay_png(scan: Scan, det: Detection) -> bytes:
     """``detect``'s overlay (`detector.overlay.render_overlay`) as PNG bytes."""
-    from detector.overlay import render_overlay
-
     return encode_png(render_overlay(scan, det))  # already BGR: no colour conversion
 
 
@@ -140,7 +128,7 @@ def view_png(folder: Path, name: str, line: dict, ref: ScanRef,
         drawn = {name: overlay_png(scan, read_detection(folder / DETECTION_FILE))}
     else:
         scan = read_scan(ref) if scan is None else scan
-        drawn = {"image.png": png_bytes(colour_view(scan)), "gray.png": png_bytes(gray_view(scan))}
+        drawn = {"image.png": png_bytes(base_view(scan)), "gray.png": png_bytes(gray_view(scan))}
     for view, data in drawn.items():
         try:
             write_atomic(folder / view, data)
