@@ -29,6 +29,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sim_separability import loose_objects  # noqa: E402 (beside this script)
+
 from detector.preprocess import image_to_input, resize  # noqa: E402
 from detector.readers import ScanRef, read_scan  # noqa: E402
 from training import checkpoint  # noqa: E402
@@ -65,9 +67,7 @@ def lookalike_auc(model, spec, test: Path) -> dict:
     model.eval()
     cell = model.cfg.stride / spec.scale  # scan pixels per heat cell
     for entry in coco["images"]:
-        objects = [(a, 1) for a in by_image.get(entry["id"], []) if a["host"] == "loose"]
-        objects += [(d, 0) for d in entry.get("benign_packet", [])
-                    if d.get("host", "loose") == "loose"]
+        objects = loose_objects(entry, by_image.get(entry["id"], []))
         if not objects:
             continue
         scan = read_scan(ScanRef(id=entry["scan_id"], files=(test / entry["files"]["color"],)))

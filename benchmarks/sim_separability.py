@@ -34,7 +34,8 @@ GROUPS = {"size": [0, 1, 2], "attenuation and ratio": [3, 4, 5, 6, 7, 8, 9, 10, 
           "edges and texture": [11, 12, 13, 14, 15]}
 
 
-def _loose_objects(entry: dict, annotations: list[dict]) -> list[tuple[dict, int]]:
+def loose_objects(entry: dict, annotations: list[dict]) -> list[tuple[dict, int]]:
+    """The packets (1) and shop-good look-alikes (0) lying loose in one synth scan."""
     packets = [(a, 1) for a in annotations if a.get("host") == "loose"]
     decoys = [(d, 0) for d in entry.get("benign_packet", []) if d.get("host", "loose") == "loose"]
     return packets + decoys
@@ -78,7 +79,7 @@ def measure_set(folder: Path, count: int | None) -> tuple[np.ndarray, np.ndarray
         by_image.setdefault(a["image_id"], []).append(a)
     rows, labels = [], []
     for entry in coco["images"][:count]:
-        objects = _loose_objects(entry, by_image.get(entry["id"], []))
+        objects = loose_objects(entry, by_image.get(entry["id"], []))
         if not objects:
             continue
         files = tuple(folder / f for f in entry["files"]["dual"])
