@@ -10,9 +10,11 @@ Scores every loose packet and every loose shop-good look-alike of the test set (
 figure hand-made measurements reach on the same objects. With ``--steps N`` it first fine-tunes
 the checkpoint for N steps (batch 16, AdamW at a constant ``--lr``, one thread, seeded) with one
 of the arms: ``base`` (the recipe's loss and crops), ``crops`` (``augment.decoy_crops``: object
-crops may centre on look-alikes) or ``objW`` (crops plus the object-level term,
-``loss.decoy_weight: W``). ``--val`` adds validation AP50 and the operating point. Colour
-models only (the test set's colour scans).
+crops may centre on look-alikes), ``objW`` (crops plus the object-level term,
+``loss.decoy_weight: W``) or ``hnW`` (the object-level term at weight W with the scene's other
+benign solids as negatives too, ``augment.hard_negatives``; crops as in ``base``). ``--val``
+adds validation AP50 and the operating point. Colour models only (the test set's colour scans).
+The ``hnW`` arms need the COCO field ``benign_object`` (``concealscan synth`` since 2026-11-29).
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ def fine_tune(model, config: Path, arm: str, steps: int, lr: float) -> dict:
     from training.fit import Dist, build_data, input_spec
 
     cfg = load_config(config)
-    cfg.augment.decoy_crops = arm != "base"
-    cfg.loss.decoy_weight = float(arm[3:]) if arm.startswith("obj") else 0.0
+    cfg.augment.decoy_crops = arm == "crops" or arm.startswith("obj")
+    cfg.augment.hard_negatives = arm.startswith("hn")
+    weight = arm[3:] if arm.startswith("obj") else arm[2:] if arm.startswith("hn") else ""
+    cfg.loss.decoy_weight = float(weight) if weight else 0.0
     train_set, _, _ = build_data(cfg, input_spec(cfg), Dist())
     draws = torch.randint(len(train_set), (steps * 16,),
                           generator=torch.Generator().manual_seed(1)).tolist()
@@ -97,15 +101,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="synth folder to score on (default: %(default)s)")
     parser.add_argument("--config", type=Path, default=REPO / "configs/train/color.yaml",
                         help="recipe whose data and augmentation the fine-tune uses")
-    parser.add_argument("--arm", default="base", help="base, crops or objW (default: base)")
+    parser.add_argument("--arm", default="base", help="base, crops, objW or hnW (default: base)")
     parser.add_argument("--steps", type=int, default=0, help="fine-tune steps (default: 0)")
     parser.add_argument("--lr", type=float, default=1e-3, help="constant rate (default: 1e-3)")
     parser.add_argument("--val", type=Path, default=None,
                         help="also report validation AP50 and Pd at Pfa 0.05 on this synth "
                              "folder (e.g. data/sim/val)")
     args = parser.parse_args(argv)
-    if args.arm not in ("base", "crops") and not args.arm.startswith("obj"):
-        parser.error(f"--arm: expected base, crops or objW, got {args.arm!r}")
+    if args.arm not in ("base", "crops") and not args.arm.startswith(("obj", "hn")):
+        parser.error(f"--arm: expected base, crops, objW or hnW, got {args.arm!r}")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model, spec = checkpoint.build_model(checkpoint.load(args.ckpt))

@@ -57,6 +57,29 @@ def test_annotations_are_coco_with_our_fields(dataset):
         assert {"host", "material", "mass_g", "difficulty", "strategy", "area"} <= set(ann)
 
 
+def test_benign_objects_are_block_like_solids_clear_of_every_packet(dataset):
+    """``benign_object``: boxes of the scene's other benign solids (hard negatives for
+    training), taken from the scene record; none touches a packet's box."""
+    from training.sim.labels import BENIGN_DENSITY, benign_objects
+    from training.sim.scene import Scene
+
+    doc = json.loads((dataset / "annotations.json").read_text())
+    total = 0
+    for im in doc["images"]:
+        packets = [a["bbox"] for a in doc["annotations"] if a["image_id"] == im["id"]]
+        record = json.loads((dataset / f"{im['scan_id']}_scene.json").read_text())
+        assert im["benign_object"] == benign_objects(Scene.from_json(record["scene"]), packets)
+        for obj in im["benign_object"]:
+            x, y, w, h = obj["bbox"]
+            assert 0 <= x and 0 <= y and w > 0 and h > 0
+            assert x + w <= im["width"] and y + h <= im["height"]
+            assert BENIGN_DENSITY[0] <= obj["density"] <= BENIGN_DENSITY[1]
+            for px, py, pw, ph in packets:
+                assert x + w <= px - 2 or px + pw + 2 <= x or y + h <= py - 2 or py + ph + 2 <= y
+        total += len(im["benign_object"])
+    assert total > 0
+
+
 def test_read_scan_sees_dual_gray_and_colour(dataset):
     config = load_config(CONFIG)
     result = generate(config, 21, 0, "synth_000000")

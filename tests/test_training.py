@@ -245,6 +245,51 @@ def test_decoy_crops_centre_on_look_alikes_which_never_become_targets(tmp_path, 
     assert seen == [([], [])]  # off (the default): look-alikes are not passed at all
 
 
+def test_hard_negatives_reach_the_object_term_but_never_centre_a_crop(tmp_path, monkeypatch):
+    """``augment.hard_negatives``: the scene's other benign solids (``benign_object``) and the
+    look-alikes ride through the augmentation as label -2 and come out as the targets'
+    "decoys"; object crops still centre on the packets only."""
+    import training.augment as aug
+    from detector.preprocess import InputSpec
+    from training.data import CocoScans, TrainSet
+
+    ann = write_toy_set(tmp_path / "toy", 2, seed=5)  # scan 1 positive, scan 2 negative
+    coco = json.loads(ann.read_text())
+    for entry in coco["images"]:
+        entry["benign_packet"] = [{"bbox": [150, 100, 24, 20], "material": "soap bars"}]
+        entry["benign_object"] = [{"bbox": [20, 20, 30, 16], "material": "abs"},
+                                  {"bbox": [200, 40, 20, 20], "material": "li_ion_stack"}]
+    ann.write_text(json.dumps(coco))
+    spec = InputSpec(**{**InputSpec.for_kind("dual").__dict__, "scale": 0.5})
+    cfg = aug.AugmentConfig(crop_size=32, object_crop_prob=1.0, scale_range=(1.0, 1.0))
+    source = CocoScans(ann, "dual", ["concealed_organic"])
+    np.testing.assert_array_equal(source[0].negatives, [[20, 20, 50, 36], [200, 40, 220, 60]])
+    crops = []
+    real = aug.ObjectCrop.get_params_dependent_on_data
+
+    def recording(self, params, data):
+        out = real(self, params, data)
+        crops.append((data["bboxes"][:, 4].tolist(), out["crop_coords"]))
+        return out
+
+    monkeypatch.setattr(aug.ObjectCrop, "get_params_dependent_on_data", recording)
+    train = TrainSet([source], spec, aug.build_augment("dual", cfg, seed=0),
+                     hard_negatives=True)
+    packet = source[0].boxes_xyxy[0] * 0.5
+    decoys = 0
+    for epoch in range(8):
+        train.set_epoch(epoch)
+        _, positive = train[0]
+        x0, y0, x1, y1 = crops[-1][1]  # an object crop: around the packet, never a negative
+        assert x0 <= packet[2] and packet[0] <= x1 and y0 <= packet[3] and packet[1] <= y1
+        assert sorted(crops[-1][0]) == [-2.0, -2.0, -2.0, 0.0]  # look-alike + 2 solids as -2
+        assert (positive["labels"] >= 0).all() and len(positive["boxes"]) == 1
+        _, negative = train[1]  # no target: a plain random crop
+        assert len(negative["boxes"]) == 0
+        decoys += len(positive["decoys"]) + len(negative["decoys"])
+    assert decoys > 0  # negatives left in a crop reach the object term
+
+
 def test_object_term_rewards_heat_on_targets_and_punishes_it_on_look_alikes():
     from training.loss import detection_loss
 

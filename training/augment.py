@@ -21,6 +21,9 @@ class AugmentConfig:
     scale_range: tuple[float, float] = (0.8, 1.25)
     object_crop_prob: float = 0.7  # crops that keep at least one object when there is one
     decoy_crops: bool = False  # those crops may centre on a benign look-alike too (sim data)
+    # Benign solids of the scene (COCO ``benign_object``) and look-alikes become negatives
+    # of the object-level term (`LossConfig.decoy_weight`); crops never centre on them.
+    hard_negatives: bool = False
     min_visibility: float = 0.4  # a box cut to less than this fraction is dropped
     gain_sigma: float = 0.08  # std of ln(gain) per energy
     thickness_range: tuple[float, float] = (0.8, 1.25)
@@ -79,13 +82,31 @@ class QuantumNoise(A.ImageOnlyTransform):
         return (-np.log(t)).astype(np.float32)
 
 
+class ObjectCrop(A.AtLeastOneBBoxRandomCrop):
+    """`A.AtLeastOneBBoxRandomCrop` that centres only on boxes labelled ``>= min_label``
+    (targets are >= 0, look-alikes -1, other negatives -2); a plain random crop if none."""
+
+    def __init__(self, height: int, width: int, min_label: int = -1, p: float = 1.0) -> None:
+        super().__init__(height, width, p=p)
+        self.min_label = min_label
+
+    def get_params_dependent_on_data(self, params, data):
+        bboxes = data.get("bboxes", [])
+        if len(bboxes):  # albumentations keeps numeric labels as the fifth column
+            data = {**data, "bboxes": bboxes[bboxes[:, 4] >= self.min_label]}
+        return super().get_params_dependent_on_data(params, data)
+
+
 def _geometry(cfg: AugmentConfig, fill: float) -> list[A.BasicTransform]:
     size = cfg.crop_size
     lo, hi = cfg.scale_range
     return [
         A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), p=1.0),
         A.PadIfNeeded(size, size, border_mode=0, fill=fill, position="random"),
-        A.OneOf([A.AtLeastOneBBoxRandomCrop(size, size), A.RandomCrop(size, size)], p=1.0),
+        # Targets, and look-alikes when they are passed as -1 (`TrainSet` decoy_crops). OneOf
+        # draws by its members' p as they are when it is built.
+        A.OneOf([ObjectCrop(size, size, min_label=-1, p=cfg.object_crop_prob),
+                 A.RandomCrop(size, size, p=1.0 - cfg.object_crop_prob)], p=1.0),
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
         A.RandomRotate90(p=0.5),
@@ -114,8 +135,6 @@ def build_augment(kind: str, cfg: AugmentConfig, seed: int | None = None) -> A.C
     else:
         raise ValueError(f"kind: expected dual, gray or color, got {kind!r}")
     geometry = _geometry(cfg, fill)
-    crop = geometry[2]
-    crop.transforms[0].p, crop.transforms[1].p = cfg.object_crop_prob, 1 - cfg.object_crop_prob
     bbox = A.BboxParams(format="pascal_voc", label_fields=["labels"],
                         min_visibility=cfg.min_visibility, clip=True, filter_invalid_bboxes=True)
     return A.Compose(geometry + photometric, bbox_params=bbox, seed=seed)

@@ -30,6 +30,15 @@ class Labelled:
     #: (M, 4) xyxy: never targets; crops may centre on them and the object-level loss term
     #: pushes their heat down (`AugmentConfig.decoy_crops`, `LossConfig.decoy_weight`).
     decoys: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    #: Other benign solids of the scene (COCO image field ``benign_object``: plugs, cells,
+    #: tubs, ...) as (M, 4) xyxy: negatives for the object-level term when
+    #: `AugmentConfig.hard_negatives` is on; crops never centre on them.
+    negatives: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+
+
+def _xywh_to_xyxy(entries: list[dict]) -> np.ndarray:
+    return np.array([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in
+                     (d["bbox"] for d in entries)], np.float32).reshape(-1, 4)
 
 
 @dataclass
@@ -115,10 +124,9 @@ class CocoScans:
         labels = np.array([a["label"] for a in anns], np.int64)
         objects = [{k: a.get(k) for k in ("host", "difficulty", "material", "strategy")}
                    for a in anns]
-        decoys = np.array([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in
-                           (d["bbox"] for d in entry.get("benign_packet", []))],
-                          np.float32).reshape(-1, 4)
-        return Labelled(scan, boxes, labels, objects, decoys)
+        return Labelled(scan, boxes, labels, objects,
+                        _xywh_to_xyxy(entry.get("benign_packet", [])),
+                        _xywh_to_xyxy(entry.get("benign_object", [])))
 
 
 class SimScans:
@@ -153,14 +161,18 @@ class TrainSet(torch.utils.data.Dataset):
     """Concatenated sources, augmented and preprocessed into ``(input, target)`` pairs."""
 
     def __init__(self, sources: list, spec: InputSpec, augment=None, seed: int = 0,
-                 cache: bool = False, decoy_crops: bool = False) -> None:
+                 cache: bool = False, decoy_crops: bool = False,
+                 hard_negatives: bool = False) -> None:
         self.sources, self.spec, self.augment = sources, spec, augment
         # Look-alikes ride through augmentation: crops may centre on them, and the targets
-        # carry those left in the crop as "decoys" (for `LossConfig.decoy_weight`).
-        self.decoy_crops = decoy_crops
+        # carry those left in the crop as "decoys" (for `LossConfig.decoy_weight`). With
+        # ``hard_negatives`` the scene's other benign solids (and the look-alikes, also
+        # without ``decoy_crops``) ride along too, as decoys no crop centres on.
+        self.decoy_crops, self.hard_negatives = decoy_crops, hard_negatives
         self.offsets = np.cumsum([0] + [len(s) for s in sources])
         self.seed, self.epoch = seed, 0
-        # index -> (resized image, boxes, labels, bit depth, look-alikes); COCO sources only
+        # index -> (resized image, boxes, labels, bit depth, look-alikes, other benign
+        # solids); COCO sources only
         # (a simulated source is a stream: caching it would only hold memory).
         self._cache: dict[int, tuple] | None = {} if cache else None
 
@@ -172,9 +184,10 @@ class TrainSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
-        """Scan ``i`` resized to the model's scale, with its boxes, labels, bit depth and
-        look-alike (decoy) boxes.
+    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray,
+                                     np.ndarray]:
+        """Scan ``i`` resized to the model's scale, with its boxes, labels, bit depth,
+        look-alike (decoy) boxes and other benign solids' boxes.
 
         With the cache on, every epoch (the first too) sees the float16-rounded attenuation,
         so a resumed run, which starts with an empty cache, sees what it would have seen."""
@@ -184,17 +197,18 @@ class TrainSet(torch.utils.data.Dataset):
             image = resize(item.scan.image, self.spec.scale)
             boxes = item.boxes_xyxy * np.float32(self.spec.scale)
             entry = (image, boxes, item.labels, item.scan.bit_depth,
-                     item.decoys * np.float32(self.spec.scale))
+                     item.decoys * np.float32(self.spec.scale),
+                     item.negatives * np.float32(self.spec.scale))
             if self._cache is None or isinstance(self.sources[src], SimScans):
                 return entry
             self._cache[i] = (image.astype(np.float16) if image.dtype == np.float32 else image,
                               *entry[1:])
-        image, boxes, labels, bits, decoys = self._cache[i]
+        image, boxes, labels, bits, decoys, negatives = self._cache[i]
         image = image.astype(np.float32) if image.dtype == np.float16 else image
-        return image, boxes, labels, bits, decoys
+        return image, boxes, labels, bits, decoys, negatives
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image, boxes, labels, bits, decoys = self._load(i)
+        image, boxes, labels, bits, decoys, negatives = self._load(i)
         if self.augment is not None:
             from training.augment import apply_augment
 
@@ -205,6 +219,11 @@ class TrainSet(torch.utils.data.Dataset):
                 # or a look-alike, so hard negatives fill the batches; they never become targets.
                 boxes = np.concatenate([boxes, decoys])
                 labels = np.concatenate([labels, np.full(len(decoys), -1, np.int64)])
+            if self.hard_negatives:
+                # Label -2: carried for the object term, never a crop's centre (`ObjectCrop`).
+                extra = negatives if self.decoy_crops else np.concatenate([decoys, negatives])
+                boxes = np.concatenate([boxes, extra])
+                labels = np.concatenate([labels, np.full(len(extra), -2, np.int64)])
             image, boxes, labels = apply_augment(self.augment, image, boxes, labels)
             decoys = boxes[labels < 0]
             boxes, labels = boxes[labels >= 0], labels[labels >= 0]
@@ -212,7 +231,8 @@ class TrainSet(torch.utils.data.Dataset):
             decoys = np.zeros((0, 4), np.float32)
         x = image_to_input(image, self.spec, bits)
         target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
-        if self.decoy_crops:  # the look-alikes left in the crop (`LossConfig.decoy_weight`)
+        if self.decoy_crops or self.hard_negatives:  # negatives left in the crop (the object
+            # term, `LossConfig.decoy_weight`)
             target["decoys"] = torch.from_numpy(np.ascontiguousarray(decoys, np.float32))
         return torch.from_numpy(x), target
 

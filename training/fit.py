@@ -64,7 +64,8 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
     weights += [s.weight for s in cfg.data.sim]
     augment = build_augment(cfg.kind, cfg.augment, seed=cfg.optim.seed)
     train_set = TrainSet(sources, spec, augment, seed=cfg.optim.seed, cache=cfg.data.cache,
-                         decoy_crops=cfg.augment.decoy_crops)
+                         decoy_crops=cfg.augment.decoy_crops,
+                         hard_negatives=cfg.augment.hard_negatives)
     sampler = MixSampler([len(s) for s in sources], weights, cfg.optim.seed, dist.rank,
                          dist.world)
     val = cfg.data.val

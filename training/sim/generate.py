@@ -36,6 +36,7 @@ class SimResult:
     annotations: list[dict]  # concealed packets (category concealed_organic)
     benign: list[dict]  # look-alike blocks: boxes of the hard negatives
     record: dict  # the scene record that replays this scan
+    objects: list[dict] = dataclasses.field(default_factory=list)  # other benign solids
 
     @property
     def size_hw(self) -> tuple[int, int]:
@@ -53,7 +54,7 @@ class SimResult:
                 "host_kinds": sorted({a["host"] for a in self.annotations}),
                 "pixel_mm": scene["pixel_mm"], "parcel": scene["parcel"]["kind"],
                 "palette": self.record["palette"]["name"],
-                "benign_packet": self.benign}
+                "benign_packet": self.benign, "benign_object": self.objects}
 
 
 def _jittered_palette(rng: np.random.Generator, base: Palette, jitter: float) -> Palette:
@@ -123,7 +124,9 @@ def render_record(record: dict) -> SimResult:
     args = (raster.groups, raster.basis, ideal, physics, scene.pixel_mm, settings)
     found = labels.annotations(packets, *args)
     benign = labels.annotations(decoys, *args)
-    return SimResult(record["name"], counts, measured, color, gray, found, benign, record)
+    objects = labels.benign_objects(scene, [a["bbox"] for a in found])
+    return SimResult(record["name"], counts, measured, color, gray, found, benign, record,
+                     objects)
 
 
 def _single_energy(measured: np.ndarray, physics) -> np.ndarray:

@@ -63,3 +63,43 @@ def annotations(scene_packets: list[dict], groups: dict[str, GroupRaster], basis
                     "wrap": packet["wrap"], "purity": packet["purity"], "cut": packet["cut"],
                     "group": packet["group"]})
     return out
+
+
+# Benign objects of the scene worth teaching as negatives: solids of low or middle density
+# (organics, glass, light metal, cells; not the dense metal parts) whose footprint and mass
+# thickness make a block a detector could take for a packet. Bags, clothes and sheets
+# (footprint > MAX, or thin) and tiny parts are left out.
+BENIGN_DENSITY = (0.3, 3.0)  # g/cm3
+BENIGN_FOOTPRINT_MM = (15.0, 300.0)  # shorter and longer side
+BENIGN_MASS_G_CM2 = 0.3  # thickness x density, at the thickest
+
+
+def benign_objects(scene, avoid_xywh: list[list[float]], margin_px: int = 2) -> list[dict]:
+    """Boxes of the scene's ungrouped solids that look like a block (see BENIGN_*), except those
+    that touch a box of ``avoid_xywh`` (the packets: a book with a packet inside is not a
+    negative). One dict per solid: COCO ``bbox`` (xywh, pixels), material, density."""
+    from training.sim.geometry import Projector
+
+    proj = Projector(scene)
+    avoid = [(x - margin_px, y - margin_px, x + w + margin_px, y + h + margin_px)
+             for x, y, w, h in avoid_xywh]
+    out, seen = [], set()
+    for prim in scene.primitives:
+        a, b, thick = prim.size
+        short, long = sorted((a, b))
+        if (prim.group or not BENIGN_DENSITY[0] <= prim.density <= BENIGN_DENSITY[1]
+                or short < BENIGN_FOOTPRINT_MM[0] or long > BENIGN_FOOTPRINT_MM[1]
+                or thick * prim.density / 10.0 < BENIGN_MASS_G_CM2):
+            continue
+        box = proj.pixel_box(prim)
+        if box is None:
+            continue
+        r0, r1, c0, c1 = box
+        if (c0, r0, c1, r1) in seen or any(c0 < x1 and x0 < c1 and r0 < y1 and y0 < r1
+                                           for x0, y0, x1, y1 in avoid):
+            continue
+        seen.add((c0, r0, c1, r1))
+        material = prim.material if isinstance(prim.material, str) else dict(prim.material)
+        out.append({"bbox": [c0, r0, c1 - c0, r1 - r0], "material": material,
+                    "density": round(float(prim.density), 3)})
+    return out
