@@ -80,6 +80,28 @@ def test_benign_objects_are_block_like_solids_clear_of_every_packet(dataset):
     assert total > 0
 
 
+def test_add_benign_objects_fills_the_field_into_an_older_data_set(dataset, tmp_path, capsys):
+    import shutil
+
+    from detector.cli import EXIT_USAGE
+
+    old = tmp_path / "old"
+    shutil.copytree(dataset, old)
+    doc = json.loads((old / "annotations.json").read_text())
+    for im in doc["images"]:
+        del im["benign_object"]
+    (old / "annotations.json").write_text(json.dumps(doc))
+    assert main(["synth", "--out", str(old), "--add-benign-objects"]) == 0
+    assert "benign objects" in capsys.readouterr().out
+    assert json.loads((old / "annotations.json").read_text()) == \
+        json.loads((dataset / "annotations.json").read_text())
+    (old / "synth_000001_scene.json").unlink()
+    assert main(["synth", "--out", str(old), "--add-benign-objects"]) == EXIT_USAGE
+    assert "synth_000001_scene.json: no usable scene record" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "empty"), "--add-benign-objects"]) == EXIT_USAGE
+    assert "holds no annotations.json" in capsys.readouterr().err
+
+
 def test_read_scan_sees_dual_gray_and_colour(dataset):
     config = load_config(CONFIG)
     result = generate(config, 21, 0, "synth_000000")

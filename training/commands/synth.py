@@ -29,11 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "section, see training/sim_ct/config.py)")
     parser.add_argument("--replay", metavar="SCENE_JSON",
                         help="re-render one NAME_scene.json into --out instead")
+    parser.add_argument("--add-benign-objects", action="store_true",
+                        help="instead of simulating, give the data set in --out (written "
+                             "before 2026-11-29) the COCO image field benign_object, from its "
+                             "NAME_scene.json records (for augment.hard_negatives)")
 
 
 def _check(args: argparse.Namespace) -> None:
     from detector.errors import UsageError
 
+    if args.add_benign_objects:
+        if not (Path(args.out) / "annotations.json").is_file():
+            raise UsageError(f"--add-benign-objects: {args.out} holds no annotations.json")
+        return
     if args.replay is None and args.count is None:
         raise UsageError("--count is required (or --replay SCENE_JSON)")
     if args.count is not None and args.count < 1:
@@ -77,6 +85,16 @@ def run(args: argparse.Namespace) -> int:
 
     require(*REQUIRES)
     _check(args)
+    if args.add_benign_objects:
+        from detector.errors import UsageError
+        from training.sim.writer import add_benign_objects
+
+        try:
+            total = add_benign_objects(args.out)
+        except ValueError as exc:
+            raise UsageError(f"--add-benign-objects: {exc}") from exc
+        print(f"recorded {total} benign objects in {Path(args.out) / 'annotations.json'}")
+        return 0
     if args.replay is not None:
         return _replay(args)
     if args.kinds == "ct":

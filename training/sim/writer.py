@@ -127,3 +127,32 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, count: int, seed: in
     (out / "manifest.json").write_text(
         json.dumps(manifest(config, seed, count, prefix), indent=1, sort_keys=True) + "\n")
     return doc
+
+
+def add_benign_objects(folder: str | Path) -> int:
+    """Give a data set written before the ``benign_object`` field (2026-11-29) that field,
+    from each scan's ``NAME_scene.json``; the rest of ``annotations.json`` is kept as is.
+    Returns the number of objects recorded. Raises ValueError naming a missing scene record."""
+    from training.sim.labels import benign_objects
+    from training.sim.scene import Scene
+
+    folder = Path(folder)
+    path = folder / "annotations.json"
+    doc = json.loads(path.read_text())
+    packets: dict[int, list] = {}
+    for ann in doc["annotations"]:
+        packets.setdefault(ann["image_id"], []).append(ann["bbox"])
+    total = 0
+    for entry in doc["images"]:
+        record_path = folder / f"{entry['scan_id']}_scene.json"
+        try:
+            record = json.loads(record_path.read_text())
+            scene = Scene.from_json(record["scene"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{record_path}: no usable scene record: {exc}") from exc
+        entry["benign_object"] = benign_objects(scene, packets.get(entry["id"], []))
+        total += len(entry["benign_object"])
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(path)
+    return total
