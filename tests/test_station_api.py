@@ -4,6 +4,7 @@ views, decisions, limits."""
 from __future__ import annotations
 
 import errno
+import json
 import sqlite3
 import threading
 import time
@@ -183,6 +184,32 @@ def test_queue_filters(client):
     assert ids(review="unreviewed") == [b] and ids(review="reviewed") == [a]
     assert ids(review="clear") == [a] and ids(alarm="true") == [b, a] and ids(alarm="false") == []
     assert client.get("/api/scans", params={"review": "bogus"}).status_code == 422
+
+
+def test_queue_summaries_match_each_scans_own_summary(client, station):
+    """The queue counts boxes in SQLite; it must say what the scan's own route says, for
+    scans with and without detections and for an error scan (boxes None)."""
+    upload_dual(client)
+    r = client.post("/api/scans", files={"file": ("c.png", colour_bytes())})
+    assert r.status_code == 201, r.text
+    blank = png_bytes(np.full((40, 50), 65535, np.uint16))  # all air: an error scan
+    bad = client.post("/api/scans", files={"file": ("blank.png", blank)})
+    assert bad.status_code == 201 and bad.json()["status"] == "error", bad.text
+    with station.db.connect() as conn:  # a scan whose line holds three detections
+        row = conn.execute("SELECT * FROM scans LIMIT 1").fetchone()
+        line = {"detections": [{"box": [1, 2, 3, 4], "score": 0.9, "alarm": True}] * 3}
+        conn.execute("INSERT INTO scans (id, source, received_at, kind, files, status, alarm, "
+                     "error, model_version, result) VALUES (?, ?, ?, ?, ?, 'ok', 1, NULL, ?, ?)",
+                     ("20261129T000000-0000abcd", "three", "2026-11-29T00:00:00Z", row["kind"],
+                      row["files"], row["model_version"], json.dumps(line)))
+    queue = client.get("/api/scans", params={"limit": 500}).json()["scans"]
+    assert len(queue) >= 3 and any(s["boxes"] == 3 for s in queue)
+    for summary in queue:
+        own = client.get(f"/api/scans/{summary['id']}").json()
+        assert summary == {k: own[k] for k in summary}, summary["id"]
+        assert set(summary) == {"id", "received_at", "kind", "status", "alarm", "error",
+                                "review", "model_version", "boxes"}
+    assert any(s["status"] == "error" and s["boxes"] is None for s in queue)
 
 
 def test_health_openapi_viewer_and_headers(client):

@@ -166,10 +166,10 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
               status: Literal["ok", "error"] | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100,
               offset: Annotated[int, Query(ge=0)] = 0) -> dict:
-        rows = station.db.list_scans(alarm=alarm, review=review, status=status,
-                                     limit=limit, offset=offset)
+        scans = station.db.queue_summaries(alarm=alarm, review=review, status=status,
+                                           limit=limit, offset=offset)
         # Plain JSON types already: skip FastAPI's generic encoder (a fifth of this route).
-        return JSONResponse({"scans": [_summary(r) for r in rows], "model": station.model})
+        return JSONResponse({"scans": scans, "model": station.model})
 
     @app.get("/api/scans/{scan_id}", summary="one scan: results line and decisions")
     def scan(op: Op, scan_id: str) -> dict:

@@ -204,6 +204,28 @@ class Database:
     def list_scans(self, alarm: bool | None = None, review: str | None = None,
                    status: str | None = None, limit: int = 100, offset: int = 0) -> list[ScanRow]:
         """The queue, newest first, optionally filtered by alarm, review state and status."""
+        sql, params = self._queue_sql(_SCAN_SELECT, alarm, review, status)
+        with self.connect() as conn:
+            rows = conn.execute(sql, (*params, int(limit), int(offset))).fetchall()
+        return [_scan_row(r) for r in rows]
+
+    def queue_summaries(self, alarm: bool | None = None, review: str | None = None,
+                        status: str | None = None, limit: int = 100,
+                        offset: int = 0) -> list[dict]:
+        """`list_scans` as the queue shows it: the row's fields without files and result, and
+        ``boxes``, the number of detections (None for an error scan), counted by SQLite
+        instead of decoding every results line."""
+        sql, params = self._queue_sql(_SUMMARY_SELECT, alarm, review, status)
+        with self.connect() as conn:
+            rows = conn.execute(sql, (*params, int(limit), int(offset))).fetchall()
+        return [{"id": r["id"], "received_at": r["received_at"], "kind": r["kind"],
+                 "status": r["status"], "alarm": bool(r["alarm"]), "error": r["error"],
+                 "review": r["review"] or "unreviewed", "model_version": r["model_version"],
+                 "boxes": r["boxes"] if r["status"] == "ok" else None} for r in rows]
+
+    @staticmethod
+    def _queue_sql(select: str, alarm: bool | None, review: str | None,
+                   status: str | None) -> tuple[str, list]:
         where, params = [], []
         if alarm is not None:
             where.append("s.alarm = ?")
@@ -220,11 +242,8 @@ class Database:
                          .get(review, "review = ?"))
             if review in DECISIONS:
                 params.append(review)
-        sql = _SCAN_SELECT + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY s.received_at DESC, s.id DESC LIMIT ? OFFSET ?"
-        with self.connect() as conn:
-            rows = conn.execute(sql, (*params, int(limit), int(offset))).fetchall()
-        return [_scan_row(r) for r in rows]
+        sql = select + (" WHERE " + " AND ".join(where) if where else "")
+        return sql + " ORDER BY s.received_at DESC, s.id DESC LIMIT ? OFFSET ?", params
 
     # -- decisions ---------------------------------------------------------------------------
     def add_decision(self, scan_id: str, operator_id: int, decision: str,
@@ -259,10 +278,13 @@ class Database:
                          decided_at=r["decided_at"]) for r in rows]
 
 
-_SCAN_SELECT = (
-    "SELECT s.*, (SELECT d.decision FROM decisions d WHERE d.scan_id = s.id "
-    "ORDER BY d.id DESC LIMIT 1) AS review FROM scans s"
-)
+_REVIEW = ("(SELECT d.decision FROM decisions d WHERE d.scan_id = s.id "
+           "ORDER BY d.id DESC LIMIT 1) AS review")
+_SCAN_SELECT = f"SELECT s.*, {_REVIEW} FROM scans s"
+_SUMMARY_SELECT = (
+    "SELECT s.id, s.received_at, s.kind, s.status, s.alarm, s.error, s.model_version, "
+    f"COALESCE(json_array_length(s.result, '$.detections'), 0) AS boxes, {_REVIEW} "
+    "FROM scans s")
 
 
 def _scan_row(r: sqlite3.Row) -> ScanRow:
