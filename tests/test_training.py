@@ -130,6 +130,21 @@ def test_bad_config_is_a_usage_error(tmp_path, toy):
     assert proc.returncode == 64 and "unknown key" in proc.stderr
 
 
+def test_hard_negatives_without_the_object_term_is_a_usage_error(tmp_path, toy):
+    from detector.errors import UsageError
+    from training.config import load_config
+
+    path = Path(write_config(tmp_path / "c.yaml", toy[0], None))
+    text = path.read_text()
+    assert "augment: {crop_size: 96}" in text
+    path.write_text(text.replace("augment: {crop_size: 96}",
+                                 "augment: {crop_size: 96, hard_negatives: true}"))
+    with pytest.raises(UsageError, match="loss.decoy_weight"):
+        load_config(path)
+    path.write_text(path.read_text() + "loss: {decoy_weight: 0.3}\n")
+    assert load_config(path).augment.hard_negatives
+
+
 @pytest.mark.slow
 def test_training_on_real_labelled_scans_loss_falls(tmp_path, real_scans):
     cfg = write_config(tmp_path / "real.yaml", real_scans / "annotations.json", None,

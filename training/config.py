@@ -103,6 +103,9 @@ def load_config(path: str | Path) -> TrainConfig:
     cfg.model.in_channels = len(CHANNELS[cfg.kind])
     if not cfg.data.train and not cfg.data.sim:
         raise UsageError(f"{path}: data.train or data.sim must name at least one source")
+    if cfg.augment.hard_negatives and not cfg.loss.decoy_weight:
+        raise UsageError(f"{path}: augment.hard_negatives feeds the object term; set "
+                         f"loss.decoy_weight > 0 (e.g. 0.3) or drop hard_negatives")
     # Data paths are relative to the working directory, like every other CLI path.
     return cfg
 
