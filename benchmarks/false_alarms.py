@@ -6,8 +6,10 @@
 Runs the model on every scan of a synth set that holds no packet, takes each scan's best
 detection, and tiles the ``--count`` strongest (box in red, score top left; crops resized to
 the same size, so scale differs between tiles). Prints how many of them lie on a look-alike the
-simulator recorded (COCO image field ``benign_packet``, overlap >= 30 % of the box); the rest
-are other goods of the scene. Colour and gray models read the set's colour or gray files.
+simulator recorded (COCO image field ``benign_packet``, overlap >= 30 % of the box) and how
+many of the others on one of the scene's other recorded benign solids (``benign_object``, the
+hard negatives of ``augment.hard_negatives``); the rest are other goods of the scene. Colour
+and gray models read the set's colour or gray files.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from detector.inference import Detector  # noqa: E402
 from detector.readers import ScanRef, read_scan  # noqa: E402
 
 
-def on_lookalike(box, entry: dict) -> bool:
+def on_recorded(box, entry: dict, field: str = "benign_packet") -> bool:
+    """Whether ``box`` overlaps one of the image's ``field`` boxes by >= 30 % of its area."""
     x1, y1, x2, y2 = box
-    for d in entry.get("benign_packet", []):
+    for d in entry.get(field, []):
         dx, dy, dw, dh = d["bbox"]
         ix = max(0.0, min(x2, dx + dw) - max(x1, dx))
         iy = max(0.0, min(y2, dy + dh) - max(y1, dy))
@@ -60,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         if len(r.scores):
             found.append((float(r.scores[0]), path, entry, r.boxes_xyxy[0]))
     found.sort(key=lambda t: -t[0])
-    tiles, on_recorded = [], 0
+    tiles, on_lookalike, on_object = [], 0, 0
     for score, path, entry, box in found[:args.count]:
-        on_recorded += on_lookalike(box, entry)
+        on_lookalike += on_recorded(box, entry)
+        on_object += not on_recorded(box, entry) and on_recorded(box, entry, "benign_object")
         img = cv2.imread(str(path))
         x1, y1, x2, y2 = (int(v) for v in box)
         cv2.rectangle(img, (x1, y1), (x2, y2), (0, 0, 255), 2)
@@ -81,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     cv2.imwrite(str(args.out), grid, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(json.dumps({"negative_scans": len(coco["images"]) - len(positive),
                       "with_a_detection": len(found), "tiled": min(args.count, len(found)),
-                      "tiled_on_recorded_lookalike": on_recorded, "out": str(args.out)}))
+                      "tiled_on_recorded_lookalike": on_lookalike,
+                      "tiled_on_other_recorded_benign_object": on_object,
+                      "all_on_recorded_lookalike_or_object": sum(
+                          on_recorded(box, entry) or on_recorded(box, entry, "benign_object")
+                          for _, _, entry, box in found),
+                      "out": str(args.out)}))
     return 0
 
 
