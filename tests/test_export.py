@@ -80,6 +80,23 @@ def test_metadata_describes_the_model_and_info_prints_it():
         assert word in proc.stdout
 
 
+def test_export_names_the_model_as_told(tmp_path):
+    """``export --name``: a run called e.g. color_hn can become the bundled 'color'; the name
+    lands in the metadata and the manifest, and a bad name is a usage error."""
+    from detector.cli import EXIT_USAGE, main
+
+    ckpt = tiny_checkpoint(tmp_path, "color", seed=4)
+    out = tmp_path / "color.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--version", "2.2.0",
+                 "--name", "color"]) == 0
+    assert OnnxModel(out).info.name == "color"
+    assert json.loads(manifest_path(out).read_text())["name"] == "color"
+    plain = tmp_path / "plain.onnx"
+    export_onnx(ckpt, plain, trace_hw=(64, 96))
+    assert OnnxModel(plain).info.name != "color"  # the run's own name by default
+    assert main(["export", str(ckpt), "--out", str(out), "--name", "../x"]) == EXIT_USAGE
+
+
 def test_sessions_do_not_spin_idle_threads():
     # serve runs 2 onnxruntime threads beside its requests on 2 shared cores (see OnnxModel)
     options = OnnxModel(tiny_models()["dual"], threads=2).session.get_session_options()

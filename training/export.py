@@ -28,7 +28,8 @@ class _Deployable(torch.nn.Module):
         return self.net.predict(x)
 
 
-def model_info(ckpt: dict, version: str, precision: str = "fp32") -> ModelInfo:
+def model_info(ckpt: dict, version: str, precision: str = "fp32",
+               name: str | None = None) -> ModelInfo:
     from detector.preprocess import InputSpec
 
     prov = dict(ckpt["provenance"])
@@ -37,7 +38,7 @@ def model_info(ckpt: dict, version: str, precision: str = "fp32") -> ModelInfo:
     threshold = ckpt.get("alarm_threshold")
     prov["threshold_source"] = "validation" if threshold is not None else "default"
     prov.pop("config", None)  # the recipe path and commit identify it; keep metadata small
-    return ModelInfo(name=ckpt["name"], version=version, classes=tuple(ckpt["classes"]),
+    return ModelInfo(name=name or ckpt["name"], version=version, classes=tuple(ckpt["classes"]),
                      input_spec=InputSpec.from_dict(ckpt["input_spec"]),
                      stride=int(ckpt["model_config"]["stride"]),
                      alarm_threshold=float(threshold if threshold is not None
@@ -58,8 +59,9 @@ def set_metadata(path: str | Path, info: ModelInfo) -> None:
 
 
 def export_onnx(ckpt_path: str | Path, out: str | Path, version: str = "1.0.0",
-                trace_hw: tuple[int, int] = (256, 320)) -> ModelInfo:
-    """Trace the checkpoint's network and write ``out`` plus its manifest."""
+                trace_hw: tuple[int, int] = (256, 320), name: str | None = None) -> ModelInfo:
+    """Trace the checkpoint's network and write ``out`` plus its manifest; the model is
+    called ``name`` (default: the run's name)."""
     ckpt = checkpoint.load(ckpt_path)
     net, spec = checkpoint.build_model(ckpt)
     example = torch.rand(1, spec.num_channels, *trace_hw)
@@ -69,7 +71,7 @@ def export_onnx(ckpt_path: str | Path, out: str | Path, version: str = "1.0.0",
         dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
                       "heat": {0: "batch", 2: "heat_h", 3: "heat_w"},
                       "box_ltrb": {0: "batch", 2: "heat_h", 3: "heat_w"}})
-    info = model_info(ckpt, version)
+    info = model_info(ckpt, version, name=name)
     set_metadata(out, info)
     return info
 

@@ -11,12 +11,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt from concealscan train")
     parser.add_argument("--out", required=True, metavar="MODEL.onnx")
     parser.add_argument("--version", default="1.0.0", help="model version written into it")
+    parser.add_argument("--name", help="model name written into it (default: the run's name, "
+                                       "e.g. to export run color_hn as the bundled 'color')")
     parser.add_argument("--int8", action="store_true",
                         help="also quantize: static QDQ INT8 (needs --calibration)")
     parser.add_argument("--calibration", metavar="DIR", help="scans for INT8 calibration")
 
 
 def run(args: argparse.Namespace) -> int:
+    import re
     from pathlib import Path
 
     import numpy as np
@@ -30,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if args.int8 and not args.calibration:
         raise UsageError("--int8 needs --calibration DIR (scans of the model's kind)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    info = export_onnx(args.checkpoint, out, version=args.version)
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", args.name):
+        raise UsageError(f"--name: letters, digits, '_', '.' and '-' (at most 64), got "
+                         f"{args.name!r}")
+    info = export_onnx(args.checkpoint, out, version=args.version, name=args.name)
     x = np.random.default_rng(1).random((1, info.input_spec.num_channels, 192, 288),
                                         dtype=np.float32)
     d_heat, d_box = parity(args.checkpoint, out, x)
