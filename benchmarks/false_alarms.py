@@ -1,7 +1,7 @@
 """What a model alarms on in scans without a packet: its strongest false detections, tiled.
 
     .venv/bin/python benchmarks/false_alarms.py --model detector/models/color.onnx \\
-        --data data/sim/test --out docs/img/false_alarms_color_2.1.0.png
+        --data data/sim/test --out docs/img/false_alarms_color_2.2.0.png
 
 Runs the model on every scan of a synth set that holds no packet, takes each scan's best
 detection, and tiles the ``--count`` strongest (box in red, score top left; crops resized to
