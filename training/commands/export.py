@@ -32,10 +32,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must end in .onnx, got {out}")
     if args.int8 and not args.calibration:
         raise UsageError("--int8 needs --calibration DIR (scans of the model's kind)")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", args.name):
         raise UsageError(f"--name: letters, digits, '_', '.' and '-' (at most 64), got "
                          f"{args.name!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     info = export_onnx(args.checkpoint, out, version=args.version, name=args.name)
     x = np.random.default_rng(1).random((1, info.input_spec.num_channels, 192, 288),
                                         dtype=np.float32)
