@@ -5,7 +5,9 @@ A heat-map cell is positive for a box when its centre lies in the box's central 
 boxes goes to the smallest. Classification: sigmoid focal loss over every cell; boxes: GIoU
 at positive cells. Both are normalised by the number of positive cells. Optionally
 (``decoy_weight`` > 0) an object-level term: binary cross-entropy on the top heat logit in the
-central region of each target (1) and of each benign look-alike the targets carry (0).
+central region of each target (1) and of each benign negative the targets carry as
+"decoys" (0): the look-alikes, and with ``augment.hard_negatives`` the scene's other benign
+solids.
 """
 
 from __future__ import annotations
@@ -108,8 +110,9 @@ def detection_loss(heat_logits: torch.Tensor, box_ltrb: torch.Tensor,
 
 def _object_term(heat_logits: torch.Tensor, targets: list[dict[str, torch.Tensor]],
                  centres: torch.Tensor, stride: int, cfg: LossConfig) -> torch.Tensor:
-    """Mean BCE of `object_logits`: 1 for each target (its class), 0 for each look-alike
-    (every class); boxes that cover no cell centre are left out."""
+    """Mean BCE of `object_logits`: 1 for each target (its class), 0 for each decoy
+    (look-alike or other benign solid; every class); boxes that cover no cell centre are
+    left out."""
     k = heat_logits.shape[1]
     logits, wanted = [], []
     for i, target in enumerate(targets):
