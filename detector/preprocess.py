@@ -19,15 +19,26 @@ ATT_SCALE = 4.0
 RATIO_OFFSET = 0.1
 RATIO_MAX = 3.0
 
-#: Channels each kind feeds the network, in order. "ratio" is the dual-energy material
-#: signal (organics ~1.2-1.5, metals 2+): it does not depend on thickness.
+#: Channels each kind feeds the network, in order: the layout new models get. "ratio" is the
+#: dual-energy material signal (organics ~1.2-1.5, metals 2+): it does not depend on
+#: thickness. A dual model also sees the scan as operators do: "r", "g", "b" are its
+#: pseudo-colour view (`detector.render.pseudo_colour` with the fixed palette named in
+#: `InputSpec.palette`), which corrects the ratio for beam hardening and smooths it. This is
+#: the input colour models read, so a dual model can start from a trained colour model.
 CHANNELS: dict[str, tuple[str, ...]] = {
-    "dual": ("high", "low", "ratio"),
+    "dual": ("high", "low", "ratio", "r", "g", "b"),
     "gray": ("att",),
     "color": ("r", "g", "b"),
     # CT (issue 7): three adjacent axial slices of a volume; see detector/ct_preprocess.py.
     "ct": ("slice_below", "slice", "slice_above"),
 }
+#: Other layouts a model may have: dual models up to 2.2.0 read the first three channels only.
+LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    **{kind: (channels,) for kind, channels in CHANNELS.items()},
+    "dual": (CHANNELS["dual"], ("high", "low", "ratio")),
+}
+#: The palette of a dual model's pseudo-colour channels unless its recipe names another.
+DUAL_PALETTE = "classic"
 
 
 @dataclass(frozen=True)
@@ -46,13 +57,27 @@ class InputSpec:
     #: ``voxel_mm`` and HU in ``hu_window`` (low, high) are mapped to 0..1.
     voxel_mm: float | None = None
     hu_window: tuple[float, float] | None = None
+    #: Dual models with "r", "g", "b" channels only (required there): the `detector.render`
+    #: preset that draws them.
+    palette: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in CHANNELS:
             raise ValueError(f"InputSpec.kind: expected one of {KINDS}, got {self.kind!r}")
-        if tuple(self.channels) != CHANNELS[self.kind]:
-            raise ValueError(f"InputSpec.channels for {self.kind!r}: expected "
-                             f"{CHANNELS[self.kind]}, got {tuple(self.channels)}")
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if self.channels not in LAYOUTS[self.kind]:
+            raise ValueError(f"InputSpec.channels for {self.kind!r}: expected one of "
+                             f"{list(LAYOUTS[self.kind])}, got {self.channels}")
+        if (self.palette is not None) != self.draws_colour:
+            raise ValueError(f"InputSpec.palette: required for a dual model with 'r', 'g', 'b' "
+                             f"channels and only there, got {self.palette!r} for kind "
+                             f"{self.kind!r} with channels {self.channels}")
+        if self.palette is not None:
+            from detector.render import PRESETS
+
+            if self.palette not in PRESETS:
+                raise ValueError(f"InputSpec.palette: expected one of {sorted(PRESETS)}, got "
+                                 f"{self.palette!r}")
         if not self.att_scale > 0:
             raise ValueError(f"InputSpec.att_scale: expected > 0, got {self.att_scale}")
         if not 0.05 <= self.scale <= 4.0:
@@ -69,14 +94,22 @@ class InputSpec:
             object.__setattr__(self, "hu_window", (float(lo), float(hi)))
 
     @classmethod
-    def for_kind(cls, kind: str) -> InputSpec:
+    def for_kind(cls, kind: str, channels: tuple[str, ...] | None = None) -> InputSpec:
+        """The spec new models of ``kind`` get (``channels``: one of its `LAYOUTS`)."""
         if kind not in CHANNELS:
             raise ValueError(f"scan kind: expected one of {KINDS}, got {kind!r}")
-        return cls(kind=kind, channels=CHANNELS[kind])
+        channels = CHANNELS[kind] if channels is None else tuple(channels)
+        palette = DUAL_PALETTE if kind == "dual" and "r" in channels else None
+        return cls(kind=kind, channels=channels, palette=palette)
 
     @property
     def num_channels(self) -> int:
         return len(self.channels)
+
+    @property
+    def draws_colour(self) -> bool:
+        """A dual model that also reads the scan's pseudo-colour view."""
+        return self.kind == "dual" and "r" in self.channels
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -85,12 +118,14 @@ class InputSpec:
             d["hu_window"] = list(self.hu_window)
         else:  # 2-D specs (and their exported metadata) stay as they were before CT
             del d["voxel_mm"], d["hu_window"]
+        if self.palette is None:  # ... and before dual models drew the pseudo-colour view
+            del d["palette"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> InputSpec:
         known = {"kind", "channels", "att_scale", "ratio_offset", "ratio_max", "scale",
-                 "voxel_mm", "hu_window"}
+                 "voxel_mm", "hu_window", "palette"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"InputSpec: unknown keys {sorted(unknown)}")
@@ -141,7 +176,12 @@ def image_to_input(image: np.ndarray, spec: InputSpec, bit_depth: int) -> np.nda
     c = np.float32(spec.ratio_offset)
     # Written into one array in place: the same float32 operations as the formula
     # (high / s, low / s, clip((low + c) / (high + c) - 1, 0, max)) without its temporaries.
-    x = np.empty((3, *high.shape), np.float32)
+    x = np.empty((spec.num_channels, *high.shape), np.float32)
+    if spec.draws_colour:  # the operators' view, scaled as a colour model reads an 8-bit file
+        from detector.render import PRESETS, pseudo_colour
+
+        rgb = pseudo_colour(high, low, PRESETS[spec.palette])
+        np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=x[3:6])
     np.divide(high, spec.att_scale, out=x[0])
     np.divide(low, spec.att_scale, out=x[1])
     ratio = np.add(low, c, out=x[2])

@@ -91,15 +91,50 @@ def test_preprocess_constants_are_physics_not_statistics():
     att = np.zeros((2, 4, 4), np.float32)
     att[:, 1:3, 1:3] = [[[1.0]], [[1.3]]]
     x = image_to_input(att, spec, 16)
-    assert x.shape == (3, 4, 4)
+    assert x.shape == (6, 4, 4)
     assert x[0, 0, 0] == 0 and x[2, 0, 0] == 0  # air: zero attenuation, ratio 1 -> 0
-    np.testing.assert_allclose(x[:, 1, 1], [0.25, 0.325, (1.4 / 1.1) - 1], rtol=1e-5)
-    # A scan's content never changes the scale: doubling one pixel changes only that pixel.
-    att2 = att.copy()
-    att2[:, 0, 0] = 5.0
-    np.testing.assert_allclose(image_to_input(att2, spec, 16)[:, 1, 1], x[:, 1, 1])
+    np.testing.assert_allclose(x[:3, 1, 1], [0.25, 0.325, (1.4 / 1.1) - 1], rtol=1e-5)
+    # A scan's content never changes the scale: a far pixel does not change this one.
+    att2 = np.zeros((2, 8, 8), np.float32)
+    att2[:, :4, :4] = att
+    x2 = image_to_input(att2, spec, 16)
+    att2[:, 7, 7] = 5.0
+    np.testing.assert_allclose(image_to_input(att2, spec, 16)[:, 1, 1], x2[:, 1, 1])
+    np.testing.assert_allclose(x2[:, 1, 1], x[:, 1, 1])
     colour = image_to_input(np.full((3, 2, 2), 255, np.uint8), InputSpec.for_kind("color"), 8)
     assert colour.max() == 1.0
+
+
+def test_dual_input_carries_the_pseudo_colour_view_a_colour_model_reads():
+    """Channels 3-5 of a dual input are the classic pseudo-colour view, scaled like an 8-bit
+    colour file; models up to 2.2.0 (three channels, no palette) still read as before."""
+    from detector.render import PRESETS, pseudo_colour
+
+    rng = np.random.default_rng(4)
+    high = rng.uniform(0.0, 3.0, (24, 40)).astype(np.float32)
+    low = (high * rng.uniform(1.1, 2.5, high.shape)).astype(np.float32)
+    att = np.stack([high, low])
+    spec = InputSpec.for_kind("dual")
+    assert spec.channels[3:] == ("r", "g", "b") and spec.palette == "classic"
+    x = image_to_input(att, spec, 16)
+    rgb = pseudo_colour(high, low, PRESETS["classic"])
+    np.testing.assert_allclose(x[3:], rgb.transpose(2, 0, 1) / 255.0, rtol=0, atol=1e-7)
+    colour = image_to_input(rgb.transpose(2, 0, 1).copy(), InputSpec.for_kind("color"), 8)
+    np.testing.assert_allclose(x[3:], colour, rtol=0, atol=1e-7)
+
+    legacy = InputSpec.for_kind("dual", ("high", "low", "ratio"))
+    assert legacy.palette is None and "palette" not in legacy.to_dict()
+    np.testing.assert_array_equal(image_to_input(att, legacy, 16), x[:3])
+    for s in (spec, legacy):
+        assert InputSpec.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="palette: required"):
+        InputSpec(kind="dual", channels=spec.channels)
+    with pytest.raises(ValueError, match="only there"):
+        InputSpec(kind="dual", channels=legacy.channels, palette="classic")
+    with pytest.raises(ValueError, match="palette: expected one of"):
+        InputSpec(kind="dual", channels=spec.channels, palette="sepia")
+    with pytest.raises(ValueError, match="only there"):
+        InputSpec(kind="color", channels=("r", "g", "b"), palette="classic")
 
 
 def test_input_spec_rejects_mismatch():

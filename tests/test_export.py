@@ -56,7 +56,7 @@ def test_int8_runs_and_reports_change_against_fp32(tmp_path):
     int8 = tmp_path / "dual_int8.onnx"
     info = quantize_int8(fp32, int8, calib, limit=6)
     assert info.precision == "int8-qdq" and OnnxModel(int8).info.precision == "int8-qdq"
-    x = np.random.default_rng(2).random((1, 3, 128, 160), dtype=np.float32)
+    x = np.random.default_rng(2).random((1, 6, 128, 160), dtype=np.float32)
     h32, b32 = OnnxModel(fp32).predict(x)
     h8, b8 = OnnxModel(int8).predict(x)
     assert h8.shape == h32.shape and np.isfinite(h8).all()
@@ -69,7 +69,8 @@ def test_metadata_describes_the_model_and_info_prints_it():
     path = tiny_models()["dual"]
     info = OnnxModel(path).info
     assert info.classes == ("concealed_organic",) and info.kind == "dual"
-    assert info.input_spec.channels == ("high", "low", "ratio") and info.stride == 4
+    assert info.input_spec.channels == ("high", "low", "ratio", "r", "g", "b")
+    assert info.input_spec.palette == "classic" and info.stride == 4
     assert info.alarm_threshold == 0.5 and info.provenance["commit"] == "test"
     manifest = json.loads(manifest_path(path).read_text())
     assert manifest["sha256"] == OnnxModel(path).sha256

@@ -14,6 +14,7 @@ import torch
 from toy_data import write_toy_set
 
 from detector.errors import ScanError
+from training.checkpoint import STEM
 from training.loss import LossConfig, assign, cell_centres
 from training.model import ConcealNet, ModelConfig, count_gflops
 
@@ -143,6 +144,79 @@ def test_hard_negatives_without_the_object_term_is_a_usage_error(tmp_path, toy):
         load_config(path)
     path.write_text(path.read_text() + "loss: {decoy_weight: 0.3}\n")
     assert load_config(path).augment.hard_negatives
+
+
+def test_init_from_a_colour_model_starts_the_dual_model_where_the_colour_model_stands():
+    """A dual model initialised from a colour model computes, before any training, exactly
+    what the colour model computes on the dual scan's pseudo-colour view."""
+    from detector.preprocess import InputSpec, image_to_input
+    from training import checkpoint
+    from training.model import ConcealNet, ModelConfig
+
+    tiny = {"widths": (8, 12, 16, 24, 32), "blocks": (1, 1, 1, 1, 1), "neck_width": 12}
+    torch.manual_seed(3)
+    colour = ConcealNet(ModelConfig(in_channels=3, **tiny)).eval()
+    with torch.no_grad():  # BatchNorm statistics of a trained model, not the identity
+        for m in colour.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    colour_spec = InputSpec.for_kind("color")
+    src = {"input_spec": colour_spec.to_dict(), "model_config": colour.cfg.to_dict(),
+           "model": colour.state_dict(), "name": "tiny_color"}
+    dual_spec = InputSpec.for_kind("dual")
+    dual = ConcealNet(ModelConfig(in_channels=6, **tiny))
+    note = checkpoint.init_weights(dual, dual_spec, src)
+    assert "r, g, b copied" in note and "high, low, ratio from zero" in note
+    dual.eval()
+
+    rng = np.random.default_rng(0)
+    high = rng.uniform(0.0, 3.0, (64, 96)).astype(np.float32)
+    att = np.stack([high, high * rng.uniform(1.1, 2.2, high.shape).astype(np.float32)])
+    x = torch.from_numpy(image_to_input(att, dual_spec, 16))[None]
+    with torch.no_grad():
+        heat_d, box_d = dual(x)
+        heat_c, box_c = colour(x[:, 3:])
+    torch.testing.assert_close(heat_d, heat_c, rtol=0, atol=1e-5)
+    torch.testing.assert_close(box_d, box_c, rtol=0, atol=1e-4)
+
+    wider = ConcealNet(ModelConfig(in_channels=6, **{**tiny, "neck_width": 16}))
+    with pytest.raises(ValueError, match="neck_width"):
+        checkpoint.init_weights(wider, dual_spec, src)
+    with pytest.raises(ValueError, match="scale"):
+        checkpoint.init_weights(dual, InputSpec(**{**dual_spec.__dict__, "scale": 0.5}), src)
+    gray = ConcealNet(ModelConfig(in_channels=1, **tiny))
+    with pytest.raises(ValueError, match="no input channel in common"):
+        checkpoint.init_weights(gray, InputSpec.for_kind("gray"), src)
+
+
+@pytest.mark.slow
+def test_train_init_from_and_the_older_dual_layout_through_the_cli(tmp_path, toy):
+    from model_fixtures import tiny_checkpoint
+
+    colour = tiny_checkpoint(tmp_path, "color", seed=5)
+    path = write_config(tmp_path / "dual.yaml", toy[0], None, epochs=1)
+    text = path.read_text()
+    path.write_text(text + f"init_from: {tmp_path / 'missing.pt'}\n")
+    proc = cli("train", "--config", path, check=False)
+    assert proc.returncode == 64 and "init_from: checkpoint not found" in proc.stderr
+    path.write_text(text + f"init_from: {colour}\n")
+    proc = cli("train", "--config", path)
+    assert "input channels r, g, b copied, high, low, ratio from zero" in proc.stderr
+    ckpt = torch.load(tmp_path / "runs" / "t_dual" / "last.pt", weights_only=True)
+    assert ckpt["input_spec"]["channels"] == ["high", "low", "ratio", "r", "g", "b"]
+    assert ckpt["model"][STEM].shape[1] == 6
+    assert ckpt["provenance"]["config"]["init_from"] == str(colour)
+
+    # The three-channel layout of dual models up to 2.2.0, by name; a wrong one is refused.
+    path.write_text(text.replace("data:\n", "data:\n  channels: [high, low, ratio]\n"))
+    cli("train", "--config", path)
+    ckpt = torch.load(tmp_path / "runs" / "t_dual" / "last.pt", weights_only=True)
+    assert ckpt["input_spec"]["channels"] == ["high", "low", "ratio"]
+    assert "palette" not in ckpt["input_spec"] and ckpt["model"][STEM].shape[1] == 3
+    path.write_text(text.replace("data:\n", "data:\n  channels: [r, g, b]\n"))
+    proc = cli("train", "--config", path, check=False)
+    assert proc.returncode == 64 and "data.channels for kind 'dual'" in proc.stderr
 
 
 @pytest.mark.slow

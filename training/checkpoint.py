@@ -73,6 +73,48 @@ def build_model(ckpt: dict) -> tuple[ConcealNet, InputSpec]:
     return model, InputSpec.from_dict(ckpt["input_spec"])
 
 
+STEM = "backbone.stages.0.0.0.weight"  # the first convolution: (out, in_channels, k, k)
+
+
+def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict) -> str:
+    """Start ``model`` (input ``spec``) from the weights of another run's checkpoint.
+
+    The networks must be the same apart from their input channels. The first convolution's
+    weights are copied channel by channel where the two inputs share a channel name (a dual
+    model's pseudo-colour "r", "g", "b" from a colour model) and start at zero elsewhere, so
+    the new model first computes what the old one did; training then learns the rest.
+    Raises ValueError when the networks differ. Returns a one-line summary.
+    """
+    src_spec = InputSpec.from_dict(ckpt["input_spec"])
+    src_cfg = dict(ckpt["model_config"])
+    mine = model.cfg.to_dict()
+    differ = sorted(k for k in mine if k != "in_channels" and src_cfg.get(k) != mine[k])
+    if differ:
+        raise ValueError(f"init_from: the checkpoint's network differs in {differ} "
+                         f"({', '.join(f'{k}={src_cfg.get(k)} vs {mine[k]}' for k in differ)})")
+    if src_spec.scale != spec.scale:
+        raise ValueError(f"init_from: the checkpoint's model ran at scale {src_spec.scale}, "
+                         f"this recipe at {spec.scale}")
+    state = model.state_dict()
+    shared = [c for c in spec.channels if c in src_spec.channels]
+    if not shared:
+        raise ValueError(f"init_from: no input channel in common ({src_spec.channels} vs "
+                         f"{spec.channels})")
+    for name, value in ckpt["model"].items():
+        if name == STEM:
+            stem = torch.zeros_like(state[STEM])
+            for i, channel in enumerate(spec.channels):
+                if channel in src_spec.channels:
+                    stem[:, i] = value[:, src_spec.channels.index(channel)]
+            value = stem
+        state[name] = value
+    model.load_state_dict(state)
+    fresh = [c for c in spec.channels if c not in src_spec.channels]
+    return (f"{len(state)} tensors from a {src_spec.kind} model ({ckpt.get('name')}); input "
+            f"channels {', '.join(shared)} copied" + (f", {', '.join(fresh)} from zero"
+                                                       if fresh else ""))
+
+
 def set_alarm_threshold(path: str | Path, threshold: float, how: str) -> None:
     """Store the operating threshold (and how it was picked) in an existing checkpoint."""
     ckpt = load(path)

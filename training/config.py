@@ -28,6 +28,9 @@ class DataConfig:
     # Keep COCO scans decoded and resized in memory (float16 attenuation, ~0.5 MB per scan at
     # scale 0.5): decoding 16-bit PNGs was half of each CPU training step. Per worker process.
     cache: bool = False
+    # The network's input channels; default: the kind's current layout (detector.preprocess
+    # CHANNELS). Dual models up to 2.2.0 used [high, low, ratio].
+    channels: tuple[str, ...] | None = None
     ct: CtDataConfig = field(default_factory=CtDataConfig)  # kind "ct" only (docs/ct.md)
 
 
@@ -58,6 +61,9 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     target_pfa: float | None = 0.05  # operating point picked on the validation set
+    # Start from another run's weights (a checkpoint of the same network; docs/training.md).
+    # Channels it shares with this model by name are copied, the others start at zero.
+    init_from: str | None = None
 
 
 def _build(cls, values, where: str):
@@ -98,9 +104,14 @@ def load_config(path: str | Path) -> TrainConfig:
     if cfg.kind not in ("dual", "gray", "color", "ct"):
         raise UsageError(f"{path}: kind must be dual, gray, color or ct, got {cfg.kind!r}")
     cfg.model.num_classes = len(cfg.classes)
-    from detector.preprocess import CHANNELS
+    from detector.preprocess import CHANNELS, LAYOUTS
 
-    cfg.model.in_channels = len(CHANNELS[cfg.kind])
+    if cfg.data.channels is not None and cfg.data.channels not in LAYOUTS[cfg.kind]:
+        raise UsageError(f"{path}: data.channels for kind {cfg.kind!r}: expected one of "
+                         f"{[list(c) for c in LAYOUTS[cfg.kind]]}, got {list(cfg.data.channels)}")
+    cfg.model.in_channels = len(cfg.data.channels or CHANNELS[cfg.kind])
+    if cfg.init_from is not None and not Path(cfg.init_from).is_file():
+        raise UsageError(f"{path}: init_from: checkpoint not found: {cfg.init_from}")
     if not cfg.data.train and not cfg.data.sim:
         raise UsageError(f"{path}: data.train or data.sim must name at least one source")
     if cfg.augment.hard_negatives and not cfg.loss.decoy_weight:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from detector.errors import UsageError
 from detector.preprocess import InputSpec
 from training import checkpoint
 from training.augment import build_augment
@@ -50,7 +51,8 @@ def input_spec(cfg: TrainConfig) -> InputSpec:
         from training.ct_data import spec_for
 
         return spec_for(cfg.data.ct)
-    return InputSpec(**{**InputSpec.for_kind(cfg.kind).__dict__, "scale": cfg.data.scale})
+    spec = InputSpec.for_kind(cfg.kind, cfg.data.channels)
+    return InputSpec(**{**spec.__dict__, "scale": cfg.data.scale})
 
 
 def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
@@ -136,6 +138,13 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
         optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
         scheduler.load_state_dict(ckpt["train_state"]["scheduler"])
         state = {k: ckpt["train_state"][k] for k in state}
+    elif cfg.init_from:
+        try:
+            note = checkpoint.init_weights(model, spec, checkpoint.load(cfg.init_from, device))
+        except ValueError as exc:
+            raise UsageError(f"{config_path}: {exc}") from exc
+        if dist.main:
+            print(f"init_from {cfg.init_from}: {note}", file=sys.stderr)
     data_names = [s.path for s in cfg.data.train] + [f"sim:{s.seed}" for s in cfg.data.sim]
     prov = checkpoint.provenance(to_dict(cfg), config_path, data_names)
     return _Run(cfg, dist, device, spec, model, optimizer, scheduler,

@@ -27,8 +27,9 @@ def run(args: argparse.Namespace) -> int:
         spec = meta["input"]
         print(f"{path}\n  name/version   {meta['name']} {meta['version']} ({meta['precision']})")
         print(f"  classes        {', '.join(meta['classes'])}")
+        palette = f" palette={spec['palette']}" if spec.get("palette") else ""
         print(f"  input          kind={spec['kind']} channels={spec['channels']} "
-              f"att_scale={spec['att_scale']} scale={spec['scale']}")
+              f"att_scale={spec['att_scale']} scale={spec['scale']}{palette}")
         print(f"  stride         {meta['stride']}")
         print(f"  alarm thresh   {meta['alarm_threshold']:.4f} "
               f"({meta['provenance'].get('threshold_source', '?')})")
