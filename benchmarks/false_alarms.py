@@ -9,7 +9,8 @@ the same size, so scale differs between tiles). Prints how many of them lie on a
 simulator recorded (COCO image field ``benign_packet``, overlap >= 30 % of the box) and how
 many of the others on one of the scene's other recorded benign solids (``benign_object``, the
 hard negatives of ``augment.hard_negatives``); the rest are other goods of the scene. Colour
-and gray models read the set's colour or gray files.
+and gray models read the set's colour or gray files, dual models its high/low pairs (tiled
+from the colour file of the same scan).
 """
 
 from __future__ import annotations
@@ -43,23 +44,26 @@ def on_recorded(box, entry: dict, field: str = "benign_packet") -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="a colour or gray .onnx model")
+    parser.add_argument("--model", type=Path, required=True,
+                        help="a dual, colour or gray .onnx model")
     parser.add_argument("--data", type=Path, required=True, help="a synth folder")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--count", type=int, default=16, help="tiles (default: %(default)s)")
     args = parser.parse_args(argv)
     det = Detector(args.model, min_score=0.05)
     kind = det.info.input_spec.kind
-    if kind not in ("color", "gray"):
-        parser.error(f"--model {args.model}: a {kind!r} model; colour or gray only")
+    if kind not in ("dual", "color", "gray"):
+        parser.error(f"--model {args.model}: a {kind!r} model; dual, colour or gray only")
     coco = json.loads((args.data / "annotations.json").read_text())
     positive = {a["image_id"] for a in coco["annotations"]}
     found = []
     for entry in coco["images"]:
         if entry["id"] in positive:
             continue
-        path = args.data / entry["files"][kind]
-        r = det.detect(read_scan(ScanRef(id=entry["scan_id"], files=(path,))))
+        files = entry["files"][kind]
+        files = tuple(args.data / f for f in ([files] if isinstance(files, str) else files))
+        path = args.data / entry["files"]["color" if kind == "dual" else kind]
+        r = det.detect(read_scan(ScanRef(id=entry["scan_id"], files=files)))
         if len(r.scores):
             found.append((float(r.scores[0]), path, entry, r.boxes_xyxy[0]))
     found.sort(key=lambda t: -t[0])

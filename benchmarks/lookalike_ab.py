@@ -13,7 +13,8 @@ of the arms: ``base`` (the recipe's loss and crops), ``crops`` (``augment.decoy_
 crops may centre on look-alikes), ``objW`` (crops plus the object-level term,
 ``loss.decoy_weight: W``) or ``hnW`` (the object-level term at weight W with the scene's other
 benign solids as negatives too, ``augment.hard_negatives``; crops as in ``base``). ``--val``
-adds validation AP50 and the operating point. Colour models only (the test set's colour scans).
+adds validation AP50 and the operating point. Scoring reads the test set's files of the model's
+kind (colour, dual pairs or gray); the fine-tune is for colour models only.
 The ``hnW`` arms need the COCO field ``benign_object`` (``concealscan synth`` since 2026-11-29).
 """
 
@@ -74,7 +75,9 @@ def lookalike_auc(model, spec, test: Path) -> dict:
         objects = loose_objects(entry, by_image.get(entry["id"], []))
         if not objects:
             continue
-        scan = read_scan(ScanRef(id=entry["scan_id"], files=(test / entry["files"]["color"],)))
+        files = entry["files"][spec.kind]
+        files = tuple(test / f for f in ([files] if isinstance(files, str) else files))
+        scan = read_scan(ScanRef(id=entry["scan_id"], files=files))
         x = image_to_input(resize(scan.image, spec.scale), spec, scan.bit_depth)
         with torch.no_grad():
             heat = torch.sigmoid(model(torch.from_numpy(x)[None])[0])[0].amax(0).numpy()
@@ -96,7 +99,8 @@ def lookalike_auc(model, spec, test: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="ckpt", type=Path, required=True,
-                        help="colour checkpoint (.pt) to score, or to fine-tune first")
+                        help="checkpoint (.pt) to score (any 2-D kind), or a colour one to "
+                             "fine-tune first")
     parser.add_argument("--test", type=Path, default=REPO / "data/sim/test",
                         help="synth folder to score on (default: %(default)s)")
     parser.add_argument("--config", type=Path, default=REPO / "configs/train/color.yaml",
@@ -113,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model, spec = checkpoint.build_model(checkpoint.load(args.ckpt))
-    if spec.kind != "color":
-        parser.error(f"--from {args.ckpt}: a {spec.kind!r} model; this measures colour ones")
+    if spec.kind != "color" and args.steps:
+        parser.error(f"--from {args.ckpt}: a {spec.kind!r} model; the fine-tune is for colour "
+                     f"ones (scoring alone, --steps 0, takes any 2-D model)")
+    if spec.kind == "ct":
+        parser.error(f"--from {args.ckpt}: a CT model; this measures 2-D ones")
     report = {"checkpoint": str(args.ckpt), "arm": args.arm, "steps": args.steps}
     if args.steps:
         t0 = time.perf_counter()
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.fit import validate
 
         cfg = load_config(args.config)
-        val = CocoScans(args.val / "annotations.json", "color", cfg.classes)
+        val = CocoScans(args.val / "annotations.json", spec.kind, cfg.classes)
         metrics = validate(model, val, spec, cfg, torch.device("cpu"))
         report.update({f"val_{k}": round(float(v), 3) for k, v in metrics.items()})
     print(json.dumps(report, indent=1))
