@@ -167,10 +167,12 @@ def test_init_from_a_colour_model_starts_the_dual_model_where_the_colour_model_s
                 m.running_var.uniform_(0.5, 2.0)
     colour_spec = InputSpec.for_kind("color")
     src = {"input_spec": colour_spec.to_dict(), "model_config": colour.cfg.to_dict(),
-           "model": colour.state_dict(), "name": "tiny_color"}
+           "model": colour.state_dict(), "name": "tiny_color", "classes": ["concealed_organic"]}
     dual_spec = InputSpec.for_kind("dual")
     dual = ConcealNet(ModelConfig(in_channels=6, **tiny))
-    note = checkpoint.init_weights(dual, dual_spec, src)
+    with pytest.raises(ValueError, match="classes"):
+        checkpoint.init_weights(dual, dual_spec, src, ["pistol"])
+    note = checkpoint.init_weights(dual, dual_spec, src, ["concealed_organic"])
     assert "r, g, b copied" in note and "high, low, ratio from zero" in note
     dual.eval()
 

@@ -76,15 +76,20 @@ def build_model(ckpt: dict) -> tuple[ConcealNet, InputSpec]:
 STEM = "backbone.stages.0.0.0.weight"  # the first convolution: (out, in_channels, k, k)
 
 
-def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict) -> str:
+def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
+                 classes: list[str] | None = None) -> str:
     """Start ``model`` (input ``spec``) from the weights of another run's checkpoint.
 
     The networks must be the same apart from their input channels. The first convolution's
     weights are copied channel by channel where the two inputs share a channel name (a dual
     model's pseudo-colour "r", "g", "b" from a colour model) and start at zero elsewhere, so
     the new model first computes what the old one did; training then learns the rest.
-    Raises ValueError when the networks differ. Returns a one-line summary.
+    Raises ValueError when the networks (or the ``classes``, when given) differ. Returns a
+    one-line summary.
     """
+    if classes is not None and list(ckpt.get("classes", [])) != list(classes):
+        raise ValueError(f"init_from: the checkpoint's classes {ckpt.get('classes')} differ "
+                         f"from the recipe's {list(classes)}")
     src_spec = InputSpec.from_dict(ckpt["input_spec"])
     src_cfg = dict(ckpt["model_config"])
     mine = model.cfg.to_dict()

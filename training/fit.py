@@ -140,7 +140,8 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
         state = {k: ckpt["train_state"][k] for k in state}
     elif cfg.init_from:
         try:
-            note = checkpoint.init_weights(model, spec, checkpoint.load(cfg.init_from, device))
+            note = checkpoint.init_weights(model, spec, checkpoint.load(cfg.init_from, device),
+                                           cfg.classes)
         except ValueError as exc:
             raise UsageError(f"{config_path}: {exc}") from exc
         if dist.main:
