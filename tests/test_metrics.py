@@ -57,6 +57,14 @@ def test_threshold_for_target_pfa(target_pfa, expected):
     assert pd_pfa(RECORDS, thr)[1] <= target_pfa
 
 
+def test_threshold_for_a_saturated_model_is_capped_at_one():
+    """Scans without objects at 1.0: no threshold reaches the Pfa; 1.0 (storable), with the
+    Pfa there above the target for the caller to report."""
+    saturated = [rec([], [[0, 0, 5, 5, 1.0]], sid=f"n{i}") for i in range(3)]
+    thr = threshold_for(RECORDS + saturated, target_pfa=0.05)
+    assert thr == 1.0 and pd_pfa(RECORDS + saturated, thr)[1] > 0.05
+
+
 def test_threshold_for_target_pd_and_errors():
     assert threshold_for(RECORDS, target_pd=0.6) == pytest.approx(0.6)
     with pytest.raises(ValueError, match="exactly one"):

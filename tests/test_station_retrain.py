@@ -170,7 +170,8 @@ def test_retrain_fine_tunes_compares_on_the_frozen_test_set_and_gates(reg, tmp_p
     assert entry["parent"] == "1.0.0" and entry["has_checkpoint"]
     assert m["test"]["sha256"] == json.loads((reg / "testset.json").read_text())["sha256"]
     assert m["old"]["scans"] == m["new"]["scans"] == 8
-    assert m["promoted"] == (m["new"]["pd"] >= m["old"]["pd"])
+    assert m["promoted"] == (m["new"]["pd"] >= m["old"]["pd"] and m["new"]["pfa"] <= 0.05)
+    assert 0 < m["new"]["threshold"] <= 1
     assert reg_read.current_version(reg) == ("1.0.0+r1" if m["promoted"] else "1.0.0")
     assert ("promoted 1.0.0+r1" if m["promoted"] else "NOT promoted") in out
     from detector.model import OnnxModel
@@ -188,10 +189,12 @@ def test_retrain_fine_tunes_compares_on_the_frozen_test_set_and_gates(reg, tmp_p
     assert [e["version"] for e in reg_read.versions(reg)] == ["1.0.0", "1.1.0", "1.0.0+r1"]
 
 
-@pytest.mark.parametrize("old_pd,new_pd,promoted", [(0.8, 0.8, True), (0.8, 0.9, True),
-                                                    (0.8, 0.79, False),
-                                                    (0.8, float("nan"), False)])
-def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, promoted):
+@pytest.mark.parametrize("old_pd,new_pd,new_pfa,promoted", [
+    (0.8, 0.8, 0.05, True), (0.8, 0.9, 0.05, True), (0.8, 0.79, 0.05, False),
+    (0.8, float("nan"), 0.05, False),
+    (0.8, 0.9, 0.2, False),  # saturated: no threshold in (0, 1] reaches the Pfa
+])
+def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, new_pfa, promoted):
     from training import retrain as rt
 
     def fake_fine_tune(base, data, out, cfg):
@@ -200,7 +203,8 @@ def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, promoted):
 
     def fake_point(model_path, test, target_pfa):
         pd = old_pd if "versions" in str(model_path) else new_pd
-        return {"threshold": 0.3, "pd": pd, "pfa": 0.05, "target_pfa": target_pfa, "scans": 8,
+        pfa = 0.05 if "versions" in str(model_path) else new_pfa
+        return {"threshold": 0.3, "pd": pd, "pfa": pfa, "target_pfa": target_pfa, "scans": 8,
                 "sha256": "x"}
 
     monkeypatch.setattr(rt, "fine_tune", fake_fine_tune)

@@ -279,7 +279,8 @@ def test_training_on_the_fly_simulation_mixed_with_a_coco_set(tmp_path, toy):
 
 def test_cached_training_scans_are_decoded_once_and_match(tmp_path):
     """``data.cache``: later epochs read no file and see what the first one saw; the cached
-    pixels differ from freshly decoded ones only by float16 rounding."""
+    pixels differ from freshly decoded ones only by float16 rounding (which moves a pixel of
+    the dual model's 8-bit pseudo-colour channels by at most one step)."""
     from detector.preprocess import InputSpec
     from training.data import CocoScans, TrainSet
 
@@ -295,7 +296,9 @@ def test_cached_training_scans_are_decoded_once_and_match(tmp_path):
         x, target = cached[i]
         assert torch.equal(x, first[i][0])
         assert torch.equal(target["boxes"], fresh[i][1]["boxes"])
-        np.testing.assert_allclose(x.numpy(), fresh[i][0].numpy(), atol=2e-3)
+        np.testing.assert_allclose(x[:3].numpy(), fresh[i][0][:3].numpy(), atol=2e-3)
+        colour_step = np.abs(x[3:].numpy() - fresh[i][0][3:].numpy())
+        assert colour_step.max() <= 1 / 255 + 1e-6 and (colour_step > 0).mean() < 0.05
     with pytest.raises(ScanError):
         plain[0]
 

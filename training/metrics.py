@@ -90,7 +90,12 @@ def roc(records: list[ScanRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def threshold_for(records: list[ScanRecord], target_pfa: float | None = None,
                   target_pd: float | None = None) -> float:
-    """Lowest threshold whose Pfa <= ``target_pfa``, or highest whose Pd >= ``target_pd``."""
+    """Lowest threshold whose Pfa <= ``target_pfa``, or highest whose Pd >= ``target_pd``.
+
+    Capped at 1.0, the highest threshold a model can carry: when scans without objects score
+    1.0 (a saturated model), no threshold reaches ``target_pfa`` and the Pfa at 1.0, which
+    callers report with the threshold, is above it.
+    """
     if (target_pfa is None) == (target_pd is None):
         raise ValueError("give exactly one of target_pfa and target_pd")
     thresholds, pd, pfa = roc(records)
@@ -98,7 +103,8 @@ def threshold_for(records: list[ScanRecord], target_pfa: float | None = None,
         if np.isnan(pfa).all():
             raise ValueError("target Pfa needs scans without objects in the set")
         ok = pfa <= target_pfa
-        return float(thresholds[np.nonzero(ok)[0].max()])  # pfa grows as thresholds fall
+        # pfa grows as thresholds fall; the last threshold (above every score) never alarms
+        return min(1.0, float(thresholds[np.nonzero(ok)[0].max()]))
     if np.isnan(pd).all():
         raise ValueError("target Pd needs scans with objects in the set")
     ok = np.nonzero(pd >= target_pd)[0]

@@ -152,7 +152,8 @@ def operating_point(model_path: Path, test: Path, target_pfa: float) -> dict:
 
 def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, work: Path,
             cfg: RetrainConfig, new_test_set: bool = False) -> dict:
-    """Fine-tune, compare, register; promote when Pd at the operating Pfa does not drop."""
+    """Fine-tune, compare, register; promote when Pd at the operating Pfa does not drop (and the
+    new model reaches that Pfa at all: a saturated one does not)."""
     reg, work = Path(reg), Path(work)
     base = reg_read.current_version(reg) if base == "current" else reg_read.check_version(base)
     base_dir = reg_read.version_dir(reg, base)
@@ -170,7 +171,8 @@ def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, wo
                                    f"target_pfa={cfg.target_pfa} on {test}")
     export_onnx(ckpt, work / "model.onnx", version=version)  # now carrying its threshold
     old = operating_point(base_dir / "model.onnx", test, cfg.target_pfa)
-    promoted = math.isfinite(new["pd"]) and new["pd"] >= old["pd"]
+    promoted = (math.isfinite(new["pd"]) and new["pd"] >= old["pd"]
+                and new["pfa"] <= cfg.target_pfa)
     metrics = {"test": {"path": str(test), "sha256": test_sha}, "old": old, "new": new,
                "promoted": promoted}
     reg_write.add_version(reg, version, work / "model.onnx", ckpt, metrics=metrics,

@@ -55,5 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if result["promoted"]:
         print(f"promoted {version} (Pd did not drop); running services: POST /api/model/reload")
     else:
-        print(f"NOT promoted: Pd dropped; {version} is registered but {base} stays current")
+        why = ("its Pfa stays above the target at every threshold"
+               if not new["pfa"] <= cfg.target_pfa else "Pd dropped")
+        print(f"NOT promoted: {why}; {version} is registered but {base} stays current")
     return 0
