@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 from detector.errors import UsageError
@@ -93,7 +94,48 @@ def require_modules(modules: tuple[str, ...], extra: str) -> None:
                          f"(from a checkout: pip install '.[{extra}]')")
 
 
+class _ClosedPipeGuard:
+    """stdout that survives its reader going away (``concealscan detect DIR | head``): the
+    rest of the output goes to /dev/null instead of ending the command with a traceback."""
+
+    def __init__(self, real) -> None:
+        self._real = real
+
+    def _closed(self) -> None:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._real.fileno())
+        except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture)
+            pass
+
+    def write(self, text: str) -> int:
+        try:
+            return self._real.write(text)
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._real.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str):
+        return getattr(self._real, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    real_stdout = sys.stdout
+    sys.stdout = _ClosedPipeGuard(real_stdout)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    finally:
+        sys.stdout = real_stdout
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     try:

@@ -59,3 +59,28 @@ def test_check_real_scans(real_scans):
     proc = concealscan("check", str(real_scans / "images"))
     assert proc.returncode == 0, proc.stdout
     assert "28 scan(s), 0 unreadable" in proc.stderr
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_command(tmp_path, monkeypatch):
+    """``concealscan detect DIR | head``: once stdout's pipe is closed the command still does
+    its work, writes every result and exits normally, without a traceback."""
+    from model_fixtures import tiny_models
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(3):
+        write_png(folder / f"s{i}_color.png", colour_image((60 + 8 * i, 80)))
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    out = tmp_path / "out"
+    code = main(["detect", str(folder), "--out", str(out), "--model",
+                 str(tiny_models()["color"])])
+    assert code == 0 and isinstance(sys.stdout, ClosedPipe)  # restored afterwards
+    assert len((out / "results.jsonl").read_text().splitlines()) == 3
+    assert main(["info", str(tiny_models()["color"])]) == 0
