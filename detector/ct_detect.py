@@ -54,6 +54,10 @@ def assess_volume(ref, chooser, min_score: float, voxel_mm=None, render=None):
         if loaded is None:
             raise ScanError(ref.path, "no model for 'ct' volumes (models loaded for: "
                                       f"{', '.join(sorted(chooser.detectors))})")
+        if loaded.model.info.input_spec.ct_energies == 2 and volume.low is None:
+            raise ScanError(ref.path, "the CT model reads dual-energy volumes and this scan has "
+                                      "one energy: put its low-energy volume beside it as "
+                                      f"{ref.path_.stem}_<kVp>kvp{ref.path_.suffix or '.npy'}")
         from detector.ct_inference import VolumeDetector
 
         det = VolumeDetector(loaded.model, min_score=min_score).detect(volume)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector.ct_fuse import FuseParams, fuse
-from detector.ct_preprocess import resample, slabs, zoom_factors
+from detector.ct_preprocess import model_grids, slabs, zoom_factors
 from detector.inference import Alarms, Predict, check_candidates
 from detector.postprocess import DecodeParams, decode
 from detector.preprocess import InputSpec
@@ -59,11 +59,11 @@ class VolumeDetection(Alarms):
 def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: DecodeParams,
                  fuse_params: FuseParams | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold."""
-    grid = resample(volume, spec)
+    grid, low = model_grids(volume, spec)
     depth, h, w = grid.shape
     zs, boxes, scores = [], [], []
     for start in range(0, depth, SLAB_BATCH):
-        x = slabs(grid, spec, start, min(depth, start + SLAB_BATCH))
+        x = slabs(grid, spec, start, min(depth, start + SLAB_BATCH), low)
         heat, ltrb = predict(x)
         for i in range(len(x)):
             b, s, _ = decode(heat[i], ltrb[i], params, size_hw=(h, w))

@@ -2,8 +2,10 @@
 
 The volume is resampled to cubic voxels of the model's ``voxel_mm`` (area averaging when
 shrinking), HU in the model's ``hu_window`` map linearly to 0..1 (clipped), and slab ``z`` is
-slices ``z-1, z, z+1`` as three channels (edge slices repeated). Training, evaluation and the
-workstation all call `resample` and `slabs`; the constants travel in the model's `InputSpec`.
+slices ``z-1, z, z+1`` as three channels (edge slices repeated). A dual-energy model
+(`InputSpec.ct_energies` 2) also reads the same three slices of the low-energy volume
+(`Volume.low`), on the same window. Training, evaluation and the workstation all call
+`model_grids` and `slabs`; the constants travel in the model's `InputSpec`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,23 @@ def _check(spec: InputSpec) -> None:
         raise ValueError(f"CT preprocessing needs a 'ct' input spec, got {spec.kind!r}")
 
 
-def resample(volume: Volume, spec: InputSpec) -> np.ndarray:
-    """``volume.hu`` on the model's voxel grid, float32 ``(D', H', W')``."""
+def model_grids(volume: Volume, spec: InputSpec) -> tuple[np.ndarray, np.ndarray | None]:
+    """(main volume, low-energy volume or None) on the model's voxel grid, as `resample`.
+
+    Raises ValueError when the model reads two energies and the volume has one.
+    """
+    _check(spec)
+    if spec.ct_energies == 1:
+        return resample(volume, spec), None
+    if volume.low is None:
+        raise ValueError("this CT model reads dual-energy volumes, and the scan has one energy "
+                         "(give the low-energy volume beside it, e.g. NAME_80kvp.npy)")
+    return resample(volume, spec), resample(volume, spec, volume.low)
+
+
+def resample(volume: Volume, spec: InputSpec, hu: np.ndarray | None = None) -> np.ndarray:
+    """``hu`` (default ``volume.hu``; an array on the volume's grid) on the model's voxel
+    grid, float32 ``(D', H', W')``."""
     import cv2
 
     zf, yf, xf = zoom_factors(volume, spec)
@@ -38,7 +55,7 @@ def resample(volume: Volume, spec: InputSpec) -> np.ndarray:
     if max(size) > MAX_SIDE:
         raise ValueError(f"volume of {volume.size_dhw} voxels at {volume.voxel_mm} mm is "
                          f"{size} at the model's {spec.voxel_mm} mm; the limit is {MAX_SIDE}")
-    hu = volume.hu
+    hu = volume.hu if hu is None else hu
     if (size[1], size[2]) != (h, w):
         interp = cv2.INTER_AREA if yf < 1 or xf < 1 else cv2.INTER_LINEAR
         hwd = np.ascontiguousarray(hu.transpose(1, 2, 0))  # slices as channels
@@ -58,11 +75,17 @@ def normalise(hu: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.clip((hu - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def slabs(grid_hu: np.ndarray, spec: InputSpec, start: int = 0,
-          stop: int | None = None) -> np.ndarray:
-    """Model input for slabs ``start..stop`` of a resampled volume: ``(N, 3, H', W')``."""
+def slabs(grid_hu: np.ndarray, spec: InputSpec, start: int = 0, stop: int | None = None,
+          low: np.ndarray | None = None) -> np.ndarray:
+    """Model input for slabs ``start..stop`` of a resampled volume: ``(N, C, H', W')``;
+    ``low`` is the resampled low-energy volume, required by a dual-energy model."""
+    if (low is not None) != (spec.ct_energies == 2):
+        raise ValueError(f"CT slabs: the model reads {spec.ct_energies} energies, got "
+                         f"{1 + (low is not None)} volumes")
     depth = grid_hu.shape[0]
     stop = depth if stop is None else stop
     z = np.arange(start, stop)
     index = np.clip(np.stack([z - 1, z, z + 1], axis=1), 0, depth - 1)
-    return normalise(grid_hu[index], spec)
+    if low is None:
+        return normalise(grid_hu[index], spec)
+    return normalise(np.concatenate([grid_hu[index], low[index]], axis=1), spec)

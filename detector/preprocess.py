@@ -32,10 +32,14 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     # CT (issue 7): three adjacent axial slices of a volume; see detector/ct_preprocess.py.
     "ct": ("slice_below", "slice", "slice_above"),
 }
+#: A dual-energy CT model: the three slices of the main volume, then the same three of the
+#: scanner's second, lower-energy volume (`detector.volume.Volume.low`), on the same window.
+CT_DUAL_ENERGY = (*CHANNELS["ct"], "low_below", "low_slice", "low_above")
 #: Other layouts a model may have: dual models up to 2.2.0 read the first three channels only.
 LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     **{kind: (channels,) for kind, channels in CHANNELS.items()},
     "dual": (CHANNELS["dual"], ("high", "low", "ratio")),
+    "ct": (CHANNELS["ct"], CT_DUAL_ENERGY),
 }
 #: The palette of a dual model's pseudo-colour channels unless its recipe names another.
 DUAL_PALETTE = "classic"
@@ -105,6 +109,13 @@ class InputSpec:
     @property
     def num_channels(self) -> int:
         return len(self.channels)
+
+    @property
+    def ct_energies(self) -> int:
+        """Volumes a CT model reads: 1, or 2 for a dual-energy model (0 for 2-D kinds)."""
+        if self.kind != "ct":
+            return 0
+        return 2 if "low_slice" in self.channels else 1
 
     @property
     def draws_colour(self) -> bool:

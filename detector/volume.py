@@ -25,6 +25,8 @@ class Volume:
 
     ``hu`` is float32 ``(D, H, W)`` in HU; ``voxel_mm`` is ``(z, y, x)`` in millimetres, z
     between slices, y between rows, x between columns. ``sources`` are the files read.
+    ``low`` is, for a dual-energy scan, the same volume at the scanner's second, lower energy
+    (HU, same shape and grid), else None; ``low_kvp`` is that energy's tube voltage if known.
     """
 
     id: str
@@ -32,30 +34,24 @@ class Volume:
     voxel_mm: tuple[float, float, float]
     sources: tuple[str, ...]
     meta: dict = field(default_factory=dict)
+    low: np.ndarray | None = None
+    low_kvp: float | None = None
 
     def __post_init__(self) -> None:
-        hu = self.hu
-        if not isinstance(hu, np.ndarray):
-            raise TypeError(f"Volume.hu: expected numpy array, got {type(hu).__name__}")
-        if hu.ndim != 3:
-            raise ValueError(f"Volume.hu: expected shape (D, H, W), got {hu.shape}")
-        if hu.dtype != np.float32:
-            raise ValueError(f"Volume.hu: expected dtype float32, got {hu.dtype}")
-        if min(hu.shape) < MIN_SIZE:
-            raise ValueError(f"Volume.hu: expected at least {MIN_SIZE} voxels along each axis, "
-                             f"got {hu.shape}")
+        _check_hu("hu", self.hu)
+        if self.low is not None:
+            _check_hu("low", self.low)
+            if self.low.shape != self.hu.shape:
+                raise ValueError(f"Volume.low: expected the shape of hu {self.hu.shape}, got "
+                                 f"{self.low.shape}")
+        elif self.low_kvp is not None:
+            raise ValueError("Volume.low_kvp: given without a low-energy volume")
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"Volume.id: expected a non-empty string, got {self.id!r}")
         object.__setattr__(self, "voxel_mm", check_voxel_mm(self.voxel_mm))
         if not self.sources:
             raise ValueError("Volume.sources: expected at least one source file")
         object.__setattr__(self, "sources", tuple(str(s) for s in self.sources))
-        lo, hi = float(hu.min()), float(hu.max())
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise ValueError("Volume.hu: contains NaN or infinity")
-        if lo < HU_MIN or hi > HU_MAX:
-            raise ValueError(f"Volume.hu: expected HU in [{HU_MIN:g}, {HU_MAX:g}], "
-                             f"got [{lo:g}, {hi:g}]")
 
     @property
     def kind(self) -> str:
@@ -71,6 +67,24 @@ class Volume:
     def extent_mm(self) -> tuple[float, float, float]:
         """Physical size as (z, y, x) millimetres."""
         return tuple(n * s for n, s in zip(self.size_dhw, self.voxel_mm, strict=True))
+
+
+def _check_hu(name: str, hu) -> None:
+    if not isinstance(hu, np.ndarray):
+        raise TypeError(f"Volume.{name}: expected numpy array, got {type(hu).__name__}")
+    if hu.ndim != 3:
+        raise ValueError(f"Volume.{name}: expected shape (D, H, W), got {hu.shape}")
+    if hu.dtype != np.float32:
+        raise ValueError(f"Volume.{name}: expected dtype float32, got {hu.dtype}")
+    if min(hu.shape) < MIN_SIZE:
+        raise ValueError(f"Volume.{name}: expected at least {MIN_SIZE} voxels along each "
+                         f"axis, got {hu.shape}")
+    lo, hi = float(hu.min()), float(hu.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"Volume.{name}: contains NaN or infinity")
+    if lo < HU_MIN or hi > HU_MAX:
+        raise ValueError(f"Volume.{name}: expected HU in [{HU_MIN:g}, {HU_MAX:g}], "
+                         f"got [{lo:g}, {hi:g}]")
 
 
 def check_voxel_mm(value) -> tuple[float, float, float]:

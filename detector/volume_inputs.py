@@ -4,10 +4,16 @@ A CT volume is a ``.npy`` file, a TIFF with three or more pages, a multi-frame D
 file, or a folder holding DICOM/DICOS CT slices (one series: the folder is the volume). All
 other files go through `detector.readers.discover_scans` unchanged, so ``detect`` and
 ``check`` see one ordered list in which nothing is dropped.
+
+A dual-energy CT scan is ``NAME.npy`` (or ``.tif``) with its second, lower-energy volume
+``NAME_<kVp>kvp.npy`` beside it (what ``concealscan synth --kinds ct`` writes with two
+energies): one input, whose `VolumeRef.low` is that file, not two.
 """
 
 from __future__ import annotations
 
+import glob
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +24,12 @@ from detector.imagefiles import sniff_format
 from detector.readers import DEFAULT_MAX_PIXELS, SCAN_SUFFIXES, ScanRef, discover_scans, read_scan
 from detector.scan import Scan
 from detector.volume import Volume
-from detector.volume_readers import DEFAULT_MAX_VOLUME_BYTES, DEFAULT_MAX_VOXELS, read_volume
+from detector.volume_readers import (
+    DEFAULT_MAX_VOLUME_BYTES,
+    DEFAULT_MAX_VOXELS,
+    attach_low_energy,
+    read_volume,
+)
 
 VOLUME_SUFFIXES = (".npy",)
 
@@ -29,10 +40,43 @@ class VolumeRef:
 
     id: str
     path_: Path
+    #: A dual-energy scan's low-energy volume (``NAME_<kVp>kvp.npy``) and its kVp.
+    low: Path | None = None
+    low_kvp: float | None = None
 
     @property
     def path(self) -> str:
         return str(self.path_)
+
+
+#: ``NAME_<kVp>kvp`` (file stem): the second-energy volume of the scan ``NAME``.
+_ENERGY_STEM = re.compile(r"^(?P<main>.+)_(?P<kvp>\d+(?:\.\d+)?)kvp$", re.IGNORECASE)
+
+
+def _volume_refs(files: list[Path]) -> dict[Path, VolumeRef]:
+    """Volume file -> its ref, for the volume files of one folder: a main volume with exactly
+    one ``NAME_<kVp>kvp`` file beside it carries that file as `VolumeRef.low`, and the
+    second-energy file is no input of its own (several: ambiguous, each stays an input)."""
+    present = set(files)
+    lows: dict[Path, list[tuple[Path, float]]] = {}
+    for path in files:
+        m = _ENERGY_STEM.match(path.stem)
+        main = path.with_name(m["main"] + path.suffix) if m else None
+        if main in present:
+            lows.setdefault(main, []).append((path, float(m["kvp"])))
+    refs = {p: VolumeRef(p.stem, p) for p in files}
+    for main, found in lows.items():
+        if len(found) == 1:
+            refs[main] = VolumeRef(main.stem, main, *found[0])
+            del refs[found[0][0]]
+    return refs
+
+
+def _volume_ref(path: Path) -> VolumeRef:
+    """The ref of the volume file ``path``, with its one second-energy file if it has one."""
+    siblings = [p for p in path.parent.glob(f"{glob.escape(path.stem)}_*kvp{path.suffix}")
+                if p.is_file()]
+    return _volume_refs([path, *siblings])[path]
 
 
 InputRef = ScanRef | VolumeRef
@@ -81,7 +125,7 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
         path = Path(raw)
         if not path.is_dir():
             if is_volume_file(path):
-                refs.append(VolumeRef(path.stem, path))
+                refs.append(_volume_ref(path) if path.is_file() else VolumeRef(path.stem, path))
             else:
                 refs.extend(discover_scans([path]))
             continue
@@ -90,12 +134,15 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
         if ct:
             refs.append(VolumeRef(path.name, path))
         flat: list[Path] = []
-        for child in sorted(path.iterdir()):
-            if not child.is_file() or child in taken:
-                continue
-            if child.suffix.lower() in VOLUME_SUFFIXES or (
-                    child.suffix.lower() in (".tif", ".tiff") and is_volume_file(child)):
-                refs.append(VolumeRef(child.stem, child))
+        children = [c for c in sorted(path.iterdir()) if c.is_file() and c not in taken]
+        volume_files = [c for c in children if c.suffix.lower() in VOLUME_SUFFIXES or (
+            c.suffix.lower() in (".tif", ".tiff") and is_volume_file(c))]
+        volumes = _volume_refs(volume_files)
+        for child in children:
+            if child in volumes:
+                refs.append(volumes[child])
+            elif child in volume_files:
+                continue  # a second-energy file, read with its main volume
             elif child.suffix.lower() in SCAN_SUFFIXES or not child.suffix \
                     or _sniff(child) == "dicom":
                 # DICOM files are often named IM0001: one that is not a CT slice (a DX scan,
@@ -110,6 +157,10 @@ def read_input(ref: InputRef, max_pixels: int = DEFAULT_MAX_PIXELS,
                max_volume_bytes: int = DEFAULT_MAX_VOLUME_BYTES) -> Scan | Volume:
     """Read one input; a `ScanError` naming the file and the reason if it is unusable."""
     if isinstance(ref, VolumeRef):
-        return read_volume(ref.path_, voxel_mm=voxel_mm, max_voxels=max_voxels,
-                           volume_id=ref.id, max_bytes=max_volume_bytes)
+        volume = read_volume(ref.path_, voxel_mm=voxel_mm, max_voxels=max_voxels,
+                             volume_id=ref.id, max_bytes=max_volume_bytes)
+        if ref.low is None:
+            return volume
+        return attach_low_energy(volume, ref.low, ref.low_kvp, voxel_mm, max_voxels,
+                                 max_volume_bytes)
     return read_scan(ref, max_pixels=max_pixels)

@@ -217,3 +217,22 @@ def write_sidecar(path: Path, voxel_mm, rescale_slope: float = 1.0,
                                 "rescale_slope": rescale_slope,
                                 "rescale_intercept": rescale_intercept}))
     return side
+
+
+def attach_low_energy(volume: Volume, path: str | Path, kvp: float | None = None,
+                      voxel_mm=None, max_voxels: int = DEFAULT_MAX_VOXELS,
+                      max_bytes: int = DEFAULT_MAX_VOLUME_BYTES) -> Volume:
+    """``volume`` with its low-energy volume read from ``path`` (`Volume.low`).
+
+    The low-energy file is read like the main one (its own sidecar, or ``voxel_mm``) and must
+    have the same shape and voxel size; a `ScanError` naming it otherwise.
+    """
+    import dataclasses
+
+    low = read_volume(path, voxel_mm=voxel_mm, max_voxels=max_voxels, max_bytes=max_bytes)
+    if low.size_dhw != volume.size_dhw or not np.allclose(low.voxel_mm, volume.voxel_mm):
+        raise ScanError(path, f"low-energy volume of {low.size_dhw} voxels at {low.voxel_mm} mm "
+                              f"does not match its main volume ({volume.size_dhw} at "
+                              f"{volume.voxel_mm} mm)")
+    return dataclasses.replace(volume, low=low.hu, low_kvp=kvp,
+                               sources=(*volume.sources, *low.sources))

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.ct_preprocess import resample, slabs
+from detector.ct_preprocess import model_grids, slabs
 from detector.preprocess import InputSpec
 from detector.volume import Volume
 from detector.volume_inputs import VolumeRef, read_input
+from detector.volume_readers import attach_low_energy
 
 
 @dataclass
@@ -46,11 +47,24 @@ class LabelledVolume:
     slice_boxes: list[list[list[int]]]  # per box: [z, x1, y1, x2, y2] rows
 
 
-class CtVolumes:
-    """CT volumes (``files["ct"]``) of a COCO file; one class, ``concealed_organic``."""
+def low_energy_file(path: Path, entry: dict) -> tuple[str, float]:
+    """(file, kVp) of a COCO entry's low-energy volume: its one ``ct_<kVp>kvp`` file."""
+    found = [(f, float(k[3:-3])) for k, f in entry.get("files", {}).items()
+             if k.startswith("ct_") and k.endswith("kvp")]
+    if len(found) != 1:
+        raise ValueError(f"{path}: image {entry.get('id')} ({entry.get('file_name')}): a "
+                         f"dual-energy CT model needs exactly one second-energy volume "
+                         f"(files.ct_<kVp>kvp, from synth with ct: {{kvp: [140, 80]}}), got "
+                         f"{[k for k in entry.get('files', {}) if k != 'ct'] or 'none'}")
+    return found[0]
 
-    def __init__(self, path: str | Path, classes: list[str]) -> None:
-        self.path = Path(path)
+
+class CtVolumes:
+    """CT volumes (``files["ct"]``) of a COCO file; one class, ``concealed_organic``. With
+    ``energies=2`` each volume also carries its low-energy volume (`low_energy_file`)."""
+
+    def __init__(self, path: str | Path, classes: list[str], energies: int = 1) -> None:
+        self.path, self.energies = Path(path), energies
         coco = json.loads(self.path.read_text())
         names = {c["id"]: c["name"] for c in coco["categories"]}
         by_image: dict[int, list[dict]] = {}
@@ -65,6 +79,8 @@ class CtVolumes:
                       for e in coco["images"] if "ct" in e.get("files", {})]
         if not self.items:
             raise ValueError(f"{self.path}: no CT volumes (entries with files.ct)")
+        self.low = [low_energy_file(self.path, e) if energies == 2 else None
+                    for e, _, _ in self.items]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -72,6 +88,9 @@ class CtVolumes:
     def __getitem__(self, i: int) -> LabelledVolume:
         _, ref, anns = self.items[i]
         volume = read_input(ref)
+        if self.low[i] is not None:
+            name, kvp = self.low[i]
+            volume = attach_low_energy(volume, self.path.parent / name, kvp)
         boxes = np.array([a["bbox3d"] for a in anns], np.float32).reshape(-1, 6)
         objects = [{k: a.get(k) for k in ("host", "strategy", "material", "hu_mean")}
                    for a in anns]
@@ -104,6 +123,15 @@ def _slab_boxes(item: LabelledVolume, z_scale: float, xy_scale: tuple[float, flo
     return {z: _widen(np.asarray(b, np.float32)) for z, b in out.items()}
 
 
+def _int16(grid: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(grid), -32768, 32767).astype(np.int16)
+
+
+def _reversed_slices(spec: InputSpec) -> list[int]:
+    """Channel order of a slab seen with the slice order reversed (each energy's 3 slices)."""
+    return [e * 3 + k for e in range(spec.ct_energies) for k in (2, 1, 0)]
+
+
 class CtSlabSet(torch.utils.data.Dataset):
     """Every slab of every volume as ``(input (3, H, W), {"boxes", "labels"})``; the slabs
     with a packet come first (indices ``0..positives-1``) for `training.data.MixSampler`."""
@@ -113,11 +141,13 @@ class CtSlabSet(torch.utils.data.Dataset):
         self.spec, self.flip, self.seed, self.epoch = spec, flip, seed, 0
         # HU rounded to int16 after resampling: half a HU of error, half the memory.
         self.grids: list[np.ndarray] = []
+        self.lows: list[np.ndarray | None] = []
         pos, neg = [], []
         for v in range(len(volumes)):
             item = volumes[v]
-            grid = resample(item.volume, spec)
-            self.grids.append(np.clip(np.rint(grid), -32768, 32767).astype(np.int16))
+            grid, low = model_grids(item.volume, spec)
+            self.grids.append(_int16(grid))
+            self.lows.append(None if low is None else _int16(low))
             zf, yf, xf = (g / s for g, s in zip(grid.shape, item.volume.size_dhw, strict=True))
             boxes = _slab_boxes(item, zf, (xf, yf))
             for z in range(grid.shape[0]):
@@ -134,7 +164,7 @@ class CtSlabSet(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         v, z, boxes = self.items[i]
         grid = self.grids[v]
-        x = slabs(grid, self.spec, z, z + 1)[0]
+        x = slabs(grid, self.spec, z, z + 1, self.lows[v])[0]
         boxes = np.zeros((0, 4), np.float32) if boxes is None else boxes.copy()
         if self.flip:
             rng = np.random.default_rng([self.seed, self.epoch, i])
@@ -142,8 +172,8 @@ class CtSlabSet(torch.utils.data.Dataset):
                 x = x[:, :, ::-1]
                 w = grid.shape[2]
                 boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
-            if rng.random() < 0.5:
-                x = x[::-1]
+            if rng.random() < 0.5:  # slice order: below <-> above, in each energy
+                x = x[_reversed_slices(self.spec)]
         return (torch.from_numpy(np.ascontiguousarray(x)),
                 {"boxes": torch.from_numpy(boxes),
                  "labels": torch.zeros(len(boxes), dtype=torch.int64)})
@@ -155,7 +185,7 @@ def build_ct_data(cfg, spec: InputSpec, dist):
 
     if len(cfg.data.train) != 1 or cfg.data.sim:
         raise ValueError("kind 'ct': expected exactly one data.train COCO file and no data.sim")
-    train = CtSlabSet(CtVolumes(cfg.data.train[0].path, cfg.classes), spec,
+    train = CtSlabSet(CtVolumes(cfg.data.train[0].path, cfg.classes, spec.ct_energies), spec,
                       flip=cfg.data.ct.flip, seed=cfg.optim.seed)
     n_pos, n_neg = train.positives, len(train) - train.positives
     if n_pos == 0 or n_neg == 0:
@@ -164,13 +194,15 @@ def build_ct_data(cfg, spec: InputSpec, dist):
     weight = cfg.data.train[0].weight
     sampler = MixSampler([n_pos, n_neg], [weight, weight * cfg.data.ct.negative_slabs],
                          cfg.optim.seed, dist.rank, dist.world)
-    val = CtVolumes(cfg.data.val.path, cfg.classes) if cfg.data.val else None
+    val = (CtVolumes(cfg.data.val.path, cfg.classes, spec.ct_energies) if cfg.data.val
+           else None)
     return train, sampler, val
 
 
-def spec_for(ct: CtDataConfig) -> InputSpec:
-    """The CT model's input spec from the recipe's ``data.ct`` section."""
+def spec_for(ct: CtDataConfig, channels: tuple[str, ...] | None = None) -> InputSpec:
+    """The CT model's input spec from the recipe's ``data.ct`` section and ``data.channels``
+    (default: one energy)."""
     from detector.preprocess import CHANNELS
 
-    return InputSpec(kind="ct", channels=CHANNELS["ct"], voxel_mm=ct.voxel_mm,
+    return InputSpec(kind="ct", channels=channels or CHANNELS["ct"], voxel_mm=ct.voxel_mm,
                      hu_window=ct.hu_window)

@@ -50,7 +50,7 @@ def input_spec(cfg: TrainConfig) -> InputSpec:
     if cfg.kind == "ct":
         from training.ct_data import spec_for
 
-        return spec_for(cfg.data.ct)
+        return spec_for(cfg.data.ct, cfg.data.channels)
     spec = InputSpec.for_kind(cfg.kind, cfg.data.channels)
     return InputSpec(**{**spec.__dict__, "scale": cfg.data.scale})
 

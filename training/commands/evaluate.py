@@ -82,7 +82,7 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     from training.ct_eval import evaluate_volumes, summarise_ct, summary_line_ct, write_report_ct
 
     try:
-        data = CtVolumes(args.data, classes)
+        data = CtVolumes(args.data, classes, spec.ct_energies)
     except (ValueError, KeyError) as exc:
         raise UsageError(f"{args.data}: {exc}") from exc
     records = evaluate_volumes(predict, data, spec, stride)
