@@ -87,6 +87,35 @@ def test_volume_without_a_ct_model_goes_to_manual_check(tmp_path):
     assert row.kind == "ct"
 
 
+def test_dual_energy_volume_upload(tmp_path):
+    station = Station(tmp_path / "data", make_handle([tiny_ct_model(energies=2)[1]]))
+    token = auth.add_operator(station.db, "dora")
+    hu = phantom_hu()
+    with TestClient(create_app(station)) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        both = {"volume": ("v.npy", npy_bytes(hu)), "sidecar": ("v.json", SIDECAR),
+                "volume_low": ("w.npy", npy_bytes(hu - 50)), "sidecar_low": ("w.json", SIDECAR)}
+        r = c.post("/api/scans", files=both)
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "ok" and r.json()["size_dhw"] == [12, 40, 48]
+        stored = station.store.input_files(r.json()["id"])
+        assert [p.name for p in stored] == ["volume.json", "volume.npy", "volume_low.json",
+                                            "volume_low.npy"]
+        # one energy under a dual-energy model: stored, sent to manual check, saying why
+        r = c.post("/api/scans", files={k: both[k] for k in ("volume", "sidecar")})
+        assert r.status_code == 201 and r.json()["status"] == "error" and r.json()["alarm"]
+        assert "dual-energy" in r.json()["error"]
+        # a low-energy volume without its sidecar, or not an array, is refused
+        assert c.post("/api/scans", files={k: both[k] for k in ("volume", "sidecar", "volume_low")}
+                      ).status_code == 422
+        bad = {**both, "volume_low": ("w.npy", b"not an array")}
+        assert c.post("/api/scans", files=bad).status_code == 415
+        # a low-energy volume of another shape: manual check naming the file's problem
+        r = c.post("/api/scans", files={**both, "volume_low": ("w.npy", npy_bytes(hu[1:]))})
+        assert r.json()["status"] == "error" and "does not match its main volume" in \
+            r.json()["error"]
+
+
 def test_reviews_of_ct_scans_are_skipped_not_exported_as_2d_boxes(tmp_path):
     from training.reviews import export_reviews
 

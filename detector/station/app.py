@@ -134,10 +134,11 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
         return {"status": "ok", "operator": op.name, "model": station.model}
 
     @app.post("/api/scans", status_code=201, summary="upload one scan and detect",
-              description="One part `file` (gray or colour) or two parts `high` and `low` "
-                          "(dual energy). Answers with the scan's results.jsonl line; a scan "
-                          "that cannot be processed is stored with status 'error' for manual "
-                          "check.")
+              description="One part `file` (gray or colour), two parts `high` and `low` "
+                          "(dual energy), `volume` and `sidecar` (CT), plus `volume_low` and "
+                          "`sidecar_low` (dual-energy CT). Answers with the scan's "
+                          "results.jsonl line; a scan that cannot be processed is stored with "
+                          "status 'error' for manual check.")
     def upload(op: Op,
                file: Annotated[UploadFile | None, File(description="gray or colour scan")] = None,
                high: Annotated[UploadFile | None, File(description="dual: high energy")] = None,
@@ -146,9 +147,15 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
                                  File(description="CT: HU volume (.npy)")] = None,
                sidecar: Annotated[UploadFile | None,
                                   File(description="CT: the volume's JSON sidecar")] = None,
+               volume_low: Annotated[UploadFile | None,
+                                     File(description="dual-energy CT: the low-energy HU "
+                                                      "volume (.npy)")] = None,
+               sidecar_low: Annotated[UploadFile | None,
+                                      File(description="dual-energy CT: its JSON "
+                                                       "sidecar")] = None,
                ) -> dict:
         given = (("file", file), ("high", high), ("low", low), ("volume", volume),
-                 ("sidecar", sidecar))
+                 ("sidecar", sidecar), ("volume_low", volume_low), ("sidecar_low", sidecar_low))
         parts = [(role, up) for role, up in given if up is not None]
         uploads = [Upload(role, _read_limited(up, max_upload_bytes)) for role, up in parts]
         try:

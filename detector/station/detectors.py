@@ -66,9 +66,10 @@ def _analyzer(chooser, max_pixels: int):
 
     def analyze(ref: ScanRef) -> Analysis:
         t0 = time.perf_counter()
-        volume_files = [f for f in ref.files if Path(f).suffix == ".npy"]
-        if volume_files:
-            return _analyze_volume(chooser, VolumeRef(ref.id, Path(volume_files[0])))
+        volume_files = {Path(f).stem: Path(f) for f in ref.files if Path(f).suffix == ".npy"}
+        if volume_files:  # the store names them volume.npy and, dual-energy, volume_low.npy
+            return _analyze_volume(chooser, VolumeRef(ref.id, volume_files["volume"],
+                                                      volume_files.get("volume_low")))
         scan = None
         try:
             scan = read_scan(ref, max_pixels=max_pixels)

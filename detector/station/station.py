@@ -26,6 +26,7 @@ from detector.station.store import (
     ROLES_DUAL,
     ROLES_SINGLE,
     ROLES_VOLUME,
+    ROLES_VOLUME_DUAL,
     VIEW_FILES,
     ScanStore,
     Upload,
@@ -83,12 +84,13 @@ class BadUploadError(ValueError):
 
 def check_roles(roles: Sequence[str]) -> tuple[str, ...]:
     got = tuple(sorted(roles))
-    for allowed in (ROLES_SINGLE, ROLES_DUAL, ROLES_VOLUME):
+    for allowed in (ROLES_SINGLE, ROLES_DUAL, ROLES_VOLUME, ROLES_VOLUME_DUAL):
         if got == tuple(sorted(allowed)):
             return allowed
     raise BadUploadError(f"expected one part 'file' (gray or colour), two parts 'high' and "
-                         f"'low' (dual energy), or 'volume' (.npy) and 'sidecar' (its JSON) "
-                         f"for CT, got {list(roles)}")
+                         f"'low' (dual energy), 'volume' (.npy) and 'sidecar' (its JSON) for CT, "
+                         f"plus 'volume_low' and 'sidecar_low' for dual-energy CT, got "
+                         f"{list(roles)}")
 
 
 class Station:

@@ -25,6 +25,9 @@ ROLES_DUAL = ("high", "low")
 #: A CT volume: ``.npy`` HU plus its JSON sidecar (voxel size), as ``synth --kinds ct`` and
 #: ``detect`` use them; stored as ``volume.npy`` + ``volume.json`` so the reader pairs them.
 ROLES_VOLUME = ("sidecar", "volume")
+#: A dual-energy CT volume: the same plus its low-energy volume and sidecar, stored as
+#: ``volume_low.npy`` + ``volume_low.json``.
+ROLES_VOLUME_DUAL = ("sidecar", "sidecar_low", "volume", "volume_low")
 _NPY_MAGIC = b"\x93NUMPY"
 #: Display renderings kept beside each scan; the API serves only these names.
 VIEW_FILES = ("image.png", "gray.png", "heat.png", "overlay.png")
@@ -42,9 +45,9 @@ class Upload:
     data: bytes
 
     def __post_init__(self) -> None:
-        if self.role not in (*ROLES_SINGLE, *ROLES_DUAL, *ROLES_VOLUME):
-            raise ValueError(f"Upload.role: expected file, high, low, volume or sidecar, got "
-                             f"{self.role!r}")
+        if self.role not in (*ROLES_SINGLE, *ROLES_DUAL, *ROLES_VOLUME_DUAL):
+            raise ValueError(f"Upload.role: expected file, high, low, volume, sidecar, "
+                             f"volume_low or sidecar_low, got {self.role!r}")
 
 
 def new_scan_id() -> str:
@@ -60,14 +63,14 @@ def check_scan_id(scan_id: str) -> str:
 
 def image_suffix(head: bytes, role: str) -> str:
     """The suffix for content starting with ``head``, or `NotAnImageError` naming the role."""
-    if role == "volume":
+    if role in ("volume", "volume_low"):
         if not head.startswith(_NPY_MAGIC):
-            raise NotAnImageError(f"volume: not a .npy array (checked by content; first bytes "
+            raise NotAnImageError(f"{role}: not a .npy array (checked by content; first bytes "
                                   f"{head[:8]!r})")
         return ".npy"
-    if role == "sidecar":
+    if role in ("sidecar", "sidecar_low"):
         if not head.lstrip()[:1] == b"{":
-            raise NotAnImageError(f"sidecar: not a JSON object (first bytes {head[:8]!r})")
+            raise NotAnImageError(f"{role}: not a JSON object (first bytes {head[:8]!r})")
         return ".json"
     fmt = sniff_format(head[:132])
     if fmt is None:
@@ -111,7 +114,8 @@ class ScanStore:
         """Write uploads into ``staging/input`` under their role names; sniffed, never named."""
         paths = []
         for up in uploads:
-            stem = "volume" if up.role == "sidecar" else up.role  # volume.json beside volume.npy
+            # volume.json beside volume.npy, volume_low.json beside volume_low.npy
+            stem = up.role.replace("sidecar", "volume")
             path = staging / "input" / (stem + image_suffix(up.data, up.role))
             path.write_bytes(up.data)
             paths.append(path)
