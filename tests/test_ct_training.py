@@ -88,6 +88,35 @@ def test_slab_set_puts_packet_slabs_first_with_their_slice_boxes(ct_sets):
                 np.testing.assert_allclose(tb["boxes"].numpy(), ref)
 
 
+def test_several_training_sets_are_drawn_per_set(ct_sets, tmp_path):
+    from training.config import load_config
+    from training.ct_data import build_ct_data
+    from training.fit import Dist
+
+    one = CtSlabSet(CtVolumes(ct_sets / "train" / "annotations.json", ["concealed_organic"]),
+                    spec_for(CtDataConfig(voxel_mm=8.0)), flip=False)
+    train = ct_sets / "train" / "annotations.json"
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text(f"""name: two
+kind: ct
+classes: [concealed_organic]
+data:
+  train: [{{path: {train}}}, {{path: {train}, weight: 2.0}}]
+  ct: {{voxel_mm: 8.0, negative_slabs: 0.5, flip: false}}
+""")
+    slabs, sampler, _ = build_ct_data(load_config(cfg), spec_for(CtDataConfig(voxel_mm=8.0)),
+                                      Dist())
+    (p, n) = one.groups[0]
+    assert slabs.groups == [(p, n), (p, n)] and len(slabs) == 2 * len(one)
+    assert slabs.positives == 2 * p
+    for i in (0, p + n):  # each set starts with its packet slabs
+        np.testing.assert_array_equal(slabs[i][0].numpy(), one[0][0].numpy())
+    drawn = np.array(list(iter(sampler)))
+    second = drawn >= p + n  # the second set, at weight 2, is drawn twice as often
+    assert (drawn < p).sum() == p and (second & (drawn < 2 * p + n)).sum() == 2 * p
+    assert len(drawn) == p + round(0.5 * n) + 2 * p + round(1.0 * n)
+
+
 def test_ct_train_and_evaluate_cli(ct_sets, tmp_path):
     import torch
     from ct_model_fixture import tiny_ct_model

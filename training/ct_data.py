@@ -10,6 +10,7 @@ does in the image. Every slab holding a packet is used; slabs without one are dr
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,27 +134,40 @@ def _reversed_slices(spec: InputSpec) -> list[int]:
 
 
 class CtSlabSet(torch.utils.data.Dataset):
-    """Every slab of every volume as ``(input (3, H, W), {"boxes", "labels"})``; the slabs
-    with a packet come first (indices ``0..positives-1``) for `training.data.MixSampler`."""
+    """Every slab of every volume as ``(input (C, H, W), {"boxes", "labels"})``.
 
-    def __init__(self, volumes: CtVolumes, spec: InputSpec, flip: bool = True,
-                 seed: int = 0) -> None:
+    ``volumes`` is one `CtVolumes` or a list of them (several training sets). Slabs are
+    grouped per set, those with a packet first: ``groups`` holds (with, without) per set, the
+    index ranges `training.data.MixSampler` draws from. ``positives`` counts them all.
+    """
+
+    def __init__(self, volumes: CtVolumes | list[CtVolumes], spec: InputSpec,
+                 flip: bool = True, seed: int = 0) -> None:
         self.spec, self.flip, self.seed, self.epoch = spec, flip, seed, 0
         # HU rounded to int16 after resampling: half a HU of error, half the memory.
         self.grids: list[np.ndarray] = []
         self.lows: list[np.ndarray | None] = []
-        pos, neg = [], []
-        for v in range(len(volumes)):
-            item = volumes[v]
-            grid, low = model_grids(item.volume, spec)
-            self.grids.append(_int16(grid))
-            self.lows.append(None if low is None else _int16(low))
-            zf, yf, xf = (g / s for g, s in zip(grid.shape, item.volume.size_dhw, strict=True))
-            boxes = _slab_boxes(item, zf, (xf, yf))
-            for z in range(grid.shape[0]):
-                (pos if z in boxes else neg).append((v, z, boxes.get(z)))
-        self.positives = len(pos)
-        self.items = pos + neg
+        self.items: list[tuple[int, int, np.ndarray | None]] = []
+        self.groups: list[tuple[int, int]] = []
+        from tqdm import tqdm
+
+        for source in volumes if isinstance(volumes, list) else [volumes]:
+            pos, neg = [], []
+            for v in tqdm(range(len(source)), desc=f"loading {source.path}", unit="volume",
+                          file=sys.stderr, disable=not sys.stderr.isatty(), leave=False):
+                item = source[v]
+                grid, low = model_grids(item.volume, spec)
+                k = len(self.grids)
+                self.grids.append(_int16(grid))
+                self.lows.append(None if low is None else _int16(low))
+                zf, yf, xf = (g / s for g, s in zip(grid.shape, item.volume.size_dhw,
+                                                     strict=True))
+                boxes = _slab_boxes(item, zf, (xf, yf))
+                for z in range(grid.shape[0]):
+                    (pos if z in boxes else neg).append((k, z, boxes.get(z)))
+            self.groups.append((len(pos), len(neg)))
+            self.items += pos + neg
+        self.positives = sum(p for p, _ in self.groups)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -183,17 +197,18 @@ def build_ct_data(cfg, spec: InputSpec, dist):
     """(train slab set, sampler, validation volumes) for `training.fit.fit` with kind ``ct``."""
     from training.data import MixSampler
 
-    if len(cfg.data.train) != 1 or cfg.data.sim:
-        raise ValueError("kind 'ct': expected exactly one data.train COCO file and no data.sim")
-    train = CtSlabSet(CtVolumes(cfg.data.train[0].path, cfg.classes, spec.ct_energies), spec,
-                      flip=cfg.data.ct.flip, seed=cfg.optim.seed)
-    n_pos, n_neg = train.positives, len(train) - train.positives
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"kind 'ct': the training set needs slabs with and without packets, "
-                         f"got {n_pos} and {n_neg}")
-    weight = cfg.data.train[0].weight
-    sampler = MixSampler([n_pos, n_neg], [weight, weight * cfg.data.ct.negative_slabs],
-                         cfg.optim.seed, dist.rank, dist.world)
+    if not cfg.data.train or cfg.data.sim:
+        raise ValueError("kind 'ct': expected data.train COCO files and no data.sim")
+    sources = [CtVolumes(s.path, cfg.classes, spec.ct_energies) for s in cfg.data.train]
+    train = CtSlabSet(sources, spec, flip=cfg.data.ct.flip, seed=cfg.optim.seed)
+    lengths, weights = [], []
+    for source, (n_pos, n_neg) in zip(cfg.data.train, train.groups, strict=True):
+        if n_pos == 0 or n_neg == 0:
+            raise ValueError(f"kind 'ct': training set {source.path} needs slabs with and "
+                             f"without packets, got {n_pos} and {n_neg}")
+        lengths += [n_pos, n_neg]
+        weights += [source.weight, source.weight * cfg.data.ct.negative_slabs]
+    sampler = MixSampler(lengths, weights, cfg.optim.seed, dist.rank, dist.world)
     val = (CtVolumes(cfg.data.val.path, cfg.classes, spec.ct_energies) if cfg.data.val
            else None)
     return train, sampler, val
