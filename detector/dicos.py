@@ -187,7 +187,8 @@ def input_sources(ref) -> list[Path]:
     if path.is_dir():
         ct, damaged = sort_dicom_folder(path)
         return ct + damaged or [path]
-    return [path]
+    low = getattr(ref, "low", None)  # a dual-energy volume's second file
+    return [path] if low is None else [path, Path(low)]
 
 
 def write_result_tdr(line: dict, ref, folder: str | Path) -> Path:

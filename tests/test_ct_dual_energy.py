@@ -4,6 +4,7 @@ six-channel slabs a dual-energy CT model reads, and train -> evaluate -> export 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,10 +175,17 @@ optim: {{epochs: 1, batch_size: 4, workers: 0, warmup_steps: 2, threads: 1}}
     (scans / "single.npy").write_bytes((dual_sets / "val" / "ct_000002.npy").read_bytes())
     (scans / "single.json").write_bytes((dual_sets / "val" / "ct_000002.json").read_bytes())
     out = tmp_path / "out"
-    main(["detect", str(scans), "--model", str(model), "--out", str(out)])
+    main(["detect", str(scans), "--model", str(model), "--out", str(out), "--dicos-out",
+          str(tmp_path / "tdr")])
     lines = {r["id"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     assert sorted(lines) == ["ct_000000", "ct_000001", "single"]
     assert lines["ct_000000"]["status"] == "ok" and lines["ct_000001"]["status"] == "ok"
     assert lines["single"]["status"] == "error" and lines["single"]["alarm"] is True
     assert "dual-energy" in lines["single"]["error"] and "single_<kVp>kvp.npy" in \
         lines["single"]["error"]
+    # the TDR references both files of a dual-energy scan
+    from detector.dicos import read_tdr
+
+    report = read_tdr(tmp_path / "tdr" / "ct_000000.dcs")
+    assert [Path(s).name for s in report.sources] == ["ct_000000.npy", "ct_000000_80kvp.npy"]
+    assert len(report.images) == 2
