@@ -102,3 +102,20 @@ def write_multiframe_ct(path: Path, hu: np.ndarray, voxel_mm=(2.0, 1.0, 1.5), so
     ds.PixelData = stored.tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def tiny_ct_recipe(name: str, sets: Path, out_dir: Path, channels=None) -> str:
+    """A one-epoch CT recipe with a tiny network on ``sets/train`` and ``sets/val``
+    (``channels``: the recipe's ``data.channels``, default none)."""
+    layout = f"  channels: [{', '.join(channels)}]\n" if channels else ""
+    return f"""name: {name}
+kind: ct
+classes: [concealed_organic]
+out_dir: {out_dir}
+data:
+  train: [{{path: {sets / 'train' / 'annotations.json'}}}]
+  val: {{path: {sets / 'val' / 'annotations.json'}}}
+{layout}  ct: {{voxel_mm: 8.0, negative_slabs: 0.2}}
+model: {{widths: [8, 12, 16, 24, 32], blocks: [1, 1, 1, 1, 1], neck_width: 12}}
+optim: {{epochs: 1, batch_size: 4, workers: 0, warmup_steps: 2, threads: 1}}
+"""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ct_data import phantom_hu
+from ct_data import phantom_hu, tiny_ct_recipe
 from ct_model_fixture import CT_SPEC, tiny_ct_model
 
 from detector.ct_preprocess import model_grids, slabs
@@ -138,18 +138,7 @@ def test_dual_energy_ct_train_evaluate_detect(dual_sets, tmp_path):
     from detector.model import OnnxModel, manifest_path
 
     cfg = tmp_path / "ct2.yaml"
-    cfg.write_text(f"""name: t_ct2
-kind: ct
-classes: [concealed_organic]
-out_dir: {tmp_path / 'runs'}
-data:
-  train: [{{path: {dual_sets / 'train' / 'annotations.json'}}}]
-  val: {{path: {dual_sets / 'val' / 'annotations.json'}}}
-  channels: [{', '.join(CT_DUAL_ENERGY)}]
-  ct: {{voxel_mm: 8.0, negative_slabs: 0.2}}
-model: {{widths: [8, 12, 16, 24, 32], blocks: [1, 1, 1, 1, 1], neck_width: 12}}
-optim: {{epochs: 1, batch_size: 4, workers: 0, warmup_steps: 2, threads: 1}}
-""")
+    cfg.write_text(tiny_ct_recipe("t_ct2", dual_sets, tmp_path / "runs", CT_DUAL_ENERGY))
     assert main(["train", "--config", str(cfg)]) == 0
     ckpt = torch.load(tmp_path / "runs" / "t_ct2" / "last.pt", weights_only=True)
     assert ckpt["input_spec"]["channels"] == list(CT_DUAL_ENERGY)

@@ -119,22 +119,13 @@ data:
 
 def test_ct_train_and_evaluate_cli(ct_sets, tmp_path):
     import torch
+    from ct_data import tiny_ct_recipe
     from ct_model_fixture import tiny_ct_model
 
     from detector.cli import main
 
     cfg = tmp_path / "ct.yaml"
-    cfg.write_text(f"""name: t_ct
-kind: ct
-classes: [concealed_organic]
-out_dir: {tmp_path / 'runs'}
-data:
-  train: [{{path: {ct_sets / 'train' / 'annotations.json'}}}]
-  val: {{path: {ct_sets / 'val' / 'annotations.json'}}}
-  ct: {{voxel_mm: 8.0, negative_slabs: 0.2}}
-model: {{widths: [8, 12, 16, 24, 32], blocks: [1, 1, 1, 1, 1], neck_width: 12}}
-optim: {{epochs: 1, batch_size: 4, workers: 0, warmup_steps: 2, threads: 1}}
-""")
+    cfg.write_text(tiny_ct_recipe("t_ct", ct_sets, tmp_path / "runs"))
     assert main(["train", "--config", str(cfg)]) == 0
     ckpt = torch.load(tmp_path / "runs" / "t_ct" / "last.pt", weights_only=True)
     assert ckpt["input_spec"]["kind"] == "ct" and ckpt["input_spec"]["voxel_mm"] == 8.0
