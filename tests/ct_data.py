@@ -119,3 +119,18 @@ data:
 model: {{widths: [8, 12, 16, 24, 32], blocks: [1, 1, 1, 1, 1], neck_width: 12}}
 optim: {{epochs: 1, batch_size: 4, workers: 0, warmup_steps: 2, threads: 1}}
 """
+
+
+def synth_small_ct_sets(root: Path, counts: dict[str, int], kvp=(140,)) -> Path:
+    """``concealscan synth --kinds ct`` of small 8 mm volumes into ``root/NAME`` for each
+    ``NAME: count`` (seeds 1, 2, ... in that order); ``kvp=(140, 80)`` for two energies."""
+    from detector.cli import main
+
+    (root / "small.yaml").write_text(
+        "ct: {voxel_mm: 8.0, size: 48, slices: [32, 34], margin: [1, 2], angles: 48, "
+        f"kvp: [{', '.join(str(k) for k in kvp)}]}}\n"
+        "scene: {positive_fraction: 0.7, items: [1, 3]}\n")
+    for seed, (name, count) in enumerate(counts.items(), start=1):
+        assert main(["synth", "--kinds", "ct", "--out", str(root / name), "--count", str(count),
+                     "--seed", str(seed), "--config", str(root / "small.yaml")]) == 0
+    return root

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ct_data import phantom_hu, tiny_ct_recipe
+from ct_data import phantom_hu, synth_small_ct_sets, tiny_ct_recipe
 from ct_model_fixture import CT_SPEC, tiny_ct_model
 
 from detector.ct_preprocess import model_grids, slabs
@@ -20,9 +20,6 @@ from detector.volume_readers import write_sidecar
 
 SPEC1 = InputSpec(**CT_SPEC)
 SPEC2 = InputSpec(**{**CT_SPEC, "channels": CT_DUAL_ENERGY})
-SMALL_DUAL_CT = ("ct: {voxel_mm: 8.0, size: 48, slices: [32, 34], margin: [1, 2], angles: 48, "
-                 "kvp: [140, 80]}\n"
-                 "scene: {positive_fraction: 0.7, items: [1, 3]}\n")
 
 
 def _write(folder, name, hu, voxel=(4.0, 4.0, 4.0)):
@@ -101,14 +98,8 @@ def test_dual_energy_slabs_are_both_volumes_in_one_window():
 
 @pytest.fixture(scope="module")
 def dual_sets(tmp_path_factory):
-    from detector.cli import main
-
-    root = tmp_path_factory.mktemp("dualct")
-    (root / "small.yaml").write_text(SMALL_DUAL_CT)
-    for name, seed, count in (("train", 1, 4), ("val", 2, 3)):
-        assert main(["synth", "--kinds", "ct", "--out", str(root / name), "--count", str(count),
-                     "--seed", str(seed), "--config", str(root / "small.yaml")]) == 0
-    return root
+    return synth_small_ct_sets(tmp_path_factory.mktemp("dualct"), {"train": 4, "val": 3},
+                               kvp=(140, 80))
 
 
 def test_slab_set_flips_slice_order_in_each_energy(dual_sets):

@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from ct_data import synth_small_ct_sets
 
 from training.ct_data import MIN_BOX_PX, CtDataConfig, CtSlabSet, CtVolumes, _widen, spec_for
 from training.ct_eval import ap_3d, object_hits_3d
 from training.metrics import ScanRecord
 
-SMALL_CT = ("ct: {voxel_mm: 8.0, size: 48, slices: [32, 34], margin: [1, 2], angles: 48}\n"
-            "scene: {positive_fraction: 0.7, items: [1, 3]}\n")
 BOX = [2.0, 2.0, 2.0, 10.0, 10.0, 10.0]
 
 
@@ -57,14 +56,7 @@ def test_thin_slab_boxes_are_widened_to_get_a_positive_cell(box, expected):
 
 @pytest.fixture(scope="module")
 def ct_sets(tmp_path_factory):
-    from detector.cli import main
-
-    root = tmp_path_factory.mktemp("ctsets")
-    (root / "small.yaml").write_text(SMALL_CT)
-    for name, seed, count in (("train", 1, 5), ("val", 2, 4)):
-        assert main(["synth", "--kinds", "ct", "--out", str(root / name), "--count", str(count),
-                     "--seed", str(seed), "--config", str(root / "small.yaml")]) == 0
-    return root
+    return synth_small_ct_sets(tmp_path_factory.mktemp("ctsets"), {"train": 5, "val": 4})
 
 
 def test_slab_set_puts_packet_slabs_first_with_their_slice_boxes(ct_sets):
