@@ -21,6 +21,7 @@ DICOS_TDR = "1.2.840.10008.5.1.4.1.1.501.3"
 #: Values of the enumerated DICOS attributes we write (IIC 1 v03, as in Stratovan's toolkit).
 OOI_TYPE = "BAGGAGE"  # parcels are screened like baggage; the only other fit is "CARGO"
 THREAT_CATEGORY = "CONTRABAND"  # a concealed drug packet is contraband, not a prohibited item
+MIN_PROCESSING_MS = 0.1  # the results line's step in time_ms
 ABORT_REASON = "NOT_REVIEWED"  # the ATR could not assess the scan; the detail is in REASON_TAG
 #: Our private block for what DICOS has no attribute for (the scan kind, the error text...).
 PRIVATE_GROUP, PRIVATE_CREATOR = 0x0013, "CONCEALSCAN 1"
@@ -154,7 +155,9 @@ def report_from_line(line: dict, sources: list[str | Path]) -> ThreatReport:
         model=(str(model["name"]), str(model["version"]), str(model["sha256"]))
         if model else None,
         images=images, study_uid=study, sources=tuple(str(s) for s in sources),
-        time_ms=float(line.get("time_ms") or 0.0))
+        # DICOS toolkits refuse a Total Processing Time of 0; a scan refused at once rounds to
+        # 0.0 ms in the results line (0.1 ms steps), so it is reported as that step
+        time_ms=max(float(line.get("time_ms") or 0.0), MIN_PROCESSING_MS))
 
 
 def write_tdr(report: ThreatReport, path: str | Path, when: datetime | None = None) -> Path:

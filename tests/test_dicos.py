@@ -101,6 +101,18 @@ def test_unassessed_scan_says_so_and_alarms(tmp_path):
     assert ds.AlarmDecision == "UNKNOWN" and "ThreatDetectionAlgorithmAndVersion" not in ds
 
 
+def test_processing_time_is_never_zero(tmp_path):
+    """DICOS toolkits refuse a Total Processing Time of 0: a scan refused at once (0.0 ms
+    in the results line) is reported as the line's 0.1 ms step."""
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    line = {"id": "empty", "scan": str(bad), "kind": None, "status": "error",
+            "error": "empty file", "alarm": True, "detections": [], "model": None,
+            "time_ms": 0.0}
+    report, ds = roundtrip(tmp_path, line, [bad])
+    assert report.time_ms == 0.1 and ds.TotalProcessingTime == pytest.approx(0.1)
+
+
 def test_long_scan_id_is_kept_whole(tmp_path):
     dx = write_dicom(tmp_path / "dx.dcs", np.full((20, 30), 1000, np.uint16))
     line = {**ok_line("gray", [], False), "id": "x" * 100}
