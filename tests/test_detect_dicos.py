@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import write_pair
 from ct_data import phantom_hu, write_ct_series
 from model_fixtures import tiny_models
 
 from detector.dicos import read_tdr
 from detector.volume_readers import write_sidecar
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_scans"
 
 
 def test_detect_writes_a_tdr_per_input_and_volumes_without_a_ct_model_alarm(tmp_path):
@@ -43,3 +48,40 @@ def test_detect_writes_a_tdr_per_input_and_volumes_without_a_ct_model_alarm(tmp_
     bag = read_tdr(tdr / "bag7.dcs")
     assert not bag.assessed and bag.alarm and "no model" in bag.reason
     assert len(bag.images) == phantom_hu().shape[0]
+
+
+DCIODVFY = shutil.which("dciodvfy")
+#: What dicom3tools' dciodvfy may say of our TDRs: it does not know the DICOS TDR IOD, so it
+#: checks value representations only; our private block is unknown to it; a DICOMDIR would
+#: need study and series attributes that a TDR of ours leaves out (docs/dicos.md).
+DCIODVFY_EXPECTED = ("Error - Information Object Not found", "Unrecognized tag",
+                     "needed to build DICOMDIR")
+
+
+@pytest.mark.skipif(DCIODVFY is None, reason="needs dicom3tools' dciodvfy (Debian dicom3tools)")
+def test_tdrs_pass_dciodvfy_value_checks(tmp_path):
+    """Every kind of TDR we write (2-D with threats, CT, unassessed) has valid DICOM values
+    (lengths, characters, multiplicities) by dicom3tools' verifier; the bundled models run."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("synth_000000_high.png", "synth_000000_low.png", "synth_000001_color.png"):
+        shutil.copy(SAMPLES / name, inputs / name)
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    np.save(inputs / "vol.npy", phantom_hu())
+    write_sidecar(inputs / "vol.npy", (4, 4, 4))
+    tdr = tmp_path / "tdr"
+    proc = subprocess.run([sys.executable, "-m", "detector.cli", "detect", str(inputs),
+                           "--out", str(tmp_path / "out"), "--dicos-out", str(tdr),
+                           "--min-score", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr  # broken.png went to manual check
+    reports = sorted(tdr.iterdir())
+    assert [p.name for p in reports] == ["broken.dcs", "synth_000000.dcs",
+                                         "synth_000001_color.dcs", "vol.dcs"]
+    assert read_tdr(tdr / "synth_000000.dcs").threats, "no threat object was checked"
+    for path in reports:
+        said = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True,
+                              timeout=60)
+        problems = sorted({ln for ln in (said.stdout + said.stderr).splitlines()
+                           if ln.strip() and not any(e in ln for e in DCIODVFY_EXPECTED)})
+        assert not problems, f"{path.name}: {problems[:5]}"
