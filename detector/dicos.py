@@ -21,8 +21,9 @@ DICOS_TDR = "1.2.840.10008.5.1.4.1.1.501.3"
 #: Values of the enumerated DICOS attributes we write (IIC 1 v03, as in Stratovan's toolkit).
 OOI_TYPE = "BAGGAGE"  # parcels are screened like baggage; the only other fit is "CARGO"
 THREAT_CATEGORY = "CONTRABAND"  # a concealed drug packet is contraband, not a prohibited item
-MIN_PROCESSING_MS = 0.1  # the results line's step in time_ms
 ABORT_REASON = "NOT_REVIEWED"  # the ATR could not assess the scan; the detail is in REASON_TAG
+#: The least Total Processing Time written (ms): toolkits refuse 0; the results line's step.
+MIN_PROCESSING_MS = 0.1
 #: Our private block for what DICOS has no attribute for (the scan kind, the error text...).
 PRIVATE_GROUP, PRIVATE_CREATOR = 0x0013, "CONCEALSCAN 1"
 KIND_TAG, REASON_TAG, SOURCES_TAG, SCAN_ID_TAG, MODEL_SHA_TAG = 0x10, 0x11, 0x12, 0x13, 0x14
