@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from ct_data import synth_small_ct_sets
+from ct_data import synth_small_ct_sets, tiny_ct_recipe
 
 from training.ct_data import MIN_BOX_PX, CtDataConfig, CtSlabSet, CtVolumes, _widen, spec_for
 from training.ct_eval import ap_3d, object_hits_3d
@@ -111,7 +111,6 @@ data:
 
 def test_ct_train_and_evaluate_cli(ct_sets, tmp_path):
     import torch
-    from ct_data import tiny_ct_recipe
     from ct_model_fixture import tiny_ct_model
 
     from detector.cli import main
