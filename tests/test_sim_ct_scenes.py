@@ -122,6 +122,32 @@ def test_synth_ct_is_deterministic_per_seed_and_replays(ct_set, tmp_path):
     assert (tmp_path / "ct_000001.npy").read_bytes() == (a / "ct_000001.npy").read_bytes()
 
 
+def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tmp_path,
+                                                                     monkeypatch):
+    import training.sim_ct.writer as writer
+    from detector.cli import main
+
+    real, made = writer._make, []
+
+    def make(job, index):  # the run is killed after its first volume
+        if made:
+            raise KeyboardInterrupt
+        made.append(index)
+        return real(job, index)
+
+    argv = ["synth", "--kinds", "ct", "--out", str(tmp_path), "--count", "2", "--seed", "3",
+            "--config", str(ct_set / "small.yaml")]
+    monkeypatch.setattr(writer, "_make", make)
+    assert main(argv) == 130  # what Ctrl-C gives
+    monkeypatch.undo()
+    assert not (tmp_path / "annotations.json").exists()
+    assert main([*argv, "--resume"]) == 0
+    a = ct_set / "a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in a.iterdir())
+    for path in a.iterdir():
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
 @pytest.mark.parametrize("text, message", [
     ("ct: {voxels: 4}\n", "unknown key"),
     ("ct: {kvp: [999]}\n", "ct.kvp"),

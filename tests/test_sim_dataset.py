@@ -154,6 +154,7 @@ def test_replay_rewrites_the_scan_exactly(dataset, tmp_path):
     (["--count", "0"], "--count: expected >= 1"),
     (["--count", "2", "--workers", "0"], "--workers: expected >= 1"),
     ([], "--count is required"),
+    (["--count", "1", "--resume", "--overwrite"], "--resume: not with --overwrite"),
     (["--count", "1", "--config", "configs/synth/nope.yaml"], "not found")])
 def test_usage_errors_exit_64(tmp_path, capsys, argv, message):
     assert main(["synth", "--out", str(tmp_path), *argv]) == 64
@@ -163,3 +164,60 @@ def test_usage_errors_exit_64(tmp_path, capsys, argv, message):
 def test_refuses_to_overwrite_a_data_set(dataset, capsys):
     assert main(["synth", "--out", str(dataset), "--count", "1"]) == 64
     assert "--overwrite" in capsys.readouterr().err
+
+
+class _Cut(Exception):
+    """Stands for the run being killed after a number of scans."""
+
+
+def _interrupt_after(monkeypatch, module, scans: int, made: list[int]) -> None:
+    """Make ``module._make`` record each scan index it makes and stop the run after ``scans``."""
+    real = module._make
+
+    def make(job, index):
+        if len(made) == scans:
+            raise _Cut
+        made.append(index)
+        return real(job, index)
+
+    monkeypatch.setattr(module, "_make", make)
+
+
+def test_resume_continues_an_interrupted_run_to_the_same_bytes(dataset, tmp_path, monkeypatch,
+                                                               capsys):
+    import training.sim.writer as writer
+    from training.sim.journal import JOURNAL
+
+    argv = ["synth", "--out", str(tmp_path), "--count", "4", "--seed", "21", "--config", CONFIG]
+    made: list[int] = []
+    _interrupt_after(monkeypatch, writer, 2, made)
+    with pytest.raises(_Cut):
+        main(argv)
+    assert not (tmp_path / "annotations.json").exists() and (tmp_path / JOURNAL).exists()
+    with (tmp_path / JOURNAL).open("a") as journal:
+        journal.write('[{"file_name": "cut off mid-wr')  # the kill came during a write
+    assert main(argv) == 64
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.undo()
+    made.clear()
+    _interrupt_after(monkeypatch, writer, 99, made)
+    assert main([*argv, "--resume"]) == 0
+    assert made == [2, 3]
+    assert "2 of 4 scans were made by an earlier run" in capsys.readouterr().err
+    assert _files(tmp_path) == _files(dataset)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"--seed": "22"}, "seed: 21"),
+    ({"--prefix": "other_"}, "prefix: 'synth_'"),
+    ({"--config": "configs/synth/default.yaml"}, "config_sha256")])
+def test_resume_refuses_a_journal_of_another_run(tmp_path, monkeypatch, capsys, change, message):
+    import training.sim.writer as writer
+
+    options = {"--out": str(tmp_path), "--count": "3", "--seed": "21", "--config": CONFIG}
+    _interrupt_after(monkeypatch, writer, 1, [])
+    with pytest.raises(_Cut):
+        main(["synth", *(x for item in options.items() for x in item)])
+    argv = [x for item in {**options, **change}.items() for x in item]
+    assert main(["synth", *argv, "--resume"]) == 64
+    assert message in capsys.readouterr().err

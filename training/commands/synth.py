@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="synth_", help="scan name prefix (default: synth_)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a folder that already holds a data set")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run in --out (same --seed, --config, "
+                             "--prefix, --kinds) where it stopped; the result is the same as "
+                             "an uninterrupted run's")
     parser.add_argument("--kinds", choices=("xray", "ct"), default="xray",
                         help="xray: 2-D dual/gray/colour scans (default); ct: CT volumes "
                              "(NAME.npy + NAME.json, bbox3d labels; --config may add a ct: "
@@ -37,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     from detector.errors import UsageError
+    from training.sim.journal import JOURNAL
 
     if args.add_benign_objects:
         if not (Path(args.out) / "annotations.json").is_file():
@@ -50,9 +55,14 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers: expected >= 1, got {args.workers}")
     if args.seed < 0:
         raise UsageError(f"--seed: expected >= 0, got {args.seed}")
+    if args.resume and (args.overwrite or args.replay is not None):
+        raise UsageError("--resume: not with --overwrite or --replay")
     if not args.overwrite and any((Path(args.out) / f).exists()
                                   for f in ("annotations.json", "manifest.json")):
         raise UsageError(f"{args.out} already holds a data set; pass --overwrite to replace it")
+    if not (args.overwrite or args.resume or args.replay) and (Path(args.out) / JOURNAL).exists():
+        raise UsageError(f"{args.out} holds an interrupted synth run ({JOURNAL}); pass "
+                         f"--resume to continue it or --overwrite to start again")
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -80,6 +90,20 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journaled(write, args: argparse.Namespace, *config, prefix: str | None = None) -> dict:
+    """``write`` (`write_dataset` or `write_ct_dataset`) with the run's arguments; a journal
+    that another run wrote is a usage error naming what differs."""
+    from detector.errors import UsageError
+    from training.sim.journal import JournalError
+
+    try:
+        return write(args.out, *config, args.count, args.seed, workers=args.workers,
+                     prefix=prefix or args.prefix, progress=sys.stderr.isatty(),
+                     resume=args.resume)
+    except JournalError as exc:
+        raise UsageError(f"--resume: {exc}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     from training.deps import require
 
@@ -103,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from training.sim.writer import write_dataset
 
     config = load_config(args.config)
-    doc = write_dataset(args.out, config, args.count, args.seed, workers=args.workers,
-                        prefix=args.prefix, progress=sys.stderr.isatty())
+    doc = _journaled(write_dataset, args, config)
     positives = sum(1 for im in doc["images"] if im["positive"])
     decoys = sum(len(im["benign_packet"]) for im in doc["images"])
     print(f"wrote {len(doc['images'])} scans ({positives} with concealed packets, "
@@ -118,8 +141,7 @@ def _run_ct(args: argparse.Namespace) -> int:
 
     config, ct = load_ct_config(args.config)
     prefix = "ct_" if args.prefix == "synth_" else args.prefix
-    doc = write_ct_dataset(args.out, config, ct, args.count, args.seed, workers=args.workers,
-                           prefix=prefix, progress=sys.stderr.isatty())
+    doc = _journaled(write_ct_dataset, args, config, ct, prefix=prefix)
     positives = sum(1 for im in doc["images"] if im["positive"])
     decoys = sum(len(im["benign_packet"]) for im in doc["images"])
     print(f"wrote {len(doc['images'])} CT volumes ({positives} with concealed packets, "

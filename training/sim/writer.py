@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.sim.config import SynthConfig
+from training.sim.journal import JOURNAL, render_journaled
 
 CATEGORY = {"id": 1, "name": "concealed_organic"}
 OUTPUT_FILES = ("annotations.json", "manifest.json")
@@ -64,18 +65,18 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one scan per process: a second thread only competes for the core
 
 
-def map_scans(make, count: int, workers: int):
-    """``make(i)`` for i in 0..count-1, in order, in ``workers`` spawned processes (``make``
-    must pickle: a module-level function or a partial of one)."""
+def map_scans(make, count: int, workers: int, start: int = 0):
+    """``make(i)`` for i in start..count-1, in order, in ``workers`` spawned processes
+    (``make`` must pickle: a module-level function or a partial of one)."""
     if workers <= 1:
         _worker_init()
-        yield from map(make, range(count))
+        yield from map(make, range(start, count))
         return
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # no forked OpenCV/BLAS thread state
     with ctx.Pool(workers, initializer=_worker_init) as pool:
-        yield from pool.imap(make, range(count), chunksize=1)
+        yield from pool.imap(make, range(start, count), chunksize=1)
 
 
 def coco(entries: list[tuple[dict, list[dict]]]) -> dict:
@@ -106,8 +107,10 @@ def manifest(config: SynthConfig, seed: int, count: int, prefix: str) -> dict:
 
 
 def write_dataset(out_dir: str | Path, config: SynthConfig, count: int, seed: int,
-                  workers: int = 1, prefix: str = "synth_", progress: bool = True) -> dict:
-    """Render ``count`` scans into ``out_dir``; return the COCO document written."""
+                  workers: int = 1, prefix: str = "synth_", progress: bool = True,
+                  resume: bool = False) -> dict:
+    """Render ``count`` scans into ``out_dir``; return the COCO document written. ``resume``
+    continues an interrupted run from its journal (`training.sim.journal`)."""
     from functools import partial
 
     from tqdm import tqdm
@@ -115,18 +118,26 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, count: int, seed: in
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     job = _Job(str(out), config, seed, prefix)
-    entries = []
-    bar = tqdm(total=count, desc="simulating scans", unit="scan", file=sys.stderr,
-               disable=not progress)
-    with bar:
-        for entry in map_scans(partial(_make, job), count, workers):
-            entries.append(entry)
-            bar.update(1)
+    with tqdm(total=count, desc="simulating scans", unit="scan", file=sys.stderr,
+              disable=not progress) as bar:
+        entries = render_journaled(
+            lambda start: map_scans(partial(_make, job), count, workers, start), out, count,
+            journal_identity("xray", config, seed, prefix), resume, bar)
     doc = coco(entries)
-    (out / "annotations.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (out / "manifest.json").write_text(
-        json.dumps(manifest(config, seed, count, prefix), indent=1, sort_keys=True) + "\n")
+    finish(out, doc, manifest(config, seed, count, prefix))
     return doc
+
+
+def journal_identity(kinds: str, config: SynthConfig, seed: int, prefix: str) -> dict:
+    """What a journal must match to be resumed: the same scans would be made."""
+    return {"kinds": kinds, "seed": seed, "prefix": prefix, "config_sha256": config.digest()}
+
+
+def finish(out: Path, doc: dict, made: dict) -> None:
+    """Write the data set's two documents, then drop the journal that made them resumable."""
+    (out / "annotations.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "manifest.json").write_text(json.dumps(made, indent=1, sort_keys=True) + "\n")
+    (out / JOURNAL).unlink(missing_ok=True)
 
 
 def add_benign_objects(folder: str | Path) -> int:

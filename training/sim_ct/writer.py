@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from training.sim.config import SynthConfig
-from training.sim.writer import coco, manifest, map_scans
+from training.sim.journal import render_journaled
+from training.sim.writer import coco, finish, journal_identity, manifest, map_scans
 from training.sim_ct.config import CtConfig
 
 
@@ -52,25 +53,25 @@ def _make(job: _CtJob, index: int) -> tuple[dict, list[dict]]:
 
 def write_ct_dataset(out_dir: str | Path, config: SynthConfig, ct: CtConfig, count: int,
                      seed: int, workers: int = 1, prefix: str = "ct_",
-                     progress: bool = True) -> dict:
-    """Simulate ``count`` volumes into ``out_dir``; return the COCO document written."""
+                     progress: bool = True, resume: bool = False) -> dict:
+    """Simulate ``count`` volumes into ``out_dir``; return the COCO document written.
+    ``resume`` continues an interrupted run from its journal (`training.sim.journal`)."""
     from tqdm import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     job = _CtJob(str(out), config, ct, seed, prefix)
-    entries = []
+    identity = {**journal_identity("ct", config, seed, prefix), "ct_config": ct.to_json()}
     with tqdm(total=count, desc="simulating CT volumes", unit="volume", file=sys.stderr,
               disable=not progress) as bar:
-        for entry in map_scans(partial(_make, job), count, workers):
-            entries.append(entry)
-            bar.update(1)
+        entries = render_journaled(
+            lambda start: map_scans(partial(_make, job), count, workers, start), out, count,
+            identity, resume, bar)
     doc = coco(entries)
     doc["info"] = {"description": "concealscan simulated parcel CT volumes (concealscan synth "
                                   "--kinds ct); bbox3d is [x1, y1, z1, x2, y2, z2] in voxels, "
                                   "end-exclusive (x columns, y rows, z slices)"}
-    (out / "annotations.json").write_text(json.dumps(doc, indent=1) + "\n")
     made = manifest(config, seed, count, prefix)
     made.update({"kinds": "ct", "ct_config": ct.to_json()})
-    (out / "manifest.json").write_text(json.dumps(made, indent=1, sort_keys=True) + "\n")
+    finish(out, doc, made)
     return doc
