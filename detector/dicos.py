@@ -64,6 +64,25 @@ class ImageRef:
 
 
 @dataclass(frozen=True)
+class StudyRef:
+    """The study a TDR belongs to: the scanned object's own, from its DICOM/DICOS header, or,
+    for files that carry none, one made for the report (UID derived from the images, dated
+    when the report was made). DICOMDIR study records need the date, time and id."""
+
+    uid: str
+    date: str  # DA: YYYYMMDD, or "" where the source study leaves it empty
+    time: str  # TM: HHMMSS[.ffffff], or ""
+    study_id: str = ""  # SH: up to 16 characters
+
+    def __post_init__(self) -> None:
+        if not self.uid:
+            raise ValueError("StudyRef.uid: expected a UID, got ''")
+        if len(self.study_id) > 16:
+            raise ValueError(f"StudyRef.study_id: expected at most 16 characters (SH), got "
+                             f"{self.study_id!r}")
+
+
+@dataclass(frozen=True)
 class ThreatReport:
     """The content of one TDR. ``assessed`` False means the scan could not be analysed:
     then ``reason`` says why, there are no threats and the report alarms (manual check)."""
@@ -76,7 +95,7 @@ class ThreatReport:
     threats: tuple[Threat, ...]
     model: tuple[str, str, str] | None  # (name, version, sha256)
     images: tuple[ImageRef, ...]
-    study_uid: str
+    study: StudyRef
     sources: tuple[str, ...]
     time_ms: float
 
@@ -119,8 +138,8 @@ def _derived_uid(*parts: str) -> str:
     return generate_uid(entropy_srcs=list(parts))
 
 
-def file_image_ref(path: Path, kind: str | None) -> tuple[ImageRef, str | None]:
-    """(the image reference, its StudyInstanceUID or None) for one source file.
+def file_image_ref(path: Path, kind: str | None) -> tuple[ImageRef, StudyRef | None]:
+    """(the image reference, its study or None) for one source file.
 
     DICOM/DICOS files are referenced by their own UIDs. Other files (PNG, TIFF, .npy) have
     none, so a UID derived from the file's sha256 stands in: the same bytes always get the
@@ -131,19 +150,30 @@ def file_image_ref(path: Path, kind: str | None) -> tuple[ImageRef, str | None]:
     path = Path(path)
     if is_dicom_file(path):
         header = read_header(path)
-        return (ImageRef(str(header.SOPClassUID), str(header.SOPInstanceUID)),
-                str(header.get("StudyInstanceUID", "")) or None)
+        uid = str(header.get("StudyInstanceUID", ""))
+        study = StudyRef(uid, str(header.get("StudyDate", "")), str(header.get("StudyTime", "")),
+                         str(header.get("StudyID", ""))[:16]) if uid else None
+        return ImageRef(str(header.SOPClassUID), str(header.SOPInstanceUID)), study
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path)
     sop = {"ct": DICOS_CT, "color": DICOS_DX_PRESENTATION}.get(kind or "", DICOS_DX_PROCESSING)
     return ImageRef(sop, _derived_uid("concealscan-image", digest)), None
 
 
-def report_from_line(line: dict, sources: list[str | Path]) -> ThreatReport:
-    """The TDR content of one ``results.jsonl`` line; ``sources`` are the files it came from."""
+def _made_study(images: tuple[ImageRef, ...], when: datetime) -> StudyRef:
+    """The study of sources that carry none: its UID derived from theirs (the same images, the
+    same study), its Study ID the UID's last 16 digits (DICOMDIR study records need one)."""
+    uid = _derived_uid("concealscan-study", *(i.sop_instance_uid for i in images))
+    return StudyRef(uid, when.strftime("%Y%m%d"), when.strftime("%H%M%S"), uid[-16:])
+
+
+def report_from_line(line: dict, sources: list[str | Path],
+                     when: datetime | None = None) -> ThreatReport:
+    """The TDR content of one ``results.jsonl`` line; ``sources`` are the files it came from;
+    ``when`` (default: now) dates a study made for sources that carry none."""
     refs = [file_image_ref(Path(s), line.get("kind")) for s in sources]
     images = tuple(dict.fromkeys(ref for ref, _ in refs))
-    study = next((s for _, s in refs if s), None) or _derived_uid(
-        "concealscan-study", *(i.sop_instance_uid for i in images))
+    when = when or datetime.now(timezone.utc)
+    study = next((s for _, s in refs if s), None) or _made_study(images, when)
     assessed = line["status"] == "ok"
     threats = tuple(
         Threat(id=i, label=d["label"], score=float(d["score"]), alarm=bool(d["alarm"]),
@@ -155,7 +185,7 @@ def report_from_line(line: dict, sources: list[str | Path]) -> ThreatReport:
         reason=None if assessed else str(line["error"]), threats=threats,
         model=(str(model["name"]), str(model["version"]), str(model["sha256"]))
         if model else None,
-        images=images, study_uid=study, sources=tuple(str(s) for s in sources),
+        images=images, study=study, sources=tuple(str(s) for s in sources),
         # DICOS toolkits refuse a Total Processing Time of 0; a scan refused at once rounds to
         # 0.0 ms in the results line (0.1 ms steps), so it is reported as that step
         time_ms=max(float(line.get("time_ms") or 0.0), MIN_PROCESSING_MS))

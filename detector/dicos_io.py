@@ -23,6 +23,7 @@ from detector.dicos import (
     SOURCES_TAG,
     THREAT_CATEGORY,
     ImageRef,
+    StudyRef,
     Threat,
     ThreatReport,
 )
@@ -103,8 +104,11 @@ def build_dataset(report: ThreatReport, when: datetime):
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta = _file_meta(ds.SOPInstanceUID)
     ds.Modality = "TDR"
-    ds.StudyInstanceUID = report.study_uid
+    ds.StudyInstanceUID = report.study.uid
+    ds.StudyDate, ds.StudyTime = report.study.date, report.study.time
+    ds.StudyID = report.study.study_id
     ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = 1  # each TDR is a series of its own
     ds.InstanceNumber = 1
     ds.ContentDate, ds.ContentTime = when.strftime("%Y%m%d"), when.strftime("%H%M%S.%f")
     ds.PatientID = _oo_id(report.scan_id)  # OOI ID
@@ -188,7 +192,9 @@ def parse_dataset(path: Path) -> ThreatReport:
             threats=threats, model=model,
             images=tuple(ImageRef(str(r.ReferencedSOPClassUID), str(r.ReferencedSOPInstanceUID))
                          for r in refs),
-            study_uid=str(ds.StudyInstanceUID),
+            study=StudyRef(str(_require(ds, "StudyInstanceUID", path)),
+                           str(ds.get("StudyDate", "")), str(ds.get("StudyTime", "")),
+                           str(ds.get("StudyID", ""))),
             sources=tuple(s for s in _private(ds, SOURCES_TAG).split("\n") if s),
             time_ms=round(float(ds.get("TotalProcessingTime", 0.0)), 1))
     except ValueError as exc:

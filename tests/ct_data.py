@@ -25,6 +25,10 @@ def phantom_hu(shape=(12, 40, 48), seed=0) -> np.ndarray:
     return hu
 
 
+#: The study attributes every written series carries, as a scanner's would.
+STUDY_DATE, STUDY_TIME, STUDY_ID = "20261127", "091500.25", "S-42"
+
+
 def _base(sop: str, series_uid: str, study_uid: str, rows: int, cols: int) -> pydicom.Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop
@@ -35,6 +39,7 @@ def _base(sop: str, series_uid: str, study_uid: str, rows: int, cols: int) -> py
     ds.SOPClassUID = sop
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+    ds.StudyDate, ds.StudyTime, ds.StudyID = STUDY_DATE, STUDY_TIME, STUDY_ID
     ds.Modality = "CT"
     ds.Rows, ds.Columns = rows, cols
     ds.SamplesPerPixel = 1

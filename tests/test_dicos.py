@@ -8,13 +8,14 @@ import numpy as np
 import pydicom
 import pytest
 from conftest import write_pair
-from ct_data import phantom_hu, write_ct_series
+from ct_data import STUDY_DATE, STUDY_ID, STUDY_TIME, phantom_hu, write_ct_series
 from test_readers import write_dicom
 
 from detector import ScanError
 from detector.dicos import (
     DICOS_TDR,
     ImageRef,
+    StudyRef,
     Threat,
     ThreatReport,
     read_tdr,
@@ -40,7 +41,7 @@ def det3d(score, alarm, box3d):
 
 
 def roundtrip(tmp_path, line, sources):
-    report = report_from_line(line, sources)
+    report = report_from_line(line, sources, when=WHEN)
     path = write_tdr(report, tmp_path / "out" / "r.dcs", when=WHEN)
     back = read_tdr(path)
     assert back == report, "every field must survive the round trip"
@@ -56,6 +57,8 @@ def test_ct_volume_report_references_each_slice_and_keeps_3d_boxes(tmp_path):
     source = pydicom.dcmread(slices[0])
     assert report.images[0] == ImageRef(source.SOPClassUID, source.SOPInstanceUID)
     assert ds.StudyInstanceUID == source.StudyInstanceUID
+    assert (ds.StudyDate, ds.StudyTime, ds.StudyID) == (STUDY_DATE, STUDY_TIME, STUDY_ID)
+    assert ds.SeriesNumber == 1 and ds.SeriesInstanceUID != source.SeriesInstanceUID
     assert ds.SOPClassUID == DICOS_TDR and ds.file_meta.MediaStorageSOPClassUID == DICOS_TDR
     assert ds.Modality == "TDR" and ds.TDRType == "MACHINE" and ds.PatientID == "bag-001"
     assert ds.AlarmDecision == "ALARM" and ds.AbortFlag == "SUCCESS" and "AbortReason" not in ds
@@ -85,6 +88,9 @@ def test_clear_png_pair_gets_stable_derived_references(tmp_path):
     line = ok_line("dual", [], False)
     report, ds = roundtrip(tmp_path, line, [high, low])
     assert ds.AlarmDecision == "CLEAR" and ds.NumberOfTotalObjects == 0
+    # PNGs carry no study: the one made for the report is dated when the report was made
+    assert (ds.StudyDate, ds.StudyTime, ds.StudyID) == ("20261128", "143005",
+                                                         ds.StudyInstanceUID[-16:])
     assert len(report.images) == 2 and report.sources == (str(high), str(low))
     assert report_from_line(line, [high, low]).images == report.images  # same bytes, same UIDs
 
@@ -120,9 +126,37 @@ def test_long_scan_id_is_kept_whole(tmp_path):
     assert len(ds.PatientID) == 64 and report.scan_id == "x" * 100
 
 
+def test_tdrs_go_into_a_dicomdir(tmp_path):
+    """A DICOMDIR study record needs Study Date, Time and ID, its series record Series Number:
+    pydicom's File-set builds one from our TDRs (one from a DICOS CT series, whose study they
+    join, one from PNGs and one for a scan that could not be read) and lists them back."""
+    from pydicom.fileset import FileSet
+
+    slices = write_ct_series(tmp_path / "ct", phantom_hu())
+    (high, low), *_ = write_pair(tmp_path, "p")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"")
+    lines = [(ok_line("ct", [det3d(0.9, True, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])], True), slices),
+             ({**ok_line("dual", [], False), "id": "pair"}, [high, low]),
+             ({"id": "broken", "scan": str(bad), "kind": None, "status": "error",
+               "error": "empty file", "alarm": True, "detections": [], "model": None,
+               "time_ms": 0.2}, [bad])]
+    files = FileSet()
+    for n, (line, sources) in enumerate(lines):
+        files.add(write_tdr(report_from_line(line, sources), tmp_path / "tdr" / f"{n}.dcs"))
+    files.write(tmp_path / "set")
+    back = FileSet(pydicom.dcmread(tmp_path / "set" / "DICOMDIR"))
+    found = {i.PatientID: i.load() for i in back}
+    assert set(found) == {"bag-001", "pair", "broken"}
+    assert found["bag-001"].StudyID == STUDY_ID
+    assert found["bag-001"].StudyInstanceUID == pydicom.dcmread(slices[0]).StudyInstanceUID
+    assert {str(ds.AlarmDecision) for ds in found.values()} == {"ALARM", "CLEAR", "UNKNOWN"}
+
+
 IMG = (ImageRef("1.2", "1.2.3"),)
 BASE = dict(scan_id="s", kind="gray", assessed=True, alarm=False, reason=None, threats=(),
-            model=("m", "1", "h"), images=IMG, study_uid="1.2.4", sources=("a",), time_ms=1.0)
+            model=("m", "1", "h"), images=IMG, study=StudyRef("1.2.4", "20261128", "143005"),
+            sources=("a",), time_ms=1.0)
 
 
 @pytest.mark.parametrize("change, words", [
