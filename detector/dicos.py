@@ -130,6 +130,12 @@ class ThreatReport:
         ids = [t.id for t in self.threats]
         if len(set(ids)) != len(ids):
             raise ValueError(f"ThreatReport.threats: ids must be distinct, got {ids}")
+        if not (math.isfinite(self.time_ms) and self.time_ms >= 0):
+            raise ValueError(f"ThreatReport.time_ms: expected a finite time >= 0, got "
+                             f"{self.time_ms}")
+        # DICOS toolkits refuse a Total Processing Time of 0; a scan refused at once rounds to
+        # 0.0 ms in its results line (0.1 ms steps), so it is reported as that step
+        object.__setattr__(self, "time_ms", max(float(self.time_ms), MIN_PROCESSING_MS))
 
 
 def _derived_uid(*parts: str) -> str:
@@ -186,9 +192,7 @@ def report_from_line(line: dict, sources: list[str | Path],
         model=(str(model["name"]), str(model["version"]), str(model["sha256"]))
         if model else None,
         images=images, study=study, sources=tuple(str(s) for s in sources),
-        # DICOS toolkits refuse a Total Processing Time of 0; a scan refused at once rounds to
-        # 0.0 ms in the results line (0.1 ms steps), so it is reported as that step
-        time_ms=max(float(line.get("time_ms") or 0.0), MIN_PROCESSING_MS))
+        time_ms=float(line.get("time_ms") or 0.0))
 
 
 def write_tdr(report: ThreatReport, path: str | Path, when: datetime | None = None) -> Path:

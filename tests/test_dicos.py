@@ -117,6 +117,7 @@ def test_processing_time_is_never_zero(tmp_path):
             "time_ms": 0.0}
     report, ds = roundtrip(tmp_path, line, [bad])
     assert report.time_ms == 0.1 and ds.TotalProcessingTime == pytest.approx(0.1)
+    assert ThreatReport(**{**BASE, "time_ms": 0}).time_ms == 0.1  # built by hand, too
 
 
 def test_long_scan_id_is_kept_whole(tmp_path):
@@ -171,6 +172,8 @@ BASE = dict(scan_id="s", kind="gray", assessed=True, alarm=False, reason=None, t
     ({"threats": (Threat(0, "p", 0.5, False, (0, 0, 1, 1)),) * 2}, "distinct"),
     ({"assessed": False, "reason": None, "alarm": True, "model": None}, "needs a reason"),
     ({"assessed": False, "reason": "x", "alarm": False, "model": None}, "alarm=True"),
+    ({"time_ms": -1.0}, "time_ms"),
+    ({"time_ms": float("nan")}, "time_ms"),
 ])
 def test_invalid_report(change, words):
     with pytest.raises(ValueError) as err:
