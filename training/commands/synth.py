@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace) -> None:
     from detector.errors import UsageError
     from training.sim.journal import JOURNAL
+    from training.sim.writer import OUTPUT_FILES
 
     if args.add_benign_objects:
         if not (Path(args.out) / "annotations.json").is_file():
@@ -57,8 +58,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed: expected >= 0, got {args.seed}")
     if args.resume and (args.overwrite or args.replay is not None):
         raise UsageError("--resume: not with --overwrite or --replay")
-    if not args.overwrite and any((Path(args.out) / f).exists()
-                                  for f in ("annotations.json", "manifest.json")):
+    if not args.overwrite and any((Path(args.out) / f).exists() for f in OUTPUT_FILES):
         raise UsageError(f"{args.out} already holds a data set; pass --overwrite to replace it")
     if not (args.overwrite or args.resume or args.replay) and (Path(args.out) / JOURNAL).exists():
         raise UsageError(f"{args.out} holds an interrupted synth run ({JOURNAL}); pass "

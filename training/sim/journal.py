@@ -33,7 +33,7 @@ def read_journal(out: Path, identity: dict) -> list[tuple[dict, list[dict]]]:
     for key, ours in identity.items():
         if header.get(key) != ours:
             raise JournalError(f"{path}: written by another run ({key}: {header.get(key)!r}, "
-                             f"this run: {ours!r}); --overwrite starts again")
+                               f"this run: {ours!r}); --overwrite starts again")
     entries = []
     for number, line in enumerate(lines[1:], start=2):
         if not line.endswith("\n"):
@@ -56,7 +56,7 @@ def render_journaled(make_all, out: Path, count: int, identity: dict, resume: bo
     entries = read_journal(out, identity) if resume else []
     if len(entries) > count:
         raise JournalError(f"{out / JOURNAL}: holds {len(entries)} finished scans, more than "
-                         f"--count {count}")
+                           f"--count {count}")
     if entries:
         print(f"resuming: {len(entries)} of {count} scans were made by an earlier run",
               file=sys.stderr)
