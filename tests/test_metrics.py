@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 from training.metrics import (
+    CAUSES,
     ScanRecord,
     breakdown,
     coco_ap,
+    false_alarm_causes,
     froc,
     object_hits,
+    operating_point_on,
     pd_pfa,
     threshold_for,
 )
@@ -88,3 +91,54 @@ def test_hits_froc_breakdown_and_ap():
     ap50, _ = coco_ap(recs, ["concealed_organic"])
     assert ap50 == pytest.approx(0.5, abs=0.02)
     assert coco_ap([rec([], [])], ["concealed_organic"]) == (-1.0, -1.0)
+
+
+def test_operating_point_on_the_set_itself():
+    got = operating_point_on(RECORDS, 0.34)
+    assert got == {"threshold": pytest.approx(0.6), "pd": pytest.approx(2 / 3),
+                   "pfa": pytest.approx(1 / 3)}
+    assert operating_point_on([rec([BOX], [[10, 10, 30, 30, 0.9]])]) is None
+
+
+LOOK = [100, 100, 300, 140]   # a long benign look-alike (a chocolate bar)
+SOLID = [400, 400, 440, 440]  # another benign solid (a battery)
+
+
+def causes_rec(gt, preds):
+    r = rec(gt, preds)
+    r.lookalike_xyxy = np.array([LOOK], np.float32)
+    r.benign_xyxy = np.array([SOLID], np.float32)
+    return r
+
+
+@pytest.mark.parametrize("gt, preds, detections, top", [
+    ([], [], (0, 0, 0), None),
+    # on one end of the bar: IoU 0.2 with it, but wholly inside it
+    ([], [[100, 100, 140, 140, 0.8]], (1, 0, 0), "look_alike"),
+    ([], [[405, 405, 445, 445, 0.8]], (0, 1, 0), "benign_object"),
+    ([], [[0, 0, 20, 20, 0.8]], (0, 0, 1), "elsewhere"),
+    ([], [[90, 90, 95, 95, 0.4]], (0, 0, 0), None),                       # below threshold
+    # the scan's top alarm decides its cause; every false detection counts
+    ([], [[0, 0, 20, 20, 0.6], [100, 100, 140, 140, 0.9]], (1, 0, 1), "look_alike"),
+    # a detection that hits the packet is not false; on a scan with objects, no scan cause
+    ([BOX], [[10, 10, 30, 30, 0.9], [400, 400, 440, 440, 0.7]], (0, 1, 0), None),
+    # half of the smaller box inside the bar is enough, less is not
+    ([], [[80, 100, 120, 140, 0.8]], (1, 0, 0), "look_alike"),
+    ([], [[79, 100, 119, 140, 0.8]], (0, 0, 1), "elsewhere"),
+])
+def test_false_alarm_causes_table(gt, preds, detections, top):
+    got = false_alarm_causes([causes_rec(gt, preds)], 0.5)
+    assert tuple(got["false_detections"][c] for c in CAUSES) == detections
+    assert got["false_detections_per_scan"] == sum(detections)
+    assert got["negative_scans"] == (0 if gt else 1)
+    assert got["alarming_negative_scans"] == (top is not None)
+    assert got["top_alarm_of_negative_scans"] == {c: int(c == top) for c in CAUSES}
+    assert got["benign_annotated"]
+
+
+def test_false_alarm_causes_without_benign_annotations():
+    got = false_alarm_causes(RECORDS, 0.5)
+    assert got["false_detections"] == {"look_alike": 0, "benign_object": 0, "elsewhere": 2}
+    assert got["top_alarm_of_negative_scans"]["elsewhere"] == 1
+    assert got["negative_scans"] == 3 and not got["benign_annotated"]
+    assert false_alarm_causes([], 0.5)["false_detections_per_scan"] == 0

@@ -125,6 +125,8 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     assert (tmp_path / "rep" / "roc.png").is_file() and (tmp_path / "rep" / "froc.png").is_file()
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert set(report["by_host"]) == {"box", "shoe"}
+    assert report["at_pfa_0.05_on_this_set"] is not None
+    assert report["false_alarms"]["negative_scans"] == 6  # of the 12 validation scans
     stored = torch.load(run / "best.pt", weights_only=True)["alarm_threshold"]
     assert stored == pytest.approx(report["threshold"])
 

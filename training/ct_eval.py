@@ -20,7 +20,7 @@ from detector.ct_fuse import iou_3d
 from detector.ct_inference import MIN_SCORE, infer_volume
 from detector.postprocess import DecodeParams
 from detector.preprocess import InputSpec
-from training.metrics import ScanRecord, pd_pfa, threshold_for
+from training.metrics import ScanRecord, operating_point_on, pd_pfa
 
 AP_IOU = 0.25
 
@@ -91,14 +91,8 @@ def summarise_ct(records: list[ScanRecord], threshold: float) -> dict:
         for obj, hit in zip(r.objects, object_hits_3d(r, threshold), strict=True):
             groups.setdefault(str(obj.get("strategy")), []).append(bool(hit))
     hits = [h for v in groups.values() for h in v]
-    try:  # what this set itself allows (optimistic: the threshold is fitted on it)
-        own = threshold_for(records, target_pfa=0.05)
-        own_pd, own_pfa = pd_pfa(records, own)
-        pd_own = {"threshold": own, "pd": own_pd, "pfa": own_pfa}
-    except ValueError:
-        pd_own = None
     return {"volumes": len(records), "positive_volumes": sum(r.positive for r in records),
-            "at_pfa_0.05_on_this_set": pd_own,
+            "at_pfa_0.05_on_this_set": operating_point_on(records, 0.05),
             "objects": len(hits), "ap3d_25": ap_3d(records), "threshold": threshold,
             "pd": pd, "pfa": pfa, "object_hit_rate": float(np.mean(hits)) if hits else None,
             "by_strategy": {k: {"objects": len(v), "hit_rate": float(np.mean(v))}

@@ -30,6 +30,10 @@ class ScanRecord:
     scores: np.ndarray
     labels: np.ndarray
     objects: list[dict] = field(default_factory=list)
+    #: Benign look-alikes (COCO image field ``benign_packet``) and other benign solids
+    #: (``benign_object``) of the scan, (M, 4) xyxy: what `false_alarm_causes` blames.
+    lookalike_xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    benign_xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
     @property
     def positive(self) -> bool:
@@ -113,6 +117,18 @@ def threshold_for(records: list[ScanRecord], target_pfa: float | None = None,
     return float(thresholds[ok.min()])
 
 
+def operating_point_on(records: list[ScanRecord], target_pfa: float = 0.05) -> dict | None:
+    """Threshold, Pd and Pfa that ``target_pfa`` fitted on ``records`` themselves gives: what
+    the set allows at that rate (optimistic, the threshold is chosen on it), for comparing
+    models at equal Pfa; None without scans free of objects."""
+    try:
+        thresh = threshold_for(records, target_pfa=target_pfa)
+    except ValueError:
+        return None
+    pd, pfa = pd_pfa(records, thresh)
+    return {"threshold": thresh, "pd": pd, "pfa": pfa}
+
+
 def object_hits(record: ScanRecord, thresh: float) -> np.ndarray:
     """Per ground-truth object: hit by an alarming detection (IoU >= HIT_IOU)."""
     alarming = record.boxes[record.scores >= thresh]
@@ -137,6 +153,56 @@ def froc(records: list[ScanRecord], thresholds: np.ndarray) -> tuple[np.ndarray,
         fps.append(fp / max(len(records), 1))
         sens.append(hits / max(n_obj, 1))
     return np.array(fps), np.array(sens)
+
+
+#: A false detection is put down to a benign item when at least this fraction of the smaller
+#: of the two boxes lies in the other (a detection on part of a long bar has a low IoU).
+BLAME_OVERLAP = 0.5
+CAUSES = ("look_alike", "benign_object", "elsewhere")
+
+
+def _area(boxes_xyxy: np.ndarray) -> np.ndarray:
+    return np.prod(np.clip(boxes_xyxy[..., 2:] - boxes_xyxy[..., :2], 0, None), axis=-1)
+
+
+def _overlaps(box_xyxy: np.ndarray, others_xyxy: np.ndarray) -> bool:
+    if len(others_xyxy) == 0:
+        return False
+    lo = np.maximum(box_xyxy[:2], others_xyxy[:, :2])
+    hi = np.minimum(box_xyxy[2:], others_xyxy[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    smaller = np.minimum(_area(box_xyxy), _area(others_xyxy))
+    return bool(np.any(inter >= BLAME_OVERLAP * np.maximum(smaller, 1e-9)))
+
+
+def _cause(record: ScanRecord, box_xyxy: np.ndarray) -> str:
+    if _overlaps(box_xyxy, record.lookalike_xyxy):
+        return "look_alike"
+    return "benign_object" if _overlaps(box_xyxy, record.benign_xyxy) else "elsewhere"
+
+
+def false_alarm_causes(records: list[ScanRecord], thresh: float) -> dict:
+    """Where the false alarms at ``thresh`` fall: alarming detections that hit no object
+    (IoU < ``HIT_IOU`` with every one), and the top detection of each alarming scan without
+    objects (what sets Pfa), each put down to a benign look-alike, another benign solid or
+    neither (`CAUSES`). Without benign annotations in the set everything is ``elsewhere``."""
+    detections = dict.fromkeys(CAUSES, 0)
+    scans = dict.fromkeys(CAUSES, 0)
+    for r in records:
+        keep = r.scores >= thresh
+        boxes, scores = r.boxes[keep], r.scores[keep]
+        for b in boxes:
+            if not (len(r.gt_boxes) and box_iou(b, r.gt_boxes).max() >= HIT_IOU):
+                detections[_cause(r, b)] += 1
+        if not r.positive and len(boxes):
+            scans[_cause(r, boxes[int(np.argmax(scores))])] += 1
+    return {"false_detections": detections,
+            "false_detections_per_scan": sum(detections.values()) / max(len(records), 1),
+            "alarming_negative_scans": sum(scans.values()),
+            "negative_scans": sum(not r.positive for r in records),
+            "top_alarm_of_negative_scans": scans,
+            "benign_annotated": any(len(r.lookalike_xyxy) or len(r.benign_xyxy)
+                                    for r in records)}
 
 
 #: Difficulty is the packet's contrast-to-noise ratio in the simulator (lower is harder).

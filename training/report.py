@@ -12,8 +12,10 @@ from training.metrics import (
     ScanRecord,
     breakdown,
     coco_ap,
+    false_alarm_causes,
     froc,
     object_hits,
+    operating_point_on,
     pd_pfa,
     roc,
 )
@@ -27,13 +29,28 @@ def summarise(records: list[ScanRecord], classes: list[str], threshold: float) -
             "objects": int(len(hits)), "ap50": ap50, "ap50_95": ap, "threshold": threshold,
             "pd": pd, "pfa": pfa, "object_hit_rate": float(hits.mean()) if len(hits) else None,
             "by_difficulty_cnr": breakdown(records, threshold, "difficulty", DIFFICULTY_BINS),
-            "by_host": breakdown(records, threshold, "host")}
+            "by_host": breakdown(records, threshold, "host"),
+            "by_strategy": breakdown(records, threshold, "strategy"),
+            "by_material": breakdown(records, threshold, "material"),
+            "at_pfa_0.05_on_this_set": operating_point_on(records, 0.05),
+            "false_alarms": false_alarm_causes(records, threshold)}
 
 
 def summary_line(s: dict) -> str:
     return (f"AP50={s['ap50']:.3f} AP50:95={s['ap50_95']:.3f} Pd={s['pd']:.3f} "
             f"Pfa={s['pfa']:.3f} @threshold={s['threshold']:.3f} "
             f"(scans={s['scans']}, positive={s['positive_scans']}, objects={s['objects']})")
+
+
+def false_alarm_line(s: dict) -> str | None:
+    """Where the alarms on scans without objects came from, when the set says (sim data)."""
+    fa = s["false_alarms"]
+    if not fa["benign_annotated"] or not fa["negative_scans"]:
+        return None
+    top = fa["top_alarm_of_negative_scans"]
+    return (f"false alarms: {fa['alarming_negative_scans']} of {fa['negative_scans']} scans "
+            f"without objects; top alarm on a benign look-alike {top['look_alike']}, on another "
+            f"benign solid {top['benign_object']}, elsewhere {top['elsewhere']}")
 
 
 def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
     from training.data import CocoScans
     from training.engine import evaluate
-    from training.report import summarise, summary_line, write_report
+    from training.report import false_alarm_line, summarise, summary_line, write_report
 
     cmap = dict(kv.split("=", 1) for kv in args.category_map.split(",") if kv)
     predict, spec, stride, classes, threshold, fmt = _load(args.model, args.threads)
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         write_report(Path(args.report), records, summary)
     print(summary_line(summary))
+    if line := false_alarm_line(summary):
+        print(line)
     return 0
 
 
