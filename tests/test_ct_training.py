@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,6 +136,8 @@ def test_ct_train_and_evaluate_cli(ct_sets, tmp_path):
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert report["volumes"] == 4 and 0 <= report["ap3d_25"] <= 1
     assert set(report) >= {"pd", "pfa", "threshold", "by_strategy", "at_pfa_0.05_on_this_set"}
+    negatives = sum(not e["positive"] for e in json.loads(Path(val).read_text())["images"])
+    assert report["false_alarms"]["negative_scans"] == negatives
     from detector.model import OnnxModel
 
     assert OnnxModel(model).info.alarm_threshold == pytest.approx(report["threshold"])

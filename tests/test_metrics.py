@@ -106,8 +106,8 @@ SOLID = [400, 400, 440, 440]  # another benign solid (a battery)
 
 def causes_rec(gt, preds):
     r = rec(gt, preds)
-    r.lookalike_xyxy = np.array([LOOK], np.float32)
-    r.benign_xyxy = np.array([SOLID], np.float32)
+    r.lookalike_boxes = np.array([LOOK], np.float32)
+    r.benign_boxes = np.array([SOLID], np.float32)
     return r
 
 
@@ -142,3 +142,18 @@ def test_false_alarm_causes_without_benign_annotations():
     assert got["top_alarm_of_negative_scans"]["elsewhere"] == 1
     assert got["negative_scans"] == 3 and not got["benign_annotated"]
     assert false_alarm_causes([], 0.5)["false_detections_per_scan"] == 0
+
+
+def test_false_alarm_causes_in_3d():
+    from detector.ct_fuse import iou_3d
+
+    gt = np.array([[0, 0, 0, 10, 10, 10]], np.float32)
+    look = np.array([[50, 50, 0, 90, 60, 40]], np.float32)
+    r = ScanRecord("v", (64, 64), gt, np.zeros(1, np.int64),
+                   np.array([[0, 0, 0, 10, 10, 9], [50, 50, 0, 60, 60, 10],
+                             [20, 20, 20, 30, 30, 30]], np.float32),
+                   np.array([0.9, 0.8, 0.7], np.float32), np.zeros(3, np.int64),
+                   lookalike_boxes=look, benign_boxes=np.zeros((0, 6), np.float32))
+    got = false_alarm_causes([r], 0.5, 0.25, iou_3d)
+    assert got["false_detections"] == {"look_alike": 1, "benign_object": 0, "elsewhere": 1}
+    assert got["negative_scans"] == 0 and got["benign_annotated"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,8 @@ class LabelledVolume:
     boxes_xyzxyz: np.ndarray  # (N, 6) float32
     objects: list[dict]  # per box: host, strategy, material, hu_mean
     slice_boxes: list[list[list[int]]]  # per box: [z, x1, y1, x2, y2] rows
+    #: Benign look-alikes (COCO image field ``benign_packet``, their ``bbox3d``), (M, 6)
+    lookalikes_xyzxyz: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
 
 
 def low_energy_file(path: Path, entry: dict) -> tuple[str, float]:
@@ -87,7 +89,7 @@ class CtVolumes:
         return len(self.items)
 
     def __getitem__(self, i: int) -> LabelledVolume:
-        _, ref, anns = self.items[i]
+        entry, ref, anns = self.items[i]
         volume = read_input(ref)
         if self.low[i] is not None:
             name, kvp = self.low[i]
@@ -95,8 +97,10 @@ class CtVolumes:
         boxes = np.array([a["bbox3d"] for a in anns], np.float32).reshape(-1, 6)
         objects = [{k: a.get(k) for k in ("host", "strategy", "material", "hu_mean")}
                    for a in anns]
+        lookalikes = np.array([b["bbox3d"] for b in entry.get("benign_packet", [])
+                               if "bbox3d" in b], np.float32).reshape(-1, 6)
         return LabelledVolume(volume, boxes, objects,
-                              [a.get("bbox_slices", []) for a in anns])
+                              [a.get("bbox_slices", []) for a in anns], lookalikes)
 
 
 #: Slab boxes are widened to at least this (model pixels, just over the heat-map stride of

@@ -20,7 +20,7 @@ from detector.ct_fuse import iou_3d
 from detector.ct_inference import MIN_SCORE, infer_volume
 from detector.postprocess import DecodeParams
 from detector.preprocess import InputSpec
-from training.metrics import ScanRecord, operating_point_on, pd_pfa
+from training.metrics import ScanRecord, false_alarm_causes, operating_point_on, pd_pfa
 
 AP_IOU = 0.25
 
@@ -38,7 +38,8 @@ def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int,
         boxes, scores = infer_volume(predict, item.volume, spec, params)
         records.append(ScanRecord(item.volume.id, item.volume.size_dhw[1:], item.boxes_xyzxyz,
                                   np.zeros(len(item.boxes_xyzxyz), np.int64), boxes, scores,
-                                  np.zeros(len(scores), np.int64), item.objects))
+                                  np.zeros(len(scores), np.int64), item.objects,
+                                  item.lookalikes_xyzxyz, np.zeros((0, 6), np.float32)))
     return records
 
 
@@ -96,7 +97,8 @@ def summarise_ct(records: list[ScanRecord], threshold: float) -> dict:
             "objects": len(hits), "ap3d_25": ap_3d(records), "threshold": threshold,
             "pd": pd, "pfa": pfa, "object_hit_rate": float(np.mean(hits)) if hits else None,
             "by_strategy": {k: {"objects": len(v), "hit_rate": float(np.mean(v))}
-                            for k, v in sorted(groups.items())}}
+                            for k, v in sorted(groups.items())},
+            "false_alarms": false_alarm_causes(records, threshold, AP_IOU, iou_3d)}
 
 
 def summary_line_ct(s: dict) -> str:

@@ -31,9 +31,10 @@ class ScanRecord:
     labels: np.ndarray
     objects: list[dict] = field(default_factory=list)
     #: Benign look-alikes (COCO image field ``benign_packet``) and other benign solids
-    #: (``benign_object``) of the scan, (M, 4) xyxy: what `false_alarm_causes` blames.
-    lookalike_xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    benign_xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    #: (``benign_object``) of the scan, boxes like ``gt_boxes``: what `false_alarm_causes`
+    #: blames false alarms on.
+    lookalike_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    benign_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
     @property
     def positive(self) -> bool:
@@ -161,38 +162,42 @@ BLAME_OVERLAP = 0.5
 CAUSES = ("look_alike", "benign_object", "elsewhere")
 
 
-def _area(boxes_xyxy: np.ndarray) -> np.ndarray:
-    return np.prod(np.clip(boxes_xyxy[..., 2:] - boxes_xyxy[..., :2], 0, None), axis=-1)
+def _size(boxes: np.ndarray) -> np.ndarray:
+    """Area (xyxy) or volume (xyzxyz) of each box."""
+    d = boxes.shape[-1] // 2
+    return np.prod(np.clip(boxes[..., d:] - boxes[..., :d], 0, None), axis=-1)
 
 
-def _overlaps(box_xyxy: np.ndarray, others_xyxy: np.ndarray) -> bool:
-    if len(others_xyxy) == 0:
+def _overlaps(box: np.ndarray, others: np.ndarray) -> bool:
+    if len(others) == 0:
         return False
-    lo = np.maximum(box_xyxy[:2], others_xyxy[:, :2])
-    hi = np.minimum(box_xyxy[2:], others_xyxy[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    smaller = np.minimum(_area(box_xyxy), _area(others_xyxy))
+    d = box.shape[-1] // 2
+    inter = _size(np.concatenate([np.maximum(box[:d], others[:, :d]),
+                                  np.minimum(box[d:], others[:, d:])], axis=1))
+    smaller = np.minimum(_size(box), _size(others))
     return bool(np.any(inter >= BLAME_OVERLAP * np.maximum(smaller, 1e-9)))
 
 
-def _cause(record: ScanRecord, box_xyxy: np.ndarray) -> str:
-    if _overlaps(box_xyxy, record.lookalike_xyxy):
+def _cause(record: ScanRecord, box: np.ndarray) -> str:
+    if _overlaps(box, record.lookalike_boxes):
         return "look_alike"
-    return "benign_object" if _overlaps(box_xyxy, record.benign_xyxy) else "elsewhere"
+    return "benign_object" if _overlaps(box, record.benign_boxes) else "elsewhere"
 
 
-def false_alarm_causes(records: list[ScanRecord], thresh: float) -> dict:
+def false_alarm_causes(records: list[ScanRecord], thresh: float, hit_iou: float = HIT_IOU,
+                       iou=box_iou) -> dict:
     """Where the false alarms at ``thresh`` fall: alarming detections that hit no object
-    (IoU < ``HIT_IOU`` with every one), and the top detection of each alarming scan without
-    objects (what sets Pfa), each put down to a benign look-alike, another benign solid or
-    neither (`CAUSES`). Without benign annotations in the set everything is ``elsewhere``."""
+    (``iou`` < ``hit_iou`` with every one; CT passes its 3-D IoU), and the top detection of
+    each alarming scan without objects (what sets Pfa), each put down to a benign look-alike,
+    another benign solid or neither (`CAUSES`). Without benign annotations in the set
+    everything is ``elsewhere``."""
     detections = dict.fromkeys(CAUSES, 0)
     scans = dict.fromkeys(CAUSES, 0)
     for r in records:
         keep = r.scores >= thresh
         boxes, scores = r.boxes[keep], r.scores[keep]
         for b in boxes:
-            if not (len(r.gt_boxes) and box_iou(b, r.gt_boxes).max() >= HIT_IOU):
+            if not (len(r.gt_boxes) and iou(b, r.gt_boxes).max() >= hit_iou):
                 detections[_cause(r, b)] += 1
         if not r.positive and len(boxes):
             scans[_cause(r, boxes[int(np.argmax(scores))])] += 1
@@ -201,7 +206,7 @@ def false_alarm_causes(records: list[ScanRecord], thresh: float) -> dict:
             "alarming_negative_scans": sum(scans.values()),
             "negative_scans": sum(not r.positive for r in records),
             "top_alarm_of_negative_scans": scans,
-            "benign_annotated": any(len(r.lookalike_xyxy) or len(r.benign_xyxy)
+            "benign_annotated": any(len(r.lookalike_boxes) or len(r.benign_boxes)
                                     for r in records)}
 
 

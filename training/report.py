@@ -48,9 +48,9 @@ def false_alarm_line(s: dict) -> str | None:
     if not fa["benign_annotated"] or not fa["negative_scans"]:
         return None
     top = fa["top_alarm_of_negative_scans"]
-    return (f"false alarms: {fa['alarming_negative_scans']} of {fa['negative_scans']} scans "
-            f"without objects; top alarm on a benign look-alike {top['look_alike']}, on another "
-            f"benign solid {top['benign_object']}, elsewhere {top['elsewhere']}")
+    return (f"false alarms: {fa['alarming_negative_scans']} of {fa['negative_scans']} "
+            f"without objects alarm; top alarm on a benign look-alike {top['look_alike']}, "
+            f"on another benign solid {top['benign_object']}, elsewhere {top['elsewhere']}")
 
 
 def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:

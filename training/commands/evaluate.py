@@ -82,6 +82,7 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     from detector.errors import UsageError
     from training.ct_data import CtVolumes
     from training.ct_eval import evaluate_volumes, summarise_ct, summary_line_ct, write_report_ct
+    from training.report import false_alarm_line
 
     try:
         data = CtVolumes(args.data, classes, spec.ct_energies)
@@ -93,6 +94,8 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     if args.report:
         write_report_ct(Path(args.report), records, summary)
     print(summary_line_ct(summary))
+    if line := false_alarm_line(summary):
+        print(line)
     return 0
 
 
