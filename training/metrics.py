@@ -138,6 +138,12 @@ def object_hits(record: ScanRecord, thresh: float) -> np.ndarray:
     return np.array([box_iou(g, alarming).max() >= HIT_IOU for g in record.gt_boxes], bool)
 
 
+def _hits_an_object(box: np.ndarray, gt_boxes: np.ndarray, hit_iou: float = HIT_IOU,
+                    iou=box_iou) -> bool:
+    """True when ``box`` overlaps a ground-truth box with ``iou`` >= ``hit_iou``."""
+    return bool(len(gt_boxes)) and bool(iou(box, gt_boxes).max() >= hit_iou)
+
+
 def froc(records: list[ScanRecord], thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(false positives per scan, object sensitivity) at each threshold."""
     n_obj = sum(len(r.gt_boxes) for r in records)
@@ -148,9 +154,7 @@ def froc(records: list[ScanRecord], thresholds: np.ndarray) -> tuple[np.ndarray,
             keep = r.scores >= t
             boxes = r.boxes[keep]
             hits += int(object_hits(r, t).sum())
-            matched = [len(r.gt_boxes) and box_iou(b, r.gt_boxes).max() >= HIT_IOU
-                       for b in boxes]
-            fp += int(len(boxes) - sum(bool(m) for m in matched))
+            fp += sum(not _hits_an_object(b, r.gt_boxes) for b in boxes)
         fps.append(fp / max(len(records), 1))
         sens.append(hits / max(n_obj, 1))
     return np.array(fps), np.array(sens)
@@ -197,7 +201,7 @@ def false_alarm_causes(records: list[ScanRecord], thresh: float, hit_iou: float 
         keep = r.scores >= thresh
         boxes, scores = r.boxes[keep], r.scores[keep]
         for b in boxes:
-            if not (len(r.gt_boxes) and iou(b, r.gt_boxes).max() >= hit_iou):
+            if not _hits_an_object(b, r.gt_boxes, hit_iou, iou):
                 detections[_cause(r, b)] += 1
         if not r.positive and len(boxes):
             scans[_cause(r, boxes[int(np.argmax(scores))])] += 1
