@@ -149,3 +149,16 @@ def test_ct_recipe_loads():
     cfg = load_config("configs/train/ct.yaml")
     assert cfg.kind == "ct" and cfg.data.ct.voxel_mm == 4.0
     assert cfg.data.ct.hu_window == (-1000.0, 2000.0)
+
+
+def test_ct_recipe_rejects_strategy_oversampling():
+    """``oversample`` weights 2-D scans; a CT recipe that sets it is told so, not ignored."""
+    from detector.errors import UsageError
+    from training.config import DataConfig, TrainConfig
+    from training.data import CocoSource
+    from training.fit import build_data
+
+    cfg = TrainConfig(name="c", kind="ct", classes=["concealed_organic"], data=DataConfig(
+        train=[CocoSource("ct.json", oversample={"in_can": 2})]))
+    with pytest.raises(UsageError, match="oversample is for 2-D scans"):
+        build_data(cfg, spec_for(cfg.data.ct), None)

@@ -413,3 +413,76 @@ def test_object_term_rewards_heat_on_targets_and_punishes_it_on_look_alikes():
     assert wrong_logits.grad[0, 0, 11:13, 11:13].sum() > 0  # pushes the look-alike's heat down
     off = detection_loss(heat_with(-4.0, 4.0), boxes, target, 4, LossConfig())
     assert "obj" not in off and torch.isclose(off["total"], wrong["total"] - wrong["obj"])
+
+
+@pytest.mark.parametrize("weights, expected", [
+    (None, [1] * 6),                       # plain: every scan once per pass
+    ([1, 1, 1, 1, 1, 1], [1] * 6),         # all equal: the same
+    ([4, 1, 1, 1, 1, 1], [(2, 3)] + [(0, 1)] * 5),  # 6 x 4/9 = 2.67; 6 x 1/9 = 0.67
+    ([3, 3, 3, 1, 1, 1], [(1, 2)] * 3 + [(0, 1)] * 3),  # 1.5 and 0.5
+])
+def test_mix_sampler_draw_weights_table(weights, expected):
+    """``CocoSource.oversample``: the source's draws stay round(weight x len), shared in
+    proportion to the draw weights, each count the floor or ceiling of its expectation; a
+    second source without weights is untouched; the same (seed, epoch) draws the same."""
+    from training.data import MixSampler
+
+    sampler = MixSampler([6, 4], [1.0, 1.0], seed=3,
+                         draw_weights=[None if weights is None else np.array(weights), None])
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        drawn = list(sampler)
+        assert len(drawn) == len(sampler) == 10
+        counts = np.bincount(drawn, minlength=10)
+        assert counts[6:].tolist() == [1] * 4
+        for got, want in zip(counts[:6], expected, strict=True):
+            assert got in (want if isinstance(want, tuple) else (want,))
+        assert list(sampler) == drawn  # resumable: seeded by (seed, epoch) alone
+    if weights == [4, 1, 1, 1, 1, 1]:  # over many epochs, the expectation: 8/3 vs 2/3
+        totals = np.zeros(6)
+        for epoch in range(300):
+            sampler.set_epoch(epoch)
+            totals += np.bincount([i for i in sampler if i < 6], minlength=6)
+        np.testing.assert_allclose(totals / 300, [8 / 3] + [2 / 3] * 5, atol=0.1)
+
+
+def test_oversample_recipe_weights_scans_by_packet_strategy(tmp_path):
+    """A recipe's ``oversample: {strategy: factor}`` reaches the sampler as per-scan draw
+    weights (the largest factor among a scan's packets); a strategy no packet has, a bad
+    factor, or oversampling a CT recipe is a clear error naming the file."""
+    from detector.errors import UsageError
+    from detector.preprocess import InputSpec
+    from training.config import load_config
+    from training.fit import build_data
+
+    ann = write_toy_set(tmp_path / "toy", 8, seed=4)
+    coco = json.loads(ann.read_text())
+    for a, strategy in zip(coco["annotations"], ["in_can", "loose", "in_can", "hollow_book"],
+                           strict=True):
+        a["strategy"] = strategy
+    ann.write_text(json.dumps(coco))
+    cfg_path = write_config(tmp_path / "o.yaml", ann, None, epochs=1)
+    text = cfg_path.read_text()
+    cfg_path.write_text(text.replace(f"{{path: {ann}}}",
+                                     f"{{path: {ann}, oversample: {{in_can: 3, hollow_book: 2}}}}"))
+    cfg = load_config(cfg_path)
+    spec = InputSpec(**{**InputSpec.for_kind("dual").__dict__, "scale": 0.5})
+
+    class Single:
+        rank, world = 0, 1
+
+    _, sampler, _ = build_data(cfg, spec, Single())
+    # scans 0, 2, 4, 6 hold the packets (in_can, loose, in_can, hollow_book); odd ones none
+    assert sampler.draw_weights[0].tolist() == [3, 1, 1, 1, 3, 1, 2, 1]
+    assert len(sampler) == 8
+
+    cfg_path.write_text(text.replace(f"{{path: {ann}}}",
+                                     f"{{path: {ann}, oversample: {{in_tin: 3}}}}"))
+    with pytest.raises(UsageError, match=r"annotations.json: oversample names strategies no "
+                                         r"packet here has: \['in_tin'\].*'in_can'"):
+        build_data(load_config(cfg_path), spec, Single())
+    cfg_path.write_text(text.replace(f"{{path: {ann}}}",
+                                     f"{{path: {ann}, oversample: {{in_can: -1}}}}"))
+    with pytest.raises(UsageError, match=r"o.yaml.data.train\[0\]: oversample: factor for 'in_can' "
+                                         r"must be a number > 0, got -1"):
+        load_config(cfg_path)

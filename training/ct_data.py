@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from detector.ct_preprocess import model_grids, slabs
+from detector.errors import UsageError
 from detector.preprocess import InputSpec
 from detector.volume import Volume
 from detector.volume_inputs import VolumeRef, read_input
@@ -203,6 +204,9 @@ def build_ct_data(cfg, spec: InputSpec, dist):
 
     if not cfg.data.train or cfg.data.sim:
         raise ValueError("kind 'ct': expected data.train COCO files and no data.sim")
+    if any(s.oversample for s in cfg.data.train):
+        raise UsageError("kind 'ct': data.train[].oversample is for 2-D scans; CT draws "
+                         "slabs with and without packets (data.ct.negative_slabs)")
     sources = [CtVolumes(s.path, cfg.classes, spec.ct_energies) for s in cfg.data.train]
     train = CtSlabSet(sources, spec, flip=cfg.data.ct.flip, seed=cfg.optim.seed)
     lengths, weights = [], []

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from detector.errors import UsageError
 from detector.preprocess import InputSpec, image_to_input, resize
 from detector.readers import ScanRef, read_scan
 from detector.scan import Scan
@@ -43,11 +44,25 @@ def _xywh_to_xyxy(entries: list[dict]) -> np.ndarray:
 
 @dataclass
 class CocoSource:
-    """One COCO file; ``weight`` x its length scans are drawn per epoch."""
+    """One COCO file; ``weight`` x its length scans are drawn per epoch.
+
+    ``oversample`` (concealment strategy -> factor, e.g. ``{in_can: 3}``) shifts those draws
+    toward scans holding a packet of that strategy (the annotations' ``strategy`` field,
+    written by `synth`): such a scan is drawn ``factor`` times as often as a plain one (the
+    largest factor of its packets), while the source's draws per epoch stay ``round(weight x
+    len)``, so an A/B against plain sampling costs the same steps.
+    """
 
     path: str
     weight: float = 1.0
     category_map: dict[str, str] = field(default_factory=dict)  # dataset name -> class name
+    oversample: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, factor in self.oversample.items():
+            if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 0:
+                raise ValueError(f"oversample: factor for {name!r} must be a number > 0, "
+                                 f"got {factor!r}")
 
 
 @dataclass
@@ -115,6 +130,18 @@ class CocoScans:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def draw_weights(self, oversample: dict[str, float]) -> np.ndarray:
+        """Per scan, how often `MixSampler` draws it relative to a plain scan: the largest
+        ``oversample`` factor among its packets' strategies, else 1."""
+        found = {a.get("strategy") for _, _, anns in self.items for a in anns}
+        missing = sorted(set(oversample) - found)
+        if missing:
+            known = sorted(str(s) for s in found if s is not None)
+            raise UsageError(f"{self.path}: oversample names strategies no packet here has: "
+                             f"{missing} (strategies in this file: {known or 'none'})")
+        return np.array([max([float(oversample.get(a.get("strategy"), 1.0)) for a in anns],
+                             default=1.0) for _, _, anns in self.items])
 
     def __getitem__(self, i: int) -> Labelled:
         entry, ref, anns = self.items[i]
@@ -246,12 +273,20 @@ def collate(batch):
 class MixSampler(torch.utils.data.Sampler):
     """Per epoch, ``round(weight * len)`` draws from each source, shuffled, sharded by rank.
 
+    A source without ``draw_weights`` is drawn evenly: every scan once per pass. With them
+    (`CocoSource.oversample`), scan i is drawn ``draws x w_i / sum(w)`` times in expectation,
+    rounded by systematic sampling (so each count is the floor or the ceiling of that).
     Seeded by (seed, epoch) alone, so a resumed run draws exactly what it would have drawn.
     """
 
     def __init__(self, lengths: list[int], weights: list[float], seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1,
+                 draw_weights: list[np.ndarray | None] | None = None) -> None:
         self.lengths, self.weights = lengths, weights
+        self.draw_weights = draw_weights or [None] * len(lengths)
+        for n, w in zip(lengths, self.draw_weights, strict=True):
+            if w is not None and (len(w) != n or not np.all(np.asarray(w) > 0)):
+                raise ValueError(f"draw weights: expected {n} values > 0, got {len(w)}")
         self.seed, self.rank, self.world = seed, rank, world_size
         self.epoch = 0
         total = sum(max(1, round(w * n)) for n, w in zip(lengths, weights, strict=True))
@@ -266,9 +301,15 @@ class MixSampler(torch.utils.data.Sampler):
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         parts, offset = [], 0
-        for n, w in zip(self.lengths, self.weights, strict=True):
+        for n, w, dw in zip(self.lengths, self.weights, self.draw_weights, strict=True):
             draws = max(1, round(w * n))
-            idx = np.concatenate([rng.permutation(n) for _ in range(-(-draws // n))])[:draws]
+            if dw is None:
+                idx = np.concatenate([rng.permutation(n) for _ in range(-(-draws // n))])
+                idx = idx[:draws]
+            else:
+                edges = np.cumsum(np.asarray(dw, np.float64)) / np.sum(dw) * draws
+                points = np.arange(draws) + rng.random()
+                idx = np.minimum(np.searchsorted(edges, points, side="right"), n - 1)
             parts.append(idx + offset)
             offset += n
         order = rng.permutation(np.concatenate(parts))

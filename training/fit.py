@@ -62,14 +62,17 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
         return build_ct_data(cfg, spec, dist)
     sources = [CocoScans(s.path, cfg.kind, cfg.classes, s.category_map) for s in cfg.data.train]
     weights = [s.weight for s in cfg.data.train]
+    draw_weights = [src.draw_weights(s.oversample) if s.oversample else None
+                    for src, s in zip(sources, cfg.data.train, strict=True)]
     sources += [SimScans(s, cfg.kind) for s in cfg.data.sim]
     weights += [s.weight for s in cfg.data.sim]
+    draw_weights += [None] * len(cfg.data.sim)
     augment = build_augment(cfg.kind, cfg.augment, seed=cfg.optim.seed)
     train_set = TrainSet(sources, spec, augment, seed=cfg.optim.seed, cache=cfg.data.cache,
                          decoy_crops=cfg.augment.decoy_crops,
                          hard_negatives=cfg.augment.hard_negatives)
     sampler = MixSampler([len(s) for s in sources], weights, cfg.optim.seed, dist.rank,
-                         dist.world)
+                         dist.world, draw_weights)
     val = cfg.data.val
     val_set = CocoScans(val.path, cfg.kind, cfg.classes, val.category_map) if val else None
     return train_set, sampler, val_set
