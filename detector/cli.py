@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.commands.train", "train a detector from a recipe (configs/train/*.yaml)"),
     "evaluate": ("training.commands.evaluate",
                  "AP50, Pd/Pfa, ROC/FROC of a model on a COCO set; pick the alarm threshold"),
+    "compare": ("training.commands.compare",
+                "Pd of several models at equal Pfa from their evaluate reports (bootstrap CIs)"),
     "dataset": ("training.commands.dataset", "import YOLO-txt or Pascal VOC labels as COCO"),
     "export": ("training.commands.export", "export a checkpoint to ONNX (optionally INT8)"),
     "retrain": ("training.commands.retrain",

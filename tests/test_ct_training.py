@@ -142,6 +142,16 @@ def test_ct_train_and_evaluate_cli(ct_sets, tmp_path):
 
     assert OnnxModel(model).info.alarm_threshold == pytest.approx(report["threshold"])
 
+    # Two sets judged as one (thresholds on more negatives); ids keep the sets apart.
+    train = str(ct_sets / "train" / "annotations.json")
+    assert main(["evaluate", "--model", str(model), "--data", val, train, "--report",
+                 str(tmp_path / "both")]) == 0
+    both = json.loads((tmp_path / "both" / "metrics.json").read_text())
+    n_train = len(json.loads(Path(train).read_text())["images"])
+    assert both["volumes"] == 4 + n_train
+    ids = [json.loads(line)["id"] for line in (tmp_path / "both" / "per_volume.jsonl").open()]
+    assert {i.split("/")[0] for i in ids} == {"val", "train"} and len(set(ids)) == len(ids)
+
 
 def test_ct_recipe_loads():
     from training.config import load_config

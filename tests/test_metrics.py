@@ -16,6 +16,7 @@ from training.metrics import (
     froc,
     object_hits,
     operating_point_on,
+    pd_at_pfa,
     pd_pfa,
     threshold_for,
 )
@@ -157,3 +158,88 @@ def test_false_alarm_causes_in_3d():
     got = false_alarm_causes([r], 0.5, 0.25, iou_3d)
     assert got["false_detections"] == {"look_alike": 1, "benign_object": 0, "elsewhere": 1}
     assert got["negative_scans"] == 0 and got["benign_annotated"]
+
+
+# negatives 0.9 0.8 0.7 0.6 0.5 0.4 0.3 0.2 0.1 0.0 (10); positives 0.95 0.85 0.75 0.65 0.05
+EQ_SCORES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, 0.95, 0.85, 0.75, 0.65, 0.05]
+EQ_POSITIVE = [False] * 10 + [True] * 5
+
+
+@pytest.mark.parametrize("pfa, expected", [
+    (0.0, (0.2, 0.0)),    # none may alarm: above 0.9, only 0.95
+    (0.05, (0.2, 0.0)),   # floor(0.5) = 0
+    (0.1, (0.4, 0.1)),    # one may: above 0.8 -> 0.95, 0.85
+    (0.25, (0.6, 0.2)),   # floor(2.5) = 2: above 0.7
+    (0.3, (0.8, 0.3)),    # floor(3.0000000000000004 or 2.9999999999999996) = 3: above 0.6
+    (0.95, (1.0, 0.9)),   # nine may: above 0.0 -> all five
+])
+def test_pd_at_equal_pfa_table(pfa, expected):
+    assert pd_at_pfa(np.array(EQ_SCORES), np.array(EQ_POSITIVE), pfa) == pytest.approx(expected)
+
+
+def test_pd_at_equal_pfa_matches_the_fitted_operating_point():
+    """The array form agrees with `operating_point_on` (records, threshold_for) on random sets."""
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        n = 60
+        positive = rng.random(n) < 0.5
+        scores = np.round(rng.random(n) + 0.3 * positive, 3).clip(0, 1)
+        records = [rec([[0, 0, 10, 10]] if p else [], [[0, 0, 10, 10, s]], sid=str(i))
+                   for i, (p, s) in enumerate(zip(positive, scores, strict=True))]
+        for rate in (0.0, 0.05, 0.1, 0.3):
+            point = operating_point_on(records, rate)
+            assert pd_at_pfa(scores, positive, rate) == pytest.approx(
+                (point["pd"], point["pfa"]), abs=1e-6)
+
+
+def _report(folder, scores, positive, ids=None, ap50=0.5):
+    import json
+
+    folder.mkdir(parents=True)
+    ids = ids or [f"s{i}" for i in range(len(scores))]
+    (folder / "per_scan.jsonl").write_text("".join(
+        json.dumps({"id": i, "positive": p, "max_score": s, "objects": int(p)}) + "\n"
+        for i, s, p in zip(ids, scores, positive, strict=True)))
+    (folder / "metrics.json").write_text(json.dumps({"ap50": ap50}))
+    return folder
+
+
+def test_compare_cli_reports_pd_at_equal_pfa_with_bootstrap_intervals(tmp_path, capsys):
+    import json
+
+    from detector.cli import main
+
+    a = _report(tmp_path / "a", EQ_SCORES, EQ_POSITIVE)
+    better = [s + 0.2 * p for s, p in zip(EQ_SCORES, EQ_POSITIVE, strict=True)]
+    order = list(range(15))[::-1]  # rows in another order: matched by id
+    b = _report(tmp_path / "b", [better[i] for i in order], [EQ_POSITIVE[i] for i in order],
+                ids=[f"s{i}" for i in order], ap50=0.7)
+    assert main(["compare", str(a), str(b), "--pfa", "0.1", "0.25", "--bootstrap", "300",
+                 "--json", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Pd at equal Pfa on 15 scans (5 with objects, 10 without" in out
+    result = json.loads((tmp_path / "c.json").read_text())
+    pa, pb = (m["pd"] for m in result["models"])
+    assert pa == {"0.1": 0.4, "0.25": 0.6}
+    assert pb == {"0.1": 0.8, "0.25": 0.8}  # 1.15 1.05 0.95 0.85 0.25 vs negatives
+    diff = result["models"][1]["difference"]["0.1"]
+    assert diff["pd"] == pytest.approx(0.4)
+    lo, hi = diff["interval_95"]
+    assert lo <= 0.4 <= hi and lo >= 0  # never worse on any resample: every score rose
+    assert "+0.400" in out and "95 % paired bootstrap interval" in out
+
+
+def test_compare_cli_refuses_reports_of_different_sets(tmp_path, capsys):
+    from detector.cli import main
+
+    a = _report(tmp_path / "a", EQ_SCORES, EQ_POSITIVE)
+    b = _report(tmp_path / "b", EQ_SCORES, EQ_POSITIVE, ids=[f"t{i}" for i in range(15)])
+    assert main(["compare", str(a), str(b)]) == 64
+    assert "not the same scans" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["compare", str(a), str(tmp_path / "empty")]) == 64
+    assert "empty: not an evaluate report" in capsys.readouterr().err
+    bad = _report(tmp_path / "bad", EQ_SCORES, EQ_POSITIVE)
+    (bad / "per_scan.jsonl").write_text('{"id": "s0"}\n')
+    assert main(["compare", str(a), str(bad)]) == 64
+    assert "per_scan.jsonl: line 1: not a report row" in capsys.readouterr().err

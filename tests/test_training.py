@@ -130,6 +130,18 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     stored = torch.load(run / "best.pt", weights_only=True)["alarm_threshold"]
     assert stored == pytest.approx(report["threshold"])
 
+    # Several sets judged as one (a threshold on two calibration sets): ids keep them apart.
+    cli("evaluate", "--model", run / "best.pt", "--data", val, train, "--report",
+        tmp_path / "both", "--target-pfa", "0.1")
+    report = json.loads((tmp_path / "both" / "metrics.json").read_text())
+    assert report["scans"] == 12 + 32 and report["false_alarms"]["negative_scans"] == 6 + 16
+    ids = [json.loads(line)["id"] for line in (tmp_path / "both" / "per_scan.jsonl").open()]
+    assert {i.split("/")[0] for i in ids} == {"val", "train"} and len(set(ids)) == 44
+    source = torch.load(run / "best.pt", weights_only=True)["metrics"]["operating_point"]
+    assert source == f"target_pfa=0.1 on {val} + {train}"
+    proc = cli("evaluate", "--model", run / "best.pt", "--data", val, val, check=False)
+    assert proc.returncode == 64 and "names a set twice" in proc.stderr
+
 
 def test_bad_config_is_a_usage_error(tmp_path, toy):
     cfg = write_config(tmp_path / "c.yaml", toy[0], None, extra=", learning_rate: 1")

@@ -130,6 +130,22 @@ def operating_point_on(records: list[ScanRecord], target_pfa: float = 0.05) -> d
     return {"threshold": thresh, "pd": pd, "pfa": pfa}
 
 
+def pd_at_pfa(scores: np.ndarray, positive: np.ndarray, pfa: float) -> tuple[float, float]:
+    """(Pd, Pfa) of the lowest threshold that lets at most floor(``pfa`` x negatives) scans
+    without objects alarm, fitted on these scores (per-scan top scores): how models compare
+    at an equal false-alarm rate. The same point as `operating_point_on` for one rate, from
+    arrays, so that reports and bootstrap resamples can use it."""
+    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+    neg = np.sort(scores[~positive])[::-1]
+    pos = scores[positive]
+    if not len(neg) or not len(pos):
+        raise ValueError("Pd at equal Pfa needs scans with and without objects")
+    allowed = int(np.floor(pfa * len(neg) + 1e-9))
+    # alarm above the (allowed+1)-th highest negative score (ties stay quiet)
+    bar = neg[allowed] if allowed < len(neg) else -np.inf
+    return float(np.mean(pos > bar)), float(np.mean(neg > bar))
+
+
 def object_hits(record: ScanRecord, thresh: float) -> np.ndarray:
     """Per ground-truth object: hit by an alarming detection (IoU >= HIT_IOU)."""
     alarming = record.boxes[record.scores >= thresh]

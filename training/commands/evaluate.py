@@ -14,7 +14,10 @@ REQUIRES = ("torch", "pycocotools", "matplotlib")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="checkpoint (.pt) or exported .onnx")
-    parser.add_argument("--data", required=True, metavar="ANNOTATIONS.json")
+    parser.add_argument("--data", required=True, nargs="+", metavar="ANNOTATIONS.json",
+                        help="one or more annotated sets, judged as one (e.g. two calibration "
+                             "sets, for a threshold picked on more negatives); with several, "
+                             "report ids are prefixed with each set's folder name")
     parser.add_argument("--report", metavar="DIR", help="write metrics.json, roc.png, froc.png")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--target-pfa", type=float,
@@ -59,11 +62,13 @@ def run(args: argparse.Namespace) -> int:
     predict, spec, stride, classes, threshold, fmt = _load(args.model, args.threads)
     if spec.kind == "ct":
         return _run_ct(args, predict, spec, stride, classes, threshold, fmt)
-    try:
-        data = CocoScans(args.data, spec.kind, classes, cmap)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    records = evaluate(predict, data, spec, stride)
+    records = []
+    for path, prefix in _sets(args.data):
+        try:
+            data = CocoScans(path, spec.kind, classes, cmap)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        records += _prefixed(evaluate(predict, data, spec, stride), prefix)
     threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise(records, classes, threshold)
     if args.report:
@@ -84,11 +89,13 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     from training.ct_eval import evaluate_volumes, summarise_ct, summary_line_ct, write_report_ct
     from training.report import false_alarm_line
 
-    try:
-        data = CtVolumes(args.data, classes, spec.ct_energies)
-    except (ValueError, KeyError) as exc:
-        raise UsageError(f"{args.data}: {exc}") from exc
-    records = evaluate_volumes(predict, data, spec, stride)
+    records = []
+    for path, prefix in _sets(args.data):
+        try:
+            data = CtVolumes(path, classes, spec.ct_energies)
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"{path}: {exc}") from exc
+        records += _prefixed(evaluate_volumes(predict, data, spec, stride), prefix)
     threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise_ct(records, threshold)
     if args.report:
@@ -97,6 +104,30 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     if line := false_alarm_line(summary):
         print(line)
     return 0
+
+
+def _sets(paths: list[str]) -> list[tuple[str, str]]:
+    """(annotation file, id prefix): none for one set; else each file's folder name (its
+    path when two folders share a name), so ids from different sets stay apart."""
+    from pathlib import Path
+
+    from detector.errors import UsageError
+
+    if len(set(paths)) != len(paths):
+        raise UsageError(f"--data names a set twice: {paths}")
+    if len(paths) == 1:
+        return [(paths[0], "")]
+    names = [Path(p).parent.name for p in paths]
+    if len(set(names)) != len(names):
+        names = [str(Path(p).parent) for p in paths]
+    return [(p, f"{n}/") for p, n in zip(paths, names, strict=True)]
+
+
+def _prefixed(records: list, prefix: str) -> list:
+    if prefix:
+        for r in records:
+            r.scan_id = prefix + r.scan_id
+    return records
 
 
 def _operating_point(args: argparse.Namespace, records, threshold: float, fmt: str) -> float:
@@ -111,7 +142,7 @@ def _operating_point(args: argparse.Namespace, records, threshold: float, fmt: s
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     how = (f"target_pfa={args.target_pfa}" if args.target_pfa is not None
-           else f"target_pd={args.target_pd}") + f" on {args.data}"
+           else f"target_pd={args.target_pd}") + f" on {' + '.join(args.data)}"
     _store_threshold(args.model, fmt, threshold, how)
     print(f"alarm threshold {threshold:.4f} ({how}) stored in {args.model}")
     return threshold

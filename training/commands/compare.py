@@ -1,0 +1,139 @@
+"""``concealscan compare``: Pd of several models at equal Pfa, from their evaluate reports.
+
+Each report is a folder written by ``concealscan evaluate --report`` (``per_scan.jsonl``, or
+``per_volume.jsonl`` for CT) on the same annotated set. At each false-alarm rate every model
+gets its own threshold, the lowest that lets at most floor(Pfa x negatives) scans without
+objects alarm, fitted on the set itself (`training.metrics.pd_at_pfa`): the models are compared
+at the same Pfa, not at thresholds each picked elsewhere. The difference to the first report
+comes with a 95 % interval from a paired bootstrap over the scans, so that a gain smaller than
+the set's sampling noise is seen as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+REQUIRES = ()
+RATES = (0.02, 0.035, 0.05, 0.075, 0.10)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reports", nargs="+", metavar="REPORT",
+                        help="folders from 'concealscan evaluate --report' on the same set; "
+                             "the first is the baseline")
+    parser.add_argument("--pfa", type=float, nargs="+", default=list(RATES), metavar="RATE",
+                        help=f"false-alarm rates per scan (default: {' '.join(map(str, RATES))})")
+    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                        help="paired bootstrap resamples for the intervals (0: none; "
+                             "default 2000)")
+    parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+
+
+def load_report(folder: str | Path) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
+    """(metrics.json or {}, scan ids, top scores, positive flags) of one evaluate report."""
+    from detector.errors import UsageError
+
+    folder = Path(folder)
+    found = [folder / n for n in ("per_scan.jsonl", "per_volume.jsonl") if (folder / n).is_file()]
+    if not found:
+        raise UsageError(f"{folder}: not an evaluate report (no per_scan.jsonl or "
+                         f"per_volume.jsonl; write one with 'concealscan evaluate --report')")
+    ids, scores, positive = [], [], []
+    with found[0].open() as f:
+        for n, line in enumerate(f, start=1):
+            try:
+                row = json.loads(line)
+                ids.append(str(row["id"]))
+                scores.append(float(row["max_score"]))
+                positive.append(bool(row["positive"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UsageError(f"{found[0]}: line {n}: not a report row ({exc})") from exc
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return metrics, ids, np.array(scores), np.array(positive, bool)
+
+
+def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 0) -> dict:
+    """Pd at each rate per report, and differences to the first with bootstrap intervals."""
+    from detector.errors import UsageError
+    from training.metrics import pd_at_pfa
+
+    loaded = [load_report(r) for r in reports]
+    _, ids0, _, pos0 = loaded[0]
+    order0 = np.argsort(ids0)
+    aligned = []
+    for name, (metrics, ids, scores, positive) in zip(reports, loaded, strict=True):
+        if sorted(ids) != sorted(ids0) or len(set(ids)) != len(ids):
+            raise UsageError(f"{name}: not the same scans as {reports[0]} ({len(ids)} vs "
+                             f"{len(ids0)} ids, {len(set(ids) ^ set(ids0))} differ): compare "
+                             f"reports of one set")
+        order = np.argsort(ids)
+        if not np.array_equal(positive[order], pos0[order0]):
+            raise UsageError(f"{name}: the same ids but other ground truth than {reports[0]}")
+        aligned.append((metrics, scores[order]))
+    positive = pos0[order0]
+    if positive.all() or not positive.any():
+        raise UsageError(f"{reports[0]}: Pd at equal Pfa needs scans with and without objects")
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(positive), len(positive)) for _ in range(resamples)]
+    draws = [d for d in draws if positive[d].any() and not positive[d].all()]
+    rows = []
+    for name, (metrics, scores) in zip(reports, aligned, strict=True):
+        row = {"report": str(name), "ap50": metrics.get("ap50", metrics.get("ap3d_25")),
+               "pd": {}, "pfa": {}, "difference": {}}
+        for rate in rates:
+            row["pd"][rate], row["pfa"][rate] = pd_at_pfa(scores, positive, rate)
+            if rows and draws:
+                base = aligned[0][1]
+                diffs = np.array([pd_at_pfa(scores[d], positive[d], rate)[0]
+                                  - pd_at_pfa(base[d], positive[d], rate)[0] for d in draws])
+                lo, hi = np.percentile(diffs, [2.5, 97.5])
+                row["difference"][rate] = {"pd": row["pd"][rate] - rows[0]["pd"][rate],
+                                           "interval_95": [float(lo), float(hi)]}
+            elif rows:
+                row["difference"][rate] = {"pd": row["pd"][rate] - rows[0]["pd"][rate]}
+        rows.append(row)
+    return {"scans": int(len(positive)), "with_objects": int(positive.sum()),
+            "without_objects": int((~positive).sum()), "rates": list(rates),
+            "bootstrap_resamples": len(draws), "models": rows}
+
+
+def format_table(result: dict) -> str:
+    rates = result["rates"]
+    width = max(len("report"), *(len(r["report"]) for r in result["models"]))
+    lines = [f"Pd at equal Pfa on {result['scans']} scans ({result['with_objects']} with objects, "
+             f"{result['without_objects']} without; each column lets floor(Pfa x "
+             f"{result['without_objects']}) of them alarm)",
+             f"{'report':<{width}}  {'AP':>5}  " + "  ".join(f"{r:>6g}" for r in rates)]
+    for row in result["models"]:
+        ap = "   - " if row["ap50"] is None else f"{row['ap50']:.3f}"
+        lines.append(f"{row['report']:<{width}}  {ap}  "
+                     + "  ".join(f"{row['pd'][r]:6.3f}" for r in rates))
+    for row in result["models"][1:]:
+        lines.append(f"{row['report']} minus {result['models'][0]['report']}"
+                     + (" (95 % paired bootstrap interval):" if result["bootstrap_resamples"]
+                        else ":"))
+        for r in rates:
+            d = row["difference"][r]
+            interval = ("  [{:+.3f}, {:+.3f}]".format(*d["interval_95"])
+                        if "interval_95" in d else "")
+            lines.append(f"  Pfa {r:g}: {d['pd']:+.3f}{interval}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from detector.errors import UsageError
+
+    if any(not 0 <= r < 1 for r in args.pfa):
+        raise UsageError(f"--pfa: rates must be in [0, 1), got {args.pfa}")
+    if args.bootstrap < 0:
+        raise UsageError(f"--bootstrap: expected a count >= 0, got {args.bootstrap}")
+    result = compare(args.reports, args.pfa, args.bootstrap)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
