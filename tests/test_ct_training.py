@@ -172,3 +172,30 @@ def test_ct_recipe_rejects_strategy_oversampling():
         train=[CocoSource("ct.json", oversample={"in_can": 2})]))
     with pytest.raises(UsageError, match="oversample is for 2-D scans"):
         build_data(cfg, spec_for(cfg.data.ct), None)
+
+
+def test_ct_volumes_carry_benign_solids_for_false_alarm_causes(ct_sets):
+    """The volumes' ``benign_object`` boxes reach the evaluation records, so CT false alarms
+    on other benign solids are named as such, not "elsewhere"."""
+    from training.metrics import false_alarm_causes
+
+    path = ct_sets / "val" / "annotations.json"
+    doc = json.loads(path.read_text())
+    volumes = CtVolumes(path, ["concealed_organic"])
+    records = []
+    for i, image in enumerate(doc["images"]):
+        item = volumes[i]
+        want = np.array([o["bbox3d"] for o in image["benign_object"]], np.float32).reshape(-1, 6)
+        np.testing.assert_array_equal(item.others_xyzxyz, want)
+        # a detection exactly on each benign solid, nothing else
+        records.append(ScanRecord(image["scan_id"], (1, 1), item.boxes_xyzxyz,
+                                  np.zeros(len(item.boxes_xyzxyz), np.int64), want,
+                                  np.full(len(want), 0.9, np.float32),
+                                  np.zeros(len(want), np.int64), item.objects,
+                                  item.lookalikes_xyzxyz, item.others_xyzxyz))
+    assert sum(len(r.benign_boxes) for r in records) > 0
+    from detector.ct_fuse import iou_3d
+
+    got = false_alarm_causes(records, 0.5, iou=iou_3d)
+    assert got["false_detections"]["elsewhere"] == 0
+    assert got["false_detections"]["benign_object"] > 0

@@ -109,6 +109,44 @@ def test_synth_ct_writes_readable_volumes_and_3d_labels(ct_set):
         assert [s[0] for s in ann["bbox_slices"]][0] == z1
 
 
+def test_ct_benign_objects_are_block_like_solids_clear_of_every_packet(ct_set, tmp_path,
+                                                                      capsys):
+    """``benign_object`` in CT, as in 2-D: 3-D boxes of the scene's other block-like benign
+    solids, inside the volume and clear of every packet; ``synth --add-benign-objects`` gives
+    a CT set written without the field the same field from its scene records."""
+    import shutil
+
+    from detector.cli import main
+    from training.sim.labels import BENIGN_DENSITY
+
+    total = 0
+    for name in "ac":
+        doc = json.loads((ct_set / name / "annotations.json").read_text())
+        for image in doc["images"]:
+            d, h, w = image["size_dhw"]
+            packets = [a["bbox3d"] for a in doc["annotations"] if a["image_id"] == image["id"]]
+            for obj in image["benign_object"]:
+                x1, y1, z1, x2, y2, z2 = obj["bbox3d"]
+                assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and 0 <= z1 < z2 <= d
+                assert BENIGN_DENSITY[0] <= obj["density"] <= BENIGN_DENSITY[1]
+                for p in packets:  # apart by at least one voxel along some axis
+                    assert any(obj["bbox3d"][k + 3] < p[k] or p[k + 3] < obj["bbox3d"][k]
+                               for k in range(3)), (obj, p)
+            total += len(image["benign_object"])
+    assert total > 0
+
+    old = tmp_path / "old"
+    shutil.copytree(ct_set / "a", old)
+    doc = json.loads((old / "annotations.json").read_text())
+    for image in doc["images"]:
+        del image["benign_object"]
+    (old / "annotations.json").write_text(json.dumps(doc))
+    assert main(["synth", "--out", str(old), "--add-benign-objects"]) == 0
+    assert "benign objects" in capsys.readouterr().out
+    assert json.loads((old / "annotations.json").read_text()) == \
+        json.loads((ct_set / "a" / "annotations.json").read_text())
+
+
 def test_synth_ct_is_deterministic_per_seed_and_replays(ct_set, tmp_path):
     from detector.cli import main
 

@@ -49,6 +49,8 @@ class LabelledVolume:
     slice_boxes: list[list[list[int]]]  # per box: [z, x1, y1, x2, y2] rows
     #: Benign look-alikes (COCO image field ``benign_packet``, their ``bbox3d``), (M, 6)
     lookalikes_xyzxyz: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
+    #: The scene's other benign solids (``benign_object``, their ``bbox3d``), (K, 6)
+    others_xyzxyz: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
 
 
 def low_energy_file(path: Path, entry: dict) -> tuple[str, float]:
@@ -98,10 +100,11 @@ class CtVolumes:
         boxes = np.array([a["bbox3d"] for a in anns], np.float32).reshape(-1, 6)
         objects = [{k: a.get(k) for k in ("host", "strategy", "material", "hu_mean")}
                    for a in anns]
-        lookalikes = np.array([b["bbox3d"] for b in entry.get("benign_packet", [])
-                               if "bbox3d" in b], np.float32).reshape(-1, 6)
+        lookalikes, others = (np.array([b["bbox3d"] for b in entry.get(field_, [])
+                                        if "bbox3d" in b], np.float32).reshape(-1, 6)
+                              for field_ in ("benign_packet", "benign_object"))
         return LabelledVolume(volume, boxes, objects,
-                              [a.get("bbox_slices", []) for a in anns], lookalikes)
+                              [a.get("bbox_slices", []) for a in anns], lookalikes, others)
 
 
 #: Slab boxes are widened to at least this (model pixels, just over the heat-map stride of

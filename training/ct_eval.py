@@ -39,7 +39,7 @@ def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int,
         records.append(ScanRecord(item.volume.id, item.volume.size_dhw[1:], item.boxes_xyzxyz,
                                   np.zeros(len(item.boxes_xyzxyz), np.int64), boxes, scores,
                                   np.zeros(len(scores), np.int64), item.objects,
-                                  item.lookalikes_xyzxyz, np.zeros((0, 6), np.float32)))
+                                  item.lookalikes_xyzxyz, item.others_xyzxyz))
     return records
 
 

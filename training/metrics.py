@@ -20,7 +20,8 @@ HIT_IOU = 0.3
 
 @dataclass
 class ScanRecord:
-    """Ground truth and predictions of one scan, all boxes xyxy in scan pixels."""
+    """Ground truth and predictions of one scan, all boxes xyxy in scan pixels (a CT
+    volume's record: xyzxyz in voxels, ``size_hw`` its slice size)."""
 
     scan_id: str
     size_hw: tuple[int, int]

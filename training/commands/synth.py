@@ -34,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replay", metavar="SCENE_JSON",
                         help="re-render one NAME_scene.json into --out instead")
     parser.add_argument("--add-benign-objects", action="store_true",
-                        help="instead of simulating, give the data set in --out (written "
-                             "before 2026-11-29) the COCO image field benign_object, from its "
-                             "NAME_scene.json records (for augment.hard_negatives)")
+                        help="instead of simulating, give the data set in --out (2-D: "
+                             "written before 2026-11-29; CT: before 2026-11-30) the COCO image "
+                             "field benign_object, from its NAME_scene.json records (for "
+                             "augment.hard_negatives and the false-alarm causes of evaluate)")
 
 
 def _check(args: argparse.Namespace) -> None:

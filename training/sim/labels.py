@@ -74,6 +74,16 @@ BENIGN_FOOTPRINT_MM = (15.0, 300.0)  # shorter and longer side
 BENIGN_MASS_G_CM2 = 0.3  # thickness x density, at the thickest
 
 
+def is_benign_block(prim) -> bool:
+    """Whether a scene primitive is a benign solid that looks like a block (BENIGN_*): no
+    packet's part, packet-like density, footprint and mass. The 2-D and CT labels share it."""
+    a, b, thick = prim.size
+    short, long = sorted((a, b))
+    return (not prim.group and BENIGN_DENSITY[0] <= prim.density <= BENIGN_DENSITY[1]
+            and short >= BENIGN_FOOTPRINT_MM[0] and long <= BENIGN_FOOTPRINT_MM[1]
+            and thick * prim.density / 10.0 >= BENIGN_MASS_G_CM2)
+
+
 def benign_objects(scene, avoid_xywh: list[list[float]], margin_px: int = 2) -> list[dict]:
     """Boxes of the scene's ungrouped solids that look like a block (see BENIGN_*), except those
     that touch a box of ``avoid_xywh`` (the packets: a book with a packet inside is not a
@@ -85,11 +95,7 @@ def benign_objects(scene, avoid_xywh: list[list[float]], margin_px: int = 2) -> 
              for x, y, w, h in avoid_xywh]
     out, seen = [], set()
     for prim in scene.primitives:
-        a, b, thick = prim.size
-        short, long = sorted((a, b))
-        if (prim.group or not BENIGN_DENSITY[0] <= prim.density <= BENIGN_DENSITY[1]
-                or short < BENIGN_FOOTPRINT_MM[0] or long > BENIGN_FOOTPRINT_MM[1]
-                or thick * prim.density / 10.0 < BENIGN_MASS_G_CM2):
+        if not is_benign_block(prim):
             continue
         box = proj.pixel_box(prim)
         if box is None:

@@ -141,27 +141,36 @@ def finish(out: Path, doc: dict, made: dict) -> None:
 
 
 def add_benign_objects(folder: str | Path) -> int:
-    """Give a data set written before the ``benign_object`` field (2026-11-29) that field,
-    from each scan's ``NAME_scene.json``; the rest of ``annotations.json`` is kept as is.
-    Returns the number of objects recorded. Raises ValueError naming a missing scene record."""
+    """Give a data set written before the ``benign_object`` field (2-D: 2026-11-29, CT:
+    2026-11-30) that field, from each scan's or volume's ``NAME_scene.json``; the rest of
+    ``annotations.json`` is kept as is. Returns the number of objects recorded. Raises
+    ValueError naming a missing scene record."""
     from training.sim.labels import benign_objects
     from training.sim.scene import Scene
+    from training.sim_ct.generate import scene_and_grid
+    from training.sim_ct.voxelise import benign_boxes3d
 
     folder = Path(folder)
     path = folder / "annotations.json"
     doc = json.loads(path.read_text())
     packets: dict[int, list] = {}
     for ann in doc["annotations"]:
-        packets.setdefault(ann["image_id"], []).append(ann["bbox"])
+        packets.setdefault(ann["image_id"], []).append(ann["bbox3d"] if "bbox3d" in ann
+                                                       else ann["bbox"])
     total = 0
     for entry in doc["images"]:
         record_path = folder / f"{entry['scan_id']}_scene.json"
         try:
             record = json.loads(record_path.read_text())
-            scene = Scene.from_json(record["scene"])
+            if record.get("kind") == "ct":
+                scene, grid = scene_and_grid(record)
+            else:
+                scene = Scene.from_json(record["scene"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{record_path}: no usable scene record: {exc}") from exc
-        entry["benign_object"] = benign_objects(scene, packets.get(entry["id"], []))
+        avoid = packets.get(entry["id"], [])
+        entry["benign_object"] = (benign_boxes3d(scene, grid, avoid) if record.get("kind") == "ct"
+                                  else benign_objects(scene, avoid))
         total += len(entry["benign_object"])
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")

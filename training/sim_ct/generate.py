@@ -8,7 +8,7 @@ concealments), laid on a CT grid by `training.sim_ct.voxelise` and scanned by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from training.sim.parts import uniform
 from training.sim.scene import Scene
 from training.sim_ct.config import CtConfig
 from training.sim_ct.scanner import CtScanner, mu_table, reconstruct
-from training.sim_ct.voxelise import CtGrid, box3d, label_mask, voxelise
+from training.sim_ct.voxelise import CtGrid, benign_boxes3d, box3d, label_mask, voxelise
 
 RECORD_FORMAT = 1
 RECON_CHUNK = 8  # slices reconstructed together: bounds the (views, bins, slices, E) array
@@ -35,6 +35,10 @@ class CtResult:
     annotations: list[dict]  # concealed packets, with bbox3d
     benign: list[dict]  # look-alike blocks (hard negatives), same fields
     record: dict
+    #: The scene's other benign solids that look like a block (``bbox3d``, material,
+    #: density), COCO image field ``benign_object`` as in 2-D: what CT false alarms are put
+    #: down to (`training.metrics.false_alarm_causes`).
+    benign_objects: list[dict] = field(default_factory=list)
 
     @property
     def size_dhw(self) -> tuple[int, int, int]:
@@ -57,7 +61,7 @@ class CtResult:
                 "positive": bool(self.annotations),
                 "host_kinds": sorted({a["host"] for a in self.annotations}),
                 "parcel": self.record["scene"]["parcel"]["kind"],
-                "benign_packet": self.benign}
+                "benign_packet": self.benign, "benign_object": self.benign_objects}
 
 
 def volume_name(name: str, kvp: float, main: bool) -> str:
@@ -112,10 +116,7 @@ def render_ct_record(record: dict) -> CtResult:
         raise ValueError(f"CT scene record: expected format {RECORD_FORMAT} and kind 'ct', got "
                          f"{record.get('format')!r} and {record.get('kind')!r}")
     ct = record["ct"]
-    scene = Scene.from_json(record["scene"])
-    depth = scene.size_hw[1]  # the composer's image width is the belt travel: the slices
-    grid = CtGrid((depth, ct["size"], ct["size"]), ct["voxel_mm"], ct["belt_mm"],
-                  ct["supersample"])
+    scene, grid = scene_and_grid(record)
     vox = voxelise(scene, grid)
     rng = np.random.default_rng(ct["noise_seed"])
     volumes = {}
@@ -129,7 +130,18 @@ def render_ct_record(record: dict) -> CtResult:
     main = next(iter(volumes.values()))
     found = _labels([dict(p) for p in scene.packets], vox.content, main)
     benign = _labels([dict(p) for p in scene.decoys], vox.content, main)
-    return CtResult(record["name"], volumes, float(ct["voxel_mm"]), found, benign, record)
+    others = benign_boxes3d(scene, grid, [a["bbox3d"] for a in found])
+    return CtResult(record["name"], volumes, float(ct["voxel_mm"]), found, benign, record,
+                    others)
+
+
+def scene_and_grid(record: dict) -> tuple[Scene, CtGrid]:
+    """The scene of a CT record and the grid it is voxelised on."""
+    ct = record["ct"]
+    scene = Scene.from_json(record["scene"])
+    depth = scene.size_hw[1]  # the composer's image width is the belt travel: the slices
+    return scene, CtGrid((depth, ct["size"], ct["size"]), ct["voxel_mm"], ct["belt_mm"],
+                         ct["supersample"])
 
 
 def generate_ct(config: SynthConfig, ct: CtConfig, seed: int, index: int,

@@ -159,3 +159,37 @@ def box3d(mask: np.ndarray) -> tuple[list[int], list[list[int]]] | None:
             per_slice.append([z, int(cols.min()), int(rows.min()), int(cols.max()) + 1,
                               int(rows.max()) + 1])
     return box, per_slice
+
+
+def benign_boxes3d(scene: Scene, grid: CtGrid, avoid: list[list[int]],
+                   margin: int = 1) -> list[dict]:
+    """The 3-D boxes (``bbox3d``, voxels, end-exclusive) of the scene's benign solids that look
+    like a block (`training.sim.labels.is_benign_block`), the voxels they fill at least
+    `LABEL_FILL` of; none that touches a box of ``avoid`` (the packets' ``bbox3d``, grown by
+    ``margin``: a book with a packet inside is not a negative). With material and density,
+    like the 2-D field ``benign_object``."""
+    from training.sim.labels import is_benign_block
+
+    grown = [[a - margin for a in b[:3]] + [a + margin for a in b[3:]] for b in avoid]
+    out, seen = [], set()
+    for prim in scene.primitives:
+        if not is_benign_block(prim):
+            continue
+        placed = fill(prim, grid)
+        if placed is None:
+            continue
+        (zs, ys, xs), occ, _ = placed
+        found = box3d(occ >= LABEL_FILL)
+        if found is None:
+            continue
+        x1, y1, z1, x2, y2, z2 = found[0]
+        box = [x1 + xs.start, y1 + ys.start, z1 + zs.start,
+               x2 + xs.start, y2 + ys.start, z2 + zs.start]
+        if tuple(box) in seen or any(all(box[k] < g[k + 3] and g[k] < box[k + 3]
+                                         for k in range(3)) for g in grown):
+            continue
+        seen.add(tuple(box))
+        material = prim.material if isinstance(prim.material, str) else dict(prim.material)
+        out.append({"bbox3d": box, "material": material,
+                    "density": round(float(prim.density), 3)})
+    return out
