@@ -458,7 +458,7 @@ def test_mix_sampler_draw_weights_table(weights, expected):
         np.testing.assert_allclose(totals / 300, [8 / 3] + [2 / 3] * 5, atol=0.1)
 
 
-def test_oversample_recipe_weights_scans_by_packet_strategy(tmp_path):
+def test_oversample_recipe_weights_scans_by_packet_strategy(tmp_path, capsys):
     """A recipe's ``oversample: {strategy: factor}`` reaches the sampler as per-scan draw
     weights (the largest factor among a scan's packets); a strategy no packet has, a bad
     factor, or oversampling a CT recipe is a clear error naming the file."""
@@ -487,6 +487,8 @@ def test_oversample_recipe_weights_scans_by_packet_strategy(tmp_path):
     # scans 0, 2, 4, 6 hold the packets (in_can, loose, in_can, hollow_book); odd ones none
     assert sampler.draw_weights[0].tolist() == [3, 1, 1, 1, 3, 1, 2, 1]
     assert len(sampler) == 8
+    assert "oversample: 3 of 8 scans weighted up, 62% of those sources' draws" in \
+        capsys.readouterr().err
 
     cfg_path.write_text(text.replace(f"{{path: {ann}}}",
                                      f"{{path: {ann}, oversample: {{in_tin: 3}}}}"))

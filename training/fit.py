@@ -64,6 +64,11 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
     weights = [s.weight for s in cfg.data.train]
     draw_weights = [src.draw_weights(s.oversample) if s.oversample else None
                     for src, s in zip(sources, cfg.data.train, strict=True)]
+    boosted = [w for w in draw_weights if w is not None]
+    if boosted and dist.rank == 0:
+        w = np.concatenate(boosted)
+        print(f"oversample: {int((w > 1).sum())} of {len(w)} scans weighted up, "
+              f"{w[w > 1].sum() / w.sum():.0%} of those sources' draws", file=sys.stderr)
     sources += [SimScans(s, cfg.kind) for s in cfg.data.sim]
     weights += [s.weight for s in cfg.data.sim]
     draw_weights += [None] * len(cfg.data.sim)
