@@ -17,6 +17,7 @@ from training.metrics import (
     object_hits,
     operating_point_on,
     pd_at_pfa,
+    pd_by_best_difficulty,
     pd_pfa,
     threshold_for,
 )
@@ -192,14 +193,27 @@ def test_pd_at_equal_pfa_matches_the_fitted_operating_point():
                 (point["pd"], point["pfa"]), abs=1e-6)
 
 
-def _report(folder, scores, positive, ids=None, ap50=0.5):
+def test_pd_by_best_difficulty_groups_scans_by_their_most_visible_object():
+    box = [0, 0, 10, 10]
+    records = [rec([box, box], [[*box, 0.9]], [{"difficulty": 2.0}, {"difficulty": 40.0}]),
+               rec([box], [[*box, 0.2]], [{"difficulty": 1.0}]),
+               rec([box], [[*box, 0.6]], [{"difficulty": 2.5}]),
+               rec([box], [[*box, 0.9]], [{"difficulty": "hard"}]),  # not a number: left out
+               rec([], [[*box, 0.9]])]  # no objects: not a Pd scan
+    assert pd_by_best_difficulty(records, 0.5) == {
+        "<3": {"scans": 2, "pd": 0.5}, ">=30": {"scans": 1, "pd": 1.0}}
+
+
+def _report(folder, scores, positive, ids=None, ap50=0.5, difficulty=None):
     import json
 
     folder.mkdir(parents=True)
     ids = ids or [f"s{i}" for i in range(len(scores))]
+    extra = [{} if difficulty is None else {"best_difficulty": d if p else None}
+             for d, p in zip(difficulty or positive, positive, strict=True)]
     (folder / "per_scan.jsonl").write_text("".join(
-        json.dumps({"id": i, "positive": p, "max_score": s, "objects": int(p)}) + "\n"
-        for i, s, p in zip(ids, scores, positive, strict=True)))
+        json.dumps({"id": i, "positive": p, "max_score": s, "objects": int(p), **e}) + "\n"
+        for i, s, p, e in zip(ids, scores, positive, extra, strict=True)))
     (folder / "metrics.json").write_text(json.dumps({"ap50": ap50}))
     return folder
 
@@ -243,3 +257,25 @@ def test_compare_cli_refuses_reports_of_different_sets(tmp_path, capsys):
     (bad / "per_scan.jsonl").write_text('{"id": "s0"}\n')
     assert main(["compare", str(a), str(bad)]) == 64
     assert "per_scan.jsonl: line 1: not a report row" in capsys.readouterr().err
+
+
+def test_compare_min_difficulty_counts_only_visible_objects(tmp_path, capsys):
+    """``--min-difficulty 3``: scans whose best object is fainter drop out of Pd; every
+    negative stays, so the thresholds do not move."""
+    import json
+
+    from detector.cli import main
+
+    # positives 0.95 0.85 0.75 0.65 0.05 with best CNR 50, 2, 40, 1, 30
+    difficulty = [None] * 10 + [50.0, 2.0, 40.0, 1.0, 30.0]
+    a = _report(tmp_path / "a", EQ_SCORES, EQ_POSITIVE, difficulty=difficulty)
+    assert main(["compare", str(a), "--pfa", "0.1", "--min-difficulty", "3", "--bootstrap",
+                 "0", "--json", str(tmp_path / "c.json")]) == 0
+    result = json.loads((tmp_path / "c.json").read_text())
+    assert (result["with_objects"], result["without_objects"]) == (3, 10)
+    assert result["models"][0]["pd"]["0.1"] == pytest.approx(1 / 3)  # 0.95 only above 0.8
+    assert "3 with objects, counting only those whose best object has difficulty >= 3" in \
+        capsys.readouterr().out
+    old = _report(tmp_path / "old", EQ_SCORES, EQ_POSITIVE)
+    assert main(["compare", str(old), "--min-difficulty", "3"]) == 64
+    assert "no best_difficulty" in capsys.readouterr().err

@@ -135,7 +135,9 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
         tmp_path / "both", "--target-pfa", "0.1")
     report = json.loads((tmp_path / "both" / "metrics.json").read_text())
     assert report["scans"] == 12 + 32 and report["false_alarms"]["negative_scans"] == 6 + 16
-    ids = [json.loads(line)["id"] for line in (tmp_path / "both" / "per_scan.jsonl").open()]
+    rows = [json.loads(line) for line in (tmp_path / "both" / "per_scan.jsonl").open()]
+    assert all("best_difficulty" in r for r in rows)
+    ids = [r["id"] for r in rows]
     assert {i.split("/")[0] for i in ids} == {"val", "train"} and len(set(ids)) == 44
     source = torch.load(run / "best.pt", weights_only=True)["metrics"]["operating_point"]
     assert source == f"target_pfa=0.1 on {val} + {train}"

@@ -256,3 +256,24 @@ def breakdown(records: list[ScanRecord], thresh: float, key: str,
             groups.setdefault(_group(obj.get(key), bins), []).append(bool(hit))
     return {g: {"objects": len(v), "hit_rate": float(np.mean(v))}
             for g, v in sorted(groups.items())}
+
+
+def best_difficulty(record: ScanRecord) -> float | None:
+    """The highest difficulty (simulator CNR) among a scan's objects: how visible its most
+    visible packet is; None without objects or where the set does not say."""
+    values = [o.get("difficulty") for o in record.objects]
+    values = [v for v in values if isinstance(v, (int, float))]
+    return max(values) if values else None
+
+
+def pd_by_best_difficulty(records: list[ScanRecord], thresh: float,
+                          bins: tuple[float, ...] = DIFFICULTY_BINS) -> dict[str, dict]:
+    """Per-scan Pd at ``thresh`` over scans with objects, grouped by `best_difficulty`: a scan
+    whose best packet has CNR < 3 is one no observer could be asked to find, which bounds the
+    reachable Pd; empty where the set's objects carry no difficulty."""
+    groups: dict[str, list[bool]] = {}
+    for r in records:
+        best = best_difficulty(r) if r.positive else None
+        if best is not None:
+            groups.setdefault(_group(best, bins), []).append(r.max_score >= thresh)
+    return {g: {"scans": len(v), "pd": float(np.mean(v))} for g, v in sorted(groups.items())}

@@ -10,12 +10,14 @@ import numpy as np
 from training.metrics import (
     DIFFICULTY_BINS,
     ScanRecord,
+    best_difficulty,
     breakdown,
     coco_ap,
     false_alarm_causes,
     froc,
     object_hits,
     operating_point_on,
+    pd_by_best_difficulty,
     pd_pfa,
     roc,
 )
@@ -29,6 +31,7 @@ def summarise(records: list[ScanRecord], classes: list[str], threshold: float) -
             "objects": int(len(hits)), "ap50": ap50, "ap50_95": ap, "threshold": threshold,
             "pd": pd, "pfa": pfa, "object_hit_rate": float(hits.mean()) if len(hits) else None,
             "by_difficulty_cnr": breakdown(records, threshold, "difficulty", DIFFICULTY_BINS),
+            "pd_by_best_difficulty_cnr": pd_by_best_difficulty(records, threshold),
             "by_host": breakdown(records, threshold, "host"),
             "by_strategy": breakdown(records, threshold, "strategy"),
             "by_material": breakdown(records, threshold, "material"),
@@ -85,4 +88,5 @@ def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:
     with (out / "per_scan.jsonl").open("w") as f:
         for r in records:
             f.write(json.dumps({"id": r.scan_id, "positive": r.positive,
-                                "max_score": r.max_score, "objects": len(r.gt_boxes)}) + "\n")
+                                "max_score": r.max_score, "objects": len(r.gt_boxes),
+                                "best_difficulty": best_difficulty(r)}) + "\n")

@@ -30,11 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                         help="paired bootstrap resamples for the intervals (0: none; "
                              "default 2000)")
+    parser.add_argument("--min-difficulty", type=float, metavar="CNR",
+                        help="count only scans with objects whose most visible object has at "
+                             "least this simulator difficulty (CNR; e.g. 3: what an observer "
+                             "could be asked to find); every scan without objects stays")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
 
 
-def load_report(folder: str | Path) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
-    """(metrics.json or {}, scan ids, top scores, positive flags) of one evaluate report."""
+def load_report(folder: str | Path, min_difficulty: float | None = None
+                ) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
+    """(metrics.json or {}, scan ids, top scores, positive flags) of one evaluate report;
+    with ``min_difficulty``, scans with objects whose ``best_difficulty`` is lower (or
+    unknown) are left out."""
     from detector.errors import UsageError
 
     folder = Path(folder)
@@ -47,6 +54,14 @@ def load_report(folder: str | Path) -> tuple[dict, list[str], np.ndarray, np.nda
         for n, line in enumerate(f, start=1):
             try:
                 row = json.loads(line)
+                if min_difficulty is not None and row["positive"]:
+                    if "best_difficulty" not in row:
+                        raise UsageError(f"{found[0]}: no best_difficulty (a CT report, or "
+                                         f"one written before 2026-11-30: evaluate again) "
+                                         f"for --min-difficulty")
+                    best = row["best_difficulty"]
+                    if best is None or best < min_difficulty:
+                        continue
                 ids.append(str(row["id"]))
                 scores.append(float(row["max_score"]))
                 positive.append(bool(row["positive"]))
@@ -57,12 +72,13 @@ def load_report(folder: str | Path) -> tuple[dict, list[str], np.ndarray, np.nda
     return metrics, ids, np.array(scores), np.array(positive, bool)
 
 
-def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 0) -> dict:
+def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 0,
+            min_difficulty: float | None = None) -> dict:
     """Pd at each rate per report, and differences to the first with bootstrap intervals."""
     from detector.errors import UsageError
     from training.metrics import pd_at_pfa
 
-    loaded = [load_report(r) for r in reports]
+    loaded = [load_report(r, min_difficulty) for r in reports]
     _, ids0, _, pos0 = loaded[0]
     order0 = np.argsort(ids0)
     aligned = []
@@ -97,7 +113,8 @@ def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 
             elif rows:
                 row["difference"][rate] = {"pd": row["pd"][rate] - rows[0]["pd"][rate]}
         rows.append(row)
-    return {"scans": int(len(positive)), "with_objects": int(positive.sum()),
+    return {"min_difficulty": min_difficulty,
+            "scans": int(len(positive)), "with_objects": int(positive.sum()),
             "without_objects": int((~positive).sum()), "rates": list(rates),
             "bootstrap_resamples": len(draws), "models": rows}
 
@@ -105,8 +122,11 @@ def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 
 def format_table(result: dict) -> str:
     rates = result["rates"]
     width = max(len("report"), *(len(r["report"]) for r in result["models"]))
-    lines = [f"Pd at equal Pfa on {result['scans']} scans ({result['with_objects']} with objects, "
-             f"{result['without_objects']} without; each column lets floor(Pfa x "
+    only = ("" if result["min_difficulty"] is None else
+            f", counting only those whose best object has difficulty >= "
+            f"{result['min_difficulty']:g}")
+    lines = [f"Pd at equal Pfa on {result['scans']} scans ({result['with_objects']} with objects"
+             f"{only}, {result['without_objects']} without; each column lets floor(Pfa x "
              f"{result['without_objects']}) of them alarm)",
              f"{'report':<{width}}  {'AP':>5}  " + "  ".join(f"{r:>6g}" for r in rates)]
     for row in result["models"]:
@@ -132,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--pfa: rates must be in [0, 1), got {args.pfa}")
     if args.bootstrap < 0:
         raise UsageError(f"--bootstrap: expected a count >= 0, got {args.bootstrap}")
-    result = compare(args.reports, args.pfa, args.bootstrap)
+    result = compare(args.reports, args.pfa, args.bootstrap, min_difficulty=args.min_difficulty)
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
