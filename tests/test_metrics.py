@@ -138,6 +138,25 @@ def test_false_alarm_causes_table(gt, preds, detections, top):
     assert got["benign_annotated"]
 
 
+def test_false_alarm_causes_name_the_items_top_alarms_sit_on():
+    """``top_alarm_items``: what each alarming packet-free scan's top alarm sits on, counted
+    by item (a mixture named by its largest share first), most frequent first."""
+    from training.metrics import material_name
+
+    assert material_name({"copper": 0.38, "pvc": 0.62}) == "pvc+copper"
+    assert material_name("abs") == "abs" and material_name(None) == "?"
+    records = []
+    for pred in ([405, 405, 445, 445, 0.8], [100, 100, 140, 140, 0.9],
+                 [405, 405, 445, 445, 0.7], [0, 0, 20, 20, 0.9]):
+        r = causes_rec([], [pred])
+        r.lookalike_names, r.benign_names = ["coffee brick"], ["pvc+copper"]
+        records.append(r)
+    got = false_alarm_causes(records, 0.5)
+    assert got["top_alarm_items"] == {"benign_object: pvc+copper": 2,
+                                      "look_alike: coffee brick": 1}
+    assert list(got["top_alarm_items"])[0] == "benign_object: pvc+copper"
+
+
 def test_false_alarm_causes_without_benign_annotations():
     got = false_alarm_causes(RECORDS, 0.5)
     assert got["false_detections"] == {"look_alike": 0, "benign_object": 0, "elsewhere": 2}

@@ -51,6 +51,8 @@ class LabelledVolume:
     lookalikes_xyzxyz: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
     #: The scene's other benign solids (``benign_object``, their ``bbox3d``), (K, 6)
     others_xyzxyz: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.float32))
+    lookalike_names: list[str] = field(default_factory=list)  # what each of those is
+    other_names: list[str] = field(default_factory=list)
 
 
 def low_energy_file(path: Path, entry: dict) -> tuple[str, float]:
@@ -100,11 +102,16 @@ class CtVolumes:
         boxes = np.array([a["bbox3d"] for a in anns], np.float32).reshape(-1, 6)
         objects = [{k: a.get(k) for k in ("host", "strategy", "material", "hu_mean")}
                    for a in anns]
-        lookalikes, others = (np.array([b["bbox3d"] for b in entry.get(field_, [])
-                                        if "bbox3d" in b], np.float32).reshape(-1, 6)
-                              for field_ in ("benign_packet", "benign_object"))
+        from training.metrics import material_name
+
+        decoys, benign = ([b for b in entry.get(field_, []) if "bbox3d" in b]
+                          for field_ in ("benign_packet", "benign_object"))
         return LabelledVolume(volume, boxes, objects,
-                              [a.get("bbox_slices", []) for a in anns], lookalikes, others)
+                              [a.get("bbox_slices", []) for a in anns],
+                              *(np.array([b["bbox3d"] for b in bs], np.float32).reshape(-1, 6)
+                                for bs in (decoys, benign)),
+                              *([material_name(b.get("material")) for b in bs]
+                                for bs in (decoys, benign)))
 
 
 #: Slab boxes are widened to at least this (model pixels, just over the heat-map stride of

@@ -39,7 +39,8 @@ def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int,
         records.append(ScanRecord(item.volume.id, item.volume.size_dhw[1:], item.boxes_xyzxyz,
                                   np.zeros(len(item.boxes_xyzxyz), np.int64), boxes, scores,
                                   np.zeros(len(scores), np.int64), item.objects,
-                                  item.lookalikes_xyzxyz, item.others_xyzxyz))
+                                  item.lookalikes_xyzxyz, item.others_xyzxyz,
+                                  item.lookalike_names, item.other_names))
     return records
 
 

@@ -35,6 +35,15 @@ class Labelled:
     #: tubs, ...) as (M, 4) xyxy: negatives for the object-level term when
     #: `AugmentConfig.hard_negatives` is on; crops never centre on them.
     negatives: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    #: What the look-alikes and the other benign solids are (`training.metrics.material_name`)
+    decoy_names: list[str] = field(default_factory=list)
+    negative_names: list[str] = field(default_factory=list)
+
+
+def _names(entries: list[dict]) -> list[str]:
+    from training.metrics import material_name
+
+    return [material_name(d.get("material")) for d in entries]
 
 
 def _xywh_to_xyxy(entries: list[dict]) -> np.ndarray:
@@ -151,9 +160,9 @@ class CocoScans:
         labels = np.array([a["label"] for a in anns], np.int64)
         objects = [{k: a.get(k) for k in ("host", "difficulty", "material", "strategy")}
                    for a in anns]
-        return Labelled(scan, boxes, labels, objects,
-                        _xywh_to_xyxy(entry.get("benign_packet", [])),
-                        _xywh_to_xyxy(entry.get("benign_object", [])))
+        decoys, others = entry.get("benign_packet", []), entry.get("benign_object", [])
+        return Labelled(scan, boxes, labels, objects, _xywh_to_xyxy(decoys),
+                        _xywh_to_xyxy(others), _names(decoys), _names(others))
 
 
 class SimScans:

@@ -93,7 +93,8 @@ def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float
         raw = infer(predict, item.scan, spec, params)
         records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,
                                   item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
-                                  item.objects, item.decoys, item.negatives))
+                                  item.objects, item.decoys, item.negatives,
+                                  item.decoy_names, item.negative_names))
     return records
 
 

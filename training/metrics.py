@@ -36,6 +36,9 @@ class ScanRecord:
     #: blames false alarms on.
     lookalike_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     benign_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    #: What each of those is (`material_name` of its annotation), where the set says.
+    lookalike_names: list[str] = field(default_factory=list)
+    benign_names: list[str] = field(default_factory=list)
 
     @property
     def positive(self) -> bool:
@@ -189,20 +192,36 @@ def _size(boxes: np.ndarray) -> np.ndarray:
     return np.prod(np.clip(boxes[..., d:] - boxes[..., :d], 0, None), axis=-1)
 
 
-def _overlaps(box: np.ndarray, others: np.ndarray) -> bool:
+def _blamed(box: np.ndarray, others: np.ndarray) -> int | None:
+    """Index of the box of ``others`` that holds half of the smaller of it and ``box`` (the
+    most overlapped, if several), else None."""
     if len(others) == 0:
-        return False
+        return None
     d = box.shape[-1] // 2
     inter = _size(np.concatenate([np.maximum(box[:d], others[:, :d]),
                                   np.minimum(box[d:], others[:, d:])], axis=1))
     smaller = np.minimum(_size(box), _size(others))
-    return bool(np.any(inter >= BLAME_OVERLAP * np.maximum(smaller, 1e-9)))
+    share = inter / np.maximum(smaller, 1e-9)
+    best = int(np.argmax(share))
+    return best if share[best] >= BLAME_OVERLAP else None
 
 
-def _cause(record: ScanRecord, box: np.ndarray) -> str:
-    if _overlaps(box, record.lookalike_boxes):
-        return "look_alike"
-    return "benign_object" if _overlaps(box, record.benign_boxes) else "elsewhere"
+def _cause(record: ScanRecord, box: np.ndarray) -> tuple[str, str]:
+    """(cause, what it is): look-alike, other benign solid or elsewhere, and its name."""
+    for cause, boxes, names in (("look_alike", record.lookalike_boxes, record.lookalike_names),
+                                ("benign_object", record.benign_boxes, record.benign_names)):
+        i = _blamed(box, boxes)
+        if i is not None:
+            return cause, names[i] if i < len(names) else "?"
+    return "elsewhere", ""
+
+
+def material_name(material) -> str:
+    """A benign item's ``material`` field as one name: a mixture ``{pvc: 0.62, copper:
+    0.38}`` becomes ``pvc+copper`` (largest share first)."""
+    if isinstance(material, dict):
+        return "+".join(k for k, _ in sorted(material.items(), key=lambda kv: -kv[1]))
+    return "?" if material is None else str(material)
 
 
 def false_alarm_causes(records: list[ScanRecord], thresh: float, hit_iou: float = HIT_IOU,
@@ -214,19 +233,26 @@ def false_alarm_causes(records: list[ScanRecord], thresh: float, hit_iou: float 
     everything is ``elsewhere``."""
     detections = dict.fromkeys(CAUSES, 0)
     scans = dict.fromkeys(CAUSES, 0)
+    items: dict[str, int] = {}
     for r in records:
         keep = r.scores >= thresh
         boxes, scores = r.boxes[keep], r.scores[keep]
         for b in boxes:
             if not _hits_an_object(b, r.gt_boxes, hit_iou, iou):
-                detections[_cause(r, b)] += 1
+                detections[_cause(r, b)[0]] += 1
         if not r.positive and len(boxes):
-            scans[_cause(r, boxes[int(np.argmax(scores))])] += 1
+            cause, name = _cause(r, boxes[int(np.argmax(scores))])
+            scans[cause] += 1
+            if cause != "elsewhere":
+                key = f"{cause}: {name}"
+                items[key] = items.get(key, 0) + 1
     return {"false_detections": detections,
             "false_detections_per_scan": sum(detections.values()) / max(len(records), 1),
             "alarming_negative_scans": sum(scans.values()),
             "negative_scans": sum(not r.positive for r in records),
             "top_alarm_of_negative_scans": scans,
+            # which items those top alarms sit on, most frequent first
+            "top_alarm_items": dict(sorted(items.items(), key=lambda kv: (-kv[1], kv[0]))),
             "benign_annotated": any(len(r.lookalike_boxes) or len(r.benign_boxes)
                                     for r in records)}
 

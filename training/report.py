@@ -51,9 +51,13 @@ def false_alarm_line(s: dict) -> str | None:
     if not fa["benign_annotated"] or not fa["negative_scans"]:
         return None
     top = fa["top_alarm_of_negative_scans"]
+    items = list(fa.get("top_alarm_items", {}).items())[:3]
+    most = ("; most often on " + ", ".join(f"{k.split(': ', 1)[1]} {n}" for k, n in items)
+            if items else "")
     return (f"false alarms: {fa['alarming_negative_scans']} of {fa['negative_scans']} "
             f"without objects alarm; top alarm on a benign look-alike {top['look_alike']}, "
-            f"on another benign solid {top['benign_object']}, elsewhere {top['elsewhere']}")
+            f"on another benign solid {top['benign_object']}, elsewhere {top['elsewhere']}"
+            f"{most}")
 
 
 def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:
