@@ -57,7 +57,7 @@ def load_report(folder: str | Path, min_difficulty: float | None = None
                 if min_difficulty is not None and row["positive"]:
                     if "best_difficulty" not in row:
                         raise UsageError(f"{found[0]}: no best_difficulty (a CT report, or "
-                                         f"one written before 2026-11-30: evaluate again) "
+                                         f"one older than the field: evaluate again) "
                                          f"for --min-difficulty")
                     best = row["best_difficulty"]
                     if best is None or best < min_difficulty:

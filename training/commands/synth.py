@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-render one NAME_scene.json into --out instead")
     parser.add_argument("--add-benign-objects", action="store_true",
                         help="instead of simulating, give the data set in --out (2-D: "
-                             "written before 2026-11-29; CT: before 2026-11-30) the COCO image "
-                             "field benign_object, from its NAME_scene.json records (for "
+                             "written before 2026-11-29; CT: before its 20:52 UTC) the COCO "
+                             "image field benign_object, from its NAME_scene.json records (for "
                              "augment.hard_negatives and the false-alarm causes of evaluate)")
 
 

@@ -142,9 +142,9 @@ def finish(out: Path, doc: dict, made: dict) -> None:
 
 def add_benign_objects(folder: str | Path) -> int:
     """Give a data set written before the ``benign_object`` field (2-D: 2026-11-29, CT:
-    2026-11-30) that field, from each scan's or volume's ``NAME_scene.json``; the rest of
-    ``annotations.json`` is kept as is. Returns the number of objects recorded. Raises
-    ValueError naming a missing scene record."""
+    2026-11-29 20:52 UTC, commit b9e83bd) that field, from each scan's or volume's
+    ``NAME_scene.json``; the rest of ``annotations.json`` is kept as is. Returns the number
+    of objects recorded. Raises ValueError naming a missing scene record."""
     from training.sim.labels import benign_objects
     from training.sim.scene import Scene
     from training.sim_ct.generate import scene_and_grid
