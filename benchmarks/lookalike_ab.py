@@ -61,7 +61,8 @@ def fine_tune(model, config: Path, arm: str, steps: int, lr: float) -> dict:
                            progress=True)
 
 
-def lookalike_auc(model, spec, test: Path) -> dict:
+def lookalike_auc(model, spec, test: Path, negatives: str = "look-alikes",
+                  packets: str = "loose") -> dict:
     from sklearn.metrics import roc_auc_score
 
     coco = json.loads((test / "annotations.json").read_text())
@@ -72,7 +73,7 @@ def lookalike_auc(model, spec, test: Path) -> dict:
     model.eval()
     cell = model.cfg.stride / spec.scale  # scan pixels per heat cell
     for entry in coco["images"]:
-        objects = loose_objects(entry, by_image.get(entry["id"], []))
+        objects = loose_objects(entry, by_image.get(entry["id"], []), negatives, packets)
         if not objects:
             continue
         files = entry["files"][spec.kind]
@@ -90,7 +91,7 @@ def lookalike_auc(model, spec, test: Path) -> dict:
                 scores.append(float(region.max()))
                 labels.append(label)
     s, y = np.array(scores), np.array(labels)
-    return {"objects": len(y), "packets": int(y.sum()),
+    return {"objects": len(y), "packets": int(y.sum()), "negatives": negatives,
             "auc_packet_vs_lookalike": round(float(roc_auc_score(y, s)), 3),
             "median_heat_packets": round(float(np.median(s[y == 1])), 3),
             "median_heat_lookalikes": round(float(np.median(s[y == 0])), 3)}
@@ -111,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=Path, default=None,
                         help="also report validation AP50 and Pd at Pfa 0.05 on this synth "
                              "folder (e.g. data/sim/val)")
+    parser.add_argument("--negatives", choices=("look-alikes", "benign-objects"),
+                        default="look-alikes",
+                        help="score packets against the loose look-alikes (default) or the "
+                             "scene's other benign solids (benign_object; the AUC key keeps "
+                             "its name)")
+    parser.add_argument("--packets", choices=("loose", "all"), default="loose",
+                        help="which packets (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.arm not in ("base", "crops") and not args.arm.startswith(("obj", "hn")):
         parser.error(f"--arm: expected base, crops, objW or hnW, got {args.arm!r}")
@@ -127,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         report["train_losses"] = fine_tune(model, args.config, args.arm, args.steps, args.lr)
         report["train_seconds"] = round(time.perf_counter() - t0)
-    report.update(lookalike_auc(model, spec, args.test))
+    report.update(lookalike_auc(model, spec, args.test, args.negatives, args.packets))
     if args.val is not None:
         from training.config import load_config
         from training.data import CocoScans

@@ -13,6 +13,11 @@ the test scans, with all measurements and with each group alone.
 A high AUC says the simulated classes are separable from what the image shows, so a detector
 that scores packets no higher than look-alikes has not learnt it yet (rather than the task
 being impossible); an AUC from size alone shows how far size gives the answer away.
+
+``--negatives benign-objects`` puts the scene's other block-like benign solids (image field
+``benign_object``: tubs, paper, cable, cells, ...) in the look-alikes' place: where the
+bundled models' false alarms mostly fall (`concealscan evaluate`, ``false_alarms``).
+``--packets all`` takes every visible packet, not only the loose ones.
 """
 
 from __future__ import annotations
@@ -34,11 +39,16 @@ GROUPS = {"size": [0, 1, 2], "attenuation and ratio": [3, 4, 5, 6, 7, 8, 9, 10, 
           "edges and texture": [11, 12, 13, 14, 15]}
 
 
-def loose_objects(entry: dict, annotations: list[dict]) -> list[tuple[dict, int]]:
-    """The packets (1) and shop-good look-alikes (0) lying loose in one synth scan."""
-    packets = [(a, 1) for a in annotations if a.get("host") == "loose"]
+def loose_objects(entry: dict, annotations: list[dict], negatives: str = "look-alikes",
+                  packets: str = "loose") -> list[tuple[dict, int]]:
+    """The packets (1) and shop-good look-alikes (0) lying loose in one synth scan; or, with
+    ``negatives="benign-objects"``, the scene's other benign solids as the 0s; with
+    ``packets="all"`` every packet, in any host."""
+    ones = [(a, 1) for a in annotations if packets == "all" or a.get("host") == "loose"]
+    if negatives == "benign-objects":
+        return ones + [(d, 0) for d in entry.get("benign_object", [])]
     decoys = [(d, 0) for d in entry.get("benign_packet", []) if d.get("host", "loose") == "loose"]
-    return packets + decoys
+    return ones + decoys
 
 
 def _measure(high: np.ndarray, low: np.ndarray, bbox, pixel_mm: float) -> list[float] | None:
@@ -71,15 +81,16 @@ def _measure(high: np.ndarray, low: np.ndarray, bbox, pixel_mm: float) -> list[f
             np.abs(lap).mean(), lap.std(), np.percentile(in_high, 10), np.percentile(in_high, 90)]
 
 
-def measure_set(folder: Path, count: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)``: measurements of the loose packets (1) and look-alikes (0) of a synth set."""
+def measure_set(folder: Path, count: int | None, negatives: str = "look-alikes",
+                packets: str = "loose") -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)``: measurements of the packets (1) and negatives (0) of a synth set."""
     coco = json.loads((folder / "annotations.json").read_text())
     by_image: dict[int, list[dict]] = {}
     for a in coco["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
     rows, labels = [], []
     for entry in coco["images"][:count]:
-        objects = loose_objects(entry, by_image.get(entry["id"], []))
+        objects = loose_objects(entry, by_image.get(entry["id"], []), negatives, packets)
         if not objects:
             continue
         files = tuple(folder / f for f in entry["files"]["dual"])
@@ -100,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="synth folder to score on (default: %(default)s)")
     parser.add_argument("--count", type=int, default=1200,
                         help="training scans read (default: %(default)s)")
+    parser.add_argument("--negatives", choices=("look-alikes", "benign-objects"),
+                        default="look-alikes", help="what packets are told from "
+                                                    "(default: %(default)s)")
+    parser.add_argument("--packets", choices=("loose", "all"), default="loose",
+                        help="which packets (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -107,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("needs scikit-learn: pip install '.[bench]'", file=sys.stderr)
         return 2
-    x_train, y_train = measure_set(args.train, args.count)
-    x_test, y_test = measure_set(args.test, None)
+    x_train, y_train = measure_set(args.train, args.count, args.negatives, args.packets)
+    x_test, y_test = measure_set(args.test, None, args.negatives, args.packets)
     report = {"train_objects": len(y_train), "train_packet_share": round(float(y_train.mean()), 3),
               "test_objects": len(y_test), "test_packet_share": round(float(y_test.mean()), 3)}
     for name, cols in {"all": list(range(x_train.shape[1])), **GROUPS}.items():
