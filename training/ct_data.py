@@ -23,6 +23,7 @@ from detector.preprocess import InputSpec
 from detector.volume import Volume
 from detector.volume_inputs import VolumeRef, read_input
 from detector.volume_readers import attach_low_energy
+from training.metrics import material_name
 
 
 @dataclass
@@ -102,16 +103,16 @@ class CtVolumes:
         boxes = np.array([a["bbox3d"] for a in anns], np.float32).reshape(-1, 6)
         objects = [{k: a.get(k) for k in ("host", "strategy", "material", "hu_mean")}
                    for a in anns]
-        from training.metrics import material_name
+        decoys, benign = ([b for b in entry.get(key, []) if "bbox3d" in b]
+                          for key in ("benign_packet", "benign_object"))
+        return LabelledVolume(volume, boxes, objects, [a.get("bbox_slices", []) for a in anns],
+                              _boxes3d(decoys), _boxes3d(benign),
+                              [material_name(b.get("material")) for b in decoys],
+                              [material_name(b.get("material")) for b in benign])
 
-        decoys, benign = ([b for b in entry.get(field_, []) if "bbox3d" in b]
-                          for field_ in ("benign_packet", "benign_object"))
-        return LabelledVolume(volume, boxes, objects,
-                              [a.get("bbox_slices", []) for a in anns],
-                              *(np.array([b["bbox3d"] for b in bs], np.float32).reshape(-1, 6)
-                                for bs in (decoys, benign)),
-                              *([material_name(b.get("material")) for b in bs]
-                                for bs in (decoys, benign)))
+
+def _boxes3d(entries: list[dict]) -> np.ndarray:
+    return np.array([b["bbox3d"] for b in entries], np.float32).reshape(-1, 6)
 
 
 #: Slab boxes are widened to at least this (model pixels, just over the heat-map stride of

@@ -17,6 +17,7 @@ from detector.errors import UsageError
 from detector.preprocess import InputSpec, image_to_input, resize
 from detector.readers import ScanRef, read_scan
 from detector.scan import Scan
+from training.metrics import material_name
 
 
 @dataclass
@@ -41,8 +42,6 @@ class Labelled:
 
 
 def _names(entries: list[dict]) -> list[str]:
-    from training.metrics import material_name
-
     return [material_name(d.get("material")) for d in entries]
 
 

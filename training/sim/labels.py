@@ -105,7 +105,11 @@ def benign_objects(scene, avoid_xywh: list[list[float]], margin_px: int = 2) -> 
                                            for x0, y0, x1, y1 in avoid):
             continue
         seen.add((c0, r0, c1, r1))
-        material = prim.material if isinstance(prim.material, str) else dict(prim.material)
-        out.append({"bbox": [c0, r0, c1 - c0, r1 - r0], "material": material,
-                    "density": round(float(prim.density), 3)})
+        out.append({"bbox": [c0, r0, c1 - c0, r1 - r0], **benign_fields(prim)})
     return out
+
+
+def benign_fields(prim) -> dict:
+    """What a ``benign_object`` entry says of its solid besides the box: material, density."""
+    material = prim.material if isinstance(prim.material, str) else dict(prim.material)
+    return {"material": material, "density": round(float(prim.density), 3)}

@@ -168,7 +168,7 @@ def benign_boxes3d(scene: Scene, grid: CtGrid, avoid: list[list[int]],
     `LABEL_FILL` of; none that touches a box of ``avoid`` (the packets' ``bbox3d``, grown by
     ``margin``: a book with a packet inside is not a negative). With material and density,
     like the 2-D field ``benign_object``."""
-    from training.sim.labels import is_benign_block
+    from training.sim.labels import benign_fields, is_benign_block
 
     grown = [[a - margin for a in b[:3]] + [a + margin for a in b[3:]] for b in avoid]
     out, seen = [], set()
@@ -189,7 +189,5 @@ def benign_boxes3d(scene: Scene, grid: CtGrid, avoid: list[list[int]],
                                          for k in range(3)) for g in grown):
             continue
         seen.add(tuple(box))
-        material = prim.material if isinstance(prim.material, str) else dict(prim.material)
-        out.append({"bbox3d": box, "material": material,
-                    "density": round(float(prim.density), 3)})
+        out.append({"bbox3d": box, **benign_fields(prim)})
     return out
