@@ -23,7 +23,7 @@ from detector.preprocess import InputSpec
 from detector.volume import Volume
 from detector.volume_inputs import VolumeRef, read_input
 from detector.volume_readers import attach_low_energy
-from training.metrics import material_name
+from training.metrics import material_names
 
 
 @dataclass
@@ -107,8 +107,7 @@ class CtVolumes:
                           for key in ("benign_packet", "benign_object"))
         return LabelledVolume(volume, boxes, objects, [a.get("bbox_slices", []) for a in anns],
                               _boxes3d(decoys), _boxes3d(benign),
-                              [material_name(b.get("material")) for b in decoys],
-                              [material_name(b.get("material")) for b in benign])
+                              material_names(decoys), material_names(benign))
 
 
 def _boxes3d(entries: list[dict]) -> np.ndarray:

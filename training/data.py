@@ -17,7 +17,7 @@ from detector.errors import UsageError
 from detector.preprocess import InputSpec, image_to_input, resize
 from detector.readers import ScanRef, read_scan
 from detector.scan import Scan
-from training.metrics import material_name
+from training.metrics import material_names
 
 
 @dataclass
@@ -36,13 +36,9 @@ class Labelled:
     #: tubs, ...) as (M, 4) xyxy: negatives for the object-level term when
     #: `AugmentConfig.hard_negatives` is on; crops never centre on them.
     negatives: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    #: What the look-alikes and the other benign solids are (`training.metrics.material_name`)
+    #: What the look-alikes and the other benign solids are (`training.metrics.material_names`)
     decoy_names: list[str] = field(default_factory=list)
     negative_names: list[str] = field(default_factory=list)
-
-
-def _names(entries: list[dict]) -> list[str]:
-    return [material_name(d.get("material")) for d in entries]
 
 
 def _xywh_to_xyxy(entries: list[dict]) -> np.ndarray:
@@ -161,7 +157,8 @@ class CocoScans:
                    for a in anns]
         decoys, others = entry.get("benign_packet", []), entry.get("benign_object", [])
         return Labelled(scan, boxes, labels, objects, _xywh_to_xyxy(decoys),
-                        _xywh_to_xyxy(others), _names(decoys), _names(others))
+                        _xywh_to_xyxy(others), material_names(decoys),
+                        material_names(others))
 
 
 class SimScans:

@@ -224,6 +224,11 @@ def material_name(material) -> str:
     return "?" if material is None else str(material)
 
 
+def material_names(entries: list[dict]) -> list[str]:
+    """`material_name` of each benign annotation (``benign_packet`` / ``benign_object``)."""
+    return [material_name(e.get("material")) for e in entries]
+
+
 def false_alarm_causes(records: list[ScanRecord], thresh: float, hit_iou: float = HIT_IOU,
                        iou=box_iou) -> dict:
     """Where the false alarms at ``thresh`` fall: alarming detections that hit no object

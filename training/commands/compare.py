@@ -97,21 +97,23 @@ def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, len(positive), len(positive)) for _ in range(resamples)]
     draws = [d for d in draws if positive[d].any() and not positive[d].all()]
+    def resampled(scores: np.ndarray, rate: float) -> np.ndarray:
+        return np.array([pd_at_pfa(scores[d], positive[d], rate)[0] for d in draws])
+
+    base = {rate: resampled(aligned[0][1], rate) for rate in rates} if len(reports) > 1 else {}
     rows = []
     for name, (metrics, scores) in zip(reports, aligned, strict=True):
         row = {"report": str(name), "ap50": metrics.get("ap50", metrics.get("ap3d_25")),
                "pd": {}, "pfa": {}, "difference": {}}
         for rate in rates:
             row["pd"][rate], row["pfa"][rate] = pd_at_pfa(scores, positive, rate)
-            if rows and draws:
-                base = aligned[0][1]
-                diffs = np.array([pd_at_pfa(scores[d], positive[d], rate)[0]
-                                  - pd_at_pfa(base[d], positive[d], rate)[0] for d in draws])
-                lo, hi = np.percentile(diffs, [2.5, 97.5])
-                row["difference"][rate] = {"pd": row["pd"][rate] - rows[0]["pd"][rate],
-                                           "interval_95": [float(lo), float(hi)]}
-            elif rows:
-                row["difference"][rate] = {"pd": row["pd"][rate] - rows[0]["pd"][rate]}
+            if not rows:
+                continue
+            diff = {"pd": row["pd"][rate] - rows[0]["pd"][rate]}
+            if draws:
+                lo, hi = np.percentile(resampled(scores, rate) - base[rate], [2.5, 97.5])
+                diff["interval_95"] = [float(lo), float(hi)]
+            row["difference"][rate] = diff
         rows.append(row)
     return {"min_difficulty": min_difficulty,
             "scans": int(len(positive)), "with_objects": int(positive.sum()),

@@ -162,14 +162,13 @@ def add_benign_objects(folder: str | Path) -> int:
         record_path = folder / f"{entry['scan_id']}_scene.json"
         try:
             record = json.loads(record_path.read_text())
-            if record.get("kind") == "ct":
-                scene, grid = scene_and_grid(record)
-            else:
-                scene = Scene.from_json(record["scene"])
+            ct = record.get("kind") == "ct"
+            scene, grid = (scene_and_grid(record) if ct
+                           else (Scene.from_json(record["scene"]), None))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{record_path}: no usable scene record: {exc}") from exc
         avoid = packets.get(entry["id"], [])
-        entry["benign_object"] = (benign_boxes3d(scene, grid, avoid) if record.get("kind") == "ct"
+        entry["benign_object"] = (benign_boxes3d(scene, grid, avoid) if ct
                                   else benign_objects(scene, avoid))
         total += len(entry["benign_object"])
     tmp = path.with_suffix(".json.tmp")
