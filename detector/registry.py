@@ -49,13 +49,13 @@ def read_entry(reg: Path, version: str) -> dict:
 
 
 def versions(reg: Path) -> list[dict]:
-    """Every entry, oldest first (by the time it was added)."""
+    """Every entry, oldest first (in the order they were added)."""
     root = Path(reg) / "versions"
     if not root.is_dir():
         raise RegistryError(f"{reg}: not a model registry (no versions/ folder)")
     entries = [json.loads((d / "entry.json").read_text())
                for d in root.iterdir() if (d / "entry.json").is_file()]
-    return sorted(entries, key=lambda e: (e.get("added_at", ""), e["version"]))
+    return sorted(entries, key=lambda e: (e.get("seq", 0), e.get("added_at", ""), e["version"]))
 
 
 def current_version(reg: Path) -> str:

@@ -98,6 +98,16 @@ def test_registry_add_promote_rollback_and_list(reg, capsys):
     assert events == ["add", "promote", "add", "promote", "rollback"]
 
 
+def test_registry_lists_versions_in_the_order_added_even_within_one_second(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(reg_write, "_now", lambda: "2026-01-01T00:00:00+00:00")
+    reg = tmp_path / "reg"
+    for version in ["1.1.0", "1.0.0+r1", "1.0.0"]:  # string order would put these the other way
+        model, ckpt = tiny_model("dual", version)
+        reg_write.add_version(reg, version, model, ckpt, metrics={}, data=[])
+    assert [e["version"] for e in reg_read.versions(reg)] == ["1.1.0", "1.0.0+r1", "1.0.0"]
+
+
 def test_registry_refuses_overwrites_altered_models_and_bad_versions(reg, tmp_path):
     model, ckpt = tiny_model("dual", "1.0.0")
     with pytest.raises(RegistryError, match="already exists"):

@@ -60,7 +60,11 @@ def add_version(reg: Path, version: str, model: Path, checkpoint: Path | None, *
         (staging / "model.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if checkpoint is not None:
             shutil.copyfile(checkpoint, staging / "checkpoint.pt")
-        entry = {"version": version, "sha256": sha256, "added_at": _now(), "parent": parent,
+        # seq orders entries: added_at has one-second resolution and two versions may be
+        # added within the same second (a quick retrain)
+        seq = 1 + max((e.get("seq", 0) for e in reg_read.versions(reg)), default=0)
+        entry = {"version": version, "seq": seq, "sha256": sha256, "added_at": _now(),
+                 "parent": parent,
                  "metrics": metrics, "data": list(data), "note": note,
                  "has_checkpoint": checkpoint is not None,
                  "source": {"model": str(model), "checkpoint": str(checkpoint or "")}}
