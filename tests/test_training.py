@@ -145,6 +145,40 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     assert proc.returncode == 64 and "names a set twice" in proc.stderr
 
 
+def test_max_minutes_cuts_the_plan_after_the_first_epoch_and_resume_keeps_it(tmp_path, toy):
+    train, _ = toy
+    cfg = write_config(tmp_path / "dual.yaml", train, None, epochs=6,
+                       extra=", max_minutes: 0.0001")
+    proc = cli("train", "--config", cfg)
+    assert "max_minutes 0.0001: the first epoch took" in proc.stderr
+    assert "so 1 epochs instead of 6" in proc.stderr
+    run = tmp_path / "runs" / "t_dual"
+    assert len(losses(run)) == 1
+    state = torch.load(run / "last.pt", weights_only=True)["train_state"]
+    assert (state["epoch"], state["epochs"], state["cut_from"]) == (1, 1, 6)
+    assert state["scheduler"]["lr_lambdas"][0]["total"] == 4  # 32 scans / 8 = 4 steps, 1 epoch
+    # the same recipe resumed: the plan holds, nothing is left to train
+    cli("train", "--config", cfg, "--resume", run / "last.pt", "--out-dir", tmp_path / "same")
+    assert not (tmp_path / "same" / "t_dual" / "metrics.csv").exists()
+    # the recipe changed to 3 epochs without a budget: those 3, the cosine over them
+    cfg3 = write_config(tmp_path / "dual3.yaml", train, None, epochs=3)
+    cli("train", "--config", cfg3, "--resume", run / "last.pt", "--out-dir", tmp_path / "more")
+    assert len(losses(tmp_path / "more" / "t_dual")) == 2
+
+
+def test_cosine_schedule_keeps_its_length_in_the_scheduler_state():
+    from training.fit import Cosine
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, Cosine(2, 10))
+    assert [round(sched.lr_lambdas[0](s), 3) for s in (0, 1, 2, 6, 10, 12)] == [
+        0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
+    sched.lr_lambdas[0].total = 6
+    again = torch.optim.lr_scheduler.LambdaLR(opt, Cosine(2, 10))
+    again.load_state_dict(sched.state_dict())
+    assert again.lr_lambdas[0].total == 6 and again.lr_lambdas[0](4) == pytest.approx(0.5)
+
+
 def test_bad_config_is_a_usage_error(tmp_path, toy):
     cfg = write_config(tmp_path / "c.yaml", toy[0], None, extra=", learning_rate: 1")
     proc = cli("train", "--config", cfg, check=False)

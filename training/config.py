@@ -47,6 +47,9 @@ class OptimConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
     keep_epochs: bool = False  # also keep epoch_NNN.pt (for resume checks and post-mortems)
+    # a time budget: after the first epoch, the planned epochs are cut to what fits at that
+    # epoch's pace and the cosine ends there (a lent GPU's lease); 0 = none
+    max_minutes: float = 0.0
 
 
 @dataclass
@@ -112,6 +115,9 @@ def load_config(path: str | Path) -> TrainConfig:
     cfg.model.in_channels = len(cfg.data.channels or CHANNELS[cfg.kind])
     if cfg.init_from is not None and not Path(cfg.init_from).is_file():
         raise UsageError(f"{path}: init_from: checkpoint not found: {cfg.init_from}")
+    if cfg.optim.max_minutes < 0:
+        raise UsageError(f"{path}: optim.max_minutes must be >= 0 (0 = no budget), got "
+                         f"{cfg.optim.max_minutes}")
     if not cfg.data.train and not cfg.data.sim:
         raise UsageError(f"{path}: data.train or data.sim must name at least one source")
     if cfg.augment.hard_negatives and not cfg.loss.decoy_weight:

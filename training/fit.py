@@ -35,6 +35,13 @@ class Dist:
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def device(self) -> torch.device:
+        """Where collective operations' tensors live (NCCL takes only CUDA tensors)."""
+        if self.world > 1 and torch.cuda.is_available():
+            return torch.device(f"cuda:{self.local_rank}")
+        return torch.device("cpu")
+
 
 def setup_distributed() -> Dist:
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; NCCL on GPUs, gloo on CPUs."""
@@ -42,8 +49,11 @@ def setup_distributed() -> Dist:
     if world == 1:
         return Dist()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
     torch.distributed.init_process_group(backend=backend)
-    return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(int(os.environ["RANK"]), world, local_rank)
 
 
 def input_spec(cfg: TrainConfig) -> InputSpec:
@@ -83,12 +93,19 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
     return train_set, sampler, val_set
 
 
-def _lr_lambda(warmup: int, total: int):
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-    return f
+class Cosine:
+    """Linear warm-up, then cosine to zero at step ``total``. A callable object rather than a
+    function so that LambdaLR's state_dict keeps ``total``, which ``optim.max_minutes`` may
+    shorten after the first epoch: a resumed run then continues the same schedule."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = warmup, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        span = max(1, self.total - self.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - self.warmup) / span)))
 
 
 def validate(model, val_set, spec, cfg: TrainConfig, device) -> dict:
@@ -138,14 +155,20 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
                                   weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(cfg.optim.warmup_steps, steps_per_epoch * cfg.optim.epochs))
-    state = {"epoch": 0, "best": -1.0, "bad_epochs": 0}
+        optimizer, Cosine(cfg.optim.warmup_steps, steps_per_epoch * cfg.optim.epochs))
+    state = {"epoch": 0, "best": -1.0, "bad_epochs": 0, "epochs": cfg.optim.epochs}
     if resume:
         ckpt = checkpoint.load(resume, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
         scheduler.load_state_dict(ckpt["train_state"]["scheduler"])
-        state = {k: ckpt["train_state"][k] for k in state}
+        saved = ckpt["train_state"]
+        state.update({k: saved[k] for k in ("epoch", "best", "bad_epochs")})
+        if saved.get("cut_from") == cfg.optim.epochs:  # max_minutes' plan, recipe unchanged
+            state.update(epochs=saved["epochs"], cut_from=saved["cut_from"])
+        # a recipe resumed with other epochs restarts the cosine over its own length
+        scheduler.lr_lambdas[0].warmup = cfg.optim.warmup_steps
+        scheduler.lr_lambdas[0].total = steps_per_epoch * state["epochs"]
     elif cfg.init_from:
         try:
             note = checkpoint.init_weights(model, spec, checkpoint.load(cfg.init_from, device),
@@ -160,6 +183,12 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
                 Path(cfg.out_dir) / cfg.name, prov, state)
 
 
+def _save_last(run: _Run, row: dict) -> None:
+    run.save(run.out / "last.pt", metrics=row,
+             state={**run.state, "optimizer": run.optimizer.state_dict(),
+                    "scheduler": run.scheduler.state_dict()})
+
+
 def _end_of_epoch(run: _Run, epoch: int, row: dict, val_set, logger) -> bool:
     """Validate, checkpoint and log (rank 0 only); True when early stopping triggers."""
     cfg, state, stop = run.cfg, run.state, False
@@ -172,9 +201,7 @@ def _end_of_epoch(run: _Run, epoch: int, row: dict, val_set, logger) -> bool:
             state["bad_epochs"] += 1
         stop = state["bad_epochs"] >= cfg.optim.patience
     state["epoch"] = epoch + 1
-    run.save(run.out / "last.pt", metrics=row,
-             state={**state, "optimizer": run.optimizer.state_dict(),
-                    "scheduler": run.scheduler.state_dict()})
+    _save_last(run, row)
     if cfg.optim.keep_epochs:
         shutil.copyfile(run.out / "last.pt", run.out / f"epoch_{epoch + 1:03d}.pt")
     logger.log(row)
@@ -192,13 +219,15 @@ def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
     torch.manual_seed(cfg.optim.seed)
     spec = input_spec(cfg)
     train_set, sampler, val_set = build_data(cfg, spec, dist)
-    run = _prepare(cfg, config_path, max(1, len(sampler) // cfg.optim.batch_size), dist, resume)
+    steps_per_epoch = max(1, len(sampler) // cfg.optim.batch_size)
+    run = _prepare(cfg, config_path, steps_per_epoch, dist, resume)
     net = run.model
     if dist.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             run.model, device_ids=[dist.local_rank] if run.device.type == "cuda" else None)
     logger = _Logger(run.out) if dist.main else None
-    for epoch in range(run.state["epoch"], cfg.optim.epochs):
+    epoch = run.state["epoch"]
+    while epoch < run.state["epochs"]:
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         torch.manual_seed(cfg.optim.seed * 1000 + epoch)
@@ -212,8 +241,12 @@ def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
         row = {"epoch": epoch, **_average(losses, dist), "lr": run.scheduler.get_last_lr()[0],
                "seconds": time.time() - t0}
         stop = _end_of_epoch(run, epoch, row, val_set, logger) if dist.main else False
-        run.state["epoch"] = epoch + 1
-        if _broadcast_stop(stop, dist):
+        if cfg.optim.max_minutes and epoch == 0 and _fit_to_budget(run, time.time() - t0,
+                                                                  steps_per_epoch):
+            if dist.main:  # last.pt again, so that a resume keeps the shortened plan
+                _save_last(run, row)
+        run.state["epoch"] = epoch = epoch + 1
+        if _broadcast_int(stop, dist):
             break
     if logger:
         logger.close()
@@ -227,17 +260,37 @@ def _average(losses: dict[str, float], dist: Dist) -> dict[str, float]:
     if dist.world == 1:
         return losses
     keys = sorted(losses)
-    t = torch.tensor([losses[k] for k in keys], dtype=torch.float64)
+    t = torch.tensor([losses[k] for k in keys], dtype=torch.float64, device=dist.device)
     torch.distributed.all_reduce(t)
     return {k: float(v) / dist.world for k, v in zip(keys, t, strict=True)}
 
 
-def _broadcast_stop(stop: bool, dist: Dist) -> bool:
+def _broadcast_int(value: int, dist: Dist) -> int:
+    """Rank 0's ``value`` on every rank."""
     if dist.world == 1:
-        return stop
-    t = torch.tensor([int(stop)])
+        return value
+    t = torch.tensor([int(value)], device=dist.device)
     torch.distributed.broadcast(t, src=0)
-    return bool(t.item())
+    return int(t.item())
+
+
+def _fit_to_budget(run: _Run, epoch_seconds: float, steps_per_epoch: int) -> bool:
+    """``optim.max_minutes``: after the first epoch, cut the planned epochs to what fits in the
+    budget at that epoch's pace (validation and saving included), and end the cosine there.
+    True when the plan changed."""
+    budget = run.cfg.optim.max_minutes * 60
+    planned = max(1, min(run.state["epochs"], int(budget // max(epoch_seconds, 1e-6))))
+    planned = _broadcast_int(planned, run.dist)
+    if planned < run.state["epochs"]:
+        if run.dist.main:
+            print(f"max_minutes {run.cfg.optim.max_minutes:g}: the first epoch took "
+                  f"{epoch_seconds:.0f} s, so {planned} epochs instead of "
+                  f"{run.state['epochs']}; the cosine now ends after epoch {planned - 1}",
+                  file=sys.stderr)
+        run.state.update(epochs=planned, cut_from=run.cfg.optim.epochs)
+        run.scheduler.lr_lambdas[0].total = planned * steps_per_epoch
+        return True
+    return False
 
 
 class _Logger:
