@@ -102,7 +102,12 @@ def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"config file not found: {path}")
-    values = yaml.safe_load(path.read_text())
+    return parse_config(yaml.safe_load(path.read_text()), path)
+
+
+def parse_config(values: dict, path: str | Path) -> TrainConfig:
+    """A recipe's values (as read from ``path``, named in errors) checked and completed."""
+    path = Path(path)
     cfg = _build(TrainConfig, values, str(path))
     if cfg.kind not in ("dual", "gray", "color", "ct"):
         raise UsageError(f"{path}: kind must be dual, gray, color or ct, got {cfg.kind!r}")
