@@ -536,3 +536,18 @@ def test_oversample_recipe_weights_scans_by_packet_strategy(tmp_path, capsys):
     with pytest.raises(UsageError, match=r"o.yaml.data.train\[0\]: oversample: factor for 'in_can' "
                                          r"must be a number > 0, got -1"):
         load_config(cfg_path)
+
+
+def test_training_imports_make_no_network_call():
+    """albumentations asks PyPI for updates on import unless told not to; we tell it."""
+    code = ("import socket\n"
+            "def refuse(*a, **k):\n"
+            "    raise SystemExit('network call: ' + repr(a[:1]))\n"
+            "socket.create_connection = refuse\n"
+            "socket.socket.connect = lambda self, *a: refuse(*a)\n"
+            "import training.augment, training.fit\n"
+            "print('offline ok')\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0 and "offline ok" in proc.stdout, proc.stdout + proc.stderr

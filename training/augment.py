@@ -9,10 +9,15 @@ JPEG quality, as real exports do. Geometry for all: scale, crop, flips, 90-degre
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-import albumentations as A
-import numpy as np
+# albumentations asks PyPI for a newer version on import unless told not to: no network
+# calls from training machines (offline labs wait for the timeout, and it leaks who runs us)
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 @dataclass
