@@ -3,7 +3,8 @@
 # as one prepared command that ends within MINUTES. Here, first:
 #   bash scripts/device_wheels.sh          (the wheels that machine lacks, into .whl/)
 # then call the device tool's run with (docs/training.md, "On a lent GPU"):
-#   command: bash scripts/device_train.sh 9 configs/train/dual_more5.yaml=6 \
+#   command: CONCEALSCAN_COMMIT=<git rev-parse --short=12 HEAD, here> \
+#            bash scripts/device_train.sh 9 configs/train/dual_more5.yaml=6 \
 #              configs/train/color_more5.yaml=4 configs/train/gray_more4.yaml=3
 #   carry:   [".whl", "runs/recovered"]   (the recipes' init_from), timeout_s: 600
 # There it installs the wheels, makes the recipes' data sets with every core
@@ -32,6 +33,9 @@ if ! $py -c "import albumentations, pycocotools, pydicom, xraydb" 2>/dev/null; t
     --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD
 fi
+# That machine's git may name another commit than the tree it got (it did, 2026-11-30).
+[ -n "${CONCEALSCAN_COMMIT:-}" ] || echo "warning: CONCEALSCAN_COMMIT unset: checkpoints name" \
+  "the commit the machine's git reports, $(git rev-parse --short=12 HEAD 2>/dev/null)" >&2
 cores=$(nproc)
 echo "== machine: $cores cores; $(free -g | awk '/Mem:/ {print $2 " GB memory"}')"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU: CPU run"

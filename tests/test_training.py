@@ -551,3 +551,13 @@ def test_training_imports_make_no_network_call():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 0 and "offline ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_provenance_commit_can_be_named_by_the_caller(monkeypatch):
+    from training.checkpoint import git_commit
+
+    monkeypatch.delenv("CONCEALSCAN_COMMIT", raising=False)
+    here = git_commit()
+    assert here != "abc123def456"
+    monkeypatch.setenv("CONCEALSCAN_COMMIT", "abc123def456")
+    assert git_commit() == "abc123def456"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,10 @@ FORMAT = "concealscan-checkpoint-1"
 
 
 def git_commit() -> str:
+    """The commit that provenance names: ``CONCEALSCAN_COMMIT`` when set (a copy of the tree
+    whose git does not know its commit, as on a lent GPU machine), else ``git rev-parse``."""
+    if os.environ.get("CONCEALSCAN_COMMIT"):
+        return os.environ["CONCEALSCAN_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
                              text=True, timeout=10, cwd=Path(__file__).parent)
