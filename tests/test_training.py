@@ -353,6 +353,48 @@ def test_cached_training_scans_are_decoded_once_and_match(tmp_path):
         plain[0]
 
 
+def test_shared_cache_is_written_once_and_read_by_every_loader_process(tmp_path):
+    """With loader processes the cache is files (one per scan) that all of them share: a
+    second TrainSet on the same folder (another process, or the next epoch's) reads no scan
+    and sees exactly what the in-process cache gives."""
+    from detector.preprocess import InputSpec
+    from training.data import CocoScans, TrainSet
+
+    ann = write_toy_set(tmp_path / "toy", 4, seed=3)
+    spec = InputSpec(**{**InputSpec.for_kind("dual").__dict__, "scale": 0.5})
+
+    def train_set(**kw):
+        return TrainSet([CocoScans(ann, "dual", ["concealed_organic"])], spec, **kw)
+
+    in_process = train_set(cache=True)
+    writer = train_set(cache=True, cache_dir=tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    expected = [in_process[i] for i in range(4)]
+    for i in range(4):
+        writer[i]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [f"{i}.npz" for i in range(4)]
+    for png in (tmp_path / "toy").glob("*.png"):
+        png.unlink()  # from here on only the shared files can answer
+    reader = train_set(cache=True, cache_dir=tmp_path / "cache")
+    for i in range(4):
+        x, target = reader[i]
+        assert torch.equal(x, expected[i][0])
+        assert torch.equal(target["boxes"], expected[i][1]["boxes"])
+        assert torch.equal(target["labels"], expected[i][1]["labels"])
+
+
+def test_train_with_loader_processes_shares_its_cache_and_removes_it(tmp_path, toy):
+    train, _ = toy
+    cfg = write_config(tmp_path / "dual.yaml", train, None, epochs=2, extra=", workers: 2")
+    cfg.write_text(cfg.read_text().replace("data:\n", "data:\n  cache: true\n"))
+    proc = cli("train", "--config", cfg)
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("cache: decoded scans"))
+    assert "shared by the 2 loader processes" in line
+    folder = Path(line.split(" in ", 1)[1])
+    assert folder.name.startswith("concealscan-cache-t_dual-") and not folder.exists()
+    assert len(losses(tmp_path / "runs" / "t_dual")) == 2
+
+
 def test_decoy_crops_centre_on_look_alikes_which_never_become_targets(tmp_path, monkeypatch):
     """``augment.decoy_crops``: a scan's benign look-alikes (``benign_packet``) ride through the
     augmentation so that object crops can centre on them, then are dropped from the targets."""

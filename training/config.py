@@ -26,7 +26,8 @@ class DataConfig:
     sim: list[SimSource] = field(default_factory=list)  # on-the-fly simulation
     scale: float = 1.0  # scans are resized by this before the network (stored in the model)
     # Keep COCO scans decoded and resized in memory (float16 attenuation, ~0.5 MB per scan at
-    # scale 0.5): decoding 16-bit PNGs was half of each CPU training step. Per worker process.
+    # scale 0.5): decoding 16-bit PNGs was half of each CPU training step. With loader
+    # processes (optim.workers > 0), files in /dev/shm that all of them share, removed at the end.
     cache: bool = False
     # The network's input channels; default: the kind's current layout (detector.preprocess
     # CHANNELS). Dual models up to 2.2.0 used [high, low, ratio].

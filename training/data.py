@@ -7,6 +7,7 @@ Every scan is read with `detector.read_scan` and turned into network input by
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,7 +195,7 @@ class TrainSet(torch.utils.data.Dataset):
 
     def __init__(self, sources: list, spec: InputSpec, augment=None, seed: int = 0,
                  cache: bool = False, decoy_crops: bool = False,
-                 hard_negatives: bool = False) -> None:
+                 hard_negatives: bool = False, cache_dir: str | Path | None = None) -> None:
         self.sources, self.spec, self.augment = sources, spec, augment
         # Look-alikes ride through augmentation: crops may centre on them, and the targets
         # carry those left in the crop as "decoys" (for `LossConfig.decoy_weight`). With
@@ -207,6 +208,12 @@ class TrainSet(torch.utils.data.Dataset):
         # solids); COCO sources only
         # (a simulated source is a stream: caching it would only hold memory).
         self._cache: dict[int, tuple] | None = {} if cache else None
+        # With ``cache_dir`` the cache is files there instead, one per scan, shared by the
+        # DataLoader's worker processes and kept across epochs (a dict per worker would be
+        # decoded again by every worker, every epoch). Put it in memory (/dev/shm).
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        if self.cache_dir is not None:
+            self._cache = None
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation is seeded by (seed, epoch, index): the same with any worker count and
@@ -223,21 +230,46 @@ class TrainSet(torch.utils.data.Dataset):
 
         With the cache on, every epoch (the first too) sees the float16-rounded attenuation,
         so a resumed run, which starts with an empty cache, sees what it would have seen."""
+        if self.cache_dir is not None:
+            return self._load_shared(i)
         if self._cache is None or i not in self._cache:
-            src = int(np.searchsorted(self.offsets, i, side="right") - 1)
-            item = self.sources[src][i - int(self.offsets[src])]
-            image = resize(item.scan.image, self.spec.scale)
-            boxes = item.boxes_xyxy * np.float32(self.spec.scale)
-            entry = (image, boxes, item.labels, item.scan.bit_depth,
-                     item.decoys * np.float32(self.spec.scale),
-                     item.negatives * np.float32(self.spec.scale))
-            if self._cache is None or isinstance(self.sources[src], SimScans):
+            entry, cacheable = self._decode(i)
+            if self._cache is None or not cacheable:
                 return entry
-            self._cache[i] = (image.astype(np.float16) if image.dtype == np.float32 else image,
-                              *entry[1:])
-        image, boxes, labels, bits, decoys, negatives = self._cache[i]
-        image = image.astype(np.float32) if image.dtype == np.float16 else image
-        return image, boxes, labels, bits, decoys, negatives
+            self._cache[i] = _half(entry)
+        return _full(self._cache[i])
+
+    def _decode(self, i: int) -> tuple[tuple, bool]:
+        """Scan ``i`` as `_load` returns it, uncached; and whether it may be cached."""
+        src = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        item = self.sources[src][i - int(self.offsets[src])]
+        scale = np.float32(self.spec.scale)
+        return ((resize(item.scan.image, self.spec.scale), item.boxes_xyxy * scale, item.labels,
+                 item.scan.bit_depth, item.decoys * scale, item.negatives * scale),
+                not isinstance(self.sources[src], SimScans))
+
+    _FIELDS = ("image", "boxes", "labels", "bits", "decoys", "negatives")
+
+    def _load_shared(self, i: int) -> tuple:
+        path = self.cache_dir / f"{i}.npz"
+        try:
+            with np.load(path) as z:
+                entry = tuple(z[k] for k in self._FIELDS)
+            return _full((*entry[:3], int(entry[3]), *entry[4:]))
+        except (OSError, ValueError, KeyError):  # not written yet
+            pass
+        entry, cacheable = self._decode(i)
+        if not cacheable:
+            return entry
+        entry = _half(entry)
+        tmp = path.with_name(f".{i}.{os.getpid()}.npz")
+        try:  # written whole, then renamed: a reader never sees half a file
+            np.savez(tmp, **dict(zip(self._FIELDS, entry, strict=True)))
+            os.replace(tmp, path)
+        except OSError:  # no room: this scan stays uncached
+            tmp.unlink(missing_ok=True)
+        return _full(entry)
+
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         image, boxes, labels, bits, decoys, negatives = self._load(i)
@@ -267,6 +299,16 @@ class TrainSet(torch.utils.data.Dataset):
             # term, `LossConfig.decoy_weight`)
             target["decoys"] = torch.from_numpy(np.ascontiguousarray(decoys, np.float32))
         return torch.from_numpy(x), target
+
+def _half(entry: tuple) -> tuple:
+    """The cached form: attenuation rounded to float16 (half the memory)."""
+    image = entry[0]
+    return (image.astype(np.float16) if image.dtype == np.float32 else image, *entry[1:])
+
+
+def _full(entry: tuple) -> tuple:
+    image = entry[0]
+    return (image.astype(np.float32) if image.dtype == np.float16 else image, *entry[1:])
 
 
 def collate(batch):

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,7 @@ def input_spec(cfg: TrainConfig) -> InputSpec:
     return InputSpec(**{**spec.__dict__, "scale": cfg.data.scale})
 
 
-def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
+def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist, cache_dir: Path | None = None):
     if cfg.kind == "ct":
         from training.ct_data import build_ct_data
 
@@ -85,7 +86,7 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist):
     augment = build_augment(cfg.kind, cfg.augment, seed=cfg.optim.seed)
     train_set = TrainSet(sources, spec, augment, seed=cfg.optim.seed, cache=cfg.data.cache,
                          decoy_crops=cfg.augment.decoy_crops,
-                         hard_negatives=cfg.augment.hard_negatives)
+                         hard_negatives=cfg.augment.hard_negatives, cache_dir=cache_dir)
     sampler = MixSampler([len(s) for s in sources], weights, cfg.optim.seed, dist.rank,
                          dist.world, draw_weights)
     val = cfg.data.val
@@ -211,14 +212,40 @@ def _end_of_epoch(run: _Run, epoch: int, row: dict, val_set, logger) -> bool:
     return stop
 
 
+def shared_cache_dir(name: str) -> Path:
+    """A fresh folder for the scan cache that loader processes share: in memory (/dev/shm)
+    where the system has it, else the temporary folder."""
+    shm = Path("/dev/shm")
+    root = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=f"concealscan-cache-{name}-", dir=root))
+
+
 def fit(cfg: TrainConfig, config_path: str, resume: str | None = None) -> Path:
-    """Train; return the path of the best checkpoint (``last.pt`` when there is no val set)."""
+    """Train; return the path of the best checkpoint (``last.pt`` when there is no val set).
+
+    ``data.cache`` with loader processes (``optim.workers`` > 0) keeps the decoded scans as
+    files in memory that all of them share, removed when the run ends."""
     dist = setup_distributed()
+    cache_dir = None
+    if cfg.data.cache and cfg.optim.workers > 0 and cfg.kind != "ct":
+        cache_dir = shared_cache_dir(cfg.name)
+        if dist.main:
+            print(f"cache: decoded scans shared by the {cfg.optim.workers} loader processes "
+                  f"in {cache_dir}", file=sys.stderr)
+    try:
+        return _fit(cfg, config_path, resume, dist, cache_dir)
+    finally:
+        if cache_dir is not None:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
+         cache_dir: Path | None) -> Path:
     if cfg.optim.threads:
         torch.set_num_threads(cfg.optim.threads)
     torch.manual_seed(cfg.optim.seed)
     spec = input_spec(cfg)
-    train_set, sampler, val_set = build_data(cfg, spec, dist)
+    train_set, sampler, val_set = build_data(cfg, spec, dist, cache_dir)
     steps_per_epoch = max(1, len(sampler) // cfg.optim.batch_size)
     run = _prepare(cfg, config_path, steps_per_epoch, dist, resume)
     net = run.model
