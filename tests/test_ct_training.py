@@ -81,6 +81,47 @@ def test_slab_set_puts_packet_slabs_first_with_their_slice_boxes(ct_sets):
                 np.testing.assert_allclose(tb["boxes"].numpy(), ref)
 
 
+def test_hard_negatives_carry_the_benign_solids_each_slab_cuts(ct_sets):
+    volumes = CtVolumes(ct_sets / "train" / "annotations.json", ["concealed_organic"])
+    assert sum(len(volumes[v].others_xyzxyz) for v in range(len(volumes))) > 0
+    spec = spec_for(CtDataConfig(voxel_mm=8.0))
+    plain = CtSlabSet(volumes, spec, flip=False)
+    hard = CtSlabSet(volumes, spec, flip=False, hard_negatives=True)
+    assert "decoys" not in plain[0][1]
+    cut = [i for i in range(len(hard)) if len(hard[i][1]["decoys"])]
+    assert 0 < len(cut) < len(hard)  # some slabs cut a benign solid, some cut none
+    # the footprint of each benign 3-D box, on the slices its z-range covers
+    k, z, _ = hard.items[cut[0]]
+    item, grid_d = volumes[k], hard.grids[k].shape[0]
+    zf = grid_d / item.volume.size_dhw[0]
+    boxes = np.concatenate([volumes[k].lookalikes_xyzxyz, volumes[k].others_xyzxyz])
+    assert any(np.floor(b[2] * zf) <= z < np.ceil(b[5] * zf) for b in boxes)
+    flipped = CtSlabSet(volumes, spec, flip=True, seed=0, hard_negatives=True)
+    for i in cut:  # a flip moves the negatives with the image
+        (a, ta), (b, tb) = hard[i], flipped[i]
+        if np.array_equal(a.numpy()[:, :, ::-1], b.numpy()):
+            ref = ta["decoys"].numpy().copy()
+            ref[:, [0, 2]] = 48 - ref[:, [2, 0]]
+            np.testing.assert_allclose(tb["decoys"].numpy(), ref)
+            break
+    else:
+        pytest.fail("no slab cutting a benign solid was mirrored")
+
+
+def test_ct_training_with_hard_negatives_feeds_the_object_term(ct_sets, tmp_path):
+    import csv
+
+    from detector.cli import main
+
+    cfg = tmp_path / "ct_hn.yaml"
+    cfg.write_text(tiny_ct_recipe("t_ct_hn", ct_sets, tmp_path / "runs")
+                   + "augment: {hard_negatives: true}\nloss: {decoy_weight: 0.3}\n")
+    assert main(["train", "--config", str(cfg)]) == 0
+    with (tmp_path / "runs" / "t_ct_hn" / "metrics.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert float(row["obj"]) > 0
+
+
 def test_several_training_sets_are_drawn_per_set(ct_sets, tmp_path):
     from training.config import load_config
     from training.ct_data import build_ct_data

@@ -4,7 +4,9 @@ slabs the CT model trains on (the same `detector.ct_preprocess` slabs the workst
 A slab's targets are the packets' own boxes in its centre slice (``bbox_slices`` from
 ``concealscan synth --kinds ct``), so a pillow-shaped packet narrows towards its ends as it
 does in the image. Every slab holding a packet is used; slabs without one are drawn at
-``CtDataConfig.negative_slabs`` of their number per epoch.
+``CtDataConfig.negative_slabs`` of their number per epoch. With ``augment.hard_negatives`` the
+benign solids a slab cuts (3-D boxes ``benign_packet`` and ``benign_object``) are the negatives
+of the loss's object term, as for 2-D scans.
 """
 
 from __future__ import annotations
@@ -139,6 +141,19 @@ def _slab_boxes(item: LabelledVolume, z_scale: float, xy_scale: tuple[float, flo
     return {z: _widen(np.asarray(b, np.float32)) for z, b in out.items()}
 
 
+def _slab_negatives(item: LabelledVolume, z_scale: float, xy_scale: tuple[float, float],
+                    depth: int) -> dict[int, np.ndarray]:
+    """Model-grid slice index -> (K, 4) xyxy boxes of the benign solids (look-alikes and the
+    scene's other ones) that slice cuts: their 3-D boxes' footprints, widened like packets'."""
+    out: dict[int, list] = {}
+    sx, sy = xy_scale
+    for x1, y1, z1, x2, y2, z2 in np.concatenate([item.lookalikes_xyzxyz, item.others_xyzxyz]):
+        first, last = int(np.floor(z1 * z_scale)), int(np.ceil(z2 * z_scale)) - 1
+        for z in range(max(first, 0), min(last, depth - 1) + 1):
+            out.setdefault(z, []).append([x1 * sx, y1 * sy, x2 * sx, y2 * sy])
+    return {z: _widen(np.asarray(b, np.float32)) for z, b in out.items()}
+
+
 def _int16(grid: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(grid), -32768, 32767).astype(np.int16)
 
@@ -157,8 +172,12 @@ class CtSlabSet(torch.utils.data.Dataset):
     """
 
     def __init__(self, volumes: CtVolumes | list[CtVolumes], spec: InputSpec,
-                 flip: bool = True, seed: int = 0) -> None:
+                 flip: bool = True, seed: int = 0, hard_negatives: bool = False) -> None:
         self.spec, self.flip, self.seed, self.epoch = spec, flip, seed, 0
+        # The benign solids each slab cuts ride along as the targets' "decoys", the negatives
+        # of the loss's object term (`augment.hard_negatives`, as for 2-D scans).
+        self.hard_negatives = hard_negatives
+        self.negatives: dict[tuple[int, int], np.ndarray] = {}
         # HU rounded to int16 after resampling: half a HU of error, half the memory.
         self.grids: list[np.ndarray] = []
         self.lows: list[np.ndarray | None] = []
@@ -178,6 +197,9 @@ class CtSlabSet(torch.utils.data.Dataset):
                 zf, yf, xf = (g / s for g, s in zip(grid.shape, item.volume.size_dhw,
                                                      strict=True))
                 boxes = _slab_boxes(item, zf, (xf, yf))
+                if hard_negatives:
+                    for z, b in _slab_negatives(item, zf, (xf, yf), grid.shape[0]).items():
+                        self.negatives[(k, z)] = b
                 for z in range(grid.shape[0]):
                     (pos if z in boxes else neg).append((k, z, boxes.get(z)))
             self.groups.append((len(pos), len(neg)))
@@ -195,17 +217,21 @@ class CtSlabSet(torch.utils.data.Dataset):
         grid = self.grids[v]
         x = slabs(grid, self.spec, z, z + 1, self.lows[v])[0]
         boxes = np.zeros((0, 4), np.float32) if boxes is None else boxes.copy()
+        decoys = self.negatives.get((v, z), np.zeros((0, 4), np.float32)).copy()
         if self.flip:
             rng = np.random.default_rng([self.seed, self.epoch, i])
             if rng.random() < 0.5:
                 x = x[:, :, ::-1]
                 w = grid.shape[2]
-                boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
+                for b in (boxes, decoys):
+                    b[:, [0, 2]] = w - b[:, [2, 0]]
             if rng.random() < 0.5:  # slice order: below <-> above, in each energy
                 x = x[_reversed_slices(self.spec)]
-        return (torch.from_numpy(np.ascontiguousarray(x)),
-                {"boxes": torch.from_numpy(boxes),
-                 "labels": torch.zeros(len(boxes), dtype=torch.int64)})
+        target = {"boxes": torch.from_numpy(boxes),
+                  "labels": torch.zeros(len(boxes), dtype=torch.int64)}
+        if self.hard_negatives:
+            target["decoys"] = torch.from_numpy(decoys)
+        return torch.from_numpy(np.ascontiguousarray(x)), target
 
 
 def build_ct_data(cfg, spec: InputSpec, dist):
@@ -218,7 +244,8 @@ def build_ct_data(cfg, spec: InputSpec, dist):
         raise UsageError("kind 'ct': data.train[].oversample is for 2-D scans; CT draws "
                          "slabs with and without packets (data.ct.negative_slabs)")
     sources = [CtVolumes(s.path, cfg.classes, spec.ct_energies) for s in cfg.data.train]
-    train = CtSlabSet(sources, spec, flip=cfg.data.ct.flip, seed=cfg.optim.seed)
+    train = CtSlabSet(sources, spec, flip=cfg.data.ct.flip, seed=cfg.optim.seed,
+                      hard_negatives=cfg.augment.hard_negatives)
     lengths, weights = [], []
     for source, (n_pos, n_neg) in zip(cfg.data.train, train.groups, strict=True):
         if n_pos == 0 or n_neg == 0:

@@ -330,12 +330,15 @@ class _Logger:
         self.csv_path = out / "metrics.csv"
         self.tb = SummaryWriter(str(out / "tb"))
 
-    FIELDS = ("epoch", "total", "cls", "box", "lr", "seconds", "ap50", "ap50_95", "threshold",
-              "pd", "pfa")
+    FIELDS = ("epoch", "total", "cls", "box", "obj", "lr", "seconds", "ap50", "ap50_95",
+              "ap3d_25", "threshold", "pd", "pfa")
 
     def log(self, row: dict) -> None:
-        fields = self.FIELDS
         exists = self.csv_path.exists()
+        fields = self.FIELDS
+        if exists:  # a resumed run keeps the columns its file began with
+            with self.csv_path.open(newline="") as f:
+                fields = next(csv.reader(f), None) or self.FIELDS
         with self.csv_path.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if not exists:
