@@ -11,8 +11,10 @@
 # (scripts/make_datasets.py; nothing of data/ travels), then trains the recipes at once on the
 # one GPU, the loader processes shared out among them, each with the GPU settings below and
 # optim.max_minutes set to the time left (after its first epoch a run cuts its epochs to fit
-# and ends its cosine there); it exports each run's last.pt and best.pt to ONNX and leaves
-# them, the checkpoints, metrics.csv and the log in $OUT/NAME.tgz per run, plus device.log.
+# and ends its cosine there; with CONTINUE=1 a recipe that an earlier command on the same warm
+# machine trained starts from that run's last.pt instead); it exports each run's last.pt and
+# best.pt to ONNX and leaves them, the checkpoints, metrics.csv and the log in $OUT/NAME.tgz
+# per run, plus device.log.
 set -uo pipefail
 [ $# -ge 2 ] || { echo "usage: bash scripts/device_train.sh MINUTES RECIPE[=WORKERS]..." >&2
                   exit 64; }
@@ -65,6 +67,7 @@ names=() pids=()
 for i in "${!recipes[@]}"; do
   r=${recipes[$i]} w=${wanted[$i]:-$workers}
   name=$($py - "$r" "$w" "$left" <<'EOF'
+import os
 import sys
 import yaml
 recipe, workers, left = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -73,6 +76,12 @@ optim = cfg.setdefault("optim", {})
 optim.update(batch_size=4 * optim.get("batch_size", 16), lr=2 * optim.get("lr", 2e-3),
              workers=workers, threads=0, max_minutes=round(left / 60, 2))
 cfg.setdefault("data", {})["cache"] = True  # decoded scans in /dev/shm, shared by the loaders
+name = cfg["name"]
+if os.environ.get("CONTINUE") == "1" and os.path.isfile(f"runs/{name}/last.pt"):
+    # a warm machine's earlier command trained this recipe: go on from where it stopped
+    os.replace(f"runs/{name}", f"runs/{name}_before")
+    cfg["init_from"] = f"runs/{name}_before/last.pt"
+    print(f"{name}: init_from {cfg['init_from']} (CONTINUE=1)", file=sys.stderr)
 yaml.safe_dump(cfg, open(f"runs/device_{cfg['name']}.yaml", "w"), sort_keys=False)
 print(cfg["name"])
 EOF
