@@ -28,7 +28,7 @@ mkdir -p "$out" runs
 start=$(date +%s)
 deadline=$(( start + minutes * 60 ))
 exec > >(tee -a "$out/device.log") 2>&1
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD NO_ALBUMENTATIONS_UPDATE=1
 if ! $py -c "import albumentations, pycocotools, pydicom, xraydb" 2>/dev/null; then
   [ -d .whl ] || { echo "training packages missing, and no .whl" >&2; exit 1; }
   $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
