@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from training.config import parse_config  # noqa: E402
+from training.config import recipe_config  # noqa: E402
 from training.data import collate  # noqa: E402
 from training.fit import Dist, build_data, input_spec, shared_cache_dir  # noqa: E402
 
@@ -53,12 +52,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args()
-    values = yaml.safe_load(args.recipe.read_text())
-    values.pop("init_from", None)
-    values.setdefault("data", {}).pop("val", None)
-    if args.data:
-        values["data"]["train"] = [{"path": p} for p in args.data]
-    cfg = parse_config(values, args.recipe)
+    cfg = recipe_config(args.recipe, args.data)
     spec = input_spec(cfg)
     plain, sampler, _ = build_data(cfg, spec, Dist())
     print(f"{len(plain)} scans, {args.workers} loader processes, batches of {args.batch}")

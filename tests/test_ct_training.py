@@ -91,7 +91,7 @@ def test_hard_negatives_carry_the_benign_solids_each_slab_cuts(ct_sets):
     cut = [i for i in range(len(hard)) if len(hard[i][1]["decoys"])]
     assert 0 < len(cut) < len(hard)  # some slabs cut a benign solid, some cut none
     # the footprint of each benign 3-D box, on the slices its z-range covers
-    k, z, _ = hard.items[cut[0]]
+    k, z, _, _ = hard.items[cut[0]]
     item, grid_d = volumes[k], hard.grids[k].shape[0]
     zf = grid_d / item.volume.size_dhw[0]
     boxes = np.concatenate([volumes[k].lookalikes_xyzxyz, volumes[k].others_xyzxyz])

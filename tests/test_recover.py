@@ -12,9 +12,10 @@ from toy_data import write_toy_set
 
 from detector.preprocess import InputSpec
 from training import checkpoint
+from training.config import recipe_config
 from training.export import export_onnx
 from training.model import ConcealNet, ModelConfig
-from training.recover import RecoverError, recipe_config, recover, training_batches
+from training.recover import RecoverError, recover, training_batches
 
 TINY = {"widths": [8, 12, 16, 24, 32], "blocks": [1, 1, 1, 1, 1], "neck_width": 12}
 

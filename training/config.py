@@ -106,6 +106,21 @@ def load_config(path: str | Path) -> TrainConfig:
     return parse_config(yaml.safe_load(path.read_text()), path)
 
 
+def recipe_config(recipe: str | Path, data: list[str] | None = None) -> TrainConfig:
+    """The recipe without its init_from (the run it started from may be gone), its validation
+    set or its cache and, with ``data``, drawing its training crops from those COCO sets
+    instead: for tools that only need its data pipeline and network (checkpoint rebuilds,
+    loader benchmarks)."""
+    values = yaml.safe_load(Path(recipe).read_text())
+    values.pop("init_from", None)
+    data_values = values.setdefault("data", {})
+    if data:
+        data_values["train"] = [{"path": p} for p in data]
+    data_values["cache"] = False
+    data_values.pop("val", None)  # not used there, and perhaps not made here
+    return parse_config(values, recipe)
+
+
 def parse_config(values: dict, path: str | Path) -> TrainConfig:
     """A recipe's values (as read from ``path``, named in errors) checked and completed."""
     path = Path(path)

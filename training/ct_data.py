@@ -177,11 +177,11 @@ class CtSlabSet(torch.utils.data.Dataset):
         # The benign solids each slab cuts ride along as the targets' "decoys", the negatives
         # of the loss's object term (`augment.hard_negatives`, as for 2-D scans).
         self.hard_negatives = hard_negatives
-        self.negatives: dict[tuple[int, int], np.ndarray] = {}
         # HU rounded to int16 after resampling: half a HU of error, half the memory.
         self.grids: list[np.ndarray] = []
         self.lows: list[np.ndarray | None] = []
-        self.items: list[tuple[int, int, np.ndarray | None]] = []
+        # (volume, slice, packet boxes or None, benign boxes or None)
+        self.items: list[tuple[int, int, np.ndarray | None, np.ndarray | None]] = []
         self.groups: list[tuple[int, int]] = []
         from tqdm import tqdm
 
@@ -197,11 +197,10 @@ class CtSlabSet(torch.utils.data.Dataset):
                 zf, yf, xf = (g / s for g, s in zip(grid.shape, item.volume.size_dhw,
                                                      strict=True))
                 boxes = _slab_boxes(item, zf, (xf, yf))
-                if hard_negatives:
-                    for z, b in _slab_negatives(item, zf, (xf, yf), grid.shape[0]).items():
-                        self.negatives[(k, z)] = b
+                benign = (_slab_negatives(item, zf, (xf, yf), grid.shape[0])
+                          if hard_negatives else {})
                 for z in range(grid.shape[0]):
-                    (pos if z in boxes else neg).append((k, z, boxes.get(z)))
+                    (pos if z in boxes else neg).append((k, z, boxes.get(z), benign.get(z)))
             self.groups.append((len(pos), len(neg)))
             self.items += pos + neg
         self.positives = sum(p for p, _ in self.groups)
@@ -213,11 +212,11 @@ class CtSlabSet(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        v, z, boxes = self.items[i]
+        v, z, boxes, decoys = self.items[i]
         grid = self.grids[v]
         x = slabs(grid, self.spec, z, z + 1, self.lows[v])[0]
         boxes = np.zeros((0, 4), np.float32) if boxes is None else boxes.copy()
-        decoys = self.negatives.get((v, z), np.zeros((0, 4), np.float32)).copy()
+        decoys = np.zeros((0, 4), np.float32) if decoys is None else decoys.copy()
         if self.flip:
             rng = np.random.default_rng([self.seed, self.epoch, i])
             if rng.random() < 0.5:

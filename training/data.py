@@ -270,7 +270,6 @@ class TrainSet(torch.utils.data.Dataset):
             tmp.unlink(missing_ok=True)
         return _full(entry)
 
-
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         image, boxes, labels, bits, decoys, negatives = self._load(i)
         if self.augment is not None:
@@ -299,6 +298,7 @@ class TrainSet(torch.utils.data.Dataset):
             # term, `LossConfig.decoy_weight`)
             target["decoys"] = torch.from_numpy(np.ascontiguousarray(decoys, np.float32))
         return torch.from_numpy(x), target
+
 
 def _half(entry: tuple) -> tuple:
     """The cached form: attenuation rounded to float16 (half the memory)."""

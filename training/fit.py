@@ -329,18 +329,18 @@ class _Logger:
         out.mkdir(parents=True, exist_ok=True)
         self.csv_path = out / "metrics.csv"
         self.tb = SummaryWriter(str(out / "tb"))
+        self.fields = self.FIELDS
+        if self.csv_path.exists():  # a resumed run keeps the columns its file began with
+            with self.csv_path.open(newline="") as f:
+                self.fields = next(csv.reader(f), None) or self.FIELDS
 
     FIELDS = ("epoch", "total", "cls", "box", "obj", "lr", "seconds", "ap50", "ap50_95",
               "ap3d_25", "threshold", "pd", "pfa")
 
     def log(self, row: dict) -> None:
         exists = self.csv_path.exists()
-        fields = self.FIELDS
-        if exists:  # a resumed run keeps the columns its file began with
-            with self.csv_path.open(newline="") as f:
-                fields = next(csv.reader(f), None) or self.FIELDS
         with self.csv_path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
             if not exists:
                 writer.writeheader()
             writer.writerow(row)
