@@ -157,6 +157,8 @@ def test_max_minutes_cuts_the_plan_after_the_first_epoch_and_resume_keeps_it(tmp
     state = torch.load(run / "last.pt", weights_only=True)["train_state"]
     assert (state["epoch"], state["epochs"], state["cut_from"]) == (1, 1, 6)
     assert state["scheduler"]["lr_lambdas"][0]["total"] == 4  # 32 scans / 8 = 4 steps, 1 epoch
+    kept = torch.load(run / "epoch_001.pt", weights_only=True)["train_state"]  # keep_epochs
+    assert (kept["epochs"], kept["scheduler"]["lr_lambdas"][0]["total"]) == (1, 4)
     # the same recipe resumed: the plan holds, nothing is left to train
     cli("train", "--config", cfg, "--resume", run / "last.pt", "--out-dir", tmp_path / "same")
     assert not (tmp_path / "same" / "t_dual" / "metrics.csv").exists()

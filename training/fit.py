@@ -184,10 +184,13 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
                 Path(cfg.out_dir) / cfg.name, prov, state)
 
 
-def _save_last(run: _Run, row: dict) -> None:
+def _save_last(run: _Run, row: dict, epoch: int) -> None:
+    """``last.pt`` (and with ``optim.keep_epochs`` its copy for this epoch)."""
     run.save(run.out / "last.pt", metrics=row,
              state={**run.state, "optimizer": run.optimizer.state_dict(),
                     "scheduler": run.scheduler.state_dict()})
+    if run.cfg.optim.keep_epochs:
+        shutil.copyfile(run.out / "last.pt", run.out / f"epoch_{epoch + 1:03d}.pt")
 
 
 def _end_of_epoch(run: _Run, epoch: int, row: dict, val_set, logger) -> bool:
@@ -202,9 +205,7 @@ def _end_of_epoch(run: _Run, epoch: int, row: dict, val_set, logger) -> bool:
             state["bad_epochs"] += 1
         stop = state["bad_epochs"] >= cfg.optim.patience
     state["epoch"] = epoch + 1
-    _save_last(run, row)
-    if cfg.optim.keep_epochs:
-        shutil.copyfile(run.out / "last.pt", run.out / f"epoch_{epoch + 1:03d}.pt")
+    _save_last(run, row, epoch)
     logger.log(row)
     if stop:
         print(f"early stop: AP50 did not improve for {cfg.optim.patience} evaluations",
@@ -271,7 +272,7 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
         if cfg.optim.max_minutes and epoch == 0 and _fit_to_budget(run, time.time() - t0,
                                                                   steps_per_epoch):
             if dist.main:  # last.pt again, so that a resume keeps the shortened plan
-                _save_last(run, row)
+                _save_last(run, row, epoch)
         run.state["epoch"] = epoch = epoch + 1
         if _broadcast_int(stop, dist):
             break
