@@ -111,7 +111,7 @@ def test_another_network_or_a_foreign_file_is_refused(exported, tmp_path):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     foreign = tmp_path / "foreign.onnx"
     onnx.save(helper.make_model(graph), str(foreign))
-    with pytest.raises(RecoverError, match="no concealscan metadata"):
+    with pytest.raises(RecoverError, match="not a concealscan export"):
         recover(foreign, tmp_path / "y.pt", recipe=wider)
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from detector.model import METADATA_KEY, info_from_metadata, sha256_of
+from detector.model import ModelError, info_from_metadata, sha256_of
 from training import checkpoint
 from training.config import TrainConfig, recipe_config
 from training.model import ConcealNet
@@ -177,9 +177,10 @@ def recover(onnx_path: Path, out: Path, *, recipe: Path | None = None,
     raw = Path(onnx_path).read_bytes()
     proto = onnx.load_from_string(raw)
     meta = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in meta:
-        raise RecoverError(f"{onnx_path}: no concealscan metadata (not one of our models)")
-    info = info_from_metadata(meta, str(onnx_path))
+    try:
+        info = info_from_metadata(meta, str(onnx_path))
+    except ModelError as exc:
+        raise RecoverError(str(exc)) from exc
     recipe = Path(recipe or info.provenance.get("config_path", ""))
     if not recipe.is_file():
         raise RecoverError(f"{onnx_path}: its recipe {recipe} is not here (name one with "
