@@ -605,3 +605,23 @@ def test_provenance_commit_can_be_named_by_the_caller(monkeypatch):
     assert here != "abc123def456"
     monkeypatch.setenv("CONCEALSCAN_COMMIT", "abc123def456")
     assert git_commit() == "abc123def456"
+
+
+def test_training_progress_is_plain_lines_where_stderr_is_not_a_terminal(capsys):
+    from training.engine import train_one_epoch
+
+    model = ConcealNet(ModelConfig(in_channels=1, widths=(4, 4, 4, 4, 4), neck_width=4))
+    batch = (torch.rand(2, 1, 32, 32),
+             [{"boxes": torch.tensor([[4.0, 4.0, 20.0, 20.0]]), "labels": torch.tensor([0])}] * 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    train_one_epoch(model, [batch] * 3, opt, sched, torch.device("cpu"), 4, LossConfig(),
+                    log_every=0)
+    err = capsys.readouterr().err
+    assert "\r" not in err  # no bar in a log file
+    lines = err.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["epoch 4: batch 1/3", "epoch 4: batch 2/3"]
+    assert "batches/s, about 0 min left in this epoch" in lines[0]
+    train_one_epoch(model, [batch] * 3, opt, sched, torch.device("cpu"), 4, LossConfig(),
+                    progress=False, log_every=0)
+    assert capsys.readouterr().err == ""

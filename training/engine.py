@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from contextlib import nullcontext
 
 import numpy as np
@@ -21,16 +22,22 @@ class NonFiniteLossError(RuntimeError):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, device: torch.device, epoch: int,
-                    loss_cfg: LossConfig, scaler=None, progress: bool = True) -> dict[str, float]:
-    """One pass over ``loader``; returns mean losses. Raises `NonFiniteLossError`."""
+                    loss_cfg: LossConfig, scaler=None, progress: bool = True,
+                    log_every: float = 300.0) -> dict[str, float]:
+    """One pass over ``loader``; returns mean losses. Raises `NonFiniteLossError`.
+
+    ``progress``: a bar on a terminal; where stderr is not one (a log file, nohup), a plain
+    line every ``log_every`` seconds instead, with the pace and the time left in the epoch."""
     from tqdm import tqdm
 
     model.train()
     stride = _unwrap(model).cfg.stride
     totals: dict[str, float] = {}
     steps = 0
+    tty = sys.stderr.isatty()
     bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True, leave=False)
+               disable=not (progress and tty), dynamic_ncols=True, leave=False)
+    lines = _ProgressLines(epoch, len(loader), log_every) if progress and not tty else None
     for images, targets in bar:
         images = images.to(device, non_blocking=True)
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
@@ -61,7 +68,29 @@ def train_one_epoch(model, loader, optimizer, scheduler, device: torch.device, e
         for k, v in losses.items():
             totals[k] = totals.get(k, 0.0) + float(v.item())
         bar.set_postfix(loss=f"{totals['total'] / steps:.3f}")
+        if lines is not None:
+            lines.step(steps, totals["total"] / steps)
     return {k: v / max(steps, 1) for k, v in totals.items()}
+
+
+class _ProgressLines:
+    """Training progress as a line every ``every`` seconds, for logs that a bar would fill
+    with carriage returns."""
+
+    def __init__(self, epoch: int, total: int, every: float) -> None:
+        self.epoch, self.total, self.every = epoch, total, every
+        self.start = self.last = time.monotonic()
+
+    def step(self, done: int, loss: float) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every or done >= self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = (self.total - done) / rate
+        print(f"epoch {self.epoch}: batch {done}/{self.total}, loss {loss:.3f}, "
+              f"{rate:.2f} batches/s, about {left / 60:.0f} min left in this epoch",
+              file=sys.stderr, flush=True)
 
 
 def _unwrap(model):

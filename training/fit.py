@@ -265,7 +265,7 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
             pin_memory=run.device.type == "cuda")
         t0 = time.time()
         losses = train_one_epoch(net, loader, run.optimizer, run.scheduler, run.device, epoch,
-                                 cfg.loss, progress=dist.main and sys.stderr.isatty())
+                                 cfg.loss, progress=dist.main)
         row = {"epoch": epoch, **_average(losses, dist), "lr": run.scheduler.get_last_lr()[0],
                "seconds": time.time() - t0}
         stop = _end_of_epoch(run, epoch, row, val_set, logger) if dist.main else False
