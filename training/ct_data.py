@@ -12,7 +12,6 @@ of the loss's object term, as for 2-D scans.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from detector.ct_preprocess import model_grids, slabs
 from detector.errors import UsageError
 from detector.preprocess import InputSpec
+from detector.report import progress
 from detector.volume import Volume
 from detector.volume_inputs import VolumeRef, read_input
 from detector.volume_readers import attach_low_energy
@@ -183,12 +183,9 @@ class CtSlabSet(torch.utils.data.Dataset):
         # (volume, slice, packet boxes or None, benign boxes or None)
         self.items: list[tuple[int, int, np.ndarray | None, np.ndarray | None]] = []
         self.groups: list[tuple[int, int]] = []
-        from tqdm import tqdm
-
         for source in volumes if isinstance(volumes, list) else [volumes]:
             pos, neg = [], []
-            for v in tqdm(range(len(source)), desc=f"loading {source.path}", unit="volume",
-                          file=sys.stderr, disable=not sys.stderr.isatty(), leave=False):
+            for v in progress(range(len(source)), f"loading {source.path}", "volume"):
                 item = source[v]
                 grid, low = model_grids(item.volume, spec)
                 k = len(self.grids)

@@ -11,7 +11,6 @@ will produce.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from detector.ct_fuse import iou_3d
 from detector.ct_inference import MIN_SCORE, infer_volume
 from detector.postprocess import DecodeParams
 from detector.preprocess import InputSpec
+from detector.report import Progress
 from training.metrics import ScanRecord, false_alarm_causes, operating_point_on, pd_pfa
 
 AP_IOU = 0.25
@@ -28,12 +28,10 @@ AP_IOU = 0.25
 def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int,
                      progress: bool = True) -> list[ScanRecord]:
     """Run ``predict`` on every volume of ``volumes`` (`training.ct_data.CtVolumes`)."""
-    from tqdm import tqdm
-
     params = DecodeParams(stride=stride, score_thresh=MIN_SCORE)
     records = []
-    for i in tqdm(range(len(volumes)), desc="evaluating CT", unit="volume", file=sys.stderr,
-                  disable=not (progress and sys.stderr.isatty()), leave=False):
+    bar = Progress(len(volumes), "evaluating CT", "volume", enabled=progress)
+    for i in range(len(volumes)):
         item = volumes[i]
         boxes, scores = infer_volume(predict, item.volume, spec, params)
         records.append(ScanRecord(item.volume.id, item.volume.size_dhw[1:], item.boxes_xyzxyz,
@@ -41,6 +39,8 @@ def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int,
                                   np.zeros(len(scores), np.int64), item.objects,
                                   item.lookalikes_xyzxyz, item.others_xyzxyz,
                                   item.lookalike_names, item.other_names))
+        bar.update()
+    bar.close()
     return records
 
 

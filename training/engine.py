@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
-import time
 from contextlib import nullcontext
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 from detector.inference import infer
 from detector.postprocess import DecodeParams
 from detector.preprocess import InputSpec
+from detector.report import Progress
 from training.loss import LossConfig, detection_loss
 from training.metrics import ScanRecord
 
@@ -23,22 +22,16 @@ class NonFiniteLossError(RuntimeError):
 
 def train_one_epoch(model, loader, optimizer, scheduler, device: torch.device, epoch: int,
                     loss_cfg: LossConfig, scaler=None, progress: bool = True,
-                    log_every: float = 300.0) -> dict[str, float]:
+                    log_every: float | None = None) -> dict[str, float]:
     """One pass over ``loader``; returns mean losses. Raises `NonFiniteLossError`.
 
-    ``progress``: a bar on a terminal; where stderr is not one (a log file, nohup), a plain
-    line every ``log_every`` seconds instead, with the pace and the time left in the epoch."""
-    from tqdm import tqdm
-
+    ``progress``: a `detector.report.Progress` on stderr (a bar, or lines in a log file)."""
     model.train()
     stride = _unwrap(model).cfg.stride
     totals: dict[str, float] = {}
     steps = 0
-    tty = sys.stderr.isatty()
-    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", file=sys.stderr,
-               disable=not (progress and tty), dynamic_ncols=True, leave=False)
-    lines = _ProgressLines(epoch, len(loader), log_every) if progress and not tty else None
-    for images, targets in bar:
+    bar = Progress(len(loader), f"epoch {epoch}", "batch", enabled=progress, every=log_every)
+    for images, targets in loader:
         images = images.to(device, non_blocking=True)
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
@@ -68,29 +61,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, device: torch.device, e
         for k, v in losses.items():
             totals[k] = totals.get(k, 0.0) + float(v.item())
         bar.set_postfix(loss=f"{totals['total'] / steps:.3f}")
-        if lines is not None:
-            lines.step(steps, totals["total"] / steps)
+        bar.update()
+    bar.close()
     return {k: v / max(steps, 1) for k, v in totals.items()}
 
-
-class _ProgressLines:
-    """Training progress as a line every ``every`` seconds, for logs that a bar would fill
-    with carriage returns."""
-
-    def __init__(self, epoch: int, total: int, every: float) -> None:
-        self.epoch, self.total, self.every = epoch, total, every
-        self.start = self.last = time.monotonic()
-
-    def step(self, done: int, loss: float) -> None:
-        now = time.monotonic()
-        if now - self.last < self.every or done >= self.total:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        left = (self.total - done) / rate
-        print(f"epoch {self.epoch}: batch {done}/{self.total}, loss {loss:.3f}, "
-              f"{rate:.2f} batches/s, about {left / 60:.0f} min left in this epoch",
-              file=sys.stderr, flush=True)
 
 
 def _unwrap(model):
@@ -112,18 +86,18 @@ def torch_predict(model, device: torch.device):
 def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float = 0.01,
              progress: bool = True) -> list[ScanRecord]:
     """Run ``predict`` on every scan of ``dataset`` (`CocoScans`-like) through `infer`."""
-    from tqdm import tqdm
-
     params = DecodeParams(stride=stride, score_thresh=score_thresh)
     records = []
-    for i in tqdm(range(len(dataset)), desc="evaluating", unit="scan", file=sys.stderr,
-                  disable=not (progress and sys.stderr.isatty()), leave=False):
+    bar = Progress(len(dataset), "evaluating", "scan", enabled=progress)
+    for i in range(len(dataset)):
         item = dataset[i]
         raw = infer(predict, item.scan, spec, params)
         records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,
                                   item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
                                   item.objects, item.decoys, item.negatives,
                                   item.decoy_names, item.negative_names))
+        bar.update()
+    bar.close()
     return records
 
 

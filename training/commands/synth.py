@@ -4,7 +4,6 @@ or with ``--kinds ct`` reconstructed CT volumes of the same scenes (see docs/ct.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 REQUIRES = ("numpy", "cv2", "yaml", "tqdm")
@@ -99,7 +98,7 @@ def _journaled(write, args: argparse.Namespace, *config, prefix: str | None = No
 
     try:
         return write(args.out, *config, args.count, args.seed, workers=args.workers,
-                     prefix=prefix or args.prefix, progress=sys.stderr.isatty(),
+                     prefix=prefix or args.prefix, progress=True,
                      resume=args.resume)
     except JournalError as exc:
         raise UsageError(f"--resume: {exc}") from exc

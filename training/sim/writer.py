@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.report import Progress
 from training.sim.config import SynthConfig
 from training.sim.journal import JOURNAL, render_journaled
 
@@ -113,13 +113,10 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, count: int, seed: in
     continues an interrupted run from its journal (`training.sim.journal`)."""
     from functools import partial
 
-    from tqdm import tqdm
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     job = _Job(str(out), config, seed, prefix)
-    with tqdm(total=count, desc="simulating scans", unit="scan", file=sys.stderr,
-              disable=not progress) as bar:
+    with Progress(count, "simulating scans", "scan", enabled=progress) as bar:
         entries = render_journaled(
             lambda start: map_scans(partial(_make, job), count, workers, start), out, count,
             journal_identity("xray", config, seed, prefix), resume, bar)

@@ -9,13 +9,13 @@ Volume ``i`` depends only on (config, seed, i): the output is the same for any w
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from detector.report import Progress
 from training.sim.config import SynthConfig
 from training.sim.journal import render_journaled
 from training.sim.writer import coco, finish, journal_identity, manifest, map_scans
@@ -56,14 +56,11 @@ def write_ct_dataset(out_dir: str | Path, config: SynthConfig, ct: CtConfig, cou
                      progress: bool = True, resume: bool = False) -> dict:
     """Simulate ``count`` volumes into ``out_dir``; return the COCO document written.
     ``resume`` continues an interrupted run from its journal (`training.sim.journal`)."""
-    from tqdm import tqdm
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     job = _CtJob(str(out), config, ct, seed, prefix)
     identity = {**journal_identity("ct", config, seed, prefix), "ct_config": ct.to_json()}
-    with tqdm(total=count, desc="simulating CT volumes", unit="volume", file=sys.stderr,
-              disable=not progress) as bar:
+    with Progress(count, "simulating CT volumes", "volume", enabled=progress) as bar:
         entries = render_journaled(
             lambda start: map_scans(partial(_make, job), count, workers, start), out, count,
             identity, resume, bar)
