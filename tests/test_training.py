@@ -241,8 +241,15 @@ def test_init_from_a_colour_model_starts_the_dual_model_where_the_colour_model_s
     wider = ConcealNet(ModelConfig(in_channels=6, **{**tiny, "neck_width": 16}))
     with pytest.raises(ValueError, match="neck_width"):
         checkpoint.init_weights(wider, dual_spec, src)
-    with pytest.raises(ValueError, match="scale"):
-        checkpoint.init_weights(dual, InputSpec(**{**dual_spec.__dict__, "scale": 0.5}), src)
+    half = InputSpec(**{**dual_spec.__dict__, "scale": 0.5})
+    with pytest.raises(ValueError, match="init_from_other_scale"):
+        checkpoint.init_weights(dual, half, src)
+    before = {k: v.clone() for k, v in dual.state_dict().items()}
+    dual.load_state_dict({k: torch.zeros_like(v) for k, v in before.items()})
+    note = checkpoint.init_weights(dual, half, src, other_scale=True)  # meant: same weights
+    assert "now 0.5" in note
+    for name, value in dual.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
     gray = ConcealNet(ModelConfig(in_channels=1, **tiny))
     with pytest.raises(ValueError, match="no input channel in common"):
         checkpoint.init_weights(gray, InputSpec.for_kind("gray"), src)

@@ -82,15 +82,15 @@ STEM = "backbone.stages.0.0.0.weight"  # the first convolution: (out, in_channel
 
 
 def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
-                 classes: list[str] | None = None) -> str:
+                 classes: list[str] | None = None, other_scale: bool = False) -> str:
     """Start ``model`` (input ``spec``) from the weights of another run's checkpoint.
 
     The networks must be the same apart from their input channels. The first convolution's
     weights are copied channel by channel where the two inputs share a channel name (a dual
     model's pseudo-colour "r", "g", "b" from a colour model) and start at zero elsewhere, so
     the new model first computes what the old one did; training then learns the rest.
-    Raises ValueError when the networks (or the ``classes``, when given) differ. Returns a
-    one-line summary.
+    Raises ValueError when the networks (or the ``classes``, when given) differ, or their input
+    scales unless ``other_scale``. Returns a one-line summary.
     """
     if classes is not None and list(ckpt.get("classes", [])) != list(classes):
         raise ValueError(f"init_from: the checkpoint's classes {ckpt.get('classes')} differ "
@@ -102,9 +102,9 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
     if differ:
         raise ValueError(f"init_from: the checkpoint's network differs in {differ} "
                          f"({', '.join(f'{k}={src_cfg.get(k)} vs {mine[k]}' for k in differ)})")
-    if src_spec.scale != spec.scale:
+    if src_spec.scale != spec.scale and not other_scale:
         raise ValueError(f"init_from: the checkpoint's model ran at scale {src_spec.scale}, "
-                         f"this recipe at {spec.scale}")
+                         f"this recipe at {spec.scale} (init_from_other_scale: true to mean it)")
     state = model.state_dict()
     shared = [c for c in spec.channels if c in src_spec.channels]
     if not shared:
@@ -120,9 +120,11 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
         state[name] = value
     model.load_state_dict(state)
     fresh = [c for c in spec.channels if c not in src_spec.channels]
+    rescaled = (f"; trained at scale {src_spec.scale:g}, now {spec.scale:g}"
+                if src_spec.scale != spec.scale else "")
     return (f"{len(state)} tensors from a {src_spec.kind} model ({ckpt.get('name')}); input "
             f"channels {', '.join(shared)} copied" + (f", {', '.join(fresh)} from zero"
-                                                       if fresh else ""))
+                                                       if fresh else "") + rescaled)
 
 
 def set_alarm_threshold(path: str | Path, threshold: float, how: str) -> None:

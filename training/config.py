@@ -68,6 +68,10 @@ class TrainConfig:
     # Start from another run's weights (a checkpoint of the same network; docs/training.md).
     # Channels it shares with this model by name are copied, the others start at zero.
     init_from: str | None = None
+    # init_from a checkpoint trained at another data.scale: a deliberate change of input
+    # resolution (its filters then see every object at another size in pixels); off, so that
+    # a recipe whose scale differs by mistake is refused.
+    init_from_other_scale: bool = False
 
 
 def _build(cls, values, where: str):

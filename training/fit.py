@@ -173,7 +173,7 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
     elif cfg.init_from:
         try:
             note = checkpoint.init_weights(model, spec, checkpoint.load(cfg.init_from, device),
-                                           cfg.classes)
+                                           cfg.classes, other_scale=cfg.init_from_other_scale)
         except ValueError as exc:
             raise UsageError(f"{config_path}: {exc}") from exc
         if dist.main:
