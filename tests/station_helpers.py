@@ -106,3 +106,18 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def drag_box(page, start=0.2, size=0.3) -> None:
+    """Drag the mouse over the viewer's scan (Playwright ``page``) from ``start`` to
+    ``start + size`` of the visible scan's width and height, as an operator draws a box."""
+    s, v = page.locator("#stage").bounding_box(), page.locator("#viewport").bounding_box()
+    left, top = max(s["x"], v["x"]), max(s["y"], v["y"])
+    width = min(s["x"] + s["width"], v["x"] + v["width"]) - left
+    height = min(s["y"] + s["height"], v["y"] + v["height"]) - top
+    assert width > 20 and height > 20, (s, v)  # the scan shows
+    x0, y0 = left + width * start, top + height * start
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + width * size, y0 + height * size, steps=5)
+    page.mouse.up()

@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 from ct_data import phantom_hu  # noqa: E402
 from ct_model_fixture import tiny_ct_model  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from station_helpers import tiny_model  # noqa: E402
+from station_helpers import drag_box, png_bytes, tiny_model  # noqa: E402
 
 from detector.station import auth  # noqa: E402
 from detector.station.app import create_app  # noqa: E402
@@ -116,15 +116,100 @@ def test_dual_energy_volume_upload(tmp_path):
             r.json()["error"]
 
 
-def test_reviews_of_ct_scans_are_skipped_not_exported_as_2d_boxes(tmp_path):
-    from training.reviews import export_reviews
+def test_ct_decisions_take_3d_boxes_inside_the_volume(client):
+    hu = phantom_hu()  # (12, 40, 48): x < 48, y < 40, z < 12
+    ct_id = client.post("/api/scans", files={"volume": ("v.npy", npy_bytes(hu)),
+                                             "sidecar": ("v.json", SIDECAR)}).json()["id"]
+    flat_id = client.post("/api/scans", files={"file": ("a.png", png_bytes(
+        np.full((30, 30), 200, np.uint8)))}).json()["id"]
 
-    station = ct_station(tmp_path / "data")
-    row = station.receive([Upload("volume", npy_bytes(phantom_hu())), Upload("sidecar", SIDECAR)])
+    def decide(scan_id, boxes):
+        return client.post(f"/api/scans/{scan_id}/decision",
+                           json={"decision": "missed", "boxes": boxes})
+
+    r = decide(ct_id, [[14, 12, 4, 30, 22, 8]])
+    assert r.status_code == 201, r.text
+    stored = client.get(f"/api/scans/{ct_id}").json()["decisions"][-1]["boxes_xyxy"]
+    assert stored == [[14, 12, 4, 30, 22, 8]]
+    for boxes, says in [([[14, 12, 30, 22]], "a CT volume"),  # no slices
+                        ([[14, 12, 4, 30, 22, 13]], "outside the volume"),  # z2 > 12 slices
+                        ([[14, 12, 0, 49, 22, 2]], "outside the volume"),  # x2 > 48
+                        ([[14, 12, 5, 30, 22, 5]], "z1 < z2"),
+                        ([[1, 2, 3, 4, 5]], "got 5 numbers")]:
+        r = decide(ct_id, boxes)
+        assert r.status_code == 422 and says in r.text, (boxes, r.text)
+    r = decide(flat_id, [[1, 1, 0, 9, 9, 1]])  # a 2-D scan's box has no z
+    assert r.status_code == 422 and "2-D" in r.text
+    assert decide(flat_id, [[1, 1, 9, 9]]).status_code == 201
+
+
+def test_replay_confirms_a_ct_scans_alarm_boxes_in_3d():
+    from detector.station.db import Decision, ScanRow
+    from training.reviews import replay
+
+    dets = [{"box": [1, 2, 5, 6], "box3d": [1, 2, 3, 5, 6, 7], "score": 0.9, "alarm": True},
+            {"box": [9, 9, 12, 12], "box3d": [9, 9, 0, 12, 12, 2], "score": 0.2, "alarm": False}]
+    row = ScanRow(id="20261130T000000-00000000", source="s", received_at="t", kind="ct",
+                  files=(), status="ok", alarm=True, error=None, model_version="1",
+                  result={"detections": dets})
+    confirm = Decision(1, row.id, "ann", "confirm", (), "", "1", "t")
+    missed = Decision(2, row.id, "ann", "missed", ((20, 20, 1, 30, 30, 4),), "", "1", "t")
+    labels = replay(row, [confirm, missed])
+    assert labels.boxes_xyxy == ((1, 2, 3, 5, 6, 7), (20, 20, 1, 30, 30, 4))
+    assert labels.sources == ("confirm", "missed") and not labels.cleared
+
+
+@pytest.mark.parametrize("energies", [1, 2])
+def test_ct_reviews_become_a_ct_data_set_the_trainer_reads(tmp_path, capsys, energies):
+    from detector.cli import main
+    from detector.preprocess import CT_DUAL_ENERGY, InputSpec
+    from training.ct_data import CtSlabSet, CtVolumes
+
+    station = Station(tmp_path / "data", make_handle([tiny_ct_model(energies)[1]]))
     op_id = station.db.add_operator("carol", "0" * 64)
-    station.db.add_decision(row.id, op_id, "missed", [[1.0, 1.0, 9.0, 9.0]], "")
-    counts = export_reviews(tmp_path / "data", tmp_path / "reviews")
-    assert counts["scans"] == 0 and counts["skipped"] == 1
+    hu = phantom_hu()
+    parts = [Upload("volume", npy_bytes(hu)), Upload("sidecar", SIDECAR)]
+    if energies == 2:
+        parts += [Upload("volume_low", npy_bytes(hu - 50)), Upload("sidecar_low", SIDECAR)]
+    missed, cleared, legacy = (station.receive(parts) for _ in range(3))
+    flat = station.receive([Upload("file", png_bytes(np.full((30, 30), 200, np.uint8)))])
+    db = station.db
+    db.add_decision(missed.id, op_id, "clear", [], "")
+    db.add_decision(missed.id, op_id, "missed", [[14, 12, 4, 30, 22, 8]], "under the clothes")
+    db.add_decision(cleared.id, op_id, "clear", [], "opened: socks")
+    db.add_decision(legacy.id, op_id, "missed", [[14.0, 12.0, 30.0, 22.0]], "")  # no slices
+    db.add_decision(flat.id, op_id, "clear", [], "")  # an error scan: skipped
+
+    out = tmp_path / "reviews"
+    assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "0 reviewed scans" in printed and "2 reviewed CT volumes (1 with objects, 1 " \
+        "cleared alarms), 1 boxes" in printed
+    coco = json.loads((out / "ct" / "annotations.json").read_text())
+    by_scan = {i["scan_id"]: i for i in coco["images"]}
+    assert set(by_scan) == {missed.id, cleared.id}
+    skipped = {s["scan_id"]: s["why"] for s in coco["info"]["skipped"]}
+    assert "without its slices" in skipped[legacy.id] and skipped[flat.id] == "unreadable scan"
+    entry = by_scan[missed.id]
+    assert entry["kind"] == "ct" and entry["size_dhw"] == [12, 40, 48]
+    assert (set(entry["files"]) == {"ct", "ct_low"}) == (energies == 2)
+    [ann] = coco["annotations"]
+    assert ann["bbox3d"] == [14, 12, 4, 30, 22, 8] and ann["source"] == "missed"
+    assert json.loads((out / "annotations.json").read_text())["images"] == []
+
+    volumes = CtVolumes(out / "ct" / "annotations.json", ["concealed_organic"], energies)
+    item = volumes[[e["scan_id"] for e, _, _ in volumes.items].index(missed.id)]
+    assert item.volume.size_dhw == (12, 40, 48) and np.allclose(item.volume.hu, hu)
+    assert (item.volume.low is not None) == (energies == 2)
+    # no bbox_slices in reviews: the 3-D box's footprint on each of its slices
+    assert item.slice_boxes == [[[z, 14, 12, 30, 22] for z in range(4, 8)]]
+    channels = CT_DUAL_ENERGY if energies == 2 else ("slice_below", "slice", "slice_above")
+    spec = InputSpec(kind="ct", channels=channels, voxel_mm=4.0, hu_window=(-1000.0, 2000.0))
+    slabs = CtSlabSet(volumes, spec, flip=False)
+    assert slabs.positives == 4  # model grid = voxel grid here (4 mm): slices 4..7
+    assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
+                 "--out", str(out)]) == 64  # never overwritten
 
 
 @pytest.mark.slow
@@ -158,5 +243,34 @@ def test_operator_pages_slices_in_the_viewer(tmp_path):
             page.fill("#slice", "0")
             page.dispatch_event("#slice", "input")
             sync_api.expect(label).to_have_text("1 / 12")
+
+            # a missed packet: drawn on slice 4, extended (E) to slice 7 and back to 3
+            page.fill("#slice", "3")
+            page.dispatch_event("#slice", "input")
+            sync_api.expect(label).to_have_text("4 / 12")
+            page.locator("#viewport").focus()
+            page.keyboard.press("m")
+            sync_api.expect(page.locator("#extend-missed")).to_be_visible()
+            drag_box(page, 0.25, 0.4)
+            sync_api.expect(page.locator("#boxes rect.drawn")).to_have_count(1)
+            for _ in range(3):
+                page.keyboard.press(".")
+            sync_api.expect(label).to_have_text("7 / 12")
+            sync_api.expect(page.locator("#boxes rect.elsewhere")).to_have_count(1)
+            page.keyboard.press("e")
+            sync_api.expect(page.locator("#action-status")).to_have_text("box covers slices 4-7")
+            sync_api.expect(page.locator("#boxes rect.elsewhere")).to_have_count(0)
+            page.fill("#slice", "2")
+            page.dispatch_event("#slice", "input")
+            sync_api.expect(label).to_have_text("3 / 12")
+            page.locator("#viewport").focus()
+            page.keyboard.press("e")
+            sync_api.expect(page.locator("#action-status")).to_have_text("box covers slices 3-7")
+            page.keyboard.press("Enter")
+            sync_api.expect(page.locator("#decisions li[data-decision=missed]")).to_have_count(1)
         finally:
             browser.close()
+    [decision] = station.db.decisions()
+    x1, y1, z1, x2, y2, z2 = decision.boxes_xyxy[0]
+    assert (z1, z2) == (2, 7) and 0 <= x1 < x2 <= 48 and 0 <= y1 < y2 <= 40 and x2 - x1 > 5
+

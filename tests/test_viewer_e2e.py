@@ -13,7 +13,13 @@ import pytest
 
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
-from station_helpers import LiveServer, dual_pair_bytes, png_bytes, tiny_model  # noqa: E402
+from station_helpers import (  # noqa: E402
+    LiveServer,
+    drag_box,
+    dual_pair_bytes,
+    png_bytes,
+    tiny_model,
+)
 
 from detector.station import auth  # noqa: E402
 from detector.station.app import create_app  # noqa: E402
@@ -110,12 +116,7 @@ def test_operator_reviews_scans_in_the_viewer(station, page):
         sync_api.expect(page.locator("#decisions li[data-decision=clear]")).to_have_count(1)
 
         page.click("#missed")
-        left, top, right, bottom = _visible_scan(page)
-        x0, y0 = left + (right - left) * 0.2, top + (bottom - top) * 0.2
-        page.mouse.move(x0, y0)
-        page.mouse.down()
-        page.mouse.move(x0 + (right - left) * 0.3, y0 + (bottom - top) * 0.3, steps=5)
-        page.mouse.up()
+        drag_box(page)
         sync_api.expect(page.locator("#boxes rect.drawn")).to_have_count(1)
         page.fill("#note", "second packet under the lining")
         page.click("#save-missed")
@@ -129,16 +130,6 @@ def test_operator_reviews_scans_in_the_viewer(station, page):
     x1, y1, x2, y2 = missed_box
     assert 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120 and x2 - x1 > 10
     assert decisions[2].note == "second packet under the lining"
-
-
-def _visible_scan(page) -> tuple[float, float, float, float]:
-    """Screen rectangle where the scan shows (the stage clipped by the viewport)."""
-    s, v = page.locator("#stage").bounding_box(), page.locator("#viewport").bounding_box()
-    left, top = max(s["x"], v["x"]), max(s["y"], v["y"])
-    right = min(s["x"] + s["width"], v["x"] + v["width"])
-    bottom = min(s["y"] + s["height"], v["y"] + v["height"])
-    assert right - left > 20 and bottom - top > 20, (s, v)
-    return left, top, right, bottom
 
 
 def _centre(page) -> tuple[float, float]:

@@ -58,14 +58,17 @@ class LabelledVolume:
     other_names: list[str] = field(default_factory=list)
 
 
-def low_energy_file(path: Path, entry: dict) -> tuple[str, float]:
-    """(file, kVp) of a COCO entry's low-energy volume: its one ``ct_<kVp>kvp`` file."""
-    found = [(f, float(k[3:-3])) for k, f in entry.get("files", {}).items()
-             if k.startswith("ct_") and k.endswith("kvp")]
+def low_energy_file(path: Path, entry: dict) -> tuple[str, float | None]:
+    """(file, kVp) of a COCO entry's low-energy volume: its one ``ct_<kVp>kvp`` file, or
+    ``ct_low`` where the tube voltage is not known (station reviews; kVp None)."""
+    found = [(f, float(k[3:-3]) if k != "ct_low" else None)
+             for k, f in entry.get("files", {}).items()
+             if k == "ct_low" or (k.startswith("ct_") and k.endswith("kvp"))]
     if len(found) != 1:
         raise ValueError(f"{path}: image {entry.get('id')} ({entry.get('file_name')}): a "
                          f"dual-energy CT model needs exactly one second-energy volume "
-                         f"(files.ct_<kVp>kvp, from synth with ct: {{kvp: [140, 80]}}), got "
+                         f"(files.ct_<kVp>kvp, from synth with ct: {{kvp: [140, 80]}}, or "
+                         f"files.ct_low), got "
                          f"{[k for k in entry.get('files', {}) if k != 'ct'] or 'none'}")
     return found[0]
 
@@ -107,9 +110,20 @@ class CtVolumes:
                    for a in anns]
         decoys, benign = ([b for b in entry.get(key, []) if "bbox3d" in b]
                           for key in ("benign_packet", "benign_object"))
-        return LabelledVolume(volume, boxes, objects, [a.get("bbox_slices", []) for a in anns],
+        return LabelledVolume(volume, boxes, objects, [slice_rows(a) for a in anns],
                               _boxes3d(decoys), _boxes3d(benign),
                               material_names(decoys), material_names(benign))
+
+
+def slice_rows(ann: dict) -> list[list[int]]:
+    """An annotation's per-slice boxes ``[z, x1, y1, x2, y2]``: its ``bbox_slices`` (synth
+    writes them), else its ``bbox3d`` footprint on every slice of its z range (labels from
+    elsewhere, e.g. operator reviews, carry only the 3-D box; without this their packets
+    would train as background)."""
+    if "bbox_slices" in ann:
+        return ann["bbox_slices"]
+    x1, y1, z1, x2, y2, z2 = ann["bbox3d"]
+    return [[z, x1, y1, x2, y2] for z in range(int(np.floor(z1)), int(np.ceil(z2)))]
 
 
 def _boxes3d(entries: list[dict]) -> np.ndarray:

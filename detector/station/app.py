@@ -43,23 +43,48 @@ _WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
 
 
 class DecisionIn(BaseModel):
-    """An operator's decision on one scan. Boxes are in scan pixels, ``[x1, y1, x2, y2]``."""
+    """An operator's decision on one scan. Boxes are in scan pixels, ``[x1, y1, x2, y2]``;
+    on a CT scan in voxels, ``[x1, y1, z1, x2, y2, z2]`` (end-exclusive, as ``box3d``)."""
 
     decision: Literal["confirm", "clear", "missed"]
-    boxes: list[Annotated[list[float], Field(min_length=4, max_length=4)]] = Field(
+    boxes: list[Annotated[list[float], Field(min_length=4, max_length=6)]] = Field(
         default_factory=list, max_length=100,
         description="confirm: the alarm boxes that are right (empty: all of them); "
-                    "missed: the items the model did not box (at least one); clear: none")
+                    "missed: the items the model did not box (at least one); clear: none. "
+                    "2-D scans: [x1, y1, x2, y2] in pixels; CT scans: [x1, y1, z1, x2, y2, z2] "
+                    "in voxels, z the slice index")
     note: str = Field("", max_length=2000)
 
     @field_validator("boxes")
     @classmethod
     def _boxes_xyxy(cls, boxes: list[list[float]]) -> list[list[float]]:
         for box in boxes:
-            x1, y1, x2, y2 = box
-            if not (x1 < x2 and y1 < y2 and min(box) >= 0 and max(box) < 1e6):
-                raise ValueError(f"box: expected 0 <= x1 < x2 and 0 <= y1 < y2, got {box}")
+            if len(box) not in (4, 6):
+                raise ValueError(f"box: expected [x1, y1, x2, y2] or, on a CT scan, "
+                                 f"[x1, y1, z1, x2, y2, z2]; got {len(box)} numbers")
+            half = len(box) // 2
+            if not (all(lo < hi for lo, hi in zip(box[:half], box[half:], strict=True))
+                    and min(box) >= 0 and max(box) < 1e6):
+                raise ValueError(f"box: expected every start >= 0 and below its end "
+                                 f"(x1 < x2, y1 < y2{', z1 < z2' if half == 3 else ''}), "
+                                 f"got {box}")
         return boxes
+
+
+def _check_boxes_fit(row: ScanRow, boxes: list[list[float]]) -> None:
+    """422 unless each box has the scan's form (CT: 3-D) and, on CT, lies in the volume."""
+    ct = row.kind == "ct"
+    want, form = ((6, "a CT volume: a box is [x1, y1, z1, x2, y2, z2] in voxels") if ct
+                  else (4, "2-D: a box is [x1, y1, x2, y2] in pixels"))
+    for box in boxes:
+        if len(box) != want:
+            raise HTTPException(422, f"scan {row.id} is {form}, got {len(box)} numbers")
+        size = row.result.get("size_dhw") if ct else None
+        if size:
+            d, h, w = size
+            if box[3] > w or box[4] > h or box[5] > d:
+                raise HTTPException(422, f"box {box} reaches outside the volume "
+                                         f"({w} x {h} x {d} voxels, x y z)")
 
 
 def _summary(row: ScanRow) -> dict:
@@ -221,6 +246,7 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
             raise HTTPException(422, "'missed' needs at least one box around the missed item")
         if body.decision == "clear" and body.boxes:
             raise HTTPException(422, f"'clear' takes no boxes, got {len(body.boxes)}")
+        _check_boxes_fit(row, body.boxes)
         decision_id = station.db.add_decision(row.id, op.id, body.decision, body.boxes,
                                               body.note)
         return {"id": decision_id, "scan_id": row.id, "operator": op.name,

@@ -103,7 +103,7 @@ class Decision:
     scan_id: str
     operator: str
     decision: str
-    boxes_xyxy: tuple[tuple[float, float, float, float], ...]
+    boxes_xyxy: tuple[tuple[float, ...], ...]  # [x1, y1, x2, y2]; CT: [x1, y1, z1, x2, y2, z2]
     note: str
     model_version: str | None
     decided_at: str

@@ -130,14 +130,18 @@ async function openScan(id) {
 async function showSlice(z) {
   if (!state.slices || !state.current) return;
   z = Math.min(state.slices - 1, Math.max(0, z));
-  const bitmap = await loadBitmap(`/api/scans/${encodeURIComponent(state.current)}/slices/${z}`);
-  state.images["image.png"] = bitmap;
-  state.images["gray.png"] = bitmap;
+  // The slice index moves at once, so that keys pressed faster than slices load all count;
+  // a slice that arrives after a later request (or another scan) was made is dropped.
+  const scan = state.current;
   state.z = z;
   $("slice").value = z;
   $("slice-label").textContent = `${z + 1} / ${state.slices}`;
-  drawBase();
   drawBoxes();
+  const bitmap = await loadBitmap(`/api/scans/${encodeURIComponent(scan)}/slices/${z}`);
+  if (state.current !== scan || state.z !== z) return;
+  state.images["image.png"] = bitmap;
+  state.images["gray.png"] = bitmap;
+  drawBase();
 }
 
 function showInfo(detail) {
@@ -228,7 +232,16 @@ function drawBoxes() {
     svg.append(svgRect(box, det.alarm === false ? "candidate" : "detection",
                        `${i + 1}: ${Number(det.score).toFixed(2)}`));
   });
-  for (const box of state.drawnBoxes) svg.append(svgRect(box, "drawn", "missed"));
+  for (const box of state.drawnBoxes) {
+    if (box.length === 6) {  // CT: shown solid on its slices, dashed on the others
+      const [x1, y1, z1, x2, y2, z2] = box;
+      const here = state.z >= z1 && state.z < z2;
+      svg.append(svgRect([x1, y1, x2, y2], here ? "drawn" : "drawn elsewhere",
+                         `missed, slices ${z1 + 1}-${z2}`));
+    } else {
+      svg.append(svgRect(box, "drawn", "missed"));
+    }
+  }
   if (state.draft) svg.append(svgRect(state.draft, "drawn draft", ""));
 }
 
@@ -306,9 +319,15 @@ function setupViewport() {
   window.addEventListener("mouseup", () => {
     if (drag && drag.draw && state.draft) {
       const [x1, y1, x2, y2] = state.draft;
-      if (x2 - x1 >= 2 && y2 - y1 >= 2) state.drawnBoxes.push(state.draft.map(Math.round));
+      if (x2 - x1 >= 2 && y2 - y1 >= 2) {
+        const [bx1, by1, bx2, by2] = state.draft.map(Math.round);
+        // CT: the box covers the slice it is drawn on until extended (E) to others
+        state.drawnBoxes.push(state.slices ? [bx1, by1, state.z, bx2, by2, state.z + 1]
+                                           : [bx1, by1, bx2, by2]);
+      }
       state.draft = null;
       $("save-missed").disabled = state.drawnBoxes.length === 0;
+      $("extend-missed").disabled = state.drawnBoxes.length === 0;
       drawBoxes();
     }
     drag = null;
@@ -316,6 +335,17 @@ function setupViewport() {
 }
 
 // ---- decisions -----------------------------------------------------------------------------
+// CT: the last drawn box grows in depth to hold the slice shown (page to the item's first and
+// last slices and extend to each).
+function extendDrawn() {
+  const box = state.drawnBoxes[state.drawnBoxes.length - 1];
+  if (!state.drawing || !state.slices || !box || box.length !== 6) return;
+  box[2] = Math.min(box[2], state.z);
+  box[5] = Math.max(box[5], state.z + 1);
+  $("action-status").textContent = `box covers slices ${box[2] + 1}-${box[5]}`;
+  drawBoxes();
+}
+
 function setDrawing(on) {
   state.drawing = on;
   state.draft = null;
@@ -324,6 +354,8 @@ function setDrawing(on) {
   $("save-missed").hidden = !on;
   $("cancel-missed").hidden = !on;
   $("save-missed").disabled = true;
+  $("extend-missed").hidden = !(on && state.slices);
+  $("extend-missed").disabled = true;
   $("missed").hidden = on;
   drawBoxes();
 }
@@ -369,6 +401,7 @@ function setupControls() {
   $("missed").addEventListener("click", () => setDrawing(true));
   $("cancel-missed").addEventListener("click", () => setDrawing(false));
   $("save-missed").addEventListener("click", () => decide("missed", state.drawnBoxes));
+  $("extend-missed").addEventListener("click", extendDrawn);
   document.addEventListener("keydown", onKey);
 }
 
@@ -383,7 +416,7 @@ function onKey(event) {
     j: () => moveInQueue(1), k: () => moveInQueue(-1), 0: () => $("win-reset").click(),
     ".": () => showSlice(state.z + 1), ",": () => showSlice(state.z - 1),
     PageDown: () => showSlice(state.z + 1), PageUp: () => showSlice(state.z - 1),
-    Escape: () => setDrawing(false),
+    Escape: () => setDrawing(false), e: extendDrawn,
     Enter: () => { if (state.drawing && state.drawnBoxes.length) decide("missed", state.drawnBoxes); },
   };
   const action = keys[event.key];
