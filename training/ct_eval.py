@@ -30,17 +30,16 @@ def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int,
     """Run ``predict`` on every volume of ``volumes`` (`training.ct_data.CtVolumes`)."""
     params = DecodeParams(stride=stride, score_thresh=MIN_SCORE)
     records = []
-    bar = Progress(len(volumes), "evaluating CT", "volume", enabled=progress)
-    for i in range(len(volumes)):
-        item = volumes[i]
-        boxes, scores = infer_volume(predict, item.volume, spec, params)
-        records.append(ScanRecord(item.volume.id, item.volume.size_dhw[1:], item.boxes_xyzxyz,
-                                  np.zeros(len(item.boxes_xyzxyz), np.int64), boxes, scores,
-                                  np.zeros(len(scores), np.int64), item.objects,
-                                  item.lookalikes_xyzxyz, item.others_xyzxyz,
-                                  item.lookalike_names, item.other_names))
-        bar.update()
-    bar.close()
+    with Progress(len(volumes), "evaluating CT", "volume", enabled=progress) as bar:
+        for i in range(len(volumes)):
+            item = volumes[i]
+            boxes, scores = infer_volume(predict, item.volume, spec, params)
+            records.append(ScanRecord(item.volume.id, item.volume.size_dhw[1:], item.boxes_xyzxyz,
+                                      np.zeros(len(item.boxes_xyzxyz), np.int64), boxes, scores,
+                                      np.zeros(len(scores), np.int64), item.objects,
+                                      item.lookalikes_xyzxyz, item.others_xyzxyz,
+                                      item.lookalike_names, item.other_names))
+            bar.update()
     return records
 
 

@@ -30,39 +30,39 @@ def train_one_epoch(model, loader, optimizer, scheduler, device: torch.device, e
     stride = _unwrap(model).cfg.stride
     totals: dict[str, float] = {}
     steps = 0
-    bar = Progress(len(loader), f"epoch {epoch}", "batch", enabled=progress, every=log_every)
-    for images, targets in loader:
-        images = images.to(device, non_blocking=True)
-        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                    else nullcontext())
-        with autocast:
-            heat_logits, box_ltrb = model(images)
-        losses = detection_loss(heat_logits.float(), box_ltrb.float(), targets, stride, loss_cfg)
-        loss = losses["total"]
-        if not math.isfinite(loss.item()):
-            raise NonFiniteLossError(
-                f"non-finite loss at epoch {epoch}, step {steps}: "
-                + ", ".join(f"{k}={v.item()}" for k, v in losses.items())
-                + ". Lower the learning rate or check the data for NaN pixels or bad boxes.")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-        scheduler.step()
-        steps += 1
-        for k, v in losses.items():
-            totals[k] = totals.get(k, 0.0) + float(v.item())
-        bar.set_postfix(loss=f"{totals['total'] / steps:.3f}")
-        bar.update()
-    bar.close()
+    with Progress(len(loader), f"epoch {epoch}", "batch", enabled=progress, every=log_every) as bar:
+        for images, targets in loader:
+            images = images.to(device, non_blocking=True)
+            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+            autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                        else nullcontext())
+            with autocast:
+                heat_logits, box_ltrb = model(images)
+            losses = detection_loss(heat_logits.float(), box_ltrb.float(), targets, stride,
+                                    loss_cfg)
+            loss = losses["total"]
+            if not math.isfinite(loss.item()):
+                raise NonFiniteLossError(
+                    f"non-finite loss at epoch {epoch}, step {steps}: "
+                    + ", ".join(f"{k}={v.item()}" for k, v in losses.items())
+                    + ". Lower the learning rate or check the data for NaN pixels or bad boxes.")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+                optimizer.step()
+            scheduler.step()
+            steps += 1
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + float(v.item())
+            bar.set_postfix(loss=f"{totals['total'] / steps:.3f}")
+            bar.update()
     return {k: v / max(steps, 1) for k, v in totals.items()}
 
 
@@ -88,16 +88,15 @@ def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float
     """Run ``predict`` on every scan of ``dataset`` (`CocoScans`-like) through `infer`."""
     params = DecodeParams(stride=stride, score_thresh=score_thresh)
     records = []
-    bar = Progress(len(dataset), "evaluating", "scan", enabled=progress)
-    for i in range(len(dataset)):
-        item = dataset[i]
-        raw = infer(predict, item.scan, spec, params)
-        records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,
-                                  item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
-                                  item.objects, item.decoys, item.negatives,
-                                  item.decoy_names, item.negative_names))
-        bar.update()
-    bar.close()
+    with Progress(len(dataset), "evaluating", "scan", enabled=progress) as bar:
+        for i in range(len(dataset)):
+            item = dataset[i]
+            raw = infer(predict, item.scan, spec, params)
+            records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,
+                                      item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
+                                      item.objects, item.decoys, item.negatives,
+                                      item.decoy_names, item.negative_names))
+            bar.update()
     return records
 
 
