@@ -164,6 +164,8 @@ def test_decisions_are_appended_with_operator_time_and_model(client, station):
     {"decision": "clear", "boxes": [[0, 0, 5, 5]]},
     {"decision": "confirm", "boxes": [[5, 5, 1, 9]]},  # x2 < x1
     {"decision": "confirm", "boxes": [[0, 0, 5]]},
+    {"decision": "missed", "boxes": [[100, 0, 129, 10]]},  # x2 beyond the 128-pixel width
+    {"decision": "missed", "boxes": [[0, 90, 10, 97]]},  # y2 beyond the 96-pixel height
     {"decision": "maybe"},
     {"decision": "confirm", "note": "x" * 2001},
 ])

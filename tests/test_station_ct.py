@@ -132,8 +132,8 @@ def test_ct_decisions_take_3d_boxes_inside_the_volume(client):
     stored = client.get(f"/api/scans/{ct_id}").json()["decisions"][-1]["boxes_xyxy"]
     assert stored == [[14, 12, 4, 30, 22, 8]]
     for boxes, says in [([[14, 12, 30, 22]], "a CT volume"),  # no slices
-                        ([[14, 12, 4, 30, 22, 13]], "outside the volume"),  # z2 > 12 slices
-                        ([[14, 12, 0, 49, 22, 2]], "outside the volume"),  # x2 > 48
+                        ([[14, 12, 4, 30, 22, 13]], "outside the scan"),  # z2 > 12 slices
+                        ([[14, 12, 0, 49, 22, 2]], "outside the scan"),  # x2 > 48
                         ([[14, 12, 5, 30, 22, 5]], "z1 < z2"),
                         ([[1, 2, 3, 4, 5]], "got 5 numbers")]:
         r = decide(ct_id, boxes)

@@ -72,19 +72,21 @@ class DecisionIn(BaseModel):
 
 
 def _check_boxes_fit(row: ScanRow, boxes: list[list[float]]) -> None:
-    """422 unless each box has the scan's form (CT: 3-D) and, on CT, lies in the volume."""
+    """422 unless each box has the scan's form (CT: 3-D) and lies in the scan (where its
+    size is known: an unreadable scan has none)."""
     ct = row.kind == "ct"
     want, form = ((6, "a CT volume: a box is [x1, y1, z1, x2, y2, z2] in voxels") if ct
                   else (4, "2-D: a box is [x1, y1, x2, y2] in pixels"))
+    # the far corner's limits, in the box's order (x, y[, z]), and how to say them
+    size = row.result.get("size_dhw" if ct else "size_hw")
+    limits = (size[::-1] if size else None)
     for box in boxes:
         if len(box) != want:
             raise HTTPException(422, f"scan {row.id} is {form}, got {len(box)} numbers")
-        size = row.result.get("size_dhw") if ct else None
-        if size:
-            d, h, w = size
-            if box[3] > w or box[4] > h or box[5] > d:
-                raise HTTPException(422, f"box {box} reaches outside the volume "
-                                         f"({w} x {h} x {d} voxels, x y z)")
+        if limits and any(hi > lim for hi, lim in zip(box[want // 2:], limits, strict=True)):
+            raise HTTPException(422, f"box {box} reaches outside the scan "
+                                     f"({' x '.join(str(v) for v in limits)} "
+                                     f"{'voxels, x y z' if ct else 'pixels, x y'})")
 
 
 def _summary(row: ScanRow) -> dict:
