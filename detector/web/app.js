@@ -222,22 +222,19 @@ function drawBoxes() {
   const svg = $("boxes");
   svg.replaceChildren();
   const result = state.detail ? state.detail.result : {};
+  // CT boxes: x1, y1, z1, x2, y2, z2 in voxels; drawn on the slice only within z1..z2-1
+  const onSlice = ([, , z1, , , z2]) => state.z >= z1 && state.z < z2;
+  const footprint = ([x1, y1, , x2, y2]) => [x1, y1, x2, y2];
   (result.detections || []).forEach((det, i) => {  // numbered as in overlay.png
-    let box = det.box;
-    if (det.box3d) {  // CT: x1, y1, z1, x2, y2, z2 in voxels
-      const [x1, y1, z1, x2, y2, z2] = det.box3d;
-      if (state.z < z1 || state.z >= z2) return;
-      box = [x1, y1, x2, y2];
-    }
-    svg.append(svgRect(box, det.alarm === false ? "candidate" : "detection",
+    if (det.box3d && !onSlice(det.box3d)) return;
+    svg.append(svgRect(det.box3d ? footprint(det.box3d) : det.box,
+                       det.alarm === false ? "candidate" : "detection",
                        `${i + 1}: ${Number(det.score).toFixed(2)}`));
   });
   for (const box of state.drawnBoxes) {
     if (box.length === 6) {  // CT: shown solid on its slices, dashed on the others
-      const [x1, y1, z1, x2, y2, z2] = box;
-      const here = state.z >= z1 && state.z < z2;
-      svg.append(svgRect([x1, y1, x2, y2], here ? "drawn" : "drawn elsewhere",
-                         `missed, slices ${z1 + 1}-${z2}`));
+      svg.append(svgRect(footprint(box), onSlice(box) ? "drawn" : "drawn elsewhere",
+                         `missed, slices ${box[2] + 1}-${box[5]}`));
     } else {
       svg.append(svgRect(box, "drawn", "missed"));
     }
