@@ -159,13 +159,10 @@ def test_replay_confirms_a_ct_scans_alarm_boxes_in_3d():
     assert labels.sources == ("confirm", "missed") and not labels.cleared
 
 
-@pytest.mark.parametrize("energies", [1, 2])
-def test_ct_reviews_become_a_ct_data_set_the_trainer_reads(tmp_path, capsys, energies):
-    from detector.cli import main
-    from detector.preprocess import CT_DUAL_ENERGY, InputSpec
-    from training.ct_data import CtSlabSet, CtVolumes
-
-    station = Station(tmp_path / "data", make_handle([tiny_ct_model(energies)[1]]))
+def ct_reviewed_station(folder: Path, energies: int = 1) -> dict:
+    """A station with the tiny CT model and reviewed scans; their ids by what happened: a
+    missed packet marked in 3-D, a cleared volume, a legacy slice-less box, a 2-D error scan."""
+    station = Station(folder, make_handle([tiny_ct_model(energies)[1]]))
     op_id = station.db.add_operator("carol", "0" * 64)
     hu = phantom_hu()
     parts = [Upload("volume", npy_bytes(hu)), Upload("sidecar", SIDECAR)]
@@ -179,7 +176,18 @@ def test_ct_reviews_become_a_ct_data_set_the_trainer_reads(tmp_path, capsys, ene
     db.add_decision(cleared.id, op_id, "clear", [], "opened: socks")
     db.add_decision(legacy.id, op_id, "missed", [[14.0, 12.0, 30.0, 22.0]], "")  # no slices
     db.add_decision(flat.id, op_id, "clear", [], "")  # an error scan: skipped
+    return {"missed": missed.id, "cleared": cleared.id, "legacy": legacy.id, "flat": flat.id}
 
+
+@pytest.mark.parametrize("energies", [1, 2])
+def test_ct_reviews_become_a_ct_data_set_the_trainer_reads(tmp_path, capsys, energies):
+    from detector.cli import main
+    from detector.preprocess import CT_DUAL_ENERGY, InputSpec
+    from training.ct_data import CtSlabSet, CtVolumes
+
+    ids = ct_reviewed_station(tmp_path / "data", energies)
+    missed, cleared, legacy, flat = (ids[k] for k in ("missed", "cleared", "legacy", "flat"))
+    hu = phantom_hu()
     out = tmp_path / "reviews"
     assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
                  "--out", str(out)]) == 0
@@ -188,10 +196,10 @@ def test_ct_reviews_become_a_ct_data_set_the_trainer_reads(tmp_path, capsys, ene
         "cleared alarms), 1 boxes" in printed
     coco = json.loads((out / "ct" / "annotations.json").read_text())
     by_scan = {i["scan_id"]: i for i in coco["images"]}
-    assert set(by_scan) == {missed.id, cleared.id}
+    assert set(by_scan) == {missed, cleared}
     skipped = {s["scan_id"]: s["why"] for s in coco["info"]["skipped"]}
-    assert "without its slices" in skipped[legacy.id] and skipped[flat.id] == "unreadable scan"
-    entry = by_scan[missed.id]
+    assert "without its slices" in skipped[legacy] and skipped[flat] == "unreadable scan"
+    entry = by_scan[missed]
     assert entry["kind"] == "ct" and entry["size_dhw"] == [12, 40, 48]
     assert (set(entry["files"]) == {"ct", "ct_low"}) == (energies == 2)
     [ann] = coco["annotations"]
@@ -199,7 +207,7 @@ def test_ct_reviews_become_a_ct_data_set_the_trainer_reads(tmp_path, capsys, ene
     assert json.loads((out / "annotations.json").read_text())["images"] == []
 
     volumes = CtVolumes(out / "ct" / "annotations.json", ["concealed_organic"], energies)
-    item = volumes[[e["scan_id"] for e, _, _ in volumes.items].index(missed.id)]
+    item = volumes[[e["scan_id"] for e, _, _ in volumes.items].index(missed)]
     assert item.volume.size_dhw == (12, 40, 48) and np.allclose(item.volume.hu, hu)
     assert (item.volume.low is not None) == (energies == 2)
     # no bbox_slices in reviews: the 3-D box's footprint on each of its slices
@@ -210,6 +218,54 @@ def test_ct_reviews_become_a_ct_data_set_the_trainer_reads(tmp_path, capsys, ene
     assert slabs.positives == 4  # model grid = voxel grid here (4 mm): slices 4..7
     assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
                  "--out", str(out)]) == 64  # never overwritten
+
+
+@pytest.mark.slow
+def test_retrain_fine_tunes_a_ct_model_on_ct_reviews_and_gates_per_volume(tmp_path, capsys):
+    from ct_data import synth_small_ct_sets
+
+    from detector import registry as reg_read
+    from detector.cli import main
+    from detector.model import OnnxModel
+    from training import registry as reg_write
+
+    ckpt, onnx_path = tiny_ct_model()
+    reg = tmp_path / "reg"
+    reg_write.add_version(reg, "1.0.0", onnx_path, ckpt, metrics={}, data=[])
+    reg_write.promote(reg, "1.0.0", "first")
+    ct_reviewed_station(tmp_path / "data")
+    assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "reviews")]) == 0
+    (tmp_path / "sim").mkdir()
+    test = synth_small_ct_sets(tmp_path / "sim", {"test": 6}) / "test"
+    def retrain(data, version):
+        return main(["retrain", "--data", str(data), "--test", str(test), "--registry",
+                     str(reg), "--epochs", "1", "--version", version, "--threads", "1"])
+
+    assert retrain(tmp_path / "reviews", "1.0.0+r1") == 0
+    out = capsys.readouterr().out
+    entry = reg_read.read_entry(reg, "1.0.0+r1")
+    m = entry["metrics"]
+    assert m["old"]["scans"] == m["new"]["scans"] == 6  # volumes, judged in 3-D
+    assert m["test"]["path"] == str(test / "annotations.json")
+    assert m["promoted"] == (m["new"]["pd"] >= m["old"]["pd"] and m["new"]["pfa"] <= 0.05)
+    assert ("promoted 1.0.0+r1" if m["promoted"] else "NOT promoted") in out
+    new_model = OnnxModel(reg / "versions" / "1.0.0+r1" / "model.onnx")
+    assert new_model.info.kind == "ct"
+    assert new_model.info.alarm_threshold == pytest.approx(m["new"]["threshold"])
+    assert new_model.info.provenance["data"] == [str(tmp_path / "reviews" / "ct" /
+                                                     "annotations.json")]
+    old_weights = OnnxModel(onnx_path).sha256
+    assert new_model.sha256 != old_weights  # fine-tuned, not copied
+
+    # reviews that cleared every volume leave nothing to learn a packet from: said, not trained
+    cleared_only = tmp_path / "cleared.json"
+    coco = json.loads((tmp_path / "reviews" / "ct" / "annotations.json").read_text())
+    coco["annotations"] = []
+    cleared_only.write_text(json.dumps(coco))
+    (tmp_path / "scans").symlink_to(tmp_path / "reviews" / "ct" / "scans")
+    assert retrain(cleared_only, "x2") == 64
+    assert "only cleared volumes" in capsys.readouterr().err
 
 
 @pytest.mark.slow

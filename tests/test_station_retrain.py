@@ -207,11 +207,11 @@ def test_retrain_fine_tunes_compares_on_the_frozen_test_set_and_gates(reg, tmp_p
 def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, new_pfa, promoted):
     from training import retrain as rt
 
-    def fake_fine_tune(base, data, out, cfg):
+    def fake_fine_tune(base, data, out, cfg, progress):
         shutil.copyfile(base, out)
         return out
 
-    def fake_point(model_path, test, target_pfa):
+    def fake_point(model_path, test, target_pfa, progress):
         pd = old_pd if "versions" in str(model_path) else new_pd
         pfa = 0.05 if "versions" in str(model_path) else new_pfa
         return {"threshold": 0.3, "pd": pd, "pfa": pfa, "target_pfa": target_pfa, "scans": 8,

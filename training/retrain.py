@@ -4,6 +4,10 @@ Fine-tune the registry's model from its checkpoint, export it, evaluate the old 
 *exported* model on one frozen test set, and promote the new one only if its Pd at the
 operating Pfa is not lower. The test set is frozen per registry (its fingerprint is kept in
 ``REG/testset.json``) and must share no scan file with the training data.
+
+A CT model (kind ``ct``) is fine-tuned on the slabs of CT volumes (`training.ct_data`) and
+judged per volume (`training.ct_eval`); a data set folder then means its ``ct/annotations.json``
+where there is one (what ``concealscan dataset from-reviews`` writes for CT reviews).
 """
 
 from __future__ import annotations
@@ -47,10 +51,13 @@ class RetrainConfig:
             raise ValueError(f"target_pfa: expected 0..1, got {self.target_pfa}")
 
 
-def annotations_path(dataset: Path) -> Path:
-    """A data set is a COCO file or a folder holding ``annotations.json``."""
+def annotations_path(dataset: Path, kind: str = "dual") -> Path:
+    """A data set is a COCO file or a folder holding ``annotations.json``; for a CT model, a
+    folder's ``ct/annotations.json`` comes first."""
     path = Path(dataset)
-    path = path / "annotations.json" if path.is_dir() else path
+    if path.is_dir():
+        ct = path / "ct" / "annotations.json"
+        path = ct if kind == "ct" and ct.is_file() else path / "annotations.json"
     if not path.is_file():
         raise UsageError(f"{dataset}: no COCO annotations file")
     return path
@@ -103,19 +110,19 @@ def check_no_leak(train: list[Path], test: Path) -> None:
                              f"{test} (e.g. {example}); the test set must stay unseen")
 
 
-def fine_tune(base_ckpt: Path, data: list[Path], out: Path, cfg: RetrainConfig) -> Path:
-    """Continue training ``base_ckpt`` on ``data``; write and return the new checkpoint."""
+def fine_tune(base_ckpt: Path, data: list[Path], out: Path, cfg: RetrainConfig,
+              progress: bool = True) -> Path:
+    """Continue training ``base_ckpt`` on ``data``; write and return the new checkpoint
+    (``progress``: a bar per epoch on stderr, or a line a minute in a log)."""
     torch.manual_seed(cfg.seed)
     ckpt = checkpoint.load(base_ckpt)
     net, spec = checkpoint.build_model(ckpt)
     classes = list(ckpt["classes"])
     try:
-        sources = [CocoScans(p, spec.kind, classes) for p in data]
+        train_set, sampler = (_ct_training_data if spec.kind == "ct" else _training_data)(
+            data, spec, classes, cfg.seed)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    train_set = TrainSet(sources, spec, build_augment(spec.kind, AugmentConfig(), cfg.seed),
-                         seed=cfg.seed)
-    sampler = MixSampler([len(s) for s in sources], [1.0] * len(sources), cfg.seed)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     losses: dict[str, float] = {}
@@ -125,7 +132,7 @@ def fine_tune(base_ckpt: Path, data: list[Path], out: Path, cfg: RetrainConfig) 
         loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size,
                                              sampler=sampler, drop_last=True, collate_fn=collate)
         losses = train_one_epoch(net, loader, optimizer, scheduler, torch.device("cpu"), epoch,
-                                 LossConfig(), progress=False)
+                                 LossConfig(), progress=progress)
     prov = checkpoint.provenance({"retrain": cfg.__dict__, "base": ckpt["provenance"]},
                                  "concealscan retrain", [str(p) for p in data])
     checkpoint.save(out, model=net, spec=spec, classes=classes, name=ckpt["name"],
@@ -133,15 +140,52 @@ def fine_tune(base_ckpt: Path, data: list[Path], out: Path, cfg: RetrainConfig) 
     return out
 
 
-def operating_point(model_path: Path, test: Path, target_pfa: float) -> dict:
-    """Threshold reaching ``target_pfa`` on ``test`` and the Pd there, for an exported model."""
-    model = OnnxModel(model_path, threads=1)
+def _training_data(data: list[Path], spec, classes: list[str], seed: int):
+    """2-D scans, augmented as in training, every set drawn evenly."""
+    sources = [CocoScans(p, spec.kind, classes) for p in data]
+    train_set = TrainSet(sources, spec, build_augment(spec.kind, AugmentConfig(), seed),
+                         seed=seed)
+    return train_set, MixSampler([len(s) for s in sources], [1.0] * len(sources), seed)
+
+
+def _ct_training_data(data: list[Path], spec, classes: list[str], seed: int):
+    """CT slabs: every slab with a packet, and the recipes' share of those without, per set
+    (a set of cleared volumes alone gives only the latter)."""
+    from training.ct_data import CtDataConfig, CtSlabSet, CtVolumes
+
+    train_set = CtSlabSet([CtVolumes(p, classes, spec.ct_energies) for p in data], spec,
+                          seed=seed)
+    lengths = [n for group in train_set.groups for n in group]
+    weights = [1.0, CtDataConfig().negative_slabs] * len(train_set.groups)
+    kept = [(n, w) for n, w in zip(lengths, weights, strict=True) if n > 0]  # keeps offsets
+    if not train_set.positives:
+        raise ValueError(f"{', '.join(map(str, data))}: no CT slab with an object to learn "
+                         "from (only cleared volumes)")
+    return train_set, MixSampler([n for n, _ in kept], [w for _, w in kept], seed)
+
+
+def _records(model: OnnxModel, test: Path, progress: bool) -> list:
+    """The exported model's per-scan (CT: per-volume) records on ``test``."""
     info = model.info
     try:
+        if info.kind == "ct":
+            from training.ct_data import CtVolumes
+            from training.ct_eval import evaluate_volumes
+
+            volumes = CtVolumes(test, list(info.classes), info.input_spec.ct_energies)
+            return evaluate_volumes(model.predict, volumes, info.input_spec, info.stride,
+                                    progress=progress)
         data = CocoScans(test, info.kind, list(info.classes))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    records = evaluate(model.predict, data, info.input_spec, info.stride, progress=False)
+    return evaluate(model.predict, data, info.input_spec, info.stride, progress=progress)
+
+
+def operating_point(model_path: Path, test: Path, target_pfa: float,
+                    progress: bool = True) -> dict:
+    """Threshold reaching ``target_pfa`` on ``test`` and the Pd there, for an exported model."""
+    model = OnnxModel(model_path, threads=1)
+    records = _records(model, test, progress)
     if all(r.positive for r in records) or not any(r.positive for r in records):
         raise UsageError(f"{test}: the test set needs scans with and without objects")
     threshold = threshold_for(records, target_pfa=target_pfa)
@@ -151,7 +195,7 @@ def operating_point(model_path: Path, test: Path, target_pfa: float) -> dict:
 
 
 def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, work: Path,
-            cfg: RetrainConfig, new_test_set: bool = False) -> dict:
+            cfg: RetrainConfig, new_test_set: bool = False, progress: bool = True) -> dict:
     """Fine-tune, compare, register; promote when Pd at the operating Pfa does not drop (and the
     new model reaches that Pfa at all: a saturated one does not)."""
     reg, work = Path(reg), Path(work)
@@ -159,18 +203,19 @@ def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, wo
     base_dir = reg_read.version_dir(reg, base)
     if not (base_dir / "checkpoint.pt").is_file():
         raise UsageError(f"{reg}: version {base!r} has no checkpoint to fine-tune from")
-    data = [annotations_path(d) for d in data]
-    test = annotations_path(test)
+    kind = checkpoint.load(base_dir / "checkpoint.pt")["input_spec"]["kind"]
+    data = [annotations_path(d, kind) for d in data]
+    test = annotations_path(test, kind)
     check_no_leak(data, test)
     test_sha = freeze_test_set(reg, test, new_test_set)
     work.mkdir(parents=True, exist_ok=True)
-    ckpt = fine_tune(base_dir / "checkpoint.pt", data, work / "checkpoint.pt", cfg)
+    ckpt = fine_tune(base_dir / "checkpoint.pt", data, work / "checkpoint.pt", cfg, progress)
     export_onnx(ckpt, work / "model.onnx", version=version)
-    new = operating_point(work / "model.onnx", test, cfg.target_pfa)
+    new = operating_point(work / "model.onnx", test, cfg.target_pfa, progress)
     checkpoint.set_alarm_threshold(ckpt, new["threshold"],
                                    f"target_pfa={cfg.target_pfa} on {test}")
     export_onnx(ckpt, work / "model.onnx", version=version)  # now carrying its threshold
-    old = operating_point(base_dir / "model.onnx", test, cfg.target_pfa)
+    old = operating_point(base_dir / "model.onnx", test, cfg.target_pfa, progress)
     promoted = (math.isfinite(new["pd"]) and new["pd"] >= old["pd"]
                 and new["pfa"] <= cfg.target_pfa)
     metrics = {"test": {"path": str(test), "sha256": test_sha}, "old": old, "new": new,

@@ -14,17 +14,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="registry version to fine-tune from (default: the promoted one)")
     parser.add_argument("--data", required=True, nargs="+", type=Path, metavar="DATASET",
                         help="COCO files or folders with annotations.json (e.g. from "
-                             "'concealscan dataset from-reviews')")
+                             "'concealscan dataset from-reviews'; for a CT model a folder's "
+                             "ct/annotations.json)")
     parser.add_argument("--test", required=True, type=Path, metavar="TESTSET",
-                        help="the frozen test set both models are compared on")
-    parser.add_argument("--registry", required=True, type=Path, metavar="REG")
+                        help="the frozen test set both models are compared on (CT: per "
+                             "volume)")
+    parser.add_argument("--registry", required=True, type=Path, metavar="REG",
+                        help="the model registry folder ('concealscan models'); the new "
+                             "version is registered there, promoted only if it passes")
     parser.add_argument("--version", help="name of the new version (default: BASE+rTIME)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: REG/.work/VERSION)")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="passes over the data sets (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=2e-4,
+                        help="learning rate, constant (default %(default)s, a tenth of "
+                             "training's: adapt without forgetting)")
     parser.add_argument("--target-pfa", type=float, default=0.05,
                         help="operating point: Pd is compared at this Pfa (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the draws and augmentations (default %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--new-test-set", action="store_true",
                         help="replace the registry's frozen test set (starts a new series)")
