@@ -143,9 +143,8 @@ def _unusable(row: ScanRow, decisions: list[Decision]) -> str | None:
     """Why a reviewed scan cannot become labels, or None."""
     if row.status != "ok":
         return "unreadable scan"
-    want = 6 if row.kind == "ct" else 4
     for d in decisions:
-        if any(len(b) != want for b in d.boxes_xyxy):
+        if any(len(b) != row.box_numbers for b in d.boxes_xyxy):
             return (f"decision {d.id} has a box without its slices (drawn on a CT slice before "
                     "the station recorded them)" if row.kind == "ct" else
                     f"decision {d.id} has a box that is not [x1, y1, x2, y2]")

@@ -74,9 +74,9 @@ class DecisionIn(BaseModel):
 def _check_boxes_fit(row: ScanRow, boxes: list[list[float]]) -> None:
     """422 unless each box has the scan's form (CT: 3-D) and lies in the scan (where its
     size is known: an unreadable scan has none)."""
-    ct = row.kind == "ct"
-    want, form = ((6, "a CT volume: a box is [x1, y1, z1, x2, y2, z2] in voxels") if ct
-                  else (4, "2-D: a box is [x1, y1, x2, y2] in pixels"))
+    ct, want = row.kind == "ct", row.box_numbers
+    form = ("a CT volume: a box is [x1, y1, z1, x2, y2, z2] in voxels" if ct
+            else "2-D: a box is [x1, y1, x2, y2] in pixels")
     # the far corner's limits, in the box's order (x, y[, z]), and how to say them
     size = row.result.get("size_dhw" if ct else "size_hw")
     limits = (size[::-1] if size else None)

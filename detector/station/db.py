@@ -96,6 +96,12 @@ class ScanRow:
             raise ValueError(f"ScanRow.review: expected unreviewed or one of {DECISIONS}, "
                              f"got {self.review!r}")
 
+    @property
+    def box_numbers(self) -> int:
+        """How many numbers an operator's box on this scan has: a CT volume's
+        ``[x1, y1, z1, x2, y2, z2]`` (voxels), a 2-D scan's ``[x1, y1, x2, y2]`` (pixels)."""
+        return 6 if self.kind == "ct" else 4
+
 
 @dataclass(frozen=True)
 class Decision:
