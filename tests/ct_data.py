@@ -29,7 +29,9 @@ def phantom_hu(shape=(12, 40, 48), seed=0) -> np.ndarray:
 STUDY_DATE, STUDY_TIME, STUDY_ID = "20261127", "091500.25", "S-42"
 
 
-def _base(sop: str, series_uid: str, study_uid: str, rows: int, cols: int) -> pydicom.Dataset:
+def new_dataset(sop: str) -> pydicom.Dataset:
+    """An empty dataset of SOP class ``sop`` with a fresh instance UID and its file meta
+    (explicit VR little endian), ready for pixel data."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -38,6 +40,11 @@ def _base(sop: str, series_uid: str, study_uid: str, rows: int, cols: int) -> py
     ds.file_meta = meta
     ds.SOPClassUID = sop
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    return ds
+
+
+def _base(sop: str, series_uid: str, study_uid: str, rows: int, cols: int) -> pydicom.Dataset:
+    ds = new_dataset(sop)
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
     ds.StudyDate, ds.StudyTime, ds.StudyID = STUDY_DATE, STUDY_TIME, STUDY_ID
     ds.Modality = "CT"

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pydicom
 import pytest
 import tifffile
 from conftest import colour_image, parcel_counts, write_pair, write_png
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from ct_data import new_dataset
 
 from detector import discover_scans, read_scan
 from detector.scan import attenuation_to_transmission, transmission_to_attenuation
@@ -83,14 +81,7 @@ def test_colour(tmp_path, fmt):
 
 def write_dicom(path, pixels, photometric="MONOCHROME2", bits_stored=None, frames=1,
                 sop="1.2.840.10008.5.1.4.1.1.501.2.1"):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds = new_dataset(sop)
     ds.Modality = "DX"
     samples = 3 if pixels.ndim == 3 and frames == 1 else 1
     ds.Rows, ds.Columns = pixels.shape[-3:-1] if samples == 3 else pixels.shape[-2:]
