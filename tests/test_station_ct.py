@@ -266,6 +266,12 @@ def test_retrain_fine_tunes_a_ct_model_on_ct_reviews_and_gates_per_volume(tmp_pa
     (tmp_path / "scans").symlink_to(tmp_path / "reviews" / "ct" / "scans")
     assert retrain(cleared_only, "x2") == 64
     assert "only cleared volumes" in capsys.readouterr().err
+    flat = tmp_path / "reviews" / "annotations.json"  # the 2-D part of the reviews: empty
+    assert retrain(flat, "x3") == 64
+    assert f"{flat}: no CT volumes" in capsys.readouterr().err
+    (tmp_path / "bare.json").write_text(json.dumps({"images": []}))
+    assert retrain(tmp_path / "bare.json", "x4") == 64
+    assert "bare.json: not a CT data set (no field 'categories')" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -148,12 +148,22 @@ def _training_data(data: list[Path], spec, classes: list[str], seed: int):
     return train_set, MixSampler([len(s) for s in sources], [1.0] * len(sources), seed)
 
 
+def _ct_volumes(path: Path, classes: list[str], energies: int):
+    """`training.ct_data.CtVolumes`; a malformed file is a ValueError naming it."""
+    from training.ct_data import CtVolumes
+
+    try:
+        return CtVolumes(path, classes, energies)
+    except KeyError as exc:
+        raise ValueError(f"{path}: not a CT data set (no field {exc})") from exc
+
+
 def _ct_training_data(data: list[Path], spec, classes: list[str], seed: int):
     """CT slabs: every slab with a packet, and the recipes' share of those without, per set
     (a set of cleared volumes alone gives only the latter)."""
-    from training.ct_data import CtDataConfig, CtSlabSet, CtVolumes
+    from training.ct_data import CtDataConfig, CtSlabSet
 
-    train_set = CtSlabSet([CtVolumes(p, classes, spec.ct_energies) for p in data], spec,
+    train_set = CtSlabSet([_ct_volumes(p, classes, spec.ct_energies) for p in data], spec,
                           seed=seed)
     lengths = [n for group in train_set.groups for n in group]
     weights = [1.0, CtDataConfig().negative_slabs] * len(train_set.groups)
@@ -169,10 +179,9 @@ def _records(model: OnnxModel, test: Path, progress: bool) -> list:
     info = model.info
     try:
         if info.kind == "ct":
-            from training.ct_data import CtVolumes
             from training.ct_eval import evaluate_volumes
 
-            volumes = CtVolumes(test, list(info.classes), info.input_spec.ct_energies)
+            volumes = _ct_volumes(test, list(info.classes), info.input_spec.ct_energies)
             return evaluate_volumes(model.predict, volumes, info.input_spec, info.stride,
                                     progress=progress)
         data = CocoScans(test, info.kind, list(info.classes))
