@@ -59,6 +59,10 @@ def versions(reg: Path) -> list[dict]:
 
 
 def current_version(reg: Path) -> str:
+    if not is_registry(reg):
+        raise RegistryError(f"{reg}: not a model registry (no versions/ folder; "
+                            f"'concealscan models add MODEL.onnx --checkpoint CKPT --version V "
+                            f"--promote --registry {reg}' starts one)")
     path = Path(reg) / "current.json"
     if not path.is_file():
         raise RegistryError(f"{reg}: no model has been promoted yet "

@@ -227,3 +227,11 @@ def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, new_pfa, pro
     assert result["promoted"] is promoted
     assert reg_read.current_version(reg) == ("2.0.0" if promoted else "1.0.0")
     assert "2.0.0" in [e["version"] for e in reg_read.versions(reg)]  # kept either way
+
+
+def test_retrain_on_a_folder_that_is_no_registry_says_so(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    assert main(["retrain", "--data", str(tmp_path / "data"), "--test", str(tmp_path / "data"),
+                 "--registry", str(tmp_path / "typo")]) == 64
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'typo'}: not a model registry" in err and "models add" in err
