@@ -36,7 +36,7 @@ from training.metrics import pd_pfa, threshold_for
 @dataclass(frozen=True)
 class RetrainConfig:
     epochs: int = 3
-    lr: float = 2e-4  # a tenth of training's: adapt, do not forget the simulated data
+    lr: float = 2e-4  # below the recipes' 3e-4..3e-3: adapt, do not forget the simulated data
     batch_size: int = 1  # reviewed scans differ in size; collate needs equal sizes
     target_pfa: float = 0.05
     seed: int = 0

@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=3,
                         help="passes over the data sets (default %(default)s)")
     parser.add_argument("--lr", type=float, default=2e-4,
-                        help="learning rate, constant (default %(default)s, a tenth of "
-                             "training's: adapt without forgetting)")
+                        help="learning rate, constant (default %(default)s, below the "
+                             "recipes' 3e-4..3e-3: adapt without forgetting)")
     parser.add_argument("--target-pfa", type=float, default=0.05,
                         help="operating point: Pd is compared at this Pfa (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
