@@ -240,3 +240,10 @@ def test_ct_volumes_carry_benign_solids_for_false_alarm_causes(ct_sets):
     got = false_alarm_causes(records, 0.5, iou=iou_3d)
     assert got["false_detections"]["elsewhere"] == 0
     assert got["false_detections"]["benign_object"] > 0
+
+
+def test_a_file_that_is_not_a_ct_data_set_is_named_in_the_error(tmp_path):
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"images": []}))
+    with pytest.raises(ValueError, match=r"bare.json: not a CT data set \(no field 'categories'\)"):
+        CtVolumes(bare, ["concealed_organic"])

@@ -79,7 +79,12 @@ class CtVolumes:
 
     def __init__(self, path: str | Path, classes: list[str], energies: int = 1) -> None:
         self.path, self.energies = Path(path), energies
-        coco = json.loads(self.path.read_text())
+        try:
+            self._parse(json.loads(self.path.read_text()), classes)
+        except KeyError as exc:
+            raise ValueError(f"{self.path}: not a CT data set (no field {exc})") from exc
+
+    def _parse(self, coco: dict, classes: list[str]) -> None:
         names = {c["id"]: c["name"] for c in coco["categories"]}
         by_image: dict[int, list[dict]] = {}
         for ann in coco.get("annotations", []):
@@ -93,7 +98,7 @@ class CtVolumes:
                       for e in coco["images"] if "ct" in e.get("files", {})]
         if not self.items:
             raise ValueError(f"{self.path}: no CT volumes (entries with files.ct)")
-        self.low = [low_energy_file(self.path, e) if energies == 2 else None
+        self.low = [low_energy_file(self.path, e) if self.energies == 2 else None
                     for e, _, _ in self.items]
 
     def __len__(self) -> int:
@@ -244,10 +249,20 @@ class CtSlabSet(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(x)), target
 
 
-def build_ct_data(cfg, spec: InputSpec, dist):
-    """(train slab set, sampler, validation volumes) for `training.fit.fit` with kind ``ct``."""
+def slab_sampler(train: CtSlabSet, set_weights: list[float], negative_slabs: float, seed: int,
+                 rank: int = 0, world: int = 1):
+    """`training.data.MixSampler` over ``train``'s groups: each set's slabs with a packet at its
+    weight, those without at ``negative_slabs`` of it. An empty group is left out (it holds no
+    index, so the others keep their offsets)."""
     from training.data import MixSampler
 
+    groups = [(n, w * share) for (n_pos, n_neg), w in zip(train.groups, set_weights, strict=True)
+              for n, share in ((n_pos, 1.0), (n_neg, negative_slabs)) if n > 0]
+    return MixSampler([n for n, _ in groups], [w for _, w in groups], seed, rank, world)
+
+
+def build_ct_data(cfg, spec: InputSpec, dist):
+    """(train slab set, sampler, validation volumes) for `training.fit.fit` with kind ``ct``."""
     if not cfg.data.train or cfg.data.sim:
         raise ValueError("kind 'ct': expected data.train COCO files and no data.sim")
     if any(s.oversample for s in cfg.data.train):
@@ -256,14 +271,12 @@ def build_ct_data(cfg, spec: InputSpec, dist):
     sources = [CtVolumes(s.path, cfg.classes, spec.ct_energies) for s in cfg.data.train]
     train = CtSlabSet(sources, spec, flip=cfg.data.ct.flip, seed=cfg.optim.seed,
                       hard_negatives=cfg.augment.hard_negatives)
-    lengths, weights = [], []
     for source, (n_pos, n_neg) in zip(cfg.data.train, train.groups, strict=True):
         if n_pos == 0 or n_neg == 0:
             raise ValueError(f"kind 'ct': training set {source.path} needs slabs with and "
                              f"without packets, got {n_pos} and {n_neg}")
-        lengths += [n_pos, n_neg]
-        weights += [source.weight, source.weight * cfg.data.ct.negative_slabs]
-    sampler = MixSampler(lengths, weights, cfg.optim.seed, dist.rank, dist.world)
+    sampler = slab_sampler(train, [s.weight for s in cfg.data.train],
+                           cfg.data.ct.negative_slabs, cfg.optim.seed, dist.rank, dist.world)
     val = (CtVolumes(cfg.data.val.path, cfg.classes, spec.ct_energies) if cfg.data.val
            else None)
     return train, sampler, val

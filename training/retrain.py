@@ -148,30 +148,18 @@ def _training_data(data: list[Path], spec, classes: list[str], seed: int):
     return train_set, MixSampler([len(s) for s in sources], [1.0] * len(sources), seed)
 
 
-def _ct_volumes(path: Path, classes: list[str], energies: int):
-    """`training.ct_data.CtVolumes`; a malformed file is a ValueError naming it."""
-    from training.ct_data import CtVolumes
-
-    try:
-        return CtVolumes(path, classes, energies)
-    except KeyError as exc:
-        raise ValueError(f"{path}: not a CT data set (no field {exc})") from exc
-
-
 def _ct_training_data(data: list[Path], spec, classes: list[str], seed: int):
     """CT slabs: every slab with a packet, and the recipes' share of those without, per set
     (a set of cleared volumes alone gives only the latter)."""
-    from training.ct_data import CtDataConfig, CtSlabSet
+    from training.ct_data import CtDataConfig, CtSlabSet, CtVolumes, slab_sampler
 
-    train_set = CtSlabSet([_ct_volumes(p, classes, spec.ct_energies) for p in data], spec,
+    train_set = CtSlabSet([CtVolumes(p, classes, spec.ct_energies) for p in data], spec,
                           seed=seed)
-    lengths = [n for group in train_set.groups for n in group]
-    weights = [1.0, CtDataConfig().negative_slabs] * len(train_set.groups)
-    kept = [(n, w) for n, w in zip(lengths, weights, strict=True) if n > 0]  # keeps offsets
     if not train_set.positives:
         raise ValueError(f"{', '.join(map(str, data))}: no CT slab with an object to learn "
                          "from (only cleared volumes)")
-    return train_set, MixSampler([n for n, _ in kept], [w for _, w in kept], seed)
+    return train_set, slab_sampler(train_set, [1.0] * len(data), CtDataConfig().negative_slabs,
+                                   seed)
 
 
 def _records(model: OnnxModel, test: Path, progress: bool) -> list:
@@ -179,9 +167,10 @@ def _records(model: OnnxModel, test: Path, progress: bool) -> list:
     info = model.info
     try:
         if info.kind == "ct":
+            from training.ct_data import CtVolumes
             from training.ct_eval import evaluate_volumes
 
-            volumes = _ct_volumes(test, list(info.classes), info.input_spec.ct_energies)
+            volumes = CtVolumes(test, list(info.classes), info.input_spec.ct_energies)
             return evaluate_volumes(model.predict, volumes, info.input_spec, info.stride,
                                     progress=progress)
         data = CocoScans(test, info.kind, list(info.classes))

@@ -93,8 +93,8 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     for path, prefix in _sets(args.data):
         try:
             data = CtVolumes(path, classes, spec.ct_energies)
-        except (ValueError, KeyError) as exc:
-            raise UsageError(f"{path}: {exc}") from exc
+        except ValueError as exc:  # names the file, as CocoScans' errors do
+            raise UsageError(str(exc)) from exc
         records += _prefixed(evaluate_volumes(predict, data, spec, stride), prefix)
     threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise_ct(records, threshold)
