@@ -98,6 +98,38 @@ def test_export_names_the_model_as_told(tmp_path):
     assert main(["export", str(ckpt), "--out", str(out), "--name", "../x"]) == EXIT_USAGE
 
 
+def test_bad_checkpoints_are_usage_errors_that_name_the_file(tmp_path, capsys):
+    """export, evaluate (and train --resume, retrain) load checkpoints through
+    checkpoint.load: a missing, truncated, foreign or pickled file is exit 64 with the file
+    and the reason, never a traceback, and never torch's advice to unpickle it."""
+    import pickle
+
+    import torch
+
+    from detector.cli import EXIT_USAGE, main
+
+    good = tiny_checkpoint(tmp_path, "gray", seed=5)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    pickled = tmp_path / "pickled.pt"
+    pickled.write_bytes(pickle.dumps({"format": "concealscan-checkpoint-1"}))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    cases = {tmp_path / "gone.pt": "checkpoint not found", truncated: "truncated or damaged",
+             text: "never unpickled", pickled: "never unpickled",
+             foreign: "not a concealscan checkpoint (expected format"}
+    for path, reason in cases.items():
+        for argv in (["export", str(path), "--out", str(tmp_path / "x.onnx")],
+                     ["evaluate", "--model", str(path), "--data", str(tmp_path / "a.json")]):
+            assert main(argv) == EXIT_USAGE, argv
+            err = capsys.readouterr().err
+            assert f"{path}: " in err and reason in err, err
+            assert "Traceback" not in err and "weights_only" not in err, err
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_sessions_do_not_spin_idle_threads():
     # serve runs 2 onnxruntime threads beside its requests on 2 shared cores (see OnnxModel)
     options = OnnxModel(tiny_models()["dual"], threads=2).session.get_session_options()

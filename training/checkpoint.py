@@ -9,15 +9,23 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import pickle
 import subprocess
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
 
+from detector.errors import UsageError
 from detector.preprocess import InputSpec
 from training.model import ConcealNet, ModelConfig
 
 FORMAT = "concealscan-checkpoint-1"
+
+
+class CheckpointError(UsageError, ValueError):
+    """A checkpoint file is missing, unreadable or not ours (the commands exit 64 with it)."""
 
 
 def git_commit() -> str:
@@ -62,10 +70,26 @@ def save(path: str | Path, *, model: ConcealNet, spec: InputSpec, classes: list[
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """The checkpoint dict; raises ValueError when the file is not one of ours."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    """The checkpoint dict; raises CheckpointError (a ValueError) naming the file when it is
+    missing, cannot be read (truncated, not a torch file, objects other than tensors and plain
+    values) or is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with warnings.catch_warnings():  # torch's note on pickle protocols: the error says it
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # torch's text advises weights_only=False: never here
+        raise CheckpointError(f"{path}: not a concealscan checkpoint (not a torch file, or it "
+                              "holds objects other than tensors and plain values, which are "
+                              "never unpickled)") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint, truncated or damaged "
+                              f"({type(exc).__name__})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a concealscan checkpoint (expected format {FORMAT!r})")
+        raise CheckpointError(f"{path}: not a concealscan checkpoint (expected format "
+                              f"{FORMAT!r})")
     return ckpt
 
 

@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="pick the alarm threshold reaching this Pd and store it in MODEL")
     parser.add_argument("--category-map", default="", metavar="A=B,...",
                         help="rename data-set classes to model classes")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch / onnxruntime threads (default 2)")
 
 
 def _load(path: str, threads: int):

@@ -9,8 +9,10 @@ REQUIRES = ("torch", "onnx")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt from concealscan train")
-    parser.add_argument("--out", required=True, metavar="MODEL.onnx")
-    parser.add_argument("--version", default="1.0.0", help="model version written into it")
+    parser.add_argument("--out", required=True, metavar="MODEL.onnx",
+                        help="ONNX file to write (with MODEL.manifest.json beside it)")
+    parser.add_argument("--version", default="1.0.0",
+                        help="model version written into it (default 1.0.0)")
     parser.add_argument("--name", help="model name written into it (default: the run's name, "
                                        "e.g. to export run color_hn as the bundled 'color')")
     parser.add_argument("--int8", action="store_true",

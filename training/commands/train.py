@@ -7,10 +7,35 @@ import argparse
 REQUIRES = ("torch", "torchvision", "albumentations", "pycocotools", "tensorboard", "yaml")
 
 
+EPILOG = """\
+Writes OUT_DIR/NAME/: last.pt (every epoch), best.pt (best validation AP50, with the alarm
+threshold for the recipe's target_pfa), metrics.csv and TensorBoard logs (tb/). Checkpoints
+hold only tensors and plain values (loaded with weights_only=True). Export one for the
+workstation with 'concealscan export'.
+
+Resume continues exactly (same samples, augmentation and schedule) from last.pt with the
+same recipe. Stops early after optim.patience epochs without a better validation AP50, and
+at once, with the values, on a non-finite loss (exit 1). optim.max_minutes plans as many
+epochs as fit in that time after the first.
+
+Uses CUDA (bf16 autocast) when there is a GPU, else the CPU with optim.threads threads.
+Several processes or machines: torchrun --standalone --nproc_per_node=2 -m detector.cli train
+--config RECIPE (DistributedDataParallel; gloo on CPUs, NCCL on GPUs).
+Recipes, data sets and options: docs/training.md; the bundled models' recipes: docs/models.md.
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="training recipe (YAML)")
-    parser.add_argument("--resume", metavar="CKPT", help="continue from a last.pt checkpoint")
-    parser.add_argument("--out-dir", help="override the recipe's out_dir")
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--config", required=True, metavar="RECIPE.yaml",
+                        help="training recipe (configs/train/*.yaml): data, model, augmentation, "
+                             "optimiser")
+    parser.add_argument("--resume", metavar="CKPT",
+                        help="continue the run from its last.pt (same recipe)")
+    parser.add_argument("--out-dir", metavar="DIR",
+                        help="write the run under DIR instead of the recipe's out_dir "
+                             "(default: runs)")
 
 
 def run(args: argparse.Namespace) -> int:
