@@ -187,6 +187,40 @@ def test_bad_config_is_a_usage_error(tmp_path, toy):
     assert proc.returncode == 64 and "unknown key" in proc.stderr
 
 
+def test_bad_recipe_or_data_files_are_usage_errors_naming_the_file(tmp_path, toy, capsys):
+    """A recipe that is not YAML, or a data set (train, val, evaluate --data, retrain's sets)
+    that is missing, not JSON, not an object or lacks a COCO field: exit 64 naming the file
+    and the problem, never a traceback."""
+    from detector.cli import EXIT_USAGE, main
+    from training.data import DataSetError
+    from training.retrain import file_hashes
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [x\n")
+    assert main(["train", "--config", str(broken)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{broken} is not valid YAML" in err and "Traceback" not in err
+    bad = {tmp_path / "gone.json": "annotations file not found",
+           tmp_path / "text.json": "not valid JSON", tmp_path / "list.json": "got a list",
+           tmp_path / "bare.json": "not a COCO data set (no field 'categories')"}
+    (tmp_path / "text.json").write_text("{images:")
+    (tmp_path / "list.json").write_text("[]")
+    (tmp_path / "bare.json").write_text('{"images": []}')
+    model = Path(__file__).parent.parent / "detector" / "models" / "gray.onnx"
+    for path, reason in bad.items():
+        as_train = write_config(tmp_path / "t.yaml", path, None)
+        as_val = write_config(tmp_path / "v.yaml", toy[0], path)
+        for argv in (["train", "--config", str(as_train)], ["train", "--config", str(as_val)],
+                     ["evaluate", "--model", str(model), "--data", str(path)]):
+            assert main(argv) == EXIT_USAGE, argv
+            err = capsys.readouterr().err
+            assert f"{path}: " in err and reason in err and "Traceback" not in err, (argv, err)
+        if path.name != "bare.json":
+            with pytest.raises(DataSetError, match=reason):
+                file_hashes(path)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_hard_negatives_without_the_object_term_is_a_usage_error(tmp_path, toy):
     from detector.errors import UsageError
     from training.config import load_config

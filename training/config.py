@@ -9,8 +9,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from detector.errors import UsageError
 from training.augment import AugmentConfig
 from training.ct_data import CtDataConfig
@@ -104,10 +102,9 @@ def _build(cls, values, where: str):
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"config file not found: {path}")
-    return parse_config(yaml.safe_load(path.read_text()), path)
+    from training.sim.config import read_yaml  # missing or not YAML: a usage error naming it
+
+    return parse_config(read_yaml(path), path)
 
 
 def recipe_config(recipe: str | Path, data: list[str] | None = None) -> TrainConfig:
@@ -115,7 +112,9 @@ def recipe_config(recipe: str | Path, data: list[str] | None = None) -> TrainCon
     set or its cache and, with ``data``, drawing its training crops from those COCO sets
     instead: for tools that only need its data pipeline and network (checkpoint rebuilds,
     loader benchmarks)."""
-    values = yaml.safe_load(Path(recipe).read_text())
+    from training.sim.config import read_yaml
+
+    values = read_yaml(recipe)
     values.pop("init_from", None)
     data_values = values.setdefault("data", {})
     if data:

@@ -11,7 +11,6 @@ of the loss's object term, as for 2-D scans.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from detector.report import progress
 from detector.volume import Volume
 from detector.volume_inputs import VolumeRef, read_input
 from detector.volume_readers import attach_low_energy
+from training.data import read_coco
 from training.metrics import material_names
 
 
@@ -80,7 +80,7 @@ class CtVolumes:
     def __init__(self, path: str | Path, classes: list[str], energies: int = 1) -> None:
         self.path, self.energies = Path(path), energies
         try:
-            self._parse(json.loads(self.path.read_text()), classes)
+            self._parse(read_coco(self.path), classes)
         except KeyError as exc:
             raise ValueError(f"{self.path}: not a CT data set (no field {exc})") from exc
 

@@ -91,6 +91,25 @@ def _files_for_kind(entry: dict, kind: str, root: Path) -> tuple[Path, ...] | No
     return tuple(root / f for f in chosen)
 
 
+class DataSetError(UsageError, ValueError):
+    """An annotations file that cannot be used (missing, not JSON, not COCO); names the file."""
+
+
+def read_coco(path: Path) -> dict:
+    """The object in COCO file ``path``; DataSetError naming it when it is missing, not JSON or
+    not an object (a field that is missing is the reader's to name)."""
+    if not path.is_file():
+        raise DataSetError(f"{path}: annotations file not found")
+    try:
+        coco = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataSetError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(coco, dict):
+        raise DataSetError(f"{path}: not a COCO data set (expected an object with images, "
+                           f"annotations and categories, got a {type(coco).__name__})")
+    return coco
+
+
 class CocoScans:
     """Scans of one kind listed in a COCO file, with boxes mapped to ``classes``.
 
@@ -101,9 +120,13 @@ class CocoScans:
     def __init__(self, path: str | Path, kind: str, classes: list[str],
                  category_map: dict[str, str] | None = None) -> None:
         self.path = Path(path)
+        try:
+            self._parse(read_coco(self.path), kind, classes, category_map or {})
+        except KeyError as exc:
+            raise ValueError(f"{self.path}: not a COCO data set (no field {exc})") from exc
+
+    def _parse(self, coco: dict, kind: str, classes: list[str], cmap: dict[str, str]) -> None:
         root = self.path.parent
-        coco = json.loads(self.path.read_text())
-        cmap = category_map or {}
         names = {c["id"]: cmap.get(c["name"], c["name"]) for c in coco["categories"]}
         by_image: dict[int, list[dict]] = {}
         for ann in coco.get("annotations", []):

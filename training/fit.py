@@ -246,7 +246,10 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
         torch.set_num_threads(cfg.optim.threads)
     torch.manual_seed(cfg.optim.seed)
     spec = input_spec(cfg)
-    train_set, sampler, val_set = build_data(cfg, spec, dist, cache_dir)
+    try:
+        train_set, sampler, val_set = build_data(cfg, spec, dist, cache_dir)
+    except ValueError as exc:  # a data set missing, not JSON, not COCO, nothing usable in it
+        raise UsageError(f"{config_path}: data: {exc}") from exc
     steps_per_epoch = max(1, len(sampler) // cfg.optim.batch_size)
     run = _prepare(cfg, config_path, steps_per_epoch, dist, resume)
     net = run.model

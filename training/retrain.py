@@ -26,7 +26,7 @@ from detector.model import OnnxModel
 from training import checkpoint
 from training import registry as reg_write
 from training.augment import AugmentConfig, build_augment
-from training.data import CocoScans, MixSampler, TrainSet, collate
+from training.data import CocoScans, DataSetError, MixSampler, TrainSet, collate, read_coco
 from training.engine import evaluate, train_one_epoch
 from training.export import export_onnx
 from training.loss import LossConfig
@@ -65,7 +65,9 @@ def annotations_path(dataset: Path, kind: str = "dual") -> Path:
 
 def file_hashes(coco_path: Path) -> dict[str, str]:
     """sha256 -> file, for every scan file a COCO file references."""
-    coco = json.loads(coco_path.read_text())
+    coco = read_coco(coco_path)
+    if not isinstance(coco.get("images"), list):
+        raise DataSetError(f"{coco_path}: not a COCO data set (no list 'images')")
     out = {}
     for entry in coco["images"]:
         names = [entry["file_name"]]
