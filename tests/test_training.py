@@ -359,6 +359,48 @@ def test_dataset_import(tmp_path, fmt):
     assert coco["images"][0]["file_name"] == "images/a.png"
 
 
+def test_dataset_import_names_bad_labels_cuts_overshoot_and_reports_orphans(tmp_path, capsys):
+    """Bad label files are exit 64 naming the file (and line) and the problem; a YOLO box a
+    little past the edge is cut to the image; a label file with no image is reported."""
+    from detector.cli import EXIT_USAGE, main
+
+    images, labels, voc = _yolo_and_voc(tmp_path)
+    out = tmp_path / "data" / "annotations.json"
+
+    def run(fmt, folder):
+        code = main(["dataset", "import", "--format", fmt, "--images", str(images), "--labels",
+                     str(folder), "--classes", "gun,knife", "--out", str(out)])
+        return code, capsys.readouterr()
+
+    (labels / "a.txt").write_text("1 0.9 0.5 0.4 0.5\n")  # x from 35 to 55 on a 50-wide image
+    (labels / "c.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # no image c.png
+    code, got = run("yolo", labels)
+    assert code == 0 and "1 label file(s)" in got.err and "c.txt" in got.err
+    np.testing.assert_allclose(json.loads(out.read_text())["annotations"][0]["bbox"],
+                               [35, 10, 15, 20])
+    for text, reason in [("1 0.5 0.5 x 0.5", "expected numbers"),
+                         ("one 0.5 0.5 0.2 0.2", "whole number"),
+                         ("1 0.5 0.5 nan 0.5", "finite")]:
+        (labels / "a.txt").write_text(text + "\n")
+        code, got = run("yolo", labels)
+        assert code == EXIT_USAGE and f"{labels / 'a.txt'}:1: " in got.err
+        assert reason in got.err and "Traceback" not in got.err, got.err
+    xml = voc / "a.xml"
+    for text, reason in [("<annotation><object>", "not valid XML"),
+                         ("<annotation><filename>a.png</filename><object><name>knife</name>"
+                          "</object></annotation>", "has no bndbox"),
+                         ("<annotation><filename>a.png</filename><object><name>knife</name>"
+                          "<bndbox><xmin>1</xmin></bndbox></object></annotation>",
+                          "expected numbers")]:
+        xml.write_text(text)
+        code, got = run("voc", voc)
+        assert code == EXIT_USAGE and f"{xml}: " in got.err and reason in got.err, got.err
+    (images / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    xml.write_text("<annotation><filename>a.png</filename></annotation>")
+    code, got = run("voc", voc)
+    assert code == EXIT_USAGE and str(images / "a.png") in got.err, got.err
+
+
 @pytest.mark.slow
 def test_training_on_the_fly_simulation_mixed_with_a_coco_set(tmp_path, toy):
     pytest.importorskip("training.sim.stream")

@@ -30,10 +30,11 @@ def run(args: argparse.Namespace) -> int:
         return dataset_reviews.run(args)
     import json
     import os
+    import sys
     from pathlib import Path
 
     from detector.errors import UsageError
-    from training.importers import from_voc, from_yolo
+    from training.importers import from_voc, from_yolo, orphan_labels
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     images, labels, out = Path(args.images), Path(args.labels), Path(args.out)
@@ -52,4 +53,10 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(coco, indent=1))
     print(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} boxes, "
           f"classes {classes}")
+    if args.format == "yolo":
+        orphans = orphan_labels(labels.resolve(), images.resolve(), ".txt")
+        if orphans:
+            print(f"warning: {len(orphans)} label file(s) in {labels} have no image in {images} "
+                  f"and were not imported: {', '.join(p.name for p in orphans[:5])}"
+                  f"{' ...' if len(orphans) > 5 else ''}", file=sys.stderr)
     return 0
