@@ -125,6 +125,27 @@ def test_registry_refuses_overwrites_altered_models_and_bad_versions(reg, tmp_pa
     with pytest.raises(RegistryError, match="no model version"):
         reg_write.promote(reg, "9.9.9", "typo")
     assert reg_read.current_version(reg) == "1.0.0"
+    # a checkpoint must be the model's own: retrain fine-tunes it as the model's heir
+    import torch
+
+    from training import checkpoint
+
+    # Another run of the same network, here: other biases (two untrained tiny nets of
+    # different seeds compute nearly the same constant, so a second seed would not do).
+    other = checkpoint.load(ckpt)
+    other["model"] = {k: v + 0.5 if k.endswith("bias") else v for k, v in other["model"].items()}
+    other_ckpt = tmp_path / "other.pt"
+    torch.save(other, other_ckpt)
+    with pytest.raises(RegistryError, match="outputs differ"):
+        reg_write.add_version(reg, "3.0.0", model, other_ckpt, metrics={}, data=[])
+    _, gray_ckpt = tiny_model("gray", "1.0.0")
+    with pytest.raises(RegistryError, match="kind gray"):
+        reg_write.add_version(reg, "3.0.0", model, gray_ckpt, metrics={}, data=[])
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(ValueError, match="junk.pt: unreadable checkpoint"):
+        reg_write.add_version(reg, "3.0.0", model, junk, metrics={}, data=[])
+    assert not reg_read.version_dir(reg, "3.0.0").exists()
 
 
 def test_service_switches_to_a_promoted_model_and_keeps_its_queue(reg, tmp_path):

@@ -39,6 +39,45 @@ def _log(reg: Path, event: dict) -> None:
         fh.write(json.dumps({"at": _now(), **event}) + "\n")
 
 
+# export (and a rebuild from ONNX, scripts/checkpoint_from_onnx.py) give < 1e-5 and < 1e-3 px
+PARITY_ATOL = {"heat": 1e-3, "box": 0.05}  # probability, pixels
+
+
+def check_checkpoint(checkpoint: Path, model: Path) -> None:
+    """Refuse a checkpoint that is not the one ``model`` was exported from (or rebuilt from it):
+    it must read as ours, be of the model's kind and classes, and compute the model's heat map
+    on a test input, since retrain fine-tunes it and registers the result as the model's heir."""
+    try:
+        import numpy as np
+        import torch  # noqa: F401 -- only to say what is missing
+    except ImportError as exc:
+        raise RegistryError(f"{checkpoint}: checking a checkpoint needs torch: pip install "
+                            "'concealscan[train]' (or add the model without --checkpoint)") from exc
+    from detector.model import OnnxModel
+    from training import checkpoint as ckpt_io
+    from training.export import parity
+
+    ckpt = ckpt_io.load(checkpoint)  # missing, damaged or not ours: CheckpointError
+    info = OnnxModel(model).info
+    kind, classes = ckpt["input_spec"].get("kind"), list(ckpt.get("classes", []))
+    channels = ckpt["model_config"].get("in_channels")
+    if (kind, classes, channels) != (info.kind, list(info.classes),
+                                     info.input_spec.num_channels):
+        raise RegistryError(f"{checkpoint} is not {model}'s checkpoint: kind {kind}, classes "
+                            f"{classes}, {channels} input channels against {info.kind}, "
+                            f"{list(info.classes)}, {info.input_spec.num_channels}")
+    x = np.random.default_rng(0).random((1, channels, 64, 96), dtype=np.float32)
+    try:
+        d_heat, d_box = parity(checkpoint, model, x)
+    except RuntimeError as exc:  # another network shape
+        raise RegistryError(f"{checkpoint} is not {model}'s checkpoint (another network: "
+                            f"{str(exc).splitlines()[0]})") from exc
+    if d_heat > PARITY_ATOL["heat"] or d_box > PARITY_ATOL["box"]:
+        raise RegistryError(f"{checkpoint} is not {model}'s checkpoint: on a test input their "
+                            f"outputs differ by up to {d_heat:.3g} in heat and {d_box:.3g} px in "
+                            "boxes (export gives < 1e-5 and < 1e-3)")
+
+
 def add_version(reg: Path, version: str, model: Path, checkpoint: Path | None, *,
                 metrics: dict, data: list[str], parent: str | None = None,
                 note: str = "") -> dict:
@@ -46,6 +85,8 @@ def add_version(reg: Path, version: str, model: Path, checkpoint: Path | None, *
     reg = Path(reg)
     reg_read.check_version(version)
     _, sha256 = read_verified(model)  # refuse an altered or unmanifested model up front
+    if checkpoint is not None:
+        check_checkpoint(Path(checkpoint), Path(model))
     with _locked(reg):
         folder = reg_read.version_dir(reg, version)
         if folder.exists():

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="register an exported model (and its checkpoint)")
     add.add_argument("model", type=Path, metavar="MODEL.onnx")
     add.add_argument("--checkpoint", type=Path, help="the .pt it was exported from (needed "
-                                                     "to retrain from this version)")
+                                                     "to retrain from this version; checked "
+                                                     "against the model, needs torch)")
     add.add_argument("--version", required=True, help="registry version name")
     add.add_argument("--promote", action="store_true", help="also make it current")
     pro = sub.add_parser("promote", help="make VERSION the model services load")
