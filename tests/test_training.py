@@ -236,6 +236,42 @@ def test_hard_negatives_without_the_object_term_is_a_usage_error(tmp_path, toy):
     assert load_config(path).augment.hard_negatives
 
 
+def test_init_channels_starts_a_dual_model_from_a_gray_one():
+    """``init_channels``: a dual model from a gray model, its high and low channels each half
+    the gray channel's weights, computes on a scan whose two layers are equal what the gray
+    model computes on that attenuation (and zero from its other channels)."""
+    from detector.preprocess import InputSpec
+    from training import checkpoint
+    from training.model import ConcealNet, ModelConfig
+
+    tiny = {"widths": (8, 12, 16, 24, 32), "blocks": (1, 1, 1, 1, 1), "neck_width": 12}
+    torch.manual_seed(4)
+    gray = ConcealNet(ModelConfig(in_channels=1, **tiny)).eval()
+    src = {"input_spec": InputSpec.for_kind("gray").to_dict(), "model_config": gray.cfg.to_dict(),
+           "model": gray.state_dict(), "name": "tiny_gray", "classes": ["concealed_organic"]}
+    dual_spec = InputSpec.for_kind("dual")
+    dual = ConcealNet(ModelConfig(in_channels=6, **tiny))
+    with pytest.raises(ValueError, match="no input channel in common.*init_channels"):
+        checkpoint.init_weights(dual, dual_spec, src)
+    for bad, match in [({"att": {"att": 1}}, "'att' is not an input channel of this model"),
+                       ({"high": {"r": 1}}, "'r' is not an input channel of the init_from"),
+                       ({"high": {"att": "x"}}, "expected a number"),
+                       ({"high": {}}, "expected {channel: weight")]:
+        with pytest.raises(ValueError, match=match):
+            checkpoint.init_weights(dual, dual_spec, src, channels=bad)
+    note = checkpoint.init_weights(dual, dual_spec, src,
+                                   channels={"high": {"att": 0.5}, "low": {"att": 0.5}})
+    assert "high = 0.5 att" in note and "ratio, r, g, b from zero" in note, note
+    dual.eval()
+    x = torch.rand(1, 1, 64, 96) * 0.8
+    rest = torch.rand(1, 4, 64, 96)
+    with torch.no_grad():
+        heat_d, box_d = dual(torch.cat([x, x, rest], dim=1))
+        heat_g, box_g = gray(x)
+    torch.testing.assert_close(heat_d, heat_g, rtol=0, atol=1e-5)
+    torch.testing.assert_close(box_d, box_g, rtol=0, atol=1e-4)
+
+
 def test_init_from_a_colour_model_starts_the_dual_model_where_the_colour_model_stands():
     """A dual model initialised from a colour model computes, before any training, exactly
     what the colour model computes on the dual scan's pseudo-colour view."""

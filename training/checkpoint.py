@@ -106,13 +106,17 @@ STEM = "backbone.stages.0.0.0.weight"  # the first convolution: (out, in_channel
 
 
 def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
-                 classes: list[str] | None = None, other_scale: bool = False) -> str:
+                 classes: list[str] | None = None, other_scale: bool = False,
+                 channels: dict[str, dict[str, float]] | None = None) -> str:
     """Start ``model`` (input ``spec``) from the weights of another run's checkpoint.
 
     The networks must be the same apart from their input channels. The first convolution's
     weights are copied channel by channel where the two inputs share a channel name (a dual
     model's pseudo-colour "r", "g", "b" from a colour model) and start at zero elsewhere, so
     the new model first computes what the old one did; training then learns the rest.
+    ``channels`` makes some of this model's channels from the checkpoint's instead, as
+    weighted sums of their weights: ``{"high": {"att": 0.33}, "low": {"att": 0.67}}`` starts
+    a dual model from a gray one as if its gray input were that mix of high and low.
     Raises ValueError when the networks (or the ``classes``, when given) differ, or their input
     scales unless ``other_scale``. Returns a one-line summary.
     """
@@ -129,26 +133,53 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
     if src_spec.scale != spec.scale and not other_scale:
         raise ValueError(f"init_from: the checkpoint's model ran at scale {src_spec.scale}, "
                          f"this recipe at {spec.scale} (init_from_other_scale: true to mean it)")
-    state = model.state_dict()
-    shared = [c for c in spec.channels if c in src_spec.channels]
-    if not shared:
+    mix = _channel_mix(spec, src_spec, channels or {})
+    if not mix:
         raise ValueError(f"init_from: no input channel in common ({src_spec.channels} vs "
-                         f"{spec.channels})")
+                         f"{spec.channels}); init_channels can make them from its channels")
+    state = model.state_dict()
     for name, value in ckpt["model"].items():
         if name == STEM:
             stem = torch.zeros_like(state[STEM])
-            for i, channel in enumerate(spec.channels):
-                if channel in src_spec.channels:
-                    stem[:, i] = value[:, src_spec.channels.index(channel)]
+            for channel, parts in mix.items():
+                stem[:, spec.channels.index(channel)] = sum(
+                    w * value[:, src_spec.channels.index(src)] for src, w in parts.items())
             value = stem
         state[name] = value
     model.load_state_dict(state)
-    fresh = [c for c in spec.channels if c not in src_spec.channels]
+    copied = [c for c in mix if c not in (channels or {})]
+    made = [f"{c} = " + " + ".join(f"{w:g} {s}" for s, w in channels[c].items())
+            for c in mix if c in (channels or {})]
+    fresh = [c for c in spec.channels if c not in mix]
     rescaled = (f"; trained at scale {src_spec.scale:g}, now {spec.scale:g}"
                 if src_spec.scale != spec.scale else "")
+    done = ([f"channels {', '.join(copied)} copied"] if copied else []) + made + (
+        [f"{', '.join(fresh)} from zero"] if fresh else [])
     return (f"{len(state)} tensors from a {src_spec.kind} model ({ckpt.get('name')}); input "
-            f"channels {', '.join(shared)} copied" + (f", {', '.join(fresh)} from zero"
-                                                       if fresh else "") + rescaled)
+            + ", ".join(done) + rescaled)
+
+
+def _channel_mix(spec: InputSpec, src: InputSpec, channels: dict[str, dict[str, float]]
+                 ) -> dict[str, dict[str, float]]:
+    """For each channel of ``spec`` that starts from ``src``: its weights as a weighted sum of
+    ``src``'s channels (a shared name: itself, weight 1)."""
+    for target, parts in channels.items():
+        if target not in spec.channels:
+            raise ValueError(f"init_channels: {target!r} is not an input channel of this model "
+                             f"({list(spec.channels)})")
+        if not isinstance(parts, dict) or not parts:
+            raise ValueError(f"init_channels.{target}: expected {{channel: weight, ...}}, got "
+                             f"{parts!r}")
+        for source, weight in parts.items():
+            if source not in src.channels:
+                raise ValueError(f"init_channels.{target}: {source!r} is not an input channel "
+                                 f"of the init_from model ({list(src.channels)})")
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+                raise ValueError(f"init_channels.{target}.{source}: expected a number, got "
+                                 f"{weight!r}")
+    mix = {c: {c: 1.0} for c in spec.channels if c in src.channels}
+    mix.update({c: {s: float(w) for s, w in parts.items()} for c, parts in channels.items()})
+    return {c: mix[c] for c in spec.channels if c in mix}
 
 
 def set_alarm_threshold(path: str | Path, threshold: float, how: str) -> None:

@@ -70,6 +70,11 @@ class TrainConfig:
     # resolution (its filters then see every object at another size in pixels); off, so that
     # a recipe whose scale differs by mistake is refused.
     init_from_other_scale: bool = False
+    # init_from: this model's input channels made from the checkpoint's, as weighted sums of
+    # their first-layer weights, e.g. a dual model from a gray one, {high: {att: 0.33},
+    # low: {att: 0.67}} (the gray view is about that mix of the two layers' attenuation).
+    # Channels not named here are copied by name or start at zero, as without it.
+    init_channels: dict[str, dict[str, float]] | None = None
 
 
 def _build(cls, values, where: str):
