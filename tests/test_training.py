@@ -256,7 +256,8 @@ def test_init_channels_starts_a_dual_model_from_a_gray_one():
     for bad, match in [({"att": {"att": 1}}, "'att' is not an input channel of this model"),
                        ({"high": {"r": 1}}, "'r' is not an input channel of the init_from"),
                        ({"high": {"att": "x"}}, "expected a number"),
-                       ({"high": {}}, "expected {channel: weight")]:
+                       ({"high": {}}, "expected {channel: weight"),
+                       (["high"], "expected {channel: {channel: weight}}")]:
         with pytest.raises(ValueError, match=match):
             checkpoint.init_weights(dual, dual_spec, src, channels=bad)
     note = checkpoint.init_weights(dual, dual_spec, src,

@@ -163,6 +163,9 @@ def _channel_mix(spec: InputSpec, src: InputSpec, channels: dict[str, dict[str, 
                  ) -> dict[str, dict[str, float]]:
     """For each channel of ``spec`` that starts from ``src``: its weights as a weighted sum of
     ``src``'s channels (a shared name: itself, weight 1)."""
+    if not isinstance(channels, dict):
+        raise ValueError(f"init_channels: expected {{channel: {{channel: weight}}}}, got "
+                         f"{channels!r}")
     for target, parts in channels.items():
         if target not in spec.channels:
             raise ValueError(f"init_channels: {target!r} is not an input channel of this model "
