@@ -90,7 +90,8 @@ class CtVolumes:
         for ann in coco.get("annotations", []):
             if names.get(ann["category_id"]) in classes:
                 if "bbox3d" not in ann:
-                    raise ValueError(f"{self.path}: annotation {ann.get('id')} has no bbox3d")
+                    raise ValueError(f"{self.path}: annotation {ann.get('id')} has no bbox3d "
+                                     f"(a 2-D data set? a CT model needs 3-D boxes)")
                 by_image.setdefault(ann["image_id"], []).append(ann)
         self.items = [(e, VolumeRef(str(e.get("scan_id", Path(e["file_name"]).stem)),
                                     self.path.parent / e["files"]["ct"]),
