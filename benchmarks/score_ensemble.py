@@ -23,7 +23,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from training.commands.compare import load_report  # noqa: E402
+from detector.errors import UsageError  # noqa: E402
+from training.commands.compare import align_reports  # noqa: E402
 
 
 def main() -> int:
@@ -34,24 +35,19 @@ def main() -> int:
     args = parser.parse_args()
     if len(args.reports) < 2:
         parser.error("give at least two reports")
-    loaded = [load_report(r) for r in args.reports]
-    ids0, pos0 = loaded[0][1], loaded[0][3]
-    order0 = np.argsort(ids0)
-    scores = []
-    for name, (_, ids, s, pos) in zip(args.reports, loaded, strict=True):
-        order = np.argsort(ids)
-        if sorted(ids) != sorted(ids0) or not np.array_equal(pos[order], pos0[order0]):
-            parser.error(f"{name}: not the same scans and ground truth as {args.reports[0]}")
-        scores.append(s[order])
-    mean = np.mean(scores, axis=0)
+    try:
+        ids, positive, aligned = align_reports(args.reports)
+    except UsageError as exc:
+        parser.error(str(exc))
+    mean = np.mean([scores for _, scores in aligned], axis=0)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "per_scan.jsonl").open("w") as f:
-        for i, k in enumerate(order0):
-            f.write(json.dumps({"id": ids0[k], "positive": bool(pos0[k]),
-                                "max_score": float(mean[i])}) + "\n")
+        for scan_id, pos, score in zip(ids, positive, mean, strict=True):
+            f.write(json.dumps({"id": scan_id, "positive": bool(pos),
+                                "max_score": float(score)}) + "\n")
     (args.out / "metrics.json").write_text(json.dumps({"ensemble_of": args.reports}) + "\n")
     print(f"wrote {args.out / 'per_scan.jsonl'}: mean top score of {len(args.reports)} reports "
-          f"on {len(ids0)} scans")
+          f"on {len(ids)} scans")
     return 0
 
 

@@ -133,7 +133,8 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
     if src_spec.scale != spec.scale and not other_scale:
         raise ValueError(f"init_from: the checkpoint's model ran at scale {src_spec.scale}, "
                          f"this recipe at {spec.scale} (init_from_other_scale: true to mean it)")
-    mix = _channel_mix(spec, src_spec, channels or {})
+    channels = {} if channels is None else channels
+    mix = _channel_mix(spec, src_spec, channels)
     if not mix:
         raise ValueError(f"init_from: no input channel in common ({src_spec.channels} vs "
                          f"{spec.channels}); init_channels can make them from its channels")
@@ -147,9 +148,9 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
             value = stem
         state[name] = value
     model.load_state_dict(state)
-    copied = [c for c in mix if c not in (channels or {})]
-    made = [f"{c} = " + " + ".join(f"{w:g} {s}" for s, w in channels[c].items())
-            for c in mix if c in (channels or {})]
+    copied = [c for c in mix if c not in channels]
+    made = [f"{c} = " + " + ".join(f"{w:g} {s}" for s, w in mix[c].items())
+            for c in mix if c in channels]
     fresh = [c for c in spec.channels if c not in mix]
     rescaled = (f"; trained at scale {src_spec.scale:g}, now {spec.scale:g}"
                 if src_spec.scale != spec.scale else "")

@@ -29,11 +29,11 @@ def _numbers(values: list[str], where: str) -> list[float]:
     return out
 
 
-def orphan_labels(labels_dir: Path, images_dir: Path, suffix: str) -> list[Path]:
+def orphan_labels(labels_dir: Path, images_dir: Path) -> list[Path]:
     """YOLO label files with no image of their stem in ``images_dir`` (their boxes would be
     lost without a word)."""
     stems = {p.stem for p in images_dir.iterdir() if p.suffix.lower() in SCAN_SUFFIXES}
-    return sorted(p for p in labels_dir.glob(f"*{suffix}") if p.stem not in stems)
+    return sorted(p for p in labels_dir.glob("*.txt") if p.stem not in stems)
 
 
 def _coco(images: list[dict], anns: list[dict], classes: list[str]) -> dict:

@@ -72,11 +72,12 @@ def load_report(folder: str | Path, min_difficulty: float | None = None
     return metrics, ids, np.array(scores), np.array(positive, bool)
 
 
-def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 0,
-            min_difficulty: float | None = None) -> dict:
-    """Pd at each rate per report, and differences to the first with bootstrap intervals."""
+def align_reports(reports: list[str], min_difficulty: float | None = None
+                  ) -> tuple[list[str], np.ndarray, list[tuple[dict, np.ndarray]]]:
+    """(scan ids, positive flags, [(metrics, top scores)] per report), every report's scans in
+    the same (sorted) order; UsageError unless all reports are of the same scans and ground
+    truth."""
     from detector.errors import UsageError
-    from training.metrics import pd_at_pfa
 
     loaded = [load_report(r, min_difficulty) for r in reports]
     _, ids0, _, pos0 = loaded[0]
@@ -91,7 +92,16 @@ def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 
         if not np.array_equal(positive[order], pos0[order0]):
             raise UsageError(f"{name}: the same ids but other ground truth than {reports[0]}")
         aligned.append((metrics, scores[order]))
-    positive = pos0[order0]
+    return [ids0[k] for k in order0], pos0[order0], aligned
+
+
+def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 0,
+            min_difficulty: float | None = None) -> dict:
+    """Pd at each rate per report, and differences to the first with bootstrap intervals."""
+    from detector.errors import UsageError
+    from training.metrics import pd_at_pfa
+
+    _, positive, aligned = align_reports(reports, min_difficulty)
     if positive.all() or not positive.any():
         raise UsageError(f"{reports[0]}: Pd at equal Pfa needs scans with and without objects")
     rng = np.random.default_rng(seed)

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} boxes, "
           f"classes {classes}")
     if args.format == "yolo":
-        orphans = orphan_labels(labels.resolve(), images.resolve(), ".txt")
+        orphans = orphan_labels(labels.resolve(), images.resolve())
         if orphans:
             print(f"warning: {len(orphans)} label file(s) in {labels} have no image in {images} "
                   f"and were not imported: {', '.join(p.name for p in orphans[:5])}"
