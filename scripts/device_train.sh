@@ -10,7 +10,7 @@
 # There it installs the wheels, makes the recipes' data sets with every core
 # (scripts/make_datasets.py; nothing of data/ travels), then trains the recipes at once on the
 # one GPU, the loader processes shared out among them, each with the GPU settings below and
-# optim.max_minutes set to the time left (after its first epoch a run cuts its epochs to fit
+# optim.max_minutes set to the time left (early in its first epoch a run cuts its epochs to fit
 # and ends its cosine there; with CONTINUE=1 a recipe that an earlier command on the same warm
 # machine trained starts from that run's last.pt instead); it exports each run's last.pt and
 # best.pt to ONNX and leaves them, the checkpoints, metrics.csv and the log in $OUT/NAME.tgz

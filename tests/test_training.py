@@ -145,15 +145,18 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     assert proc.returncode == 64 and "names a set twice" in proc.stderr
 
 
-def test_max_minutes_cuts_the_plan_after_the_first_epoch_and_resume_keeps_it(tmp_path, toy):
+def test_max_minutes_plans_early_in_the_first_epoch_and_resume_keeps_it(tmp_path, toy):
     train, _ = toy
     cfg = write_config(tmp_path / "dual.yaml", train, None, epochs=6,
                        extra=", max_minutes: 0.0001")
     proc = cli("train", "--config", cfg)
-    assert "max_minutes 0.0001: the first epoch took" in proc.stderr
+    # planned a tenth of the way into the first epoch (here its first of 4 steps) ...
+    assert "max_minutes 0.0001: at the pace of the first 1 of 4 steps, an epoch" in proc.stderr
     assert "so 1 epochs instead of 6" in proc.stderr
     run = tmp_path / "runs" / "t_dual"
     assert len(losses(run)) == 1
+    with (run / "metrics.csv").open() as f:  # ... so the one epoch ran the whole cosine
+        assert float(next(csv.DictReader(f))["lr"]) == 0.0
     state = torch.load(run / "last.pt", weights_only=True)["train_state"]
     assert (state["epoch"], state["epochs"], state["cut_from"]) == (1, 1, 6)
     assert state["scheduler"]["lr_lambdas"][0]["total"] == 4  # 32 scans / 8 = 4 steps, 1 epoch
@@ -166,6 +169,28 @@ def test_max_minutes_cuts_the_plan_after_the_first_epoch_and_resume_keeps_it(tmp
     cfg3 = write_config(tmp_path / "dual3.yaml", train, None, epochs=3)
     cli("train", "--config", cfg3, "--resume", run / "last.pt", "--out-dir", tmp_path / "more")
     assert len(losses(tmp_path / "more" / "t_dual")) == 2
+
+
+def test_max_minutes_replans_at_the_end_of_the_first_epoch_and_never_lengthens(monkeypatch):
+    from types import SimpleNamespace
+
+    from training import fit
+    from training.fit import Cosine
+
+    run = SimpleNamespace(cfg=SimpleNamespace(optim=SimpleNamespace(max_minutes=10, epochs=6)),
+                          state={"epochs": 6}, dist=SimpleNamespace(world=1, main=True),
+                          scheduler=SimpleNamespace(lr_lambdas=[Cosine(5, 600)]))
+    clock = iter([1000.0 + 20.0])  # 10 of 100 steps in 20 s: 200 s an epoch, 3 fit in 600 s
+    monkeypatch.setattr(fit.time, "time", lambda: next(clock))
+    probe = fit._budget_probe(run, 100, t0=1000.0)
+    for step in range(1, 11):
+        probe(step)
+    assert run.state == {"epochs": 3, "cut_from": 6}
+    assert run.scheduler.lr_lambdas[0].total == 300
+    # validation made the first epoch 250 s: 2 epochs now; a faster one never adds epochs back
+    assert fit._fit_to_budget(run, 250.0, 100, "the first epoch")
+    assert not fit._fit_to_budget(run, 50.0, 100, "the first epoch")
+    assert run.state["epochs"] == 2 and run.scheduler.lr_lambdas[0].total == 200
 
 
 def test_cosine_schedule_keeps_its_length_in_the_scheduler_state():

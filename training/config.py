@@ -46,8 +46,9 @@ class OptimConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
     keep_epochs: bool = False  # also keep epoch_NNN.pt (for resume checks and post-mortems)
-    # a time budget: after the first epoch, the planned epochs are cut to what fits at that
-    # epoch's pace and the cosine ends there (a lent GPU's lease); 0 = none
+    # a time budget: a tenth of the way into the first epoch (and again at its end), the
+    # planned epochs are cut to what fits at that pace and the cosine ends there (a lent
+    # GPU's lease); 0 = none
     max_minutes: float = 0.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import numpy as np
@@ -22,10 +23,12 @@ class NonFiniteLossError(RuntimeError):
 
 def train_one_epoch(model, loader, optimizer, scheduler, device: torch.device, epoch: int,
                     loss_cfg: LossConfig, scaler=None, progress: bool = True,
-                    log_every: float | None = None) -> dict[str, float]:
+                    log_every: float | None = None,
+                    on_step: Callable[[int], None] | None = None) -> dict[str, float]:
     """One pass over ``loader``; returns mean losses. Raises `NonFiniteLossError`.
 
-    ``progress``: a `detector.report.Progress` on stderr (a bar, or lines in a log file)."""
+    ``progress``: a `detector.report.Progress` on stderr (a bar, or lines in a log file).
+    ``on_step(steps)``: called after each optimiser step with the steps done this epoch."""
     model.train()
     stride = _unwrap(model).cfg.stride
     totals: dict[str, float] = {}
@@ -59,6 +62,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, device: torch.device, e
                 optimizer.step()
             scheduler.step()
             steps += 1
+            if on_step is not None:
+                on_step(steps)
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0.0) + float(v.item())
             bar.set_postfix(loss=f"{totals['total'] / steps:.3f}")

@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist, cache_dir: Path | 
 class Cosine:
     """Linear warm-up, then cosine to zero at step ``total``. A callable object rather than a
     function so that LambdaLR's state_dict keeps ``total``, which ``optim.max_minutes`` may
-    shorten after the first epoch: a resumed run then continues the same schedule."""
+    shorten during the first epoch: a resumed run then continues the same schedule."""
 
     def __init__(self, warmup: int, total: int) -> None:
         self.warmup, self.total = warmup, total
@@ -268,13 +269,15 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
             num_workers=cfg.optim.workers, collate_fn=collate,
             pin_memory=run.device.type == "cuda")
         t0 = time.time()
+        budget = cfg.optim.max_minutes and epoch == 0
+        probe = _budget_probe(run, steps_per_epoch, t0) if budget else None
         losses = train_one_epoch(net, loader, run.optimizer, run.scheduler, run.device, epoch,
-                                 cfg.loss, progress=dist.main)
+                                 cfg.loss, progress=dist.main, on_step=probe)
         row = {"epoch": epoch, **_average(losses, dist), "lr": run.scheduler.get_last_lr()[0],
                "seconds": time.time() - t0}
         stop = _end_of_epoch(run, epoch, row, val_set, logger) if dist.main else False
-        if cfg.optim.max_minutes and epoch == 0 and _fit_to_budget(run, time.time() - t0,
-                                                                  steps_per_epoch):
+        if budget and _fit_to_budget(run, time.time() - t0, steps_per_epoch,
+                                     "the first epoch (validation and saving included)"):
             if dist.main:  # last.pt again, so that a resume keeps the shortened plan
                 _save_last(run, row, epoch)
         run.state["epoch"] = epoch = epoch + 1
@@ -306,17 +309,32 @@ def _broadcast_int(value: int, dist: Dist) -> int:
     return int(t.item())
 
 
-def _fit_to_budget(run: _Run, epoch_seconds: float, steps_per_epoch: int) -> bool:
-    """``optim.max_minutes``: after the first epoch, cut the planned epochs to what fits in the
-    budget at that epoch's pace (validation and saving included), and end the cosine there.
-    True when the plan changed."""
+def _budget_probe(run: _Run, steps_per_epoch: int, t0: float) -> Callable[[int], None]:
+    """``optim.max_minutes``, first plan: a tenth of the way into the first epoch (at least one
+    step), cut the epochs to what fits at that pace, so that the cosine is planned over the
+    epochs that will run rather than cut off mid-way after the first. Validation is not in
+    that pace; the end of the first epoch plans again with it (`_fit_to_budget`)."""
+    at = max(1, steps_per_epoch // 10)
+
+    def probe(step: int) -> None:
+        if step == at:
+            seconds = (time.time() - t0) * steps_per_epoch / step
+            _fit_to_budget(run, seconds, steps_per_epoch,
+                           f"the first {step} of {steps_per_epoch} steps")
+    return probe
+
+
+def _fit_to_budget(run: _Run, epoch_seconds: float, steps_per_epoch: int, measured: str) -> bool:
+    """``optim.max_minutes``: cut the planned epochs to what fits in the budget when an epoch
+    takes ``epoch_seconds`` (``measured`` says from what) and end the cosine there. True when
+    the plan changed; never lengthens it."""
     budget = run.cfg.optim.max_minutes * 60
     planned = max(1, min(run.state["epochs"], int(budget // max(epoch_seconds, 1e-6))))
     planned = _broadcast_int(planned, run.dist)
     if planned < run.state["epochs"]:
         if run.dist.main:
-            print(f"max_minutes {run.cfg.optim.max_minutes:g}: the first epoch took "
-                  f"{epoch_seconds:.0f} s, so {planned} epochs instead of "
+            print(f"max_minutes {run.cfg.optim.max_minutes:g}: at the pace of {measured}, an "
+                  f"epoch takes {epoch_seconds:.0f} s, so {planned} epochs instead of "
                   f"{run.state['epochs']}; the cosine now ends after epoch {planned - 1}",
                   file=sys.stderr)
         run.state.update(epochs=planned, cut_from=run.cfg.optim.epochs)
