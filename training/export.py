@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.model import INPUT_NAME, METADATA_KEY, OUTPUT_NAMES, ModelInfo, write_manifest
+from detector.model import (
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_NAMES,
+    ModelInfo,
+    OnnxModel,
+    write_manifest,
+)
 from training import checkpoint
 
 OPSET = 17
@@ -124,13 +131,14 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: str | Pat
     return int8
 
 
-def parity(ckpt_path: str | Path, onnx_path: str | Path, x: np.ndarray) -> tuple[float, float]:
-    """Largest absolute differences (heat, box_ltrb) between torch and onnxruntime on ``x``."""
-    from detector.model import OnnxModel
-
-    net, _ = checkpoint.build_model(checkpoint.load(ckpt_path))
+def parity(ckpt: str | Path | dict, onnx: str | Path | OnnxModel,
+           x: np.ndarray) -> tuple[float, float]:
+    """Largest absolute differences (heat, box_ltrb) between torch and onnxruntime on ``x``;
+    the checkpoint and model as paths, or as already loaded (`checkpoint.load`, `OnnxModel`)."""
+    net, _ = checkpoint.build_model(ckpt if isinstance(ckpt, dict) else checkpoint.load(ckpt))
     with torch.inference_mode():
         heat_t, box_t = net.predict(torch.from_numpy(x))
-    heat_o, box_o = OnnxModel(onnx_path).predict(x)
+    onnx = onnx if isinstance(onnx, OnnxModel) else OnnxModel(onnx)
+    heat_o, box_o = onnx.predict(x)
     return (float(np.abs(heat_t.numpy() - heat_o).max()),
             float(np.abs(box_t.numpy() - box_o).max()))

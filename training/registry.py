@@ -58,7 +58,8 @@ def check_checkpoint(checkpoint: Path, model: Path) -> None:
     from training.export import parity
 
     ckpt = ckpt_io.load(checkpoint)  # missing, damaged or not ours: CheckpointError
-    info = OnnxModel(model).info
+    onnx = OnnxModel(model)
+    info = onnx.info
     kind, classes = ckpt["input_spec"].get("kind"), list(ckpt.get("classes", []))
     channels = ckpt["model_config"].get("in_channels")
     if (kind, classes, channels) != (info.kind, list(info.classes),
@@ -68,7 +69,7 @@ def check_checkpoint(checkpoint: Path, model: Path) -> None:
                             f"{list(info.classes)}, {info.input_spec.num_channels}")
     x = np.random.default_rng(0).random((1, channels, 64, 96), dtype=np.float32)
     try:
-        d_heat, d_box = parity(checkpoint, model, x)
+        d_heat, d_box = parity(ckpt, onnx, x)
     except RuntimeError as exc:  # another network shape
         raise RegistryError(f"{checkpoint} is not {model}'s checkpoint (another network: "
                             f"{str(exc).splitlines()[0]})") from exc
