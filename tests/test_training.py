@@ -180,8 +180,9 @@ def test_max_minutes_replans_at_the_end_of_the_first_epoch_and_never_lengthens(m
     run = SimpleNamespace(cfg=SimpleNamespace(optim=SimpleNamespace(max_minutes=10, epochs=6)),
                           state={"epochs": 6}, dist=SimpleNamespace(world=1, main=True),
                           scheduler=SimpleNamespace(lr_lambdas=[Cosine(5, 600)]))
-    clock = iter([1000.0 + 20.0])  # 10 of 100 steps in 20 s: 200 s an epoch, 3 fit in 600 s
-    monkeypatch.setattr(fit.time, "time", lambda: next(clock))
+    # 10 of 100 steps in 20 s: 200 s an epoch, 3 fit in 600 s. The clock stands still rather
+    # than yielding one reading, so that nothing else calling time.time meanwhile breaks it.
+    monkeypatch.setattr(fit.time, "time", lambda: 1000.0 + 20.0)
     probe = fit._budget_probe(run, 100, t0=1000.0)
     for step in range(1, 11):
         probe(step)
