@@ -352,6 +352,62 @@ def test_init_from_a_colour_model_starts_the_dual_model_where_the_colour_model_s
         checkpoint.init_weights(gray, InputSpec.for_kind("gray"), src)
 
 
+def test_init_widen_starts_a_wider_network_where_the_narrow_one_stands():
+    """``widen``: a network with wider stages and neck, started from a trained narrower one,
+    computes before any step what the narrow one computes (trained BatchNorm statistics
+    included); the zeroed weights from its new channels into the old ones still get a gradient,
+    so the new channels can come into use; a narrower or otherwise different network is
+    refused, and without ``widen`` a wider one is too."""
+    from detector.preprocess import InputSpec
+    from training import checkpoint
+    from training.model import ConcealNet, ModelConfig
+
+    tiny = {"widths": (8, 12, 16, 24, 32), "blocks": (1, 1, 1, 1, 1), "neck_width": 12}
+    torch.manual_seed(6)
+    narrow = ConcealNet(ModelConfig(in_channels=1, **tiny)).eval()
+    with torch.no_grad():
+        for m in narrow.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    spec = InputSpec.for_kind("gray")
+    src = {"input_spec": spec.to_dict(), "model_config": narrow.cfg.to_dict(),
+           "model": narrow.state_dict(), "name": "tiny_gray", "classes": ["concealed_organic"]}
+    wide_cfg = {"widths": (8, 16, 24, 40, 48), "blocks": (1, 1, 1, 1, 1), "neck_width": 16}
+    wide = ConcealNet(ModelConfig(in_channels=1, **wide_cfg))
+    with pytest.raises(ValueError, match="differs in.*neck_width.*widths"):
+        checkpoint.init_weights(wide, spec, src)
+    note = checkpoint.init_weights(wide, spec, src, widen=True)
+    assert "widened: widths [8, 12, 16, 24, 32] -> [8, 16, 24, 40, 48]" in note, note
+    assert "neck_width 12 -> 16" in note, note
+    wide.eval()
+    x = torch.rand(2, 1, 64, 96)
+    with torch.no_grad():
+        heat_w, box_w = wide(x)
+        heat_n, box_n = narrow(x)
+    torch.testing.assert_close(heat_w, heat_n, rtol=0, atol=1e-5)
+    torch.testing.assert_close(box_w, box_n, rtol=0, atol=1e-4)
+
+    wide.train()
+    heat, box = wide(x)
+    (heat.sigmoid().sum() + box.mean()).backward()
+    cross = wide.backbone.stages[2][0][0].weight.grad[:16, 12:]  # new 12.. into old 0..15
+    assert cross.abs().sum() > 0
+    cls_new = wide.head.cls_out.weight.grad[:, 12:]
+    assert cls_new.abs().sum() > 0
+
+    for bad in [{**wide_cfg, "widths": (8, 16, 24, 16, 48)},  # one stage narrower
+                {**wide_cfg, "neck_width": 8},
+                {**wide_cfg, "blocks": (1, 1, 2, 1, 1)}]:
+        with pytest.raises(ValueError, match="at least as wide|differs in \\['blocks'\\]"):
+            checkpoint.init_weights(ConcealNet(ModelConfig(in_channels=1, **bad)), spec, src,
+                                    widen=True)
+    same = ConcealNet(ModelConfig(in_channels=1, **tiny))
+    assert "widened" not in checkpoint.init_weights(same, spec, src, widen=True)
+
+
 @pytest.mark.slow
 def test_train_init_from_and_the_older_dual_layout_through_the_cli(tmp_path, toy):
     from model_fixtures import tiny_checkpoint

@@ -107,7 +107,8 @@ STEM = "backbone.stages.0.0.0.weight"  # the first convolution: (out, in_channel
 
 def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
                  classes: list[str] | None = None, other_scale: bool = False,
-                 channels: dict[str, dict[str, float]] | None = None) -> str:
+                 channels: dict[str, dict[str, float]] | None = None,
+                 widen: bool = False) -> str:
     """Start ``model`` (input ``spec``) from the weights of another run's checkpoint.
 
     The networks must be the same apart from their input channels. The first convolution's
@@ -117,6 +118,12 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
     ``channels`` makes some of this model's channels from the checkpoint's instead, as
     weighted sums of their weights: ``{"high": {"att": 0.33}, "low": {"att": 0.67}}`` starts
     a dual model from a gray one as if its gray input were that mix of high and low.
+    ``widen`` lets this network be wider than the checkpoint's (``widths`` and ``neck_width``
+    each at least the checkpoint's, the rest the same): every trained tensor fills the leading
+    slice of its wider twin, the new channels keep their fresh initialisation and the weights
+    from new channels into old ones start at zero, so the old channels, and with them the
+    heat map and boxes, compute what the checkpoint did while the new ones learn (Net2Net's
+    function-preserving widening, with zeros instead of copied units).
     Raises ValueError when the networks (or the ``classes``, when given) differ, or their input
     scales unless ``other_scale``. Returns a one-line summary.
     """
@@ -127,6 +134,10 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
     src_cfg = dict(ckpt["model_config"])
     mine = model.cfg.to_dict()
     differ = sorted(k for k in mine if k != "in_channels" and src_cfg.get(k) != mine[k])
+    widened = ""
+    if widen and differ:
+        widened = _check_widening(src_cfg, mine)
+        differ = [k for k in differ if k not in WIDENABLE]
     if differ:
         raise ValueError(f"init_from: the checkpoint's network differs in {differ} "
                          f"({', '.join(f'{k}={src_cfg.get(k)} vs {mine[k]}' for k in differ)})")
@@ -140,13 +151,16 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
                          f"{spec.channels}); init_channels can make them from its channels")
     state = model.state_dict()
     for name, value in ckpt["model"].items():
+        if name not in state:
+            raise ValueError(f"init_from: the checkpoint's tensor {name} has no place in this "
+                             f"network")
         if name == STEM:
-            stem = torch.zeros_like(state[STEM])
+            stem = value.new_zeros((value.shape[0], *state[STEM].shape[1:]))
             for channel, parts in mix.items():
                 stem[:, spec.channels.index(channel)] = sum(
                     w * value[:, src_spec.channels.index(src)] for src, w in parts.items())
             value = stem
-        state[name] = value
+        state[name] = _embed(name, state[name], value)
     model.load_state_dict(state)
     copied = [c for c in mix if c not in channels]
     made = [f"{c} = " + " + ".join(f"{w:g} {s}" for s, w in mix[c].items())
@@ -157,7 +171,40 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
     done = ([f"channels {', '.join(copied)} copied"] if copied else []) + made + (
         [f"{', '.join(fresh)} from zero"] if fresh else [])
     return (f"{len(state)} tensors from a {src_spec.kind} model ({ckpt.get('name')}); input "
-            + ", ".join(done) + rescaled)
+            + ", ".join(done) + rescaled + widened)
+
+
+WIDENABLE = ("widths", "neck_width")  # what ``init_weights(widen=True)`` may grow
+
+
+def _check_widening(src_cfg: dict, mine: dict) -> str:
+    """Raise ValueError unless ``mine`` is ``src_cfg`` with some widths grown; returns the
+    summary's clause ("; widened ...")."""
+    src_w, my_w = list(src_cfg.get("widths", [])), list(mine["widths"])
+    if len(src_w) != len(my_w) or any(a < b for a, b in zip(my_w, src_w, strict=True)) or \
+            mine["neck_width"] < src_cfg.get("neck_width", 0):
+        raise ValueError(f"init_widen: this network must be at least as wide as the "
+                         f"checkpoint's everywhere (widths {src_w} -> {my_w}, neck_width "
+                         f"{src_cfg.get('neck_width')} -> {mine['neck_width']})")
+    return (f"; widened: widths {src_w} -> {my_w}, neck_width {src_cfg.get('neck_width')} -> "
+            f"{mine['neck_width']} (new channels fresh, their weights into the old ones zero)")
+
+
+def _embed(name: str, fresh: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` (a trained tensor) in the leading slice of ``fresh`` (its twin in this
+    network, as large or larger). In a convolution's weight (out, in, k, k) the columns from
+    new input channels into old output channels are zeroed, so old outputs stay as trained."""
+    if fresh.shape == value.shape:
+        return value
+    if fresh.dim() != value.dim() or fresh.shape[2:] != value.shape[2:] or any(
+            f < v for f, v in zip(fresh.shape, value.shape, strict=True)):
+        raise ValueError(f"init_from: {name} is {tuple(value.shape)} in the checkpoint, "
+                         f"{tuple(fresh.shape)} here")
+    out = fresh.clone()
+    if out.dim() >= 2:
+        out[:value.shape[0], value.shape[1]:] = 0
+    out[tuple(slice(0, n) for n in value.shape)] = value
+    return out
 
 
 def _channel_mix(spec: InputSpec, src: InputSpec, channels: dict[str, dict[str, float]]

@@ -76,6 +76,11 @@ class TrainConfig:
     # low: {att: 0.67}} (the gray view is about that mix of the two layers' attenuation).
     # Channels not named here are copied by name or start at zero, as without it.
     init_channels: dict[str, dict[str, float]] | None = None
+    # init_from a narrower network of the same layout: this recipe's model.widths and
+    # model.neck_width may each be larger than the checkpoint's; the trained weights fill the
+    # leading channels and the new ones start so that the model first computes what the
+    # checkpoint did (docs/training.md). Off, so that a recipe wider by mistake is refused.
+    init_widen: bool = False
 
 
 def _build(cls, values, where: str):

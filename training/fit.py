@@ -175,7 +175,7 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
         try:
             note = checkpoint.init_weights(model, spec, checkpoint.load(cfg.init_from, device),
                                            cfg.classes, other_scale=cfg.init_from_other_scale,
-                                           channels=cfg.init_channels)
+                                           channels=cfg.init_channels, widen=cfg.init_widen)
         except ValueError as exc:
             raise UsageError(f"{config_path}: {exc}") from exc
         if dist.main:
