@@ -14,6 +14,7 @@ from training.metrics import (
     coco_ap,
     false_alarm_causes,
     froc,
+    froc_at_rates,
     object_hits,
     operating_point_on,
     pd_at_pfa,
@@ -93,6 +94,26 @@ def test_hits_froc_breakdown_and_ap():
     ap50, _ = coco_ap(recs, ["concealed_organic"])
     assert ap50 == pytest.approx(0.5, abs=0.02)
     assert coco_ap([rec([], [])], ["concealed_organic"]) == (-1.0, -1.0)
+
+
+def test_froc_at_rates_sweeps_every_score_and_agrees_with_froc():
+    """Object sensitivity at 0.1 / 0.3 / 1 false boxes per scan: the lowest threshold whose
+    false boxes stay within the rate; past the last box, all boxes count. At each threshold
+    it returns, `froc` counts the same."""
+    records = RECORDS + [rec([BOX], [[10, 10, 30, 30, 0.3]], sid="faint")]  # found at 0.3
+    got = froc_at_rates(records, (0.1, 0.3, 1.0))
+    assert list(got) == ["0.1", "0.3", "1"]
+    assert got["0.1"]["sensitivity"] == pytest.approx(1 / 4)  # above the 0.7 false box
+    assert got["0.1"]["false_boxes_per_scan"] == 0
+    assert got["0.3"]["sensitivity"] == pytest.approx(2 / 4)  # 0.7 and 0.6 allowed, not 0.2
+    assert got["0.3"]["false_boxes_per_scan"] == pytest.approx(2 / 7)
+    assert got["1"] == {"sensitivity": pytest.approx(2 / 4), "threshold": pytest.approx(0.2),
+                        "false_boxes_per_scan": pytest.approx(3 / 7)}
+    for point in got.values():
+        fps, sens = froc(records, np.array([point["threshold"]]))
+        assert (fps[0], sens[0]) == pytest.approx((point["false_boxes_per_scan"],
+                                                   point["sensitivity"]))
+    assert froc_at_rates([rec([], [])], (0.5,))["0.5"]["sensitivity"] is None
 
 
 def test_operating_point_on_the_set_itself():
@@ -223,7 +244,7 @@ def test_pd_by_best_difficulty_groups_scans_by_their_most_visible_object():
         "<3": {"scans": 2, "pd": 0.5}, ">=30": {"scans": 1, "pd": 1.0}}
 
 
-def _report(folder, scores, positive, ids=None, ap50=0.5, difficulty=None):
+def _report(folder, scores, positive, ids=None, ap50=0.5, difficulty=None, froc=None):
     import json
 
     folder.mkdir(parents=True)
@@ -233,8 +254,43 @@ def _report(folder, scores, positive, ids=None, ap50=0.5, difficulty=None):
     (folder / "per_scan.jsonl").write_text("".join(
         json.dumps({"id": i, "positive": p, "max_score": s, "objects": int(p), **e}) + "\n"
         for i, s, p, e in zip(ids, scores, positive, extra, strict=True)))
-    (folder / "metrics.json").write_text(json.dumps({"ap50": ap50}))
+    metrics = {"ap50": ap50} | ({} if froc is None else
+                                {"object_sensitivity_at_false_boxes_per_scan": froc})
+    (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
+
+
+def test_compare_shows_object_sensitivity_at_false_boxes_when_every_report_has_it(
+        tmp_path, capsys):
+    """Where one model finds more packets than another below its operating point: the
+    reports' FROC points side by side; left out when a report lacks them or with
+    --min-difficulty (the points count every scan)."""
+    import json
+
+    from detector.cli import main
+
+    def points(values):
+        return {r: {"sensitivity": v, "threshold": 0.5, "false_boxes_per_scan": 0.1}
+                for r, v in zip(["0.1", "1"], values, strict=True)}
+
+    seen = [5.0] * len(EQ_SCORES)  # every packet's difficulty (CNR)
+    a = _report(tmp_path / "a", EQ_SCORES, EQ_POSITIVE, froc=points([0.25, 0.5]),
+                difficulty=seen)
+    b = _report(tmp_path / "b", EQ_SCORES, EQ_POSITIVE, froc=points([0.375, None]),
+                difficulty=seen)
+    assert main(["compare", str(a), str(b), "--bootstrap", "0",
+                 "--json", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Object sensitivity (packets found) at false boxes per scan" in out
+    assert " 0.250   0.500" in out and " 0.375       -" in out, out
+    froc = json.loads((tmp_path / "c.json").read_text())["froc"]
+    assert [m["points"]["0.1"]["sensitivity"] for m in froc] == [0.25, 0.375]
+    old = _report(tmp_path / "old", EQ_SCORES, EQ_POSITIVE)
+    assert main(["compare", str(a), str(old), "--bootstrap", "0"]) == 0
+    assert "Object sensitivity" not in capsys.readouterr().out
+    assert main(["compare", str(a), str(b), "--bootstrap", "0", "--min-difficulty", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Pd at equal Pfa" in out and "Object sensitivity" not in out
 
 
 def test_compare_cli_reports_pd_at_equal_pfa_with_bootstrap_intervals(tmp_path, capsys):

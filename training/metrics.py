@@ -180,6 +180,44 @@ def froc(records: list[ScanRecord], thresholds: np.ndarray) -> tuple[np.ndarray,
     return np.array(fps), np.array(sens)
 
 
+#: False boxes per scan at which `froc_at_rates` reads the object sensitivity.
+FROC_RATES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def froc_at_rates(records: list[ScanRecord], rates=FROC_RATES) -> dict[str, dict]:
+    """Object sensitivity at each rate of false boxes per scan, the threshold swept over every
+    detection's score (the lowest threshold whose false boxes stay within rate x scans), as
+    `froc` counts them: an object is found when a box at or above the threshold overlaps it
+    with IoU >= ``HIT_IOU``, a false box overlaps none. Where the records' boxes run out (the
+    decoder's lowest score) before the rate is reached, the sensitivity is that of all boxes
+    and ``threshold`` their lowest score. Keys are the rates as text (JSON)."""
+    found, false = [], []  # per object: best score of a box that finds it; per false box: score
+    for r in records:
+        if len(r.gt_boxes) and len(r.boxes):
+            hit = np.stack([box_iou(g, r.boxes) >= HIT_IOU for g in r.gt_boxes])
+            found += [float(r.scores[h].max()) if h.any() else -np.inf for h in hit]
+            false += r.scores[~hit.any(axis=0)].tolist()
+        else:
+            found += [-np.inf] * len(r.gt_boxes)
+            false += r.scores.tolist()
+    found_arr = np.array(found, float)
+    false_desc = np.sort(np.array(false, float))[::-1]
+    lowest = float(min((r.scores.min() for r in records if len(r.scores)), default=0.0))
+    out = {}
+    for rate in rates:
+        allowed = int(np.floor(rate * len(records) + 1e-9))
+        if allowed < len(false_desc):  # the threshold must clear the (allowed + 1)-th false box
+            cut = false_desc[allowed]
+            sens = float((found_arr > cut).mean()) if len(found_arr) else None
+            thresh, fp = float(np.nextafter(cut, np.inf)), int((false_desc > cut).sum())
+        else:
+            sens = float(np.isfinite(found_arr).mean()) if len(found_arr) else None
+            thresh, fp = lowest, len(false_desc)
+        out[f"{rate:g}"] = {"sensitivity": sens, "threshold": thresh,
+                            "false_boxes_per_scan": fp / max(len(records), 1)}
+    return out
+
+
 #: A false detection is put down to a benign item when at least this fraction of the smaller
 #: of the two boxes lies in the other (a detection on part of a long bar has a low IoU).
 BLAME_OVERLAP = 0.5

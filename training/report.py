@@ -15,6 +15,7 @@ from training.metrics import (
     coco_ap,
     false_alarm_causes,
     froc,
+    froc_at_rates,
     object_hits,
     operating_point_on,
     pd_by_best_difficulty,
@@ -36,6 +37,7 @@ def summarise(records: list[ScanRecord], classes: list[str], threshold: float) -
             "by_strategy": breakdown(records, threshold, "strategy"),
             "by_material": breakdown(records, threshold, "material"),
             "at_pfa_0.05_on_this_set": operating_point_on(records, 0.05),
+            "object_sensitivity_at_false_boxes_per_scan": froc_at_rates(records),
             "false_alarms": false_alarm_causes(records, threshold)}
 
 

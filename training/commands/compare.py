@@ -6,7 +6,10 @@ gets its own threshold, the lowest that lets at most floor(Pfa x negatives) scan
 objects alarm, fitted on the set itself (`training.metrics.pd_at_pfa`): the models are compared
 at the same Pfa, not at thresholds each picked elsewhere. The difference to the first report
 comes with a 95 % interval from a paired bootstrap over the scans, so that a gain smaller than
-the set's sampling noise is seen as such.
+the set's sampling noise is seen as such. When every report's metrics.json holds the FROC
+points (`object_sensitivity_at_false_boxes_per_scan`, 2-D reports), a second table puts them
+side by side: the packets each model finds at equal false boxes per scan, above and below its
+operating point (no interval there).
 """
 
 from __future__ import annotations
@@ -125,10 +128,14 @@ def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 
                 diff["interval_95"] = [float(lo), float(hi)]
             row["difference"][rate] = diff
         rows.append(row)
+    key = "object_sensitivity_at_false_boxes_per_scan"
+    froc = ([{"report": str(name), "points": metrics[key]}
+             for name, (metrics, _) in zip(reports, aligned, strict=True)]
+            if min_difficulty is None and all(key in m for m, _ in aligned) else None)
     return {"min_difficulty": min_difficulty,
             "scans": int(len(positive)), "with_objects": int(positive.sum()),
             "without_objects": int((~positive).sum()), "rates": list(rates),
-            "bootstrap_resamples": len(draws), "models": rows}
+            "bootstrap_resamples": len(draws), "models": rows, "froc": froc}
 
 
 def format_table(result: dict) -> str:
@@ -154,7 +161,25 @@ def format_table(result: dict) -> str:
             interval = ("  [{:+.3f}, {:+.3f}]".format(*d["interval_95"])
                         if "interval_95" in d else "")
             lines.append(f"  Pfa {r:g}: {d['pd']:+.3f}{interval}")
+    if result.get("froc"):
+        lines += _froc_table(result["froc"], width)
     return "\n".join(lines)
+
+
+def _froc_table(froc: list[dict], width: int) -> list[str]:
+    """Object sensitivity at false boxes per scan, from each report's metrics.json: where
+    below (or above) the operating point one model finds more packets than another."""
+    rates = list(froc[0]["points"])
+    if any(list(m["points"]) != rates for m in froc):
+        return ["(object sensitivity not compared: the reports read it at different rates)"]
+    lines = ["Object sensitivity (packets found) at false boxes per scan, every box counted "
+             "down to the decoder's lowest score (metrics.json; no interval):",
+             f"{'report':<{width}}         " + "  ".join(f"{r:>6}" for r in rates)]
+    for m in froc:
+        cells = ["     -" if m["points"][r]["sensitivity"] is None
+                 else f"{m['points'][r]['sensitivity']:6.3f}" for r in rates]
+        lines.append(f"{m['report']:<{width}}         " + "  ".join(cells))
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
