@@ -65,11 +65,12 @@ def set_metadata(path: str | Path, info: ModelInfo) -> None:
     write_manifest(path, info)
 
 
-def export_onnx(ckpt_path: str | Path, out: str | Path, version: str = "1.0.0",
+def export_onnx(ckpt_path: str | Path | dict, out: str | Path, version: str = "1.0.0",
                 trace_hw: tuple[int, int] = (256, 320), name: str | None = None) -> ModelInfo:
     """Trace the checkpoint's network and write ``out`` plus its manifest; the model is
-    called ``name`` (default: the run's name)."""
-    ckpt = checkpoint.load(ckpt_path)
+    called ``name`` (default: the run's name). The checkpoint as a path or already loaded
+    (`checkpoint.load`)."""
+    ckpt = ckpt_path if isinstance(ckpt_path, dict) else checkpoint.load(ckpt_path)
     net, spec = checkpoint.build_model(ckpt)
     example = torch.rand(1, spec.num_channels, *trace_hw)
     torch.onnx.export(

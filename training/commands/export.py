@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from detector.errors import UsageError
+    from training import checkpoint
     from training.export import export_onnx, parity, quantize_int8
 
     out = Path(args.out)
@@ -38,10 +39,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--name: letters, digits, '_', '.' and '-' (at most 64), got "
                          f"{args.name!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    info = export_onnx(args.checkpoint, out, version=args.version, name=args.name)
+    ckpt = checkpoint.load(args.checkpoint)  # read once, for the export and the parity check
+    info = export_onnx(ckpt, out, version=args.version, name=args.name)
     x = np.random.default_rng(1).random((1, info.input_spec.num_channels, 192, 288),
                                         dtype=np.float32)
-    d_heat, d_box = parity(args.checkpoint, out, x)
+    d_heat, d_box = parity(ckpt, out, x)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {info.name} {info.version}, "
           f"kind {info.kind}, threshold {info.alarm_threshold:.4f}; parity vs torch on "
           f"1x{x.shape[1]}x192x288: max |d heat| {d_heat:.2e}, max |d box| {d_box:.2e} px")
