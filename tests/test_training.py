@@ -426,6 +426,19 @@ def test_train_init_from_and_the_older_dual_layout_through_the_cli(tmp_path, toy
     assert ckpt["model"][STEM].shape[1] == 6
     assert ckpt["provenance"]["config"]["init_from"] == str(colour)
 
+    # A wider network from the narrow one: refused with the hint, then widened as asked.
+    wide = text.replace("widths: [8, 12, 16, 24, 32]", "widths: [8, 12, 24, 32, 48]")
+    path.write_text(wide + f"init_from: {colour}\n")
+    proc = cli("train", "--config", path, check=False)
+    assert proc.returncode == 64 and "differs in ['widths']" in proc.stderr
+    assert "init_widen: true starts a wider network" in proc.stderr
+    path.write_text(wide + f"init_from: {colour}\ninit_widen: true\n")
+    proc = cli("train", "--config", path)
+    assert "widened: widths [8, 12, 16, 24, 32] -> [8, 12, 24, 32, 48]" in proc.stderr
+    ckpt = torch.load(tmp_path / "runs" / "t_dual" / "last.pt", weights_only=True)
+    assert ckpt["model_config"]["widths"] == [8, 12, 24, 32, 48]
+    assert ckpt["model"]["head.cls_out.weight"].shape[1] == 12
+
     # The three-channel layout of dual models up to 2.2.0, by name; a wrong one is refused.
     path.write_text(text.replace("data:\n", "data:\n  channels: [high, low, ratio]\n"))
     cli("train", "--config", path)

@@ -139,8 +139,11 @@ def init_weights(model: ConcealNet, spec: InputSpec, ckpt: dict,
         widened = _check_widening(src_cfg, mine)
         differ = [k for k in differ if k not in WIDENABLE]
     if differ:
+        hint = ("; init_widen: true starts a wider network from a narrower one"
+                if not widen and set(differ) <= set(WIDENABLE) else "")
         raise ValueError(f"init_from: the checkpoint's network differs in {differ} "
-                         f"({', '.join(f'{k}={src_cfg.get(k)} vs {mine[k]}' for k in differ)})")
+                         f"({', '.join(f'{k}={src_cfg.get(k)} vs {mine[k]}' for k in differ)})"
+                         f"{hint}")
     if src_spec.scale != spec.scale and not other_scale:
         raise ValueError(f"init_from: the checkpoint's model ran at scale {src_spec.scale}, "
                          f"this recipe at {spec.scale} (init_from_other_scale: true to mean it)")
