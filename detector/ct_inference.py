@@ -56,9 +56,22 @@ class VolumeDetection(Alarms):
                 b[~inside])
 
 
-def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: DecodeParams,
-                 fuse_params: FuseParams | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold."""
+@dataclass(frozen=True)
+class SlabCandidates:
+    """A volume's per-slab 2-D candidates before fusion: slab index, x-y box (model grid
+    pixels) and score of each; ``scale`` maps the model grid's xyzxyz to the volume's voxels,
+    ``size_xyz`` bounds them."""
+
+    z: np.ndarray
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    scale: np.ndarray
+    size_xyz: np.ndarray
+
+
+def slab_candidates(predict: Predict, volume: Volume, spec: InputSpec,
+                    params: DecodeParams) -> SlabCandidates:
+    """Every slab through the model, decoded at ``params.score_thresh``."""
     grid, low = model_grids(volume, spec)
     depth, h, w = grid.shape
     zs, boxes, scores = [], [], []
@@ -70,15 +83,28 @@ def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: Deco
             zs.append(np.full(len(s), start + i, np.int64))
             boxes.append(b)
             scores.append(s)
-    boxes3d, fused = fuse(np.concatenate(zs), np.concatenate(boxes).reshape(-1, 4),
-                          np.concatenate(scores), fuse_params or FuseParams())
-    keep = fused >= params.score_thresh
     zf, yf, xf = zoom_factors(volume, spec)
-    scale = np.array([xf, yf, zf, xf, yf, zf], np.float32)
     d0, h0, w0 = volume.size_dhw
-    out = boxes3d[keep] / scale
-    out = np.clip(out, 0, np.array([w0, h0, d0, w0, h0, d0], np.float32))
+    return SlabCandidates(np.concatenate(zs), np.concatenate(boxes).reshape(-1, 4),
+                          np.concatenate(scores), np.array([xf, yf, zf] * 2, np.float32),
+                          np.array([w0, h0, d0] * 2, np.float32))
+
+
+def fuse_candidates(cands: SlabCandidates, min_score: float,
+                    fuse_params: FuseParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) of the fused candidates scoring
+    at least ``min_score``."""
+    boxes3d, fused = fuse(cands.z, cands.boxes_xyxy, cands.scores, fuse_params or FuseParams())
+    keep = fused >= min_score
+    out = np.clip(boxes3d[keep] / cands.scale, 0, cands.size_xyz)
     return out.astype(np.float32), fused[keep].astype(np.float32)
+
+
+def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: DecodeParams,
+                 fuse_params: FuseParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold."""
+    return fuse_candidates(slab_candidates(predict, volume, spec, params), params.score_thresh,
+                           fuse_params)
 
 
 class VolumeDetector:
