@@ -9,6 +9,20 @@ from pathlib import Path
 TINY = {"widths": (8, 12, 16, 24, 32), "blocks": (1, 1, 1, 1, 1), "neck_width": 12}
 
 
+def trained_batchnorm(net, spread: float = 0.2) -> None:
+    """Give every BatchNorm of ``net`` statistics and affine weights like a trained one's (not
+    the identity a fresh one is), so that tests of weight surgery see them carried over."""
+    import torch
+
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-spread, spread)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-spread / 2, spread / 2)
+
+
 def tiny_checkpoint(folder: Path, kind: str, seed: int = 0, threshold: float = 0.5) -> Path:
     import torch
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from model_fixtures import trained_batchnorm
 from toy_data import write_toy_set
 
 from detector.preprocess import InputSpec
@@ -41,13 +42,7 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     spec = InputSpec.for_kind("dual")
     net = ConcealNet(ModelConfig(in_channels=spec.num_channels, **TINY))
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
+    trained_batchnorm(net, spread=0.4)
     ckpt = root / "orig.pt"
     checkpoint.save(ckpt, model=net, spec=spec, classes=["concealed_organic"], name="tiny",
                     alarm_threshold=0.3, provenance=checkpoint.provenance({}, "x.yaml", []))

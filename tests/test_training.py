@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_fixtures import TINY, trained_batchnorm
 from toy_data import write_toy_set
 
 from detector.errors import ScanError
@@ -262,6 +263,20 @@ def test_hard_negatives_without_the_object_term_is_a_usage_error(tmp_path, toy):
     assert load_config(path).augment.hard_negatives
 
 
+def trained_source(kind: str, seed: int):
+    """A tiny model of ``kind`` with trained-like BatchNorm (eval mode), its input spec and
+    the checkpoint dict `checkpoint.init_weights` reads."""
+    from detector.preprocess import InputSpec
+
+    spec = InputSpec.for_kind(kind)
+    torch.manual_seed(seed)
+    net = ConcealNet(ModelConfig(in_channels=spec.num_channels, **TINY)).eval()
+    trained_batchnorm(net)
+    src = {"input_spec": spec.to_dict(), "model_config": net.cfg.to_dict(),
+           "model": net.state_dict(), "name": f"tiny_{kind}", "classes": ["concealed_organic"]}
+    return net, spec, src
+
+
 def test_init_channels_starts_a_dual_model_from_a_gray_one():
     """``init_channels``: a dual model from a gray model, its high and low channels each half
     the gray channel's weights, computes on a scan whose two layers are equal what the gray
@@ -306,17 +321,8 @@ def test_init_from_a_colour_model_starts_the_dual_model_where_the_colour_model_s
     from training import checkpoint
     from training.model import ConcealNet, ModelConfig
 
-    tiny = {"widths": (8, 12, 16, 24, 32), "blocks": (1, 1, 1, 1, 1), "neck_width": 12}
-    torch.manual_seed(3)
-    colour = ConcealNet(ModelConfig(in_channels=3, **tiny)).eval()
-    with torch.no_grad():  # BatchNorm statistics of a trained model, not the identity
-        for m in colour.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-    colour_spec = InputSpec.for_kind("color")
-    src = {"input_spec": colour_spec.to_dict(), "model_config": colour.cfg.to_dict(),
-           "model": colour.state_dict(), "name": "tiny_color", "classes": ["concealed_organic"]}
+    tiny = dict(TINY)
+    colour, colour_spec, src = trained_source("color", 3)
     dual_spec = InputSpec.for_kind("dual")
     dual = ConcealNet(ModelConfig(in_channels=6, **tiny))
     with pytest.raises(ValueError, match="classes"):
@@ -358,23 +364,10 @@ def test_init_widen_starts_a_wider_network_where_the_narrow_one_stands():
     included); the zeroed weights from its new channels into the old ones still get a gradient,
     so the new channels can come into use; a narrower or otherwise different network is
     refused, and without ``widen`` a wider one is too."""
-    from detector.preprocess import InputSpec
     from training import checkpoint
     from training.model import ConcealNet, ModelConfig
 
-    tiny = {"widths": (8, 12, 16, 24, 32), "blocks": (1, 1, 1, 1, 1), "neck_width": 12}
-    torch.manual_seed(6)
-    narrow = ConcealNet(ModelConfig(in_channels=1, **tiny)).eval()
-    with torch.no_grad():
-        for m in narrow.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    spec = InputSpec.for_kind("gray")
-    src = {"input_spec": spec.to_dict(), "model_config": narrow.cfg.to_dict(),
-           "model": narrow.state_dict(), "name": "tiny_gray", "classes": ["concealed_organic"]}
+    narrow, spec, src = trained_source("gray", 6)
     wide_cfg = {"widths": (8, 16, 24, 40, 48), "blocks": (1, 1, 1, 1, 1), "neck_width": 16}
     wide = ConcealNet(ModelConfig(in_channels=1, **wide_cfg))
     with pytest.raises(ValueError, match="differs in.*neck_width.*widths"):
@@ -404,7 +397,7 @@ def test_init_widen_starts_a_wider_network_where_the_narrow_one_stands():
         with pytest.raises(ValueError, match="at least as wide|differs in \\['blocks'\\]"):
             checkpoint.init_weights(ConcealNet(ModelConfig(in_channels=1, **bad)), spec, src,
                                     widen=True)
-    same = ConcealNet(ModelConfig(in_channels=1, **tiny))
+    same = ConcealNet(ModelConfig(in_channels=1, **TINY))
     assert "widened" not in checkpoint.init_weights(same, spec, src, widen=True)
 
 
