@@ -36,7 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("training.commands.evaluate",
                  "AP50 (CT: 3-D AP), Pd/Pfa, ROC/FROC on a COCO set; pick the alarm threshold"),
     "compare": ("training.commands.compare",
-                "Pd of several models at equal Pfa from their evaluate reports (bootstrap CIs)"),
+                "Pd of several models at equal Pfa from their evaluate reports (bootstrap "
+                "CIs), and packets found at equal false boxes per scan"),
     "dataset": ("training.commands.dataset",
                 "COCO sets from YOLO-txt or Pascal VOC labels, or from the station's reviews"),
     "export": ("training.commands.export", "export a checkpoint to ONNX (optionally INT8)"),

@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one or more annotated sets, judged as one (e.g. two calibration "
                              "sets, for a threshold picked on more negatives); with several, "
                              "report ids are prefixed with each set's folder name")
-    parser.add_argument("--report", metavar="DIR", help="write metrics.json, roc.png, froc.png")
+    parser.add_argument("--report", metavar="DIR",
+                        help="write metrics.json (breakdowns, FROC points), per_scan.jsonl, "
+                             "roc.png, froc.png (CT: metrics.json, per_volume.jsonl)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--target-pfa", type=float,
                        help="pick the alarm threshold reaching this Pfa and store it in MODEL")
