@@ -277,6 +277,19 @@ def trained_source(kind: str, seed: int):
     return net, spec, src
 
 
+def test_stream_key_is_the_same_for_the_same_weights_and_new_for_others(tmp_path):
+    """What an init_from run keys its data stream by: the same for two arms started from one
+    checkpoint (paired A/Bs), another for another checkpoint, however it was saved."""
+    from training import checkpoint
+
+    _, _, a = trained_source("gray", 1)
+    _, _, b = trained_source("gray", 2)
+    copy = {**a, "model": {k: v.clone() for k, v in a["model"].items()}, "name": "other"}
+    assert checkpoint.stream_key(a) == checkpoint.stream_key(copy)
+    assert checkpoint.stream_key(a) != checkpoint.stream_key(b)
+    assert all(1000 <= checkpoint.stream_key(c) < 2**31 for c in (a, b))
+
+
 def test_init_channels_starts_a_dual_model_from_a_gray_one():
     """``init_channels``: a dual model from a gray model, its high and low channels each half
     the gray channel's weights, computes on a scan whose two layers are equal what the gray
@@ -418,6 +431,24 @@ def test_train_init_from_and_the_older_dual_layout_through_the_cli(tmp_path, toy
     assert ckpt["input_spec"]["channels"] == ["high", "low", "ratio", "r", "g", "b"]
     assert ckpt["model"][STEM].shape[1] == 6
     assert ckpt["provenance"]["config"]["init_from"] == str(colour)
+    # A new data stream, keyed by the checkpoint it started from (optim.new_stream)
+    from training import checkpoint
+
+    key = checkpoint.stream_key(checkpoint.load(colour))
+    assert ckpt["train_state"]["stream"] == key >= 1000
+    assert f"data stream {key} (keyed by this checkpoint)" in proc.stderr
+    # The stream is what the run draws: the same run again gives the same weights; with
+    # optim.new_stream false (seed and epoch alone, the older recipes' draw) other weights.
+    cli("train", "--config", path)
+    again = torch.load(tmp_path / "runs" / "t_dual" / "last.pt", weights_only=True)
+    path.write_text(text.replace("keep_epochs: true", "keep_epochs: true, new_stream: false")
+                    + f"init_from: {colour}\n")
+    cli("train", "--config", path)
+    old = torch.load(tmp_path / "runs" / "t_dual" / "last.pt", weights_only=True)
+    assert old["train_state"]["stream"] == 0
+    name = "head.cls_out.weight"
+    torch.testing.assert_close(again["model"][name], ckpt["model"][name], rtol=0, atol=0)
+    assert not torch.equal(old["model"][name], ckpt["model"][name])
 
     # A wider network from the narrow one: refused with the hint, then widened as asked.
     wide = text.replace("widths: [8, 12, 16, 24, 32]", "widths: [8, 12, 24, 32, 48]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import os
 import pickle
 import subprocess
@@ -91,6 +92,17 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
         raise CheckpointError(f"{path}: not a concealscan checkpoint (expected format "
                               f"{FORMAT!r})")
     return ckpt
+
+
+def stream_key(ckpt: dict) -> int:
+    """A number in [1000, 2**31) drawn from the checkpoint's weights: what a run started from
+    it keys its data stream by (`optim.new_stream`), so that every stage draws new crops while
+    two runs from the same checkpoint (an A/B's arms) draw the same ones."""
+    digest = hashlib.sha256()
+    for name in sorted(ckpt["model"]):
+        digest.update(name.encode())
+        digest.update(ckpt["model"][name].detach().cpu().contiguous().numpy().tobytes())
+    return 1000 + int.from_bytes(digest.digest()[:8], "big") % (2**31 - 1000)
 
 
 def build_model(ckpt: dict) -> tuple[ConcealNet, InputSpec]:

@@ -50,6 +50,12 @@ class OptimConfig:
     # planned epochs are cut to what fits at that pace and the cosine ends there (a lent
     # GPU's lease); 0 = none
     max_minutes: float = 0.0
+    # A run started with init_from draws its crops, scans and augmentation from a stream keyed
+    # by the checkpoint it starts from, so that a stage does not draw again what the stages
+    # before it drew (keyed by seed and epoch alone, every stage's epoch k repeated every other
+    # stage's epoch k; docs/training.md). false: seed and epoch alone, as recipes committed
+    # before this option were run (to reproduce them exactly).
+    new_stream: bool = True
 
 
 @dataclass

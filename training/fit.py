@@ -158,7 +158,7 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
                                   weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, Cosine(cfg.optim.warmup_steps, steps_per_epoch * cfg.optim.epochs))
-    state = {"epoch": 0, "best": -1.0, "bad_epochs": 0, "epochs": cfg.optim.epochs}
+    state = {"epoch": 0, "best": -1.0, "bad_epochs": 0, "epochs": cfg.optim.epochs, "stream": 0}
     if resume:
         ckpt = checkpoint.load(resume, map_location=device)
         model.load_state_dict(ckpt["model"])
@@ -166,6 +166,7 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
         scheduler.load_state_dict(ckpt["train_state"]["scheduler"])
         saved = ckpt["train_state"]
         state.update({k: saved[k] for k in ("epoch", "best", "bad_epochs")})
+        state["stream"] = saved.get("stream", 0)  # older checkpoints: seed and epoch alone
         if saved.get("cut_from") == cfg.optim.epochs:  # max_minutes' plan, recipe unchanged
             state.update(epochs=saved["epochs"], cut_from=saved["cut_from"])
         # a recipe resumed with other epochs restarts the cosine over its own length
@@ -173,11 +174,15 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
         scheduler.lr_lambdas[0].total = steps_per_epoch * state["epochs"]
     elif cfg.init_from:
         try:
-            note = checkpoint.init_weights(model, spec, checkpoint.load(cfg.init_from, device),
-                                           cfg.classes, other_scale=cfg.init_from_other_scale,
+            start = checkpoint.load(cfg.init_from, device)
+            note = checkpoint.init_weights(model, spec, start, cfg.classes,
+                                           other_scale=cfg.init_from_other_scale,
                                            channels=cfg.init_channels, widen=cfg.init_widen)
         except ValueError as exc:
             raise UsageError(f"{config_path}: {exc}") from exc
+        if cfg.optim.new_stream:
+            state["stream"] = checkpoint.stream_key(start)
+            note += f"; data stream {state['stream']} (keyed by this checkpoint)"
         if dist.main:
             print(f"init_from {cfg.init_from}: {note}", file=sys.stderr)
     data_names = [s.path for s in cfg.data.train] + [f"sim:{s.seed}" for s in cfg.data.sim]
@@ -261,9 +266,10 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
     logger = _Logger(run.out) if dist.main else None
     epoch = run.state["epoch"]
     while epoch < run.state["epochs"]:
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        torch.manual_seed(cfg.optim.seed * 1000 + epoch)
+        drawn = run.state["stream"] + epoch  # what the sampler and augmentation are keyed by
+        sampler.set_epoch(drawn)
+        train_set.set_epoch(drawn)
+        torch.manual_seed(cfg.optim.seed * 1000 + drawn)
         loader = torch.utils.data.DataLoader(
             train_set, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
             num_workers=cfg.optim.workers, collate_fn=collate,
