@@ -164,20 +164,28 @@ def _hits_an_object(box: np.ndarray, gt_boxes: np.ndarray, hit_iou: float = HIT_
     return bool(len(gt_boxes)) and bool(iou(box, gt_boxes).max() >= hit_iou)
 
 
+def _froc_scores(records: list[ScanRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """(per object: the best score of a box overlapping it with IoU >= ``HIT_IOU``, -inf when
+    none does; per false box, one overlapping no object: its score). An object is found at
+    threshold t when its score is >= t; the false boxes at t are those scoring >= t."""
+    found, false = [], []
+    for r in records:
+        if len(r.gt_boxes) and len(r.boxes):
+            hit = np.stack([box_iou(g, r.boxes) >= HIT_IOU for g in r.gt_boxes])
+            found += [float(r.scores[h].max()) if h.any() else -np.inf for h in hit]
+            false += r.scores[~hit.any(axis=0)].tolist()
+        else:
+            found += [-np.inf] * len(r.gt_boxes)
+            false += r.scores.tolist()
+    return np.array(found, float), np.array(false, float)
+
+
 def froc(records: list[ScanRecord], thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(false positives per scan, object sensitivity) at each threshold."""
-    n_obj = sum(len(r.gt_boxes) for r in records)
-    fps, sens = [], []
-    for t in thresholds:
-        hits, fp = 0, 0
-        for r in records:
-            keep = r.scores >= t
-            boxes = r.boxes[keep]
-            hits += int(object_hits(r, t).sum())
-            fp += sum(not _hits_an_object(b, r.gt_boxes) for b in boxes)
-        fps.append(fp / max(len(records), 1))
-        sens.append(hits / max(n_obj, 1))
-    return np.array(fps), np.array(sens)
+    found, false = _froc_scores(records)
+    fps = np.array([(false >= t).sum() / max(len(records), 1) for t in thresholds])
+    sens = np.array([(found >= t).sum() / max(len(found), 1) for t in thresholds])
+    return fps, sens
 
 
 #: False boxes per scan at which `froc_at_rates` reads the object sensitivity.
@@ -191,17 +199,8 @@ def froc_at_rates(records: list[ScanRecord], rates=FROC_RATES) -> dict[str, dict
     with IoU >= ``HIT_IOU``, a false box overlaps none. Where the records' boxes run out (the
     decoder's lowest score) before the rate is reached, the sensitivity is that of all boxes
     and ``threshold`` their lowest score. Keys are the rates as text (JSON)."""
-    found, false = [], []  # per object: best score of a box that finds it; per false box: score
-    for r in records:
-        if len(r.gt_boxes) and len(r.boxes):
-            hit = np.stack([box_iou(g, r.boxes) >= HIT_IOU for g in r.gt_boxes])
-            found += [float(r.scores[h].max()) if h.any() else -np.inf for h in hit]
-            false += r.scores[~hit.any(axis=0)].tolist()
-        else:
-            found += [-np.inf] * len(r.gt_boxes)
-            false += r.scores.tolist()
-    found_arr = np.array(found, float)
-    false_desc = np.sort(np.array(false, float))[::-1]
+    found_arr, false = _froc_scores(records)
+    false_desc = np.sort(false)[::-1]
     lowest = float(min((r.scores.min() for r in records if len(r.scores)), default=0.0))
     out = {}
     for rate in rates:
