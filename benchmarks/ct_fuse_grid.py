@@ -88,12 +88,17 @@ def records(volumes, params: FuseParams):
     return out
 
 
+def tops(recs) -> tuple[np.ndarray, np.ndarray]:
+    """(each volume's top fused score, 0 without any; whether it holds a packet)."""
+    return (np.array([r.scores.max() if len(r.scores) else 0.0 for r in recs]),
+            np.array([r.positive for r in recs]))
+
+
 def score(recs) -> dict:
     from training.ct_eval import ap_3d
     from training.metrics import pd_at_pfa
 
-    top = np.array([r.scores.max() if len(r.scores) else 0.0 for r in recs])
-    positive = np.array([r.positive for r in recs])
+    top, positive = tops(recs)
     return {"ap3d": ap_3d(recs), "pd_at_pfa": pd_at_pfa(top, positive, PFA)[0]}
 
 
@@ -123,9 +128,8 @@ def check(volumes, tuned: FuseParams, resamples: int, seed: int = 0) -> dict:
 
     recs = {"defaults": records(volumes, FuseParams()), "tuned": records(volumes, tuned)}
     result = {k: score(v) for k, v in recs.items()}
-    positive = np.array([r.positive for r in recs["defaults"]])
-    tops = {k: np.array([r.scores.max() if len(r.scores) else 0.0 for r in v])
-            for k, v in recs.items()}
+    top = {k: tops(v)[0] for k, v in recs.items()}
+    positive = tops(recs["defaults"])[1]
     rng = np.random.default_rng(seed)
     diffs = {"ap3d": [], "pd_at_pfa": []}
     for _ in range(resamples):
@@ -134,8 +138,8 @@ def check(volumes, tuned: FuseParams, resamples: int, seed: int = 0) -> dict:
             continue
         diffs["ap3d"].append(ap_3d([recs["tuned"][i] for i in d])
                              - ap_3d([recs["defaults"][i] for i in d]))
-        diffs["pd_at_pfa"].append(pd_at_pfa(tops["tuned"][d], positive[d], PFA)[0]
-                                  - pd_at_pfa(tops["defaults"][d], positive[d], PFA)[0])
+        diffs["pd_at_pfa"].append(pd_at_pfa(top["tuned"][d], positive[d], PFA)[0]
+                                  - pd_at_pfa(top["defaults"][d], positive[d], PFA)[0])
     result["difference"] = {
         k: {"value": result["tuned"][k] - result["defaults"][k],
             "interval_95": [float(x) for x in np.percentile(v, [2.5, 97.5])] if v else None}
