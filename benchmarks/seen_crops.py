@@ -24,22 +24,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def stream_loss(net, train_set, sampler, epoch: int, batches: int, batch_size: int,
-                loss_cfg) -> float:
-    from training.data import collate
+def stream_loss(net, cfg, train_set, sampler, epoch: int, batches: int) -> float:
+    """Mean detection loss of ``net`` over the first ``batches`` batches of stream epoch
+    ``epoch`` of the recipe ``cfg``, drawn as training draws it (`training.fit.epoch_loader`)."""
+    from training.fit import epoch_loader
     from training.loss import detection_loss
 
-    sampler.set_epoch(epoch)
-    train_set.set_epoch(epoch)
-    torch.manual_seed(epoch)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, sampler=sampler,
-                                         drop_last=True, num_workers=0, collate_fn=collate)
     total, n = 0.0, 0
     with torch.no_grad():
-        for images, targets in loader:
+        for images, targets in epoch_loader(cfg, train_set, sampler, epoch):
             heat, box = net(images)
             total += float(detection_loss(heat, box, targets, net.cfg.stride,
-                                          loss_cfg)["total"])
+                                          cfg.loss)["total"])
             n += 1
             if n == batches:
                 break
@@ -67,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     train_set, sampler, _ = build_data(cfg, input_spec(cfg), Dist())
     for group, epochs in (("seen", args.seen), ("fresh", args.fresh)):
         for epoch in epochs:
-            loss = stream_loss(net, train_set, sampler, epoch, args.batches,
-                               cfg.optim.batch_size, cfg.loss)
+            loss = stream_loss(net, cfg, train_set, sampler, epoch, args.batches)
             print(f"{group} epoch {epoch}: loss {loss:.4f} over {args.batches} batches",
                   flush=True)
     return 0

@@ -266,14 +266,8 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
     logger = _Logger(run.out) if dist.main else None
     epoch = run.state["epoch"]
     while epoch < run.state["epochs"]:
-        drawn = run.state["stream"] + epoch  # what the sampler and augmentation are keyed by
-        sampler.set_epoch(drawn)
-        train_set.set_epoch(drawn)
-        torch.manual_seed(cfg.optim.seed * 1000 + drawn)
-        loader = torch.utils.data.DataLoader(
-            train_set, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
-            num_workers=cfg.optim.workers, collate_fn=collate,
-            pin_memory=run.device.type == "cuda")
+        loader = epoch_loader(cfg, train_set, sampler, run.state["stream"] + epoch,
+                              pin_memory=run.device.type == "cuda")
         t0 = time.time()
         budget = cfg.optim.max_minutes and epoch == 0
         probe = _budget_probe(run, steps_per_epoch, t0) if budget else None
@@ -295,6 +289,18 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
         torch.distributed.destroy_process_group()
     best = run.out / "best.pt"
     return best if best.exists() else run.out / "last.pt"
+
+
+def epoch_loader(cfg: TrainConfig, train_set, sampler, drawn: int,
+                 pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The batches of stream epoch ``drawn`` (the run's stream key plus its epoch): sampler,
+    augmentation and torch's generator all keyed by it, so a resumed run draws the same."""
+    sampler.set_epoch(drawn)
+    train_set.set_epoch(drawn)
+    torch.manual_seed(cfg.optim.seed * 1000 + drawn)
+    return torch.utils.data.DataLoader(
+        train_set, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
+        num_workers=cfg.optim.workers, collate_fn=collate, pin_memory=pin_memory)
 
 
 def _average(losses: dict[str, float], dist: Dist) -> dict[str, float]:
