@@ -51,7 +51,17 @@ def loose_objects(entry: dict, annotations: list[dict], negatives: str = "look-a
     return ones + decoys
 
 
-def _measure(high: np.ndarray, low: np.ndarray, bbox, pixel_mm: float) -> list[float] | None:
+def scan_maps(high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gradient magnitude, Laplacian of the 1-pixel-blurred image) of a high-energy image:
+    what `_measure` reads edges and texture from, computed once per scan."""
+    grad = np.hypot(cv2.Sobel(high, cv2.CV_32F, 1, 0), cv2.Sobel(high, cv2.CV_32F, 0, 1))
+    return grad, cv2.Laplacian(cv2.GaussianBlur(high, (0, 0), 1.0), cv2.CV_32F)
+
+
+def _measure(high: np.ndarray, low: np.ndarray, bbox, pixel_mm: float,
+             maps: tuple[np.ndarray, np.ndarray] | None = None) -> list[float] | None:
+    """The 18 measurements of COCO box ``bbox`` (x, y, w, h); ``maps``: `scan_maps(high)`,
+    when the caller measures several boxes of one scan. None for a box under 6 pixels."""
     h_img, w_img = high.shape
     x, y, w, h = (int(round(v)) for v in bbox)
     x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, w_img), min(y + h, h_img)
@@ -67,8 +77,8 @@ def _measure(high: np.ndarray, low: np.ndarray, bbox, pixel_mm: float) -> list[f
     ring[y1 - oy1:y2 - oy1, x1 - ox1:x2 - ox1] = False
     ring_high, ring_low = high[oy1:oy2, ox1:ox2][ring], low[oy1:oy2, ox1:ox2][ring]
     in_high, in_low = high[cy1:cy2, cx1:cx2], low[cy1:cy2, cx1:cx2]
-    grad = np.hypot(cv2.Sobel(high, cv2.CV_32F, 1, 0), cv2.Sobel(high, cv2.CV_32F, 0, 1))
-    lap = cv2.Laplacian(cv2.GaussianBlur(high, (0, 0), 1.0), cv2.CV_32F)[cy1:cy2, cx1:cx2]
+    grad, lap = maps if maps is not None else scan_maps(high)
+    lap = lap[cy1:cy2, cx1:cx2]
     border = np.concatenate([grad[y1:y2, x1:x1 + 2].ravel(), grad[y1:y2, x2 - 2:x2].ravel(),
                              grad[y1:y1 + 2, x1:x2].ravel(), grad[y2 - 2:y2, x1:x2].ravel()])
     d_high = in_high.mean() - (ring_high.mean() if ring_high.size else 0.0)
@@ -95,8 +105,9 @@ def measure_set(folder: Path, count: int | None, negatives: str = "look-alikes",
             continue
         files = tuple(folder / f for f in entry["files"]["dual"])
         high, low = read_scan(ScanRef(id=entry["scan_id"], files=files)).image
+        maps = scan_maps(high)
         for obj, label in objects:
-            row = _measure(high, low, obj["bbox"], entry["pixel_mm"])
+            row = _measure(high, low, obj["bbox"], entry["pixel_mm"], maps)
             if row is not None:
                 rows.append(row)
                 labels.append(label)
