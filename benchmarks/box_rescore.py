@@ -78,7 +78,7 @@ def collect(model_path: Path, folder: Path, min_score: float, cache: Path, threa
                        progress=True)
     rows, scan_of_box = [], []
     with Progress(len(records), "measuring", "scan") as bar:
-        for k, (record, (entry, ref, _)) in enumerate(zip(records, data.items, strict=True)):
+        for k, (record, (entry, _ref, _)) in enumerate(zip(records, data.items, strict=True)):
             high, low = data[k].scan.image
             maps = scan_maps(high)
             for box, score in zip(record.boxes, record.scores, strict=True):
