@@ -354,3 +354,65 @@ def test_compare_min_difficulty_counts_only_visible_objects(tmp_path, capsys):
     old = _report(tmp_path / "old", EQ_SCORES, EQ_POSITIVE)
     assert main(["compare", str(old), "--min-difficulty", "3"]) == 64
     assert "no best_difficulty" in capsys.readouterr().err
+
+
+def _random_records(rng, n=60, shift=0.0):
+    """Scans with 0-2 packets, each found (or not) by a box of random score, plus false
+    boxes; ``shift`` raises the found boxes' scores (a better model)."""
+    records = []
+    for k in range(n):
+        gt = [[20.0 + 60 * j, 20.0, 60.0 + 60 * j, 60.0] for j in range(int(rng.integers(0, 3)))]
+        preds = [g + [min(1.0, float(rng.random()) + shift)] for g in gt if rng.random() < 0.7]
+        preds += [[300.0, 300.0 + 10 * j, 340.0, 340.0 + 10 * j, float(rng.random()) * 0.8]
+                  for j in range(int(rng.integers(0, 4)))]
+        objects = [{"difficulty": 2.0 + 4 * j} for j in range(len(gt))]  # CNR 2 or 6
+        records.append(rec(gt, preds, objects, sid=f"scan{k:03d}"))
+    return records
+
+
+def test_compare_bootstraps_the_froc_points_from_the_reports_per_scan_scores(tmp_path, capsys):
+    """The report writes each scan's FROC scores; compare recomputes the points from them
+    (equal to metrics.json's), with a paired interval on the difference to the first report
+    (zero width for the same report twice), and on --min-difficulty's scans too."""
+    import json
+
+    from detector.cli import main
+    from training.report import summarise, write_report
+
+    rng = np.random.default_rng(0)
+    base, better = _random_records(rng), _random_records(np.random.default_rng(0), shift=0.3)
+    for name, records in (("a", base), ("b", better), ("a2", base)):
+        write_report(tmp_path / name, records, summarise(records, ["concealed_organic"], 0.5))
+    row = json.loads((tmp_path / "a" / "per_scan.jsonl").read_text().splitlines()[0])
+    assert {"object_scores", "false_box_scores"} <= set(row)
+    assert main(["compare", *(str(tmp_path / n) for n in ("a", "b", "a2")), "--bootstrap",
+                 "300", "--json", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "(from the reports' per-scan scores)" in out
+    assert "0.1 false boxes per scan:" in out, out
+    froc = json.loads((tmp_path / "c.json").read_text())["froc"]
+    for m, name in zip(froc, ("a", "b", "a2"), strict=True):
+        own = json.loads((tmp_path / name / "metrics.json").read_text())
+        for rate, point in own["object_sensitivity_at_false_boxes_per_scan"].items():
+            assert m["points"][rate]["sensitivity"] == pytest.approx(point["sensitivity"])
+    assert froc[2]["difference"]["0.5"] == {"sensitivity": 0.0, "interval_95": [0.0, 0.0]}
+    gain = froc[1]["difference"]["0.5"]
+    assert gain["sensitivity"] > 0 and gain["interval_95"][0] <= gain["sensitivity"] \
+        <= gain["interval_95"][1]
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "50",
+                 "--min-difficulty", "3", "--json", str(tmp_path / "d.json")]) == 0
+    kept = json.loads((tmp_path / "d.json").read_text())
+    assert kept["with_objects"] < sum(r.positive for r in base)
+    assert "interval_95" in kept["froc"][1]["difference"]["0.5"]
+    capsys.readouterr()
+    # an older report (no per-scan scores) falls back to metrics.json's points, no interval
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.json").write_text((tmp_path / "a" / "metrics.json").read_text())
+    with (old / "per_scan.jsonl").open("w") as f:
+        for line in (tmp_path / "a" / "per_scan.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            f.write(json.dumps({k: r[k] for k in ("id", "positive", "max_score")}) + "\n")
+    assert main(["compare", str(tmp_path / "b"), str(old), "--bootstrap", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "(metrics.json; no interval)" in out and "false boxes per scan:" not in out

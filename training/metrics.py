@@ -164,19 +164,27 @@ def _hits_an_object(box: np.ndarray, gt_boxes: np.ndarray, hit_iou: float = HIT_
     return bool(len(gt_boxes)) and bool(iou(box, gt_boxes).max() >= hit_iou)
 
 
+def scan_froc_scores(r: ScanRecord) -> tuple[list[float], list[float]]:
+    """One scan's part of `_froc_scores`: (per object, the best score of a box overlapping it
+    with IoU >= ``HIT_IOU``, -inf when none does; the scores of the boxes overlapping no
+    object). Written per scan by the 2-D report, so that `concealscan compare` can bootstrap
+    the FROC points over scans."""
+    if len(r.gt_boxes) and len(r.boxes):
+        hit = np.stack([box_iou(g, r.boxes) >= HIT_IOU for g in r.gt_boxes])
+        return ([float(r.scores[h].max()) if h.any() else -np.inf for h in hit],
+                r.scores[~hit.any(axis=0)].tolist())
+    return [-np.inf] * len(r.gt_boxes), r.scores.tolist()
+
+
 def _froc_scores(records: list[ScanRecord]) -> tuple[np.ndarray, np.ndarray]:
     """(per object: the best score of a box overlapping it with IoU >= ``HIT_IOU``, -inf when
     none does; per false box, one overlapping no object: its score). An object is found at
     threshold t when its score is >= t; the false boxes at t are those scoring >= t."""
     found, false = [], []
     for r in records:
-        if len(r.gt_boxes) and len(r.boxes):
-            hit = np.stack([box_iou(g, r.boxes) >= HIT_IOU for g in r.gt_boxes])
-            found += [float(r.scores[h].max()) if h.any() else -np.inf for h in hit]
-            false += r.scores[~hit.any(axis=0)].tolist()
-        else:
-            found += [-np.inf] * len(r.gt_boxes)
-            false += r.scores.tolist()
+        f, x = scan_froc_scores(r)
+        found += f
+        false += x
     return np.array(found, float), np.array(false, float)
 
 
@@ -200,11 +208,18 @@ def froc_at_rates(records: list[ScanRecord], rates=FROC_RATES) -> dict[str, dict
     decoder's lowest score) before the rate is reached, the sensitivity is that of all boxes
     and ``threshold`` their lowest score. Keys are the rates as text (JSON)."""
     found_arr, false = _froc_scores(records)
-    false_desc = np.sort(false)[::-1]
     lowest = float(min((r.scores.min() for r in records if len(r.scores)), default=0.0))
+    return froc_points(found_arr, false, len(records), lowest, rates)
+
+
+def froc_points(found_arr: np.ndarray, false: np.ndarray, scans: int, lowest: float,
+                rates=FROC_RATES) -> dict[str, dict]:
+    """`froc_at_rates` from `_froc_scores`' arrays over ``scans`` scans; ``lowest``: the
+    lowest box score of those scans (the threshold reported where the boxes run out)."""
+    false_desc = np.sort(false)[::-1]
     out = {}
     for rate in rates:
-        allowed = int(np.floor(rate * len(records) + 1e-9))
+        allowed = int(np.floor(rate * scans + 1e-9))
         if allowed < len(false_desc):  # the threshold must clear the (allowed + 1)-th false box
             cut = false_desc[allowed]
             sens = float((found_arr > cut).mean()) if len(found_arr) else None
@@ -213,7 +228,7 @@ def froc_at_rates(records: list[ScanRecord], rates=FROC_RATES) -> dict[str, dict
             sens = float(np.isfinite(found_arr).mean()) if len(found_arr) else None
             thresh, fp = lowest, len(false_desc)
         out[f"{rate:g}"] = {"sensitivity": sens, "threshold": thresh,
-                            "false_boxes_per_scan": fp / max(len(records), 1)}
+                            "false_boxes_per_scan": fp / max(scans, 1)}
     return out
 
 

@@ -21,6 +21,7 @@ from training.metrics import (
     pd_by_best_difficulty,
     pd_pfa,
     roc,
+    scan_froc_scores,
 )
 
 
@@ -93,6 +94,13 @@ def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:
     plt.close(fig)
     with (out / "per_scan.jsonl").open("w") as f:
         for r in records:
+            found, false = scan_froc_scores(r)
             f.write(json.dumps({"id": r.scan_id, "positive": r.positive,
                                 "max_score": r.max_score, "objects": len(r.gt_boxes),
-                                "best_difficulty": best_difficulty(r)}) + "\n")
+                                "best_difficulty": best_difficulty(r),
+                                # what `concealscan compare` bootstraps the FROC points from:
+                                # per object its best hitting box's score (null: none hits),
+                                # and the scores of the boxes that hit no object
+                                "object_scores": [s if np.isfinite(s) else None
+                                                  for s in found],
+                                "false_box_scores": sorted(false, reverse=True)}) + "\n")

@@ -9,7 +9,10 @@ comes with a 95 % interval from a paired bootstrap over the scans, so that a gai
 the set's sampling noise is seen as such. When every report's metrics.json holds the FROC
 points (`object_sensitivity_at_false_boxes_per_scan`, 2-D reports), a second table puts them
 side by side: the packets each model finds at equal false boxes per scan, above and below its
-operating point (no interval there).
+operating point. Reports whose per_scan.jsonl holds each scan's FROC scores (``object_scores``,
+``false_box_scores``; 2-D reports written since 2026-11-30) get those points recomputed from
+the scans, with the same paired bootstrap interval on the difference to the first report (and
+with ``--min-difficulty``, on the scans kept).
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 
     from detector.errors import UsageError
     from training.metrics import pd_at_pfa
 
-    _, positive, aligned = align_reports(reports, min_difficulty)
+    ids, positive, aligned = align_reports(reports, min_difficulty)
     if positive.all() or not positive.any():
         raise UsageError(f"{reports[0]}: Pd at equal Pfa needs scans with and without objects")
     rng = np.random.default_rng(seed)
@@ -128,14 +131,76 @@ def compare(reports: list[str], rates: list[float], resamples: int, seed: int = 
                 diff["interval_95"] = [float(lo), float(hi)]
             row["difference"][rate] = diff
         rows.append(row)
-    key = "object_sensitivity_at_false_boxes_per_scan"
-    froc = ([{"report": str(name), "points": metrics[key]}
-             for name, (metrics, _) in zip(reports, aligned, strict=True)]
-            if min_difficulty is None and all(key in m for m, _ in aligned) else None)
+    froc = _froc_compared(reports, ids, aligned, draws, min_difficulty)
     return {"min_difficulty": min_difficulty,
             "scans": int(len(positive)), "with_objects": int(positive.sum()),
             "without_objects": int((~positive).sum()), "rates": list(rates),
             "bootstrap_resamples": len(draws), "models": rows, "froc": froc}
+
+
+def load_froc_scores(folder: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Per scan id of a 2-D report: (per object its best hitting box's score, -inf where none
+    hits; the scores of boxes hitting no object), from per_scan.jsonl; None when the report
+    has no such fields (CT, or written before them)."""
+    path = Path(folder) / "per_scan.jsonl"
+    if not path.is_file():
+        return None
+    out = {}
+    with path.open() as f:
+        for line in f:
+            row = json.loads(line)
+            if "object_scores" not in row or "false_box_scores" not in row:
+                return None
+            out[str(row["id"])] = (
+                np.array([-np.inf if s is None else s for s in row["object_scores"]], float),
+                np.array(row["false_box_scores"], float))
+    return out
+
+
+def _froc_compared(reports: list[str], ids: list[str], aligned: list, draws: list,
+                   min_difficulty: float | None) -> list[dict] | None:
+    """The FROC rows: recomputed from per-scan scores (with intervals on the difference to
+    the first report) when every report has them, else metrics.json's points when every
+    report has those (not with ``min_difficulty``: they count every scan), else None."""
+    from training.metrics import froc_points
+
+    per_scan = [load_froc_scores(r) for r in reports]
+    if any(p is None for p in per_scan):
+        key = "object_sensitivity_at_false_boxes_per_scan"
+        if min_difficulty is None and all(key in m for m, _ in aligned):
+            return [{"report": str(name), "points": metrics[key]}
+                    for name, (metrics, _) in zip(reports, aligned, strict=True)]
+        return None
+
+    def points(scans: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+        found = np.concatenate([f for f, _ in scans])
+        false = np.concatenate([x for _, x in scans])
+        finite = np.concatenate([found[np.isfinite(found)], false])
+        return froc_points(found, false, len(scans), float(finite.min(initial=0.0)))
+
+    rows, base = [], None
+    for name, table in zip(reports, per_scan, strict=True):
+        scans = [table[i] for i in ids]
+        row = {"report": str(name), "points": points(scans), "difference": {}}
+        sens = [np.array([p["sensitivity"] if p["sensitivity"] is not None else np.nan
+                          for p in points([scans[k] for k in d]).values()]) for d in draws]
+        if base is None:
+            base = sens
+        elif draws:
+            diffs = np.array(sens) - np.array(base)
+            for j, rate in enumerate(row["points"]):
+                lo, hi = np.nanpercentile(diffs[:, j], [2.5, 97.5])
+                row["difference"][rate] = {
+                    "sensitivity": _minus(row["points"][rate], rows[0]["points"][rate]),
+                    "interval_95": [float(lo), float(hi)]}
+        rows.append(row)
+    return rows
+
+
+def _minus(a: dict, b: dict) -> float | None:
+    if a["sensitivity"] is None or b["sensitivity"] is None:
+        return None
+    return a["sensitivity"] - b["sensitivity"]
 
 
 def format_table(result: dict) -> str:
@@ -172,13 +237,26 @@ def _froc_table(froc: list[dict], width: int) -> list[str]:
     rates = list(froc[0]["points"])
     if any(list(m["points"]) != rates for m in froc):
         return ["(object sensitivity not compared: the reports read it at different rates)"]
+    per_scan = "difference" in froc[0]
     lines = ["Object sensitivity (packets found) at false boxes per scan, every box counted "
-             "down to the decoder's lowest score (metrics.json; no interval):",
+             "down to the decoder's lowest score"
+             + (" (from the reports' per-scan scores):" if per_scan
+                else " (metrics.json; no interval):"),
              f"{'report':<{width}}         " + "  ".join(f"{r:>6}" for r in rates)]
     for m in froc:
         cells = ["     -" if m["points"][r]["sensitivity"] is None
                  else f"{m['points'][r]['sensitivity']:6.3f}" for r in rates]
         lines.append(f"{m['report']:<{width}}         " + "  ".join(cells))
+    for m in froc[1:]:
+        if not m.get("difference"):
+            continue
+        lines.append(f"{m['report']} minus {froc[0]['report']} (95 % paired bootstrap "
+                     f"interval):")
+        for r in rates:
+            d = m["difference"][r]
+            value = "     -" if d["sensitivity"] is None else f"{d['sensitivity']:+.3f}"
+            lines.append(f"  {r} false boxes per scan: {value}  "
+                         "[{:+.3f}, {:+.3f}]".format(*d["interval_95"]))
     return lines
 
 
