@@ -27,13 +27,13 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from detector.readers import ScanRef, read_scan  # noqa: E402
+from detector.second_look import measure_box, scan_maps  # noqa: E402
 
 GROUPS = {"size": [0, 1, 2], "attenuation and ratio": [3, 4, 5, 6, 7, 8, 9, 10, 16, 17],
           "edges and texture": [11, 12, 13, 14, 15]}
@@ -49,46 +49,6 @@ def loose_objects(entry: dict, annotations: list[dict], negatives: str = "look-a
         return ones + [(d, 0) for d in entry.get("benign_object", [])]
     decoys = [(d, 0) for d in entry.get("benign_packet", []) if d.get("host", "loose") == "loose"]
     return ones + decoys
-
-
-def scan_maps(high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(gradient magnitude, Laplacian of the 1-pixel-blurred image) of a high-energy image:
-    what `_measure` reads edges and texture from, computed once per scan."""
-    grad = np.hypot(cv2.Sobel(high, cv2.CV_32F, 1, 0), cv2.Sobel(high, cv2.CV_32F, 0, 1))
-    return grad, cv2.Laplacian(cv2.GaussianBlur(high, (0, 0), 1.0), cv2.CV_32F)
-
-
-def _measure(high: np.ndarray, low: np.ndarray, bbox, pixel_mm: float,
-             maps: tuple[np.ndarray, np.ndarray] | None = None) -> list[float] | None:
-    """The 18 measurements of COCO box ``bbox`` (x, y, w, h); ``maps``: `scan_maps(high)`,
-    when the caller measures several boxes of one scan. None for a box under 6 pixels."""
-    h_img, w_img = high.shape
-    x, y, w, h = (int(round(v)) for v in bbox)
-    x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, w_img), min(y + h, h_img)
-    if x2 - x1 < 6 or y2 - y1 < 6:
-        return None
-    # inside: the central 60 % of the box; ring: a band a quarter of the short side wide
-    cx1, cy1 = x1 + (x2 - x1) // 5, y1 + (y2 - y1) // 5
-    cx2, cy2 = x2 - (x2 - x1) // 5, y2 - (y2 - y1) // 5
-    pad = max(4, min(w, h) // 4)
-    ox1, oy1 = max(x1 - pad, 0), max(y1 - pad, 0)
-    ox2, oy2 = min(x2 + pad, w_img), min(y2 + pad, h_img)
-    ring = np.ones((oy2 - oy1, ox2 - ox1), bool)
-    ring[y1 - oy1:y2 - oy1, x1 - ox1:x2 - ox1] = False
-    ring_high, ring_low = high[oy1:oy2, ox1:ox2][ring], low[oy1:oy2, ox1:ox2][ring]
-    in_high, in_low = high[cy1:cy2, cx1:cx2], low[cy1:cy2, cx1:cx2]
-    grad, lap = maps if maps is not None else scan_maps(high)
-    lap = lap[cy1:cy2, cx1:cx2]
-    border = np.concatenate([grad[y1:y2, x1:x1 + 2].ravel(), grad[y1:y2, x2 - 2:x2].ravel(),
-                             grad[y1:y1 + 2, x1:x2].ravel(), grad[y2 - 2:y2, x1:x2].ravel()])
-    d_high = in_high.mean() - (ring_high.mean() if ring_high.size else 0.0)
-    d_low = in_low.mean() - (ring_low.mean() if ring_low.size else 0.0)
-    return [w * pixel_mm, h * pixel_mm, max(w, h) / max(1, min(w, h)),
-            in_high.mean(), in_high.std(), in_low.mean(), in_low.std(),
-            (in_low.mean() + 1e-3) / (in_high.mean() + 1e-3), d_high, d_low,
-            (d_low + 1e-3) / (d_high + 1e-3) if abs(d_high) > 1e-3 else 0.0,
-            border.mean(), np.percentile(border, 90), grad[cy1:cy2, cx1:cx2].mean(),
-            np.abs(lap).mean(), lap.std(), np.percentile(in_high, 10), np.percentile(in_high, 90)]
 
 
 def measure_set(folder: Path, count: int | None, negatives: str = "look-alikes",
@@ -107,7 +67,7 @@ def measure_set(folder: Path, count: int | None, negatives: str = "look-alikes",
         high, low = read_scan(ScanRef(id=entry["scan_id"], files=files)).image
         maps = scan_maps(high)
         for obj, label in objects:
-            row = _measure(high, low, obj["bbox"], entry["pixel_mm"], maps)
+            row = measure_box(high, low, obj["bbox"], entry["pixel_mm"], maps)
             if row is not None:
                 rows.append(row)
                 labels.append(label)

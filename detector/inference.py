@@ -48,8 +48,18 @@ def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
 
 
 def infer(predict: Predict, scan: Scan, spec: InputSpec, params: DecodeParams,
-          tile: int = DEFAULT_TILE) -> RawDetections:
-    """Candidates at or above ``params.score_thresh`` for ``scan``, boxes in scan pixels."""
+          tile: int = DEFAULT_TILE, second_look=None) -> RawDetections:
+    """Candidates at or above ``params.score_thresh`` for ``scan``, boxes in scan pixels.
+
+    ``second_look`` (`detector.second_look.SecondLook`, a dual model's): the CNN's boxes down
+    to its ``min_cnn_score`` are rescored by it, and those whose new score reaches
+    ``params.score_thresh`` are returned; the heat map stays the CNN's."""
+    final = params
+    if second_look is not None:
+        from dataclasses import replace
+
+        params = replace(params, score_thresh=min(params.score_thresh,
+                                                  second_look.min_cnn_score))
     x = model_input(scan, spec)
     _, h, w = x.shape
     s = params.stride
@@ -78,8 +88,13 @@ def infer(predict: Predict, scan: Scan, spec: InputSpec, params: DecodeParams,
     boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, sw)
     boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, sh)
     order = np.argsort(-scores, kind="stable")
-    return RawDetections(boxes[order].astype(np.float32), scores[order].astype(np.float32),
-                         labels[order].astype(np.int64), heat_full, s / spec.scale)
+    boxes, scores, labels = (boxes[order].astype(np.float32), scores[order].astype(np.float32),
+                             labels[order].astype(np.int64))
+    if second_look is not None:
+        boxes, scores, labels = second_look.rescore(scan.image, boxes, scores, labels)
+        keep = scores >= final.score_thresh
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    return RawDetections(boxes, scores, labels, heat_full, s / spec.scale)
 
 
 def _expect(cond: bool, what: str, expected: str, got, owner: str = "Detection") -> None:
@@ -181,7 +196,8 @@ class Detector:
         import time
 
         t0 = time.perf_counter()
-        raw = infer(self.model.predict, scan, self.info.input_spec, self.params, self.tile)
+        raw = infer(self.model.predict, scan, self.info.input_spec, self.params, self.tile,
+                    self.info.second_look)
         return Detection(scan.id, scan.kind, scan.size_hw, raw.boxes_xyxy, raw.scores,
                          raw.labels, self.info.classes, self.info.alarm_threshold, raw.heat,
                          raw.heat_stride, self.identity, (time.perf_counter() - t0) * 1e3)

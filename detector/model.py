@@ -37,6 +37,9 @@ class ModelInfo:
     alarm_threshold: float
     precision: str  # "fp32" or "int8-qdq"
     provenance: dict
+    #: `detector.second_look.SecondLook` of a dual model that has one (its metadata entry
+    #: ``second_look``; `concealscan second-look`), else None
+    second_look: object | None = None
 
     def __post_init__(self) -> None:
         if not self.classes or not all(isinstance(c, str) and c for c in self.classes):
@@ -53,7 +56,8 @@ class ModelInfo:
         return self.input_spec.kind
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "name": self.name, "version": self.version,
+        extra = {} if self.second_look is None else {"second_look": self.second_look.to_dict()}
+        return {**extra, "format": FORMAT, "name": self.name, "version": self.version,
                 "classes": list(self.classes), "input": self.input_spec.to_dict(),
                 "stride": self.stride, "alarm_threshold": self.alarm_threshold,
                 "precision": self.precision, "provenance": self.provenance,
@@ -65,10 +69,19 @@ class ModelInfo:
     def from_dict(cls, d: dict) -> ModelInfo:
         if d.get("format") != FORMAT:
             raise ValueError(f"metadata format: expected {FORMAT!r}, got {d.get('format')!r}")
+        second_look = None
+        if d.get("second_look") is not None:
+            from detector.second_look import SecondLook
+
+            second_look = SecondLook.from_dict(d["second_look"])
+            if d["input"].get("kind") != "dual":
+                raise ValueError("second_look: only a dual model can have one (it measures "
+                                 "the dual-energy pair)")
         return cls(name=str(d["name"]), version=str(d["version"]),
                    classes=tuple(d["classes"]), input_spec=InputSpec.from_dict(d["input"]),
                    stride=int(d["stride"]), alarm_threshold=float(d["alarm_threshold"]),
-                   precision=str(d["precision"]), provenance=dict(d["provenance"]))
+                   precision=str(d["precision"]), provenance=dict(d["provenance"]),
+                   second_look=second_look)
 
 
 def sha256_of(data: bytes) -> str:

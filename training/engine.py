@@ -89,14 +89,15 @@ def torch_predict(model, device: torch.device):
 
 
 def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float = 0.01,
-             progress: bool = True) -> list[ScanRecord]:
-    """Run ``predict`` on every scan of ``dataset`` (`CocoScans`-like) through `infer`."""
+             progress: bool = True, second_look=None) -> list[ScanRecord]:
+    """Run ``predict`` on every scan of ``dataset`` (`CocoScans`-like) through `infer` (with
+    the model's ``second_look``, where an exported dual model has one)."""
     params = DecodeParams(stride=stride, score_thresh=score_thresh)
     records = []
     with Progress(len(dataset), "evaluating", "scan", enabled=progress) as bar:
         for i in range(len(dataset)):
             item = dataset[i]
-            raw = infer(predict, item.scan, spec, params)
+            raw = infer(predict, item.scan, spec, params, second_look=second_look)
             records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,
                                       item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
                                       item.objects, item.decoys, item.negatives,

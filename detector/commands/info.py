@@ -20,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         model = OnnxModel(path)
         meta = model.info.to_dict()
+        if not args.json:
+            meta.pop("second_look", None)  # its trees: thousands of numbers
         meta.update(file=str(path), sha256=model.sha256, manifest=str(manifest_path(path)))
         if args.json:
             print(json.dumps(meta, indent=2))
@@ -34,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"  alarm thresh   {meta['alarm_threshold']:.4f} "
               f"({meta['provenance'].get('threshold_source', '?')})")
         print(f"  sha256         {meta['sha256']} (verified against {meta['manifest']})")
+        if (look := model.info.second_look) is not None:
+            fitted = look.provenance.get("fitted_on", [])
+            cnn = look.provenance.get("cnn", {})
+            print(f"  second look    {len(look.ensemble.roots)} trees over the CNN's boxes "
+                  f"scoring >= {look.min_cnn_score:g}, fitted on "
+                  + ", ".join(f"{f.get('data')} ({f.get('scans')} scans)" for f in fitted)
+                  + f"; CNN {cnn.get('name', '?')} {cnn.get('version', '?')}")
         for key, value in meta["provenance"].items():
             print(f"  {key:<14} {json.dumps(value) if isinstance(value, dict) else value}")
     return 0

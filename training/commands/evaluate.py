@@ -33,13 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path: str, threads: int):
-    """(predict, spec, stride, classes, threshold, kind of file)."""
+    """(predict, spec, stride, classes, threshold, kind of file, second look or None)."""
     if path.endswith(".onnx"):
         from detector.model import OnnxModel
 
         m = OnnxModel(path, threads=threads)
         i = m.info
-        return m.predict, i.input_spec, i.stride, list(i.classes), i.alarm_threshold, "onnx"
+        return (m.predict, i.input_spec, i.stride, list(i.classes), i.alarm_threshold, "onnx",
+                i.second_look)
     import torch
 
     from training import checkpoint
@@ -50,7 +51,7 @@ def _load(path: str, threads: int):
     net, spec = checkpoint.build_model(ckpt)
     thr = ckpt.get("alarm_threshold")
     return (torch_predict(net, torch.device("cpu")), spec, net.cfg.stride, ckpt["classes"],
-            0.5 if thr is None else thr, "pt")
+            0.5 if thr is None else thr, "pt", None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from training.report import false_alarm_line, summarise, summary_line, write_report
 
     cmap = dict(kv.split("=", 1) for kv in args.category_map.split(",") if kv)
-    predict, spec, stride, classes, threshold, fmt = _load(args.model, args.threads)
+    predict, spec, stride, classes, threshold, fmt, second_look = _load(args.model, args.threads)
     if spec.kind == "ct":
         return _run_ct(args, predict, spec, stride, classes, threshold, fmt)
     records = []
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             data = CocoScans(path, spec.kind, classes, cmap)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-        records += _prefixed(evaluate(predict, data, spec, stride), prefix)
+        records += _prefixed(evaluate(predict, data, spec, stride, second_look=second_look),
+                             prefix)
     threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise(records, classes, threshold)
     if args.report:

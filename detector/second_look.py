@@ -1,0 +1,209 @@
+"""A second look at each box of a dual-energy scan: measured, then scored by a tree ensemble.
+
+The CNN finds candidate boxes; the second look measures each in the scan itself (size,
+attenuation and dual-energy ratio inside the box and against a ring around it, edge strength
+at its border, texture inside: 18 numbers, `measure_box`) and a gradient-boosted tree
+ensemble, fitted on simulated scans no model trained on (`training.second_look`), turns
+those plus the CNN's score into the box's score. It rides in the model file's metadata
+(`detector.model.ModelInfo.second_look`, under the file's sha256), so a model either has one
+or not, and the alarm threshold stored with it is for the rescored boxes. Plain numpy and
+OpenCV, no scikit-learn on the workstation; the trees are data (JSON), never code or pickles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+FORMAT = "concealscan-second-look-1"
+MEASUREMENTS = ("width", "height", "elongation", "high_mean", "high_std", "low_mean",
+                "low_std", "low_high_ratio", "high_contrast", "low_contrast",
+                "contrast_ratio", "border_gradient", "border_gradient_p90", "inner_gradient",
+                "laplacian_abs", "laplacian_std", "high_p10", "high_p90")
+#: The classifier's inputs, in order: the CNN's score, then the measurements.
+FEATURES = ("cnn_score", *MEASUREMENTS)
+MIN_SIDE = 6  # pixels: a smaller box is not measured (its measurements are NaN)
+
+
+class SecondLookError(ValueError):
+    """A second look's description (the model's metadata) is malformed."""
+
+
+def scan_maps(high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gradient magnitude, Laplacian of the 1-pixel-blurred image) of a high-energy
+    attenuation image: what `measure_box` reads edges and texture from, once per scan."""
+    high = np.ascontiguousarray(high, np.float32)
+    grad = np.hypot(cv2.Sobel(high, cv2.CV_32F, 1, 0), cv2.Sobel(high, cv2.CV_32F, 0, 1))
+    return grad, cv2.Laplacian(cv2.GaussianBlur(high, (0, 0), 1.0), cv2.CV_32F)
+
+
+def measure_box(high: np.ndarray, low: np.ndarray, bbox, pixel_mm: float = 1.0,
+                maps: tuple[np.ndarray, np.ndarray] | None = None) -> list[float] | None:
+    """The 18 `MEASUREMENTS` of box ``bbox`` (x, y, w, h in pixels) in the attenuation pair;
+    sizes in mm with ``pixel_mm``, in pixels with 1 (the workstation: a scan file need not
+    say its pixel size). ``maps``: `scan_maps(high)`. None for a box under `MIN_SIDE`."""
+    h_img, w_img = high.shape
+    x, y, w, h = (int(round(v)) for v in bbox)
+    x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, w_img), min(y + h, h_img)
+    if x2 - x1 < MIN_SIDE or y2 - y1 < MIN_SIDE:
+        return None
+    # inside: the central 60 % of the box; ring: a band a quarter of the short side wide
+    cx1, cy1 = x1 + (x2 - x1) // 5, y1 + (y2 - y1) // 5
+    cx2, cy2 = x2 - (x2 - x1) // 5, y2 - (y2 - y1) // 5
+    pad = max(4, min(w, h) // 4)
+    ox1, oy1 = max(x1 - pad, 0), max(y1 - pad, 0)
+    ox2, oy2 = min(x2 + pad, w_img), min(y2 + pad, h_img)
+    ring = np.ones((oy2 - oy1, ox2 - ox1), bool)
+    ring[y1 - oy1:y2 - oy1, x1 - ox1:x2 - ox1] = False
+    ring_high, ring_low = high[oy1:oy2, ox1:ox2][ring], low[oy1:oy2, ox1:ox2][ring]
+    in_high, in_low = high[cy1:cy2, cx1:cx2], low[cy1:cy2, cx1:cx2]
+    grad, lap = maps if maps is not None else scan_maps(high)
+    lap = lap[cy1:cy2, cx1:cx2]
+    border = np.concatenate([grad[y1:y2, x1:x1 + 2].ravel(), grad[y1:y2, x2 - 2:x2].ravel(),
+                             grad[y1:y1 + 2, x1:x2].ravel(), grad[y2 - 2:y2, x1:x2].ravel()])
+    d_high = in_high.mean() - (ring_high.mean() if ring_high.size else 0.0)
+    d_low = in_low.mean() - (ring_low.mean() if ring_low.size else 0.0)
+    return [w * pixel_mm, h * pixel_mm, max(w, h) / max(1, min(w, h)),
+            in_high.mean(), in_high.std(), in_low.mean(), in_low.std(),
+            (in_low.mean() + 1e-3) / (in_high.mean() + 1e-3), d_high, d_low,
+            (d_low + 1e-3) / (d_high + 1e-3) if abs(d_high) > 1e-3 else 0.0,
+            border.mean(), np.percentile(border, 90), grad[cy1:cy2, cx1:cx2].mean(),
+            np.abs(lap).mean(), lap.std(), np.percentile(in_high, 10), np.percentile(in_high, 90)]
+
+
+def box_features(image: np.ndarray, boxes_xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(N, len(FEATURES)) float64: per box its CNN score and its measurements in the dual
+    scan ``image`` ((2, H, W) attenuation, high then low; sizes in pixels), NaN where a box
+    is too small to measure."""
+    high, low = (np.asarray(c, np.float32) for c in image)
+    maps = scan_maps(high) if len(boxes_xyxy) else None
+    rows = []
+    for (x1, y1, x2, y2), score in zip(boxes_xyxy.tolist(), scores.tolist(), strict=True):
+        m = measure_box(high, low, (x1, y1, x2 - x1, y2 - y1), 1.0, maps)
+        rows.append([score] + (m if m is not None else [np.nan] * len(MEASUREMENTS)))
+    return np.array(rows, np.float64).reshape(-1, len(FEATURES))
+
+
+@dataclass(frozen=True, eq=False)
+class TreeEnsemble:
+    """Gradient-boosted binary trees, all in flat arrays: node k of the ensemble splits on
+    ``feature[k]`` at ``threshold[k]`` (x <= threshold, or NaN with ``missing_left``, goes to
+    ``left[k]``, else ``right[k]``) or, when ``leaf[k]``, adds ``value[k]``. ``roots``: each
+    tree's first node. The probability is the logistic of ``baseline`` plus the leaves'."""
+
+    baseline: float
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_left: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    leaf: np.ndarray
+    value: np.ndarray
+    n_features: int
+
+    def __post_init__(self) -> None:
+        n = len(self.feature)
+        arrays = (self.threshold, self.missing_left, self.left, self.right, self.leaf,
+                  self.value)
+        if n == 0 or any(len(a) != n for a in arrays) or len(self.roots) == 0:
+            raise SecondLookError("trees: node arrays empty or of different lengths")
+        inner = ~self.leaf
+        if ((self.roots < 0) | (self.roots >= n)).any():
+            raise SecondLookError("trees: a root outside the node arrays")
+        for child in (self.left[inner], self.right[inner]):
+            # children come after their parent: no cycles, the walk ends
+            if ((child <= np.flatnonzero(inner)) | (child >= n)).any():
+                raise SecondLookError("trees: a child index not after its node or outside")
+        if ((self.feature[inner] < 0) | (self.feature[inner] >= self.n_features)).any():
+            raise SecondLookError(f"trees: a split on a feature outside 0..{self.n_features - 1}")
+        if not (np.isfinite(self.value).all() and np.isfinite(self.baseline)):
+            raise SecondLookError("trees: non-finite leaf values")
+
+    @classmethod
+    def from_dict(cls, d: dict, n_features: int) -> TreeEnsemble:
+        try:
+            trees = d["trees"]
+            keys = ("feature", "threshold", "missing_left", "left", "right", "leaf", "value")
+            sizes = [len(t["leaf"]) for t in trees]
+            for k, (t, size) in enumerate(zip(trees, sizes, strict=True)):
+                if size == 0 or any(len(t[key]) != size for key in keys):
+                    raise SecondLookError(f"trees: tree {k}'s node arrays empty or of "
+                                          f"different lengths")
+            offsets = np.cumsum([0] + sizes[:-1]).astype(np.int64)
+
+            def flat(key, dtype, shift=False):
+                parts = [np.asarray(t[key], dtype) for t in trees]
+                if shift:  # a tree's child indices count from its first node
+                    parts = [p + off for p, off in zip(parts, offsets, strict=True)]
+                return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+            leaf = flat("leaf", bool)
+            left, right = flat("left", np.int64, True), flat("right", np.int64, True)
+            return cls(float(d["baseline"]), offsets, flat("feature", np.int64),
+                       flat("threshold", np.float64), flat("missing_left", bool),
+                       np.where(leaf, -1, left), np.where(leaf, -1, right), leaf,
+                       flat("value", np.float64), n_features)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, SecondLookError):
+                raise
+            raise SecondLookError(f"trees: malformed ({exc})") from exc
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probability of class 1 for each row of ``x`` (N, n_features)."""
+        x = np.asarray(x, np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"features: expected (N, {self.n_features}), got {x.shape}")
+        node = np.broadcast_to(self.roots, (len(x), len(self.roots))).copy()
+        rows = np.arange(len(x))[:, None]
+        while True:
+            inner = ~self.leaf[node]
+            if not inner.any():
+                break
+            v = x[rows, np.where(inner, self.feature[node], 0)]
+            go_left = np.where(np.isnan(v), self.missing_left[node], v <= self.threshold[node])
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+        raw = self.baseline + self.value[node].sum(axis=1)
+        return 1.0 / (1.0 + np.exp(-raw))
+
+
+@dataclass(frozen=True)
+class SecondLook:
+    """What a model's metadata says of its second look, ready to rescore boxes."""
+
+    ensemble: TreeEnsemble = field(compare=False)  # two are equal when their sources are
+    min_cnn_score: float
+    provenance: dict
+    source: dict = field(default_factory=dict, repr=False)  # the entry as read
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SecondLook:
+        if d.get("format") != FORMAT:
+            raise SecondLookError(f"second look format: expected {FORMAT!r}, "
+                                  f"got {d.get('format')!r}")
+        if tuple(d.get("features", ())) != FEATURES:
+            raise SecondLookError(f"second look features: expected {list(FEATURES)}, "
+                                  f"got {d.get('features')}")
+        floor = float(d.get("min_cnn_score", -1))
+        if not 0.0 <= floor < 1.0:
+            raise SecondLookError(f"second look min_cnn_score: expected 0..1, got {floor}")
+        return cls(TreeEnsemble.from_dict(d, len(FEATURES)), floor,
+                   dict(d.get("provenance", {})), d)
+
+    def to_dict(self) -> dict:
+        """The metadata entry it was read from (written back unchanged)."""
+        return self.source
+
+    def rescore(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+                labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(boxes, new scores, labels) sorted by the new scores: the boxes the CNN scored at
+        least ``min_cnn_score`` in dual scan ``image``, each scored by the ensemble."""
+        keep = scores >= self.min_cnn_score
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        if not len(boxes):
+            return boxes, scores.astype(np.float32), labels
+        new = self.ensemble.predict_proba(box_features(image, boxes, scores)).astype(np.float32)
+        order = np.argsort(-new, kind="stable")
+        return boxes[order], new[order], labels[order]

@@ -1,0 +1,98 @@
+"""Fit a model's second look (`detector.second_look`) on a simulated set it never trained on.
+
+The exported model runs on every dual-energy scan of the set, keeping its boxes down to
+``min_cnn_score``; each box is measured (`detector.second_look.box_features`) and labelled 1
+when it hits a packet (IoU >= ``training.metrics.HIT_IOU``, evaluate's hit rule). A
+scikit-learn gradient-boosted classifier learns from them; its trees are written out as plain
+arrays (`ensemble_dict`) that the workstation walks with numpy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from detector.second_look import FEATURES, FORMAT, box_features
+from training.metrics import HIT_IOU, ScanRecord
+
+#: The classifier's settings (scikit-learn's HistGradientBoostingClassifier).
+FIT = {"max_iter": 300, "learning_rate": 0.05, "random_state": 0}
+
+
+def collect(predict, data, spec, stride: int, min_cnn_score: float,
+            progress: bool = True) -> tuple[list[ScanRecord], np.ndarray, np.ndarray]:
+    """(records with the CNN's boxes; per box `FEATURES`; per box its record's index) for
+    every scan of ``data`` (`training.data.CocoScans` of dual scans)."""
+    from detector.inference import infer
+    from detector.postprocess import DecodeParams
+    from detector.report import Progress
+
+    params = DecodeParams(stride=stride, score_thresh=min_cnn_score)
+    records, rows, owner = [], [], []
+    with Progress(len(data), "measuring boxes", "scan", enabled=progress) as bar:
+        for i in range(len(data)):
+            item = data[i]
+            raw = infer(predict, item.scan, spec, params)
+            records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,
+                                      item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
+                                      item.objects))
+            rows.append(box_features(item.scan.image, raw.boxes_xyxy, raw.scores))
+            owner.append(np.full(len(raw.scores), i, np.int64))
+            bar.update()
+    return (records, np.concatenate(rows).reshape(-1, len(FEATURES)),
+            np.concatenate(owner) if owner else np.zeros(0, np.int64))
+
+
+def hit_labels(records: list[ScanRecord]) -> np.ndarray:
+    """Per box, in record order: 1 when it overlaps a packet with IoU >= HIT_IOU."""
+    from detector.postprocess import box_iou
+
+    out = [bool(len(r.gt_boxes)) and float(box_iou(box, r.gt_boxes).max()) >= HIT_IOU
+           for r in records for box in r.boxes]
+    return np.array(out, np.int64)
+
+
+def fit(x: np.ndarray, y: np.ndarray):
+    """The fitted classifier; UsageError when the boxes hold only one class."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from detector.errors import UsageError
+
+    if len(set(y.tolist())) < 2:
+        raise UsageError(f"second look: the {len(y)} boxes found are all "
+                         f"{'on packets' if len(y) and y[0] else 'off packets'}; fit on a set "
+                         f"with scans with and without packets")
+    return HistGradientBoostingClassifier(**FIT).fit(x, y)
+
+
+def ensemble_dict(clf) -> dict:
+    """The trees of a fitted binary HistGradientBoostingClassifier as plain lists (what
+    `detector.second_look.TreeEnsemble.from_dict` reads)."""
+    if list(clf.classes_) != [0, 1]:
+        raise ValueError(f"expected a binary classifier of 0/1, got classes {clf.classes_}")
+    trees = []
+    for (predictor,) in clf._predictors:  # one tree per iteration for a binary problem
+        n = predictor.nodes
+        if n["is_categorical"].any():
+            raise ValueError("categorical splits are not supported")
+        trees.append({"feature": n["feature_idx"].astype(int).tolist(),
+                      "threshold": n["num_threshold"].astype(float).tolist(),
+                      "missing_left": n["missing_go_to_left"].astype(bool).tolist(),
+                      "left": n["left"].astype(int).tolist(),
+                      "right": n["right"].astype(int).tolist(),
+                      "leaf": n["is_leaf"].astype(bool).tolist(),
+                      "value": n["value"].astype(float).tolist()})
+    return {"baseline": float(np.ravel(clf._baseline_prediction)[0]), "trees": trees}
+
+
+def second_look_dict(clf, min_cnn_score: float, provenance: dict) -> dict:
+    """The metadata entry (`detector.model.ModelInfo.second_look`)."""
+    return {"format": FORMAT, "features": list(FEATURES), "min_cnn_score": min_cnn_score,
+            **ensemble_dict(clf), "provenance": provenance}
+
+
+def data_summary(path: Path, records: list[ScanRecord], y: np.ndarray) -> dict:
+    return {"data": str(path), "scans": len(records),
+            "scans_with_packets": sum(r.positive for r in records),
+            "boxes": int(len(y)), "boxes_on_packets": int(y.sum())}
