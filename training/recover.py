@@ -206,16 +206,23 @@ def recover(onnx_path: Path, out: Path, *, recipe: Path | None = None,
     seen = measure_statistics(model, bns, training_batches(cfg, batches))
     diff = check("with the BatchNorms re-split")
     digest = sha256_of(raw)
+    threshold, note = info.alarm_threshold, ""
+    if info.second_look is not None:
+        # the checkpoint is the CNN alone: its own threshold, not the second look's
+        threshold = float(info.second_look.provenance.get("cnn", {}).get("alarm_threshold",
+                                                                          0.5))
+        note = (f"; its second look is not in the checkpoint (the CNN's own threshold "
+                f"{threshold:.4f}; run concealscan second-look on what is exported from it)")
     prov = {**info.provenance, "recovered_from": {
         "onnx": str(onnx_path), "sha256": digest, "name": info.name, "version": info.version,
         "recipe": str(recipe), "statistics_crops": seen,
         "statistics_data": [s.path for s in cfg.data.train]}}
     checkpoint.save(out, model=model, spec=spec, classes=list(info.classes), name=info.name,
-                    provenance=prov, alarm_threshold=info.alarm_threshold,
+                    provenance=prov, alarm_threshold=threshold,
                     metrics={"recovered_max_difference": diff})
     summary = {"out": str(out), "model": f"{info.name} {info.version}", "recipe": str(recipe),
                "batchnorms": len(bns), "crops": seen, "max_difference": diff}
     print(f"{out}: {info.name} {info.version} rebuilt from {onnx_path} ({len(bns)} BatchNorms "
-          f"re-split on {seen} training crops; outputs within {diff:.1g} of the ONNX file)",
-          file=sys.stderr)
+          f"re-split on {seen} training crops; outputs within {diff:.1g} of the ONNX file)"
+          f"{note}", file=sys.stderr)
     return summary
