@@ -37,7 +37,7 @@ class ModelInfo:
     alarm_threshold: float
     precision: str  # "fp32" or "int8-qdq"
     provenance: dict
-    #: `detector.second_look.SecondLook` of a dual model that has one (its metadata entry
+    #: `detector.second_look.SecondLook` of a dual or gray model that has one (its metadata entry
     #: ``second_look``; `concealscan second-look`), else None
     second_look: object | None = None
 
@@ -74,9 +74,9 @@ class ModelInfo:
             from detector.second_look import SecondLook
 
             second_look = SecondLook.from_dict(d["second_look"])
-            if d["input"].get("kind") != "dual":
-                raise ValueError("second_look: only a dual model can have one (it measures "
-                                 "the dual-energy pair)")
+            if d["input"].get("kind") != second_look.kind:
+                raise ValueError(f"second_look: measures {second_look.kind} scans but the "
+                                 f"model takes {d['input'].get('kind')} ones")
         return cls(name=str(d["name"]), version=str(d["version"]),
                    classes=tuple(d["classes"]), input_spec=InputSpec.from_dict(d["input"]),
                    stride=int(d["stride"]), alarm_threshold=float(d["alarm_threshold"]),

@@ -1,13 +1,14 @@
-"""A second look at each box of a dual-energy scan: measured, then scored by a tree ensemble.
+"""A second look at each box of a dual-energy or gray scan: measured, then scored by trees.
 
 The CNN finds candidate boxes; the second look measures each in the scan itself (size,
-attenuation and dual-energy ratio inside the box and against a ring around it, edge strength
-at its border, texture inside: 18 numbers, `measure_box`) and a gradient-boosted tree
-ensemble, fitted on simulated scans no model trained on (`training.second_look`), turns
+attenuation and dual-energy ratio inside the box and against a ring around it, edge strength at
+its border, texture inside: 18 numbers, `measure_box`; a gray scan's single attenuation image
+stands for the high energy and the 5 low-energy numbers are left out) and a gradient-boosted
+tree ensemble, fitted on simulated scans no model trained on (`training.second_look`), turns
 those plus the CNN's score into the box's score. It rides in the model file's metadata
-(`detector.model.ModelInfo.second_look`, under the file's sha256), so a model either has one
-or not, and the alarm threshold stored with it is for the rescored boxes. Plain numpy and
-OpenCV, no scikit-learn on the workstation; the trees are data (JSON), never code or pickles.
+(`detector.model.ModelInfo.second_look`, under the file's sha256), so a model either has one or
+not, and the alarm threshold stored with it is for the rescored boxes. Plain numpy and OpenCV,
+no scikit-learn on the workstation; the trees are data (JSON), never code or pickles.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ MEASUREMENTS = ("width", "height", "elongation", "high_mean", "high_std", "low_m
                 "laplacian_abs", "laplacian_std", "high_p10", "high_p90")
 #: The classifier's inputs, in order: the CNN's score, then the measurements.
 FEATURES = ("cnn_score", *MEASUREMENTS)
+#: ... per scan kind: a gray scan has no low energy (its image takes the high one's place).
+KIND_FEATURES = {"dual": FEATURES,
+                 "gray": tuple(f for f in FEATURES if not f.startswith("low")
+                               and f not in ("contrast_ratio",))}
 MIN_SIDE = 6  # pixels: a smaller box is not measured (its measurements are NaN)
 
 
@@ -73,17 +78,22 @@ def measure_box(high: np.ndarray, low: np.ndarray, bbox, pixel_mm: float = 1.0,
             np.abs(lap).mean(), lap.std(), np.percentile(in_high, 10), np.percentile(in_high, 90)]
 
 
-def box_features(image: np.ndarray, boxes_xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """(N, len(FEATURES)) float64: per box its CNN score and its measurements in the dual
-    scan ``image`` ((2, H, W) attenuation, high then low; sizes in pixels), NaN where a box
-    is too small to measure."""
-    high, low = (np.asarray(c, np.float32) for c in image)
+def box_features(image: np.ndarray, boxes_xyxy: np.ndarray, scores: np.ndarray,
+                 kind: str = "dual") -> np.ndarray:
+    """(N, len(KIND_FEATURES[kind])) float64: per box its CNN score and its measurements in
+    scan ``image`` (dual: (2, H, W) attenuation, high then low; gray: (1, H, W)); sizes in
+    pixels; NaN where a box is too small to measure."""
+    if kind not in KIND_FEATURES:
+        raise ValueError(f"second look: no measurements for {kind!r} scans (dual or gray)")
+    high = np.asarray(image[0], np.float32)
+    low = np.asarray(image[1], np.float32) if kind == "dual" else high
     maps = scan_maps(high) if len(boxes_xyxy) else None
     rows = []
     for (x1, y1, x2, y2), score in zip(boxes_xyxy.tolist(), scores.tolist(), strict=True):
         m = measure_box(high, low, (x1, y1, x2 - x1, y2 - y1), 1.0, maps)
         rows.append([score] + (m if m is not None else [np.nan] * len(MEASUREMENTS)))
-    return np.array(rows, np.float64).reshape(-1, len(FEATURES))
+    rows = np.array(rows, np.float64).reshape(-1, len(FEATURES))
+    return rows[:, [FEATURES.index(f) for f in KIND_FEATURES[kind]]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,20 +187,26 @@ class SecondLook:
     min_cnn_score: float
     provenance: dict
     source: dict = field(default_factory=dict, repr=False)  # the entry as read
+    kind: str = "dual"  # the scans it measures
 
     @classmethod
     def from_dict(cls, d: dict) -> SecondLook:
         if d.get("format") != FORMAT:
             raise SecondLookError(f"second look format: expected {FORMAT!r}, "
                                   f"got {d.get('format')!r}")
-        if tuple(d.get("features", ())) != FEATURES:
-            raise SecondLookError(f"second look features: expected {list(FEATURES)}, "
-                                  f"got {d.get('features')}")
+        kind = d.get("kind", "dual")  # dual 3.19.0's entry predates the field
+        if kind not in KIND_FEATURES:
+            raise SecondLookError(f"second look kind: expected one of {list(KIND_FEATURES)}, "
+                                  f"got {kind!r}")
+        features = KIND_FEATURES[kind]
+        if tuple(d.get("features", ())) != features:
+            raise SecondLookError(f"second look features: expected {list(features)} for "
+                                  f"{kind} scans, got {d.get('features')}")
         floor = float(d.get("min_cnn_score", -1))
         if not 0.0 <= floor < 1.0:
             raise SecondLookError(f"second look min_cnn_score: expected 0..1, got {floor}")
-        return cls(TreeEnsemble.from_dict(d, len(FEATURES)), floor,
-                   dict(d.get("provenance", {})), d)
+        return cls(TreeEnsemble.from_dict(d, len(features)), floor,
+                   dict(d.get("provenance", {})), d, kind)
 
     def to_dict(self) -> dict:
         """The metadata entry it was read from (written back unchanged)."""
@@ -199,11 +215,13 @@ class SecondLook:
     def rescore(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
                 labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(boxes, new scores, labels) sorted by the new scores: the boxes the CNN scored at
-        least ``min_cnn_score`` in dual scan ``image``, each scored by the ensemble."""
+        least ``min_cnn_score`` in scan ``image`` (of its ``kind``), each scored by the
+        ensemble."""
         keep = scores >= self.min_cnn_score
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         if not len(boxes):
             return boxes, scores.astype(np.float32), labels
-        new = self.ensemble.predict_proba(box_features(image, boxes, scores)).astype(np.float32)
+        x = box_features(image, boxes, scores, self.kind)
+        new = self.ensemble.predict_proba(x).astype(np.float32)
         order = np.argsort(-new, kind="stable")
         return boxes[order], new[order], labels[order]

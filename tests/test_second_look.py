@@ -57,7 +57,9 @@ def test_a_malformed_second_look_is_refused(spoil, message):
         SecondLook.from_dict(entry)
 
 
-def test_only_a_dual_model_carries_one():
+def test_a_model_carries_one_for_its_own_kind():
+    """A dual second look on a gray model (or any on a colour one) is refused; an entry
+    without ``kind`` (dual 3.19.0's) is a dual one; gray ones measure one image."""
     from detector.model import ModelInfo
     from detector.preprocess import InputSpec
 
@@ -65,12 +67,36 @@ def test_only_a_dual_model_carries_one():
     d = {"format": "concealscan-onnx-1", "name": "g", "version": "1", "classes": ["c"],
          "input": InputSpec.for_kind("gray").to_dict(), "stride": 4, "alarm_threshold": 0.5,
          "precision": "fp32", "provenance": {}, "second_look": _entry(clf)}
-    with pytest.raises(ValueError, match="only a dual model"):
+    with pytest.raises(ValueError, match="measures dual scans but the model takes gray"):
         ModelInfo.from_dict(d)
     d["input"] = InputSpec.for_kind("dual").to_dict()
     info = ModelInfo.from_dict(d)
     assert info.second_look.min_cnn_score == 0.02 and FORMAT == d["second_look"]["format"]
     assert ModelInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
+    del d["second_look"]["kind"]
+    assert ModelInfo.from_dict(d).second_look.kind == "dual"
+    d["second_look"]["kind"] = "color"
+    with pytest.raises(ValueError, match="kind"):
+        ModelInfo.from_dict(d)
+    gray = {**_entry(clf), "kind": "gray"}  # 19 features where gray has 14
+    with pytest.raises(SecondLookError, match="for gray scans"):
+        SecondLook.from_dict(gray)
+
+
+def test_gray_boxes_are_measured_on_their_one_image():
+    from detector.second_look import KIND_FEATURES, box_features
+
+    rng = np.random.default_rng(1)
+    att = rng.uniform(0.2, 2.0, size=(1, 80, 100)).astype(np.float32)
+    boxes, scores = np.array([[10, 10, 40, 50], [60, 5, 63, 9]], np.float32), np.array([0.9, 0.3])
+    gray = box_features(att, boxes, scores, "gray")
+    dual = box_features(np.concatenate([att, att]), boxes, scores, "dual")
+    assert gray.shape == (2, len(KIND_FEATURES["gray"])) == (2, 14)
+    np.testing.assert_array_equal(
+        gray, dual[:, [FEATURES.index(f) for f in KIND_FEATURES["gray"]]])
+    assert np.isnan(gray[1, 1:]).all() and gray[1, 0] == 0.3  # 3x4 px: too small to measure
+    with pytest.raises(ValueError, match="dual or gray"):
+        box_features(att, boxes, scores, "color")
 
 
 def test_second_look_command_workstation_and_evaluate_agree(tmp_path, capsys):
@@ -135,10 +161,10 @@ def test_second_look_command_refuses_what_it_cannot_use(tmp_path, capsys):
     from detector.cli import main
 
     ann = write_toy_set(tmp_path / "toy", 4, seed=4)
-    gray = tiny_models()["gray"]
-    assert main(["second-look", str(gray), "--data", str(ann), "--out",
+    colour = tiny_models()["color"]
+    assert main(["second-look", str(colour), "--data", str(ann), "--out",
                  str(tmp_path / "g.onnx"), "--version", "1"]) == 64
-    assert "needs a 'dual' model" in capsys.readouterr().err
+    assert "needs a 'dual' or 'gray' model" in capsys.readouterr().err
     dual = tiny_models()["dual"]
     assert main(["second-look", str(dual), "--data", str(ann), "--out", str(dual),
                  "--version", "1"]) == 64

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.second_look import FEATURES, FORMAT, box_features
+from detector.second_look import FORMAT, KIND_FEATURES, box_features
 from training.metrics import HIT_IOU, ScanRecord
 
 #: The classifier's settings (scikit-learn's HistGradientBoostingClassifier).
@@ -22,8 +22,9 @@ FIT = {"max_iter": 300, "learning_rate": 0.05, "random_state": 0}
 
 def collect(predict, data, spec, stride: int, min_cnn_score: float,
             progress: bool = True) -> tuple[list[ScanRecord], np.ndarray, np.ndarray]:
-    """(records with the CNN's boxes; per box `FEATURES`; per box its record's index) for
-    every scan of ``data`` (`training.data.CocoScans` of dual scans)."""
+    """(records with the CNN's boxes; per box its features (`KIND_FEATURES` of ``spec``'s
+    kind); per box its record's index) for every scan of ``data`` (`training.data.CocoScans`
+    of that kind)."""
     from detector.inference import infer
     from detector.postprocess import DecodeParams
     from detector.report import Progress
@@ -37,10 +38,10 @@ def collect(predict, data, spec, stride: int, min_cnn_score: float,
             records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,
                                       item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
                                       item.objects))
-            rows.append(box_features(item.scan.image, raw.boxes_xyxy, raw.scores))
+            rows.append(box_features(item.scan.image, raw.boxes_xyxy, raw.scores, spec.kind))
             owner.append(np.full(len(raw.scores), i, np.int64))
             bar.update()
-    return (records, np.concatenate(rows).reshape(-1, len(FEATURES)),
+    return (records, np.concatenate(rows).reshape(-1, len(KIND_FEATURES[spec.kind])),
             np.concatenate(owner) if owner else np.zeros(0, np.int64))
 
 
@@ -86,10 +87,10 @@ def ensemble_dict(clf) -> dict:
     return {"baseline": float(np.ravel(clf._baseline_prediction)[0]), "trees": trees}
 
 
-def second_look_dict(clf, min_cnn_score: float, provenance: dict) -> dict:
+def second_look_dict(clf, min_cnn_score: float, provenance: dict, kind: str = "dual") -> dict:
     """The metadata entry (`detector.model.ModelInfo.second_look`)."""
-    return {"format": FORMAT, "features": list(FEATURES), "min_cnn_score": min_cnn_score,
-            **ensemble_dict(clf), "provenance": provenance}
+    return {"format": FORMAT, "kind": kind, "features": list(KIND_FEATURES[kind]),
+            "min_cnn_score": min_cnn_score, **ensemble_dict(clf), "provenance": provenance}
 
 
 def data_summary(path: Path, records: list[ScanRecord], y: np.ndarray) -> dict:

@@ -1,10 +1,11 @@
-"""``concealscan second-look``: give an exported dual model a second look at its boxes.
+"""``concealscan second-look``: give an exported dual or gray model a second look at its boxes.
 
-The second look (`detector.second_look`) measures each box the CNN finds in the dual-energy
-pair and rescores it with a tree ensemble fitted here on a simulated set the model never
-trained on (`training.second_look`). It is written into a copy of the model (ONNX metadata,
-new version, new manifest); the copy's alarm threshold is for the rescored boxes and must be
-picked afresh: ``concealscan evaluate --model OUT --data CALIB... --target-pfa 0.05``.
+The second look (`detector.second_look`) measures each box the CNN finds in the scan (the dual-
+energy pair, or a gray scan's one image) and rescores it with a tree ensemble fitted here on a
+simulated set the model never trained on (`training.second_look`). It is written into a copy of
+the model (ONNX metadata, new version, new manifest); the copy's alarm threshold is for the
+rescored boxes and must be picked afresh: ``concealscan evaluate --model OUT --data CALIB...
+--target-pfa 0.05``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ REQUIRES = ("torch", "sklearn", "onnx")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL.onnx", help="an exported dual model")
+    parser.add_argument("model", metavar="MODEL.onnx", help="an exported dual or gray model")
     parser.add_argument("--data", required=True, nargs="+", metavar="ANNOTATIONS.json",
-                        help="COCO set(s) of dual scans with and without packets that the "
-                             "model never trained on (e.g. data/sim/fit/annotations.json)")
+                        help="COCO set(s) of scans of the model's kind, with and without "
+                             "packets, that the model never trained on (e.g. "
+                             "data/sim/fit/annotations.json)")
     parser.add_argument("--out", required=True, metavar="OUT.onnx",
                         help="the model with its second look (manifest written beside it)")
     parser.add_argument("--version", required=True, help="version of the written model")
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from detector.errors import UsageError
     from detector.model import OnnxModel
-    from detector.second_look import SecondLook
+    from detector.second_look import KIND_FEATURES, SecondLook
     from training.data import CocoScans
     from training.export import set_metadata
     from training.second_look import (
@@ -53,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--min-cnn-score: expected 0..1, got {args.min_cnn_score}")
     model = OnnxModel(args.model, threads=args.threads)
     info = model.info
-    if info.kind != "dual":
-        raise UsageError(f"{args.model}: a {info.kind!r} model; the second look measures the "
-                         f"dual-energy pair and needs a 'dual' model")
+    if info.kind not in KIND_FEATURES:
+        raise UsageError(f"{args.model}: a {info.kind!r} model; the second look measures "
+                         f"attenuation and needs a 'dual' or 'gray' model")
     if info.second_look is not None:
         raise UsageError(f"{args.model}: already has a second look; give it the model it was "
                          f"made from")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     xs, ys, sets = [], [], []
     for path in args.data:
         try:
-            data = CocoScans(path, "dual", list(info.classes))
+            data = CocoScans(path, info.kind, list(info.classes))
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         records, x, _ = collect(model.predict, data, info.input_spec, info.stride,
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                                                                 **FIT},
                               "cnn": {"name": info.name, "version": info.version,
                                       "sha256": model.sha256,
-                                      "alarm_threshold": info.alarm_threshold}})
+                                      "alarm_threshold": info.alarm_threshold}}, info.kind)
     second_look = SecondLook.from_dict(entry)  # checked before anything is written
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.model, out)
