@@ -51,8 +51,8 @@ def infer(predict: Predict, scan: Scan, spec: InputSpec, params: DecodeParams,
           tile: int = DEFAULT_TILE, second_look=None) -> RawDetections:
     """Candidates at or above ``params.score_thresh`` for ``scan``, boxes in scan pixels.
 
-    ``second_look`` (`detector.second_look.SecondLook`, a dual model's): the CNN's boxes down
-    to its ``min_cnn_score`` are rescored by it, and those whose new score reaches
+    ``second_look`` (`detector.second_look.SecondLook`, a dual or gray model's): the CNN's
+    boxes down to its ``min_cnn_score`` are rescored by it, and those whose new score reaches
     ``params.score_thresh`` are returned; the heat map stays the CNN's."""
     final = params
     if second_look is not None:

@@ -91,7 +91,7 @@ def torch_predict(model, device: torch.device):
 def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float = 0.01,
              progress: bool = True, second_look=None) -> list[ScanRecord]:
     """Run ``predict`` on every scan of ``dataset`` (`CocoScans`-like) through `infer` (with
-    the model's ``second_look``, where an exported dual model has one)."""
+    the model's ``second_look``, where an exported dual or gray model has one)."""
     params = DecodeParams(stride=stride, score_thresh=score_thresh)
     records = []
     with Progress(len(dataset), "evaluating", "scan", enabled=progress) as bar:
