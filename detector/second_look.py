@@ -123,10 +123,14 @@ class TreeEnsemble:
         inner = ~self.leaf
         if ((self.roots < 0) | (self.roots >= n)).any():
             raise SecondLookError("trees: a root outside the node arrays")
+        nodes = np.flatnonzero(inner)
+        ends = np.append(np.sort(self.roots)[1:], n)  # each node's tree ends before this
+        tree_end = ends[np.searchsorted(np.sort(self.roots), nodes, side="right") - 1]
         for child in (self.left[inner], self.right[inner]):
-            # children come after their parent: no cycles, the walk ends
-            if ((child <= np.flatnonzero(inner)) | (child >= n)).any():
-                raise SecondLookError("trees: a child index not after its node or outside")
+            # children come after their parent, in the same tree: no cycles, the walk ends
+            if ((child <= nodes) | (child >= tree_end)).any():
+                raise SecondLookError("trees: a child index not after its node or outside "
+                                      "its tree")
         if ((self.feature[inner] < 0) | (self.feature[inner] >= self.n_features)).any():
             raise SecondLookError(f"trees: a split on a feature outside 0..{self.n_features - 1}")
         if not (np.isfinite(self.value).all() and np.isfinite(self.baseline)):

@@ -43,6 +43,7 @@ def _entry(clf):
     (lambda d: d.update(min_cnn_score=1.5), "min_cnn_score"),
     (lambda d: d["trees"][0]["left"].__setitem__(0, 0), "child"),  # a loop back to the root
     (lambda d: d["trees"][0]["right"].__setitem__(0, 10 ** 6), "child"),
+    (lambda d: d["trees"][0]["right"].__setitem__(0, len(d["trees"][0]["leaf"])), "its tree"),
     (lambda d: d["trees"][0]["feature"].__setitem__(0, 99), "feature"),
     (lambda d: d["trees"][0]["value"].__setitem__(-1, float("nan")), "non-finite"),
     (lambda d: d["trees"][0].pop("threshold"), "malformed"),
