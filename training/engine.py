@@ -89,9 +89,12 @@ def torch_predict(model, device: torch.device):
 
 
 def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float = 0.01,
-             progress: bool = True, second_look=None) -> list[ScanRecord]:
+             progress: bool = True, second_look=None,
+             on_scan: Callable | None = None) -> list[ScanRecord]:
     """Run ``predict`` on every scan of ``dataset`` (`CocoScans`-like) through `infer` (with
-    the model's ``second_look``, where an exported dual or gray model has one)."""
+    the model's ``second_look``, where an exported dual or gray model has one).
+    ``on_scan(item, raw)``: called with each scan and its detections while both are at hand
+    (`training.second_look.collect` measures the boxes in the scan there)."""
     params = DecodeParams(stride=stride, score_thresh=score_thresh)
     records = []
     with Progress(len(dataset), "evaluating", "scan", enabled=progress) as bar:
@@ -102,6 +105,8 @@ def evaluate(predict, dataset, spec: InputSpec, stride: int, score_thresh: float
                                       item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
                                       item.objects, item.decoys, item.negatives,
                                       item.decoy_names, item.negative_names))
+            if on_scan is not None:
+                on_scan(item, raw)
             bar.update()
     return records
 

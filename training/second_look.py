@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.second_look import FORMAT, KIND_FEATURES, box_features
-from training.metrics import HIT_IOU, ScanRecord
+from training.metrics import ScanRecord, _hits_an_object
 
 #: The classifier's settings (scikit-learn's HistGradientBoostingClassifier).
 FIT = {"max_iter": 300, "learning_rate": 0.05, "random_state": 0}
@@ -25,33 +25,23 @@ def collect(predict, data, spec, stride: int, min_cnn_score: float,
     """(records with the CNN's boxes; per box its features (`KIND_FEATURES` of ``spec``'s
     kind); per box its record's index) for every scan of ``data`` (`training.data.CocoScans`
     of that kind)."""
-    from detector.inference import infer
-    from detector.postprocess import DecodeParams
-    from detector.report import Progress
+    from training.engine import evaluate
 
-    params = DecodeParams(stride=stride, score_thresh=min_cnn_score)
-    records, rows, owner = [], [], []
-    with Progress(len(data), "measuring boxes", "scan", enabled=progress) as bar:
-        for i in range(len(data)):
-            item = data[i]
-            raw = infer(predict, item.scan, spec, params)
-            records.append(ScanRecord(item.scan.id, item.scan.size_hw, item.boxes_xyxy,
-                                      item.labels, raw.boxes_xyxy, raw.scores, raw.labels,
-                                      item.objects))
-            rows.append(box_features(item.scan.image, raw.boxes_xyxy, raw.scores, spec.kind))
-            owner.append(np.full(len(raw.scores), i, np.int64))
-            bar.update()
+    rows, owner = [], []
+
+    def measure(item, raw) -> None:
+        rows.append(box_features(item.scan.image, raw.boxes_xyxy, raw.scores, spec.kind))
+        owner.append(np.full(len(raw.scores), len(owner), np.int64))
+
+    records = evaluate(predict, data, spec, stride, min_cnn_score, progress, on_scan=measure)
     return (records, np.concatenate(rows).reshape(-1, len(KIND_FEATURES[spec.kind])),
             np.concatenate(owner) if owner else np.zeros(0, np.int64))
 
 
 def hit_labels(records: list[ScanRecord]) -> np.ndarray:
     """Per box, in record order: 1 when it overlaps a packet with IoU >= HIT_IOU."""
-    from detector.postprocess import box_iou
-
-    out = [bool(len(r.gt_boxes)) and float(box_iou(box, r.gt_boxes).max()) >= HIT_IOU
-           for r in records for box in r.boxes]
-    return np.array(out, np.int64)
+    return np.array([_hits_an_object(box, r.gt_boxes) for r in records for box in r.boxes],
+                    np.int64)
 
 
 def fit(x: np.ndarray, y: np.ndarray):
