@@ -191,7 +191,13 @@ def _froc_scores(records: list[ScanRecord]) -> tuple[np.ndarray, np.ndarray]:
 def froc(records: list[ScanRecord], thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(false positives per scan, object sensitivity) at each threshold."""
     found, false = _froc_scores(records)
-    fps = np.array([(false >= t).sum() / max(len(records), 1) for t in thresholds])
+    return froc_curve(found, false, len(records), thresholds)
+
+
+def froc_curve(found: np.ndarray, false: np.ndarray, scans: int,
+               thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`froc` from `_froc_scores`' arrays over ``scans`` scans."""
+    fps = np.array([(false >= t).sum() / max(scans, 1) for t in thresholds])
     sens = np.array([(found >= t).sum() / max(len(found), 1) for t in thresholds])
     return fps, sens
 

@@ -14,8 +14,8 @@ from training.metrics import (
     breakdown,
     coco_ap,
     false_alarm_causes,
-    froc,
     froc_at_rates,
+    froc_curve,
     object_hits,
     operating_point_on,
     pd_by_best_difficulty,
@@ -82,8 +82,10 @@ def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:
     fig.tight_layout()
     fig.savefig(out / "roc.png", dpi=120)
     plt.close(fig)
-    thresholds = np.linspace(0.99, 0.01, 50)
-    fps, sens = froc(records, thresholds)
+    per_scan = [scan_froc_scores(r) for r in records]  # for the plot and per_scan.jsonl
+    fps, sens = froc_curve(np.array([s for f, _ in per_scan for s in f], float),
+                           np.array([s for _, x in per_scan for s in x], float),
+                           len(records), np.linspace(0.99, 0.01, 50))
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(fps, sens, marker=".")
     ax.set(xlabel="false positives per scan", ylabel="object sensitivity", title="FROC",
@@ -93,8 +95,7 @@ def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:
     fig.savefig(out / "froc.png", dpi=120)
     plt.close(fig)
     with (out / "per_scan.jsonl").open("w") as f:
-        for r in records:
-            found, false = scan_froc_scores(r)
+        for r, (found, false) in zip(records, per_scan, strict=True):
             f.write(json.dumps({"id": r.scan_id, "positive": r.positive,
                                 "max_score": r.max_score, "objects": len(r.gt_boxes),
                                 "best_difficulty": best_difficulty(r),
