@@ -124,8 +124,9 @@ class TreeEnsemble:
         if ((self.roots < 0) | (self.roots >= n)).any():
             raise SecondLookError("trees: a root outside the node arrays")
         nodes = np.flatnonzero(inner)
-        ends = np.append(np.sort(self.roots)[1:], n)  # each node's tree ends before this
-        tree_end = ends[np.searchsorted(np.sort(self.roots), nodes, side="right") - 1]
+        starts = np.sort(self.roots)
+        ends = np.append(starts[1:], n)  # each node's tree ends before this
+        tree_end = ends[np.searchsorted(starts, nodes, side="right") - 1]
         for child in (self.left[inner], self.right[inner]):
             # children come after their parent, in the same tree: no cycles, the walk ends
             if ((child <= nodes) | (child >= tree_end)).any():
