@@ -42,8 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "COCO sets from YOLO-txt or Pascal VOC labels, or from the station's reviews"),
     "export": ("training.commands.export", "export a checkpoint to ONNX (optionally INT8)"),
     "second-look": ("training.commands.second_look",
-                    "fit a dual or gray model's second look at its boxes (measured, rescored by "
-                    "trees)"),
+                    "fit a dual, gray or CT model's second look at its boxes (measured, rescored "
+                    "by trees)"),
     "retrain": ("training.commands.retrain",
                 "fine-tune on reviewed scans; promote only if Pd at the operating Pfa holds"),
     "models": ("training.commands.models", "model registry: add, list, promote, rollback"),

@@ -101,10 +101,21 @@ def fuse_candidates(cands: SlabCandidates, min_score: float,
 
 
 def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: DecodeParams,
-                 fuse_params: FuseParams | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold."""
-    return fuse_candidates(slab_candidates(predict, volume, spec, params), params.score_thresh,
-                           fuse_params)
+                 fuse_params: FuseParams | None = None,
+                 second_look=None) -> tuple[np.ndarray, np.ndarray]:
+    """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold.
+
+    ``second_look`` (`detector.second_look.SecondLook` of kind ``ct``): the fused boxes down to
+    its ``min_cnn_score`` are rescored by it, and those whose new score reaches
+    ``params.score_thresh`` are returned, best first."""
+    cands = slab_candidates(predict, volume, spec, params)
+    if second_look is None:
+        return fuse_candidates(cands, params.score_thresh, fuse_params)
+    boxes, scores = fuse_candidates(cands, min(params.score_thresh, second_look.min_cnn_score),
+                                    fuse_params)
+    boxes, scores = second_look.rescore_volume(volume, boxes, scores)
+    keep = scores >= params.score_thresh
+    return boxes[keep], scores[keep]
 
 
 class VolumeDetector:
@@ -125,7 +136,7 @@ class VolumeDetector:
     def detect(self, volume: Volume) -> VolumeDetection:
         t0 = time.perf_counter()
         boxes, scores = infer_volume(self.model.predict, volume, self.info.input_spec,
-                                     self.params)
+                                     self.params, second_look=self.info.second_look)
         identity = {"name": self.info.name, "version": self.info.version,
                     "sha256": self.model.sha256}
         return VolumeDetection(volume.id, volume.size_dhw, volume.voxel_mm, boxes, scores,

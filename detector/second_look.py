@@ -1,14 +1,17 @@
-"""A second look at each box of a dual-energy or gray scan: measured, then scored by trees.
+"""A second look at each box a model finds: measured in the scan, then scored by trees.
 
 The CNN finds candidate boxes; the second look measures each in the scan itself (size,
 attenuation and dual-energy ratio inside the box and against a ring around it, edge strength at
 its border, texture inside: 18 numbers, `measure_box`; a gray scan's single attenuation image
 stands for the high energy and the 5 low-energy numbers are left out) and a gradient-boosted
 tree ensemble, fitted on simulated scans no model trained on (`training.second_look`), turns
-those plus the CNN's score into the box's score. It rides in the model file's metadata
-(`detector.model.ModelInfo.second_look`, under the file's sha256), so a model either has one or
-not, and the alarm threshold stored with it is for the rescored boxes. Plain numpy and OpenCV,
-no scikit-learn on the workstation; the trees are data (JSON), never code or pickles.
+those plus the CNN's score into the box's score. A CT model's fused 3-D boxes are measured
+in the volume's Hounsfield units instead (extents, HU inside and in a shell around the box,
+edges at its faces, the densest voxel near it: 14 numbers, `measure_box_3d`). It rides in
+the model file's metadata (`detector.model.ModelInfo.second_look`, under the file's sha256),
+so a model either has one or not, and the alarm threshold stored with it is for the rescored
+boxes. Plain numpy and OpenCV, no scikit-learn on the workstation; the trees are data
+(JSON), never code or pickles.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ KIND_FEATURES = {"dual": FEATURES,
                  "gray": tuple(f for f in FEATURES if not f.startswith("low")
                                and f not in ("contrast_ratio",))}
 MIN_SIDE = 6  # pixels: a smaller box is not measured (its measurements are NaN)
+#: A CT model's fused 3-D boxes, measured in the volume's Hounsfield units (`measure_box_3d`):
+#: extents sorted short to long (the packet's pose does not matter), HU inside the central
+#: 60 % of the box, in a shell around it, edges at its faces, and the densest voxel near it
+#: (metal, whose streaks make look-alikes).
+MEASUREMENTS_3D = ("short_mm", "mid_mm", "long_mm", "hu_mean", "hu_std", "hu_p10", "hu_p50",
+                   "hu_p90", "shell_mean", "shell_std", "hu_contrast", "border_gradient",
+                   "inner_gradient", "near_max")
+KIND_FEATURES["ct"] = ("cnn_score", *MEASUREMENTS_3D)
 
 
 class SecondLookError(ValueError):
@@ -83,8 +94,9 @@ def box_features(image: np.ndarray, boxes_xyxy: np.ndarray, scores: np.ndarray,
     """(N, len(KIND_FEATURES[kind])) float64: per box its CNN score and its measurements in
     scan ``image`` (dual: (2, H, W) attenuation, high then low; gray: (1, H, W)); sizes in
     pixels; NaN where a box is too small to measure."""
-    if kind not in KIND_FEATURES:
-        raise ValueError(f"second look: no measurements for {kind!r} scans (dual or gray)")
+    if kind not in ("dual", "gray"):
+        raise ValueError(f"second look: no 2-D measurements for {kind!r} scans (dual or gray; "
+                         f"CT boxes: box_features_3d)")
     high = np.asarray(image[0], np.float32)
     low = np.asarray(image[1], np.float32) if kind == "dual" else high
     maps = scan_maps(high) if len(boxes_xyxy) else None
@@ -94,6 +106,49 @@ def box_features(image: np.ndarray, boxes_xyxy: np.ndarray, scores: np.ndarray,
         rows.append([score] + (m if m is not None else [np.nan] * len(MEASUREMENTS)))
     rows = np.array(rows, np.float64).reshape(-1, len(FEATURES))
     return rows[:, [FEATURES.index(f) for f in KIND_FEATURES[kind]]]
+
+
+def measure_box_3d(hu: np.ndarray, box_xyzxyz, voxel_mm) -> list[float]:
+    """The `MEASUREMENTS_3D` of a 3-D box (x1, y1, z1, x2, y2, z2 in voxels) in volume ``hu``
+    (D, H, W) of voxels ``voxel_mm`` (z, y, x). A box under a voxel thick is widened to one."""
+    d, h, w = hu.shape
+    lo = np.floor(np.asarray(box_xyzxyz[:3], np.float64)).astype(int)
+    hi = np.ceil(np.asarray(box_xyzxyz[3:], np.float64)).astype(int)
+    size = np.array([w, h, d])
+    lo = np.clip(lo, 0, size - 1)
+    hi = np.clip(np.maximum(hi, lo + 1), 1, size)
+    side = hi - lo  # voxels along x, y, z
+    mm = np.array(voxel_mm, np.float64)[::-1] * side
+    core_lo, core_hi = lo + side // 5, hi - side // 5
+    pad = np.maximum(2, side // 4)
+    o_lo, o_hi = np.maximum(lo - pad, 0), np.minimum(hi + pad, size)
+    region = hu[o_lo[2]:o_hi[2], o_lo[1]:o_hi[1], o_lo[0]:o_hi[0]].astype(np.float32)
+    inside = np.zeros(region.shape, bool)
+    b_lo, b_hi = lo - o_lo, hi - o_lo
+    inside[b_lo[2]:b_hi[2], b_lo[1]:b_hi[1], b_lo[0]:b_hi[0]] = True
+    c_lo, c_hi = core_lo - o_lo, core_hi - o_lo
+    core = region[c_lo[2]:c_hi[2], c_lo[1]:c_hi[1], c_lo[0]:c_hi[0]]
+    shell = region[~inside]
+    grads = np.gradient(region) if min(region.shape) > 1 else [np.zeros_like(region)]
+    grad = np.sqrt(sum(g * g for g in grads))
+    faces = inside.copy()  # the box's outermost voxel layer
+    faces[b_lo[2] + 1:b_hi[2] - 1, b_lo[1] + 1:b_hi[1] - 1, b_lo[0] + 1:b_hi[0] - 1] = False
+    p10, p50, p90 = np.percentile(core, [10, 50, 90])
+    shell_mean = float(shell.mean()) if shell.size else float(core.mean())
+    return [*np.sort(mm).tolist(), float(core.mean()), float(core.std()), float(p10), float(p50),
+            float(p90), shell_mean, float(shell.std()) if shell.size else 0.0,
+            float(core.mean()) - shell_mean, float(grad[faces].mean()),
+            float(grad[c_lo[2]:c_hi[2], c_lo[1]:c_hi[1], c_lo[0]:c_hi[0]].mean()),
+            float(region.max())]
+
+
+def box_features_3d(hu: np.ndarray, voxel_mm, boxes_xyzxyz: np.ndarray,
+                    scores: np.ndarray) -> np.ndarray:
+    """(N, len(KIND_FEATURES["ct"])) float64: per fused box its score and `measure_box_3d`."""
+    rows = [[score, *measure_box_3d(hu, box, voxel_mm)]
+            for box, score in zip(np.asarray(boxes_xyzxyz).tolist(), np.asarray(scores).tolist(),
+                                  strict=True)]
+    return np.array(rows, np.float64).reshape(-1, len(KIND_FEATURES["ct"]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,6 +277,8 @@ class SecondLook:
         """(boxes, new scores, labels) sorted by the new scores: the boxes the CNN scored at
         least ``min_cnn_score`` in scan ``image`` (of its ``kind``), each scored by the
         ensemble."""
+        if self.kind == "ct":
+            raise ValueError("second look: a CT model's looks at volumes (rescore_volume)")
         keep = scores >= self.min_cnn_score
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         if not len(boxes):
@@ -230,3 +287,19 @@ class SecondLook:
         new = self.ensemble.predict_proba(x).astype(np.float32)
         order = np.argsort(-new, kind="stable")
         return boxes[order], new[order], labels[order]
+
+    def rescore_volume(self, volume, boxes_xyzxyz: np.ndarray,
+                       scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(3-D boxes, new scores) sorted by the new scores: the fused boxes scoring at least
+        ``min_cnn_score`` in `detector.volume.Volume` ``volume``, each scored by the
+        ensemble (a ``ct`` second look)."""
+        if self.kind != "ct":
+            raise ValueError(f"second look: a {self.kind} model's looks at 2-D scans (rescore)")
+        keep = scores >= self.min_cnn_score
+        boxes, scores = boxes_xyzxyz[keep], scores[keep]
+        if not len(boxes):
+            return boxes, scores.astype(np.float32)
+        x = box_features_3d(volume.hu, volume.voxel_mm, boxes, scores)
+        new = self.ensemble.predict_proba(x).astype(np.float32)
+        order = np.argsort(-new, kind="stable")
+        return boxes[order], new[order]

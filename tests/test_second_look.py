@@ -5,6 +5,7 @@ given one rescored the same way on the workstation and in evaluate."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,9 +166,94 @@ def test_second_look_command_refuses_what_it_cannot_use(tmp_path, capsys):
     colour = tiny_models()["color"]
     assert main(["second-look", str(colour), "--data", str(ann), "--out",
                  str(tmp_path / "g.onnx"), "--version", "1"]) == 64
-    assert "needs a 'dual' or 'gray' model" in capsys.readouterr().err
+    assert "needs a 'dual', 'gray' or 'ct' model" in capsys.readouterr().err
     dual = tiny_models()["dual"]
     assert main(["second-look", str(dual), "--data", str(ann), "--out", str(dual),
                  "--version", "1"]) == 64
     assert "is the input model" in capsys.readouterr().err
     assert not (tmp_path / "g.onnx").exists()
+
+
+def test_ct_boxes_are_measured_in_hounsfield_units():
+    """A 300 HU brick in water: its extents (sorted, in mm), HU inside and the contrast to the
+    shell around it; a box on the volume's edge is clipped, a flat one widened to a voxel."""
+    from detector.second_look import KIND_FEATURES, MEASUREMENTS_3D, box_features_3d
+
+    hu = np.zeros((20, 30, 40), np.float32)
+    hu[5:15, 10:20, 10:30] = 300.0  # z 10, y 10, x 20 voxels
+    hu[0, 0, 0] = 2500.0  # a metal voxel far from the brick
+    m = dict(zip(MEASUREMENTS_3D, box_features_3d(
+        hu, (2.0, 1.0, 0.5), np.array([[10, 10, 5, 30, 20, 15]], np.float32),
+        np.array([0.7]))[0, 1:], strict=True))
+    assert (m["short_mm"], m["mid_mm"], m["long_mm"]) == (10.0, 10.0, 20.0)  # x, y, z
+    assert m["hu_mean"] == m["hu_p10"] == m["hu_p90"] == 300.0 and m["hu_std"] == 0.0
+    assert m["shell_mean"] == 0.0 and m["hu_contrast"] == 300.0 and m["near_max"] == 300.0
+    assert m["border_gradient"] > m["inner_gradient"] == 0.0
+    edge = box_features_3d(hu, (1, 1, 1), np.array([[-5, -5, -5, 3, 3, 0.2]], np.float32),
+                           np.array([0.1]))
+    assert edge.shape == (1, len(KIND_FEATURES["ct"])) and np.isfinite(edge).all()
+    assert edge[0, 1] == 1.0 and edge[0, -1] == 2500.0  # one slice thick; the metal is near
+
+
+def test_ct_second_look_command_station_and_evaluate_agree(tmp_path, capsys):
+    """A CT model's second look: fitted on volumes, it rescores the fused 3-D boxes the same
+    way on the workstation (VolumeDetector) and in evaluate, whose --target-pfa stores the
+    threshold for the rescored boxes; a dual second look on a CT model is refused."""
+    pytest.importorskip("sklearn")
+    from ct_data import synth_small_ct_sets
+    from ct_model_fixture import tiny_ct_model
+
+    from detector.cli import main
+    from detector.ct_inference import VolumeDetector, fuse_candidates, slab_candidates
+    from detector.model import OnnxModel
+    from detector.postprocess import DecodeParams
+    from detector.second_look import box_features_3d
+    from training.ct_data import CtVolumes
+
+    (tmp_path / "ct").mkdir()
+    sets = synth_small_ct_sets(tmp_path / "ct", {"fit": 8, "calib": 4})
+    _, cnn = tiny_ct_model()
+    out = tmp_path / "sl" / "ct.onnx"
+    fit = str(sets / "fit" / "annotations.json")
+    # The untrained CNN hits no packet: move each volume's first packet onto its best box,
+    # so that the trees see boxes of both classes.
+    coco = json.loads(Path(fit).read_text())
+    tiny = OnnxModel(cnn)
+    found = VolumeDetector(tiny, min_score=0.0)
+    for image, item in zip(coco["images"], CtVolumes(fit, ["concealed_organic"]), strict=True):
+        ann = next((a for a in coco["annotations"] if a["image_id"] == image["id"]), None)
+        boxes = found.detect(item.volume).boxes_xyzxyz
+        if ann is not None and len(boxes):
+            ann["bbox3d"] = boxes[0].tolist()
+    Path(fit).write_text(json.dumps(coco))
+    assert main(["second-look", str(cnn), "--data", fit, "--out", str(out),
+                 "--version", "0.0.2", "--min-cnn-score", "0.0"]) == 0
+    assert "placeholder" in capsys.readouterr().out
+    model = OnnxModel(out)
+    look = model.info.second_look
+    assert look.kind == "ct" and look.provenance["fitted_on"][0]["scans"] == 8
+
+    volume = CtVolumes(sets / "calib" / "annotations.json", ["concealed_organic"])[0].volume
+    det = VolumeDetector(model, min_score=0.0).detect(volume)
+    params = DecodeParams(stride=model.info.stride, score_thresh=0.05)  # slab threshold
+    boxes, scores = fuse_candidates(slab_candidates(OnnxModel(cnn).predict, volume,
+                                                    model.info.input_spec, params), 0.0)
+    want = look.ensemble.predict_proba(box_features_3d(volume.hu, volume.voxel_mm, boxes,
+                                                       scores))
+    assert len(det.scores) == len(scores) > 0
+    np.testing.assert_allclose(det.scores, np.sort(want)[::-1], rtol=1e-6)
+    assert not np.allclose(det.scores, scores)
+
+    calib = str(sets / "calib" / "annotations.json")
+    assert main(["evaluate", "--model", str(out), "--data", calib, "--target-pfa", "0.5",
+                 "--report", str(tmp_path / "rep")]) == 0
+    assert OnnxModel(out).info.alarm_threshold != 0.5
+    first = json.loads((tmp_path / "rep" / "per_volume.jsonl").read_text().splitlines()[0])
+    on_station = VolumeDetector(OnnxModel(out)).detect(volume).scores[:1].tolist()
+    assert [first["max_score"]] == pytest.approx(on_station or [0.0])
+
+    with pytest.raises(ValueError, match="looks at volumes"):
+        look.rescore(volume.hu[:2], boxes[:, :4], scores, np.zeros(len(scores), np.int64))
+    assert main(["second-look", str(out), "--data", fit, "--out", str(tmp_path / "x.onnx"),
+                 "--version", "1"]) == 64
+    assert "already has a second look" in capsys.readouterr().err

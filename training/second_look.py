@@ -1,8 +1,9 @@
 """Fit a model's second look (`detector.second_look`) on a simulated set it never trained on.
 
-The exported model runs on every dual-energy scan of the set, keeping its boxes down to
-``min_cnn_score``; each box is measured (`detector.second_look.box_features`) and labelled 1
-when it hits a packet (IoU >= ``training.metrics.HIT_IOU``, evaluate's hit rule). A
+The exported model runs on every scan of the set (dual or gray scans, or CT volumes), keeping
+its boxes down to ``min_cnn_score``; each box is measured (`detector.second_look.box_features`,
+a CT model's fused 3-D boxes `box_features_3d`) and labelled 1 when it hits a packet (IoU >=
+``training.metrics.HIT_IOU``, 3-D IoU >= 0.25 for CT: evaluate's hit rules). A
 scikit-learn gradient-boosted classifier learns from them; its trees are written out as plain
 arrays (`ensemble_dict`) that the workstation walks with numpy.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.second_look import FORMAT, KIND_FEATURES, box_features
+from detector.second_look import FORMAT, KIND_FEATURES, box_features, box_features_3d
 from training.metrics import ScanRecord, _hits_an_object
 
 #: The classifier's settings (scikit-learn's HistGradientBoostingClassifier).
@@ -38,8 +39,32 @@ def collect(predict, data, spec, stride: int, min_cnn_score: float,
             np.concatenate(owner) if owner else np.zeros(0, np.int64))
 
 
-def hit_labels(records: list[ScanRecord]) -> np.ndarray:
-    """Per box, in record order: 1 when it overlaps a packet with IoU >= HIT_IOU."""
+def collect_ct(predict, volumes, spec, stride: int, min_cnn_score: float,
+               progress: bool = True) -> tuple[list[ScanRecord], np.ndarray]:
+    """(records with the CT model's fused boxes down to ``min_cnn_score``; per box its
+    features, `KIND_FEATURES["ct"]`) for every volume of ``volumes``
+    (`training.ct_data.CtVolumes`)."""
+    from training.ct_eval import evaluate_volumes
+
+    rows = []
+
+    def measure(item, boxes, scores) -> None:
+        rows.append(box_features_3d(item.volume.hu, item.volume.voxel_mm, boxes, scores))
+
+    records = evaluate_volumes(predict, volumes, spec, stride, progress,
+                               min_score=min_cnn_score, on_volume=measure)
+    return records, np.concatenate(rows).reshape(-1, len(KIND_FEATURES["ct"]))
+
+
+def hit_labels(records: list[ScanRecord], kind: str = "dual") -> np.ndarray:
+    """Per box, in record order: 1 when it overlaps a packet with IoU >= HIT_IOU (a CT
+    model's 3-D boxes: 3-D IoU >= evaluate's `training.ct_eval.AP_IOU`)."""
+    if kind == "ct":
+        from detector.ct_fuse import iou_3d
+        from training.ct_eval import AP_IOU
+
+        return np.array([_hits_an_object(box, r.gt_boxes, AP_IOU, iou_3d)
+                         for r in records for box in r.boxes], np.int64)
     return np.array([_hits_an_object(box, r.gt_boxes) for r in records for box in r.boxes],
                     np.int64)
 

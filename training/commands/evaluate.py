@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     cmap = dict(kv.split("=", 1) for kv in args.category_map.split(",") if kv)
     predict, spec, stride, classes, threshold, fmt, second_look = _load(args.model, args.threads)
     if spec.kind == "ct":
-        return _run_ct(args, predict, spec, stride, classes, threshold, fmt)
+        return _run_ct(args, predict, spec, stride, classes, threshold, fmt, second_look)
     records = []
     for path, prefix in _sets(args.data):
         try:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[str],
-            threshold: float, fmt: str) -> int:
+            threshold: float, fmt: str, second_look=None) -> int:
     """CT volumes: 3-D AP at IoU 0.25 and per-volume Pd/Pfa (`training.ct_eval`)."""
     from pathlib import Path
 
@@ -100,7 +100,8 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
             data = CtVolumes(path, classes, spec.ct_energies)
         except ValueError as exc:  # names the file, as CocoScans' errors do
             raise UsageError(str(exc)) from exc
-        records += _prefixed(evaluate_volumes(predict, data, spec, stride), prefix)
+        records += _prefixed(evaluate_volumes(predict, data, spec, stride,
+                                              second_look=second_look), prefix)
     threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise_ct(records, threshold)
     if args.report:

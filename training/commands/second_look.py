@@ -1,10 +1,11 @@
-"""``concealscan second-look``: give an exported dual or gray model a second look at its boxes.
+"""``concealscan second-look``: give an exported dual, gray or CT model a second look at its boxes.
 
 The second look (`detector.second_look`) measures each box the CNN finds in the scan (the dual-
-energy pair, or a gray scan's one image) and rescores it with a tree ensemble fitted here on a
-simulated set the model never trained on (`training.second_look`). It is written into a copy of
-the model (ONNX metadata, new version, new manifest); the copy's alarm threshold is for the
-rescored boxes and must be picked afresh: ``concealscan evaluate --model OUT --data CALIB...
+energy pair, a gray scan's one image, a CT volume's Hounsfield units) and rescores it with a
+tree ensemble fitted here on a simulated set the model never trained on
+(`training.second_look`). It is written into a copy of the model (ONNX metadata, new
+version, new manifest); the copy's alarm threshold is for the rescored boxes and must be
+picked afresh: ``concealscan evaluate --model OUT --data CALIB...
 --target-pfa 0.05``.
 """
 
@@ -16,10 +17,10 @@ REQUIRES = ("torch", "sklearn", "onnx")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL.onnx", help="an exported dual or gray model")
+    parser.add_argument("model", metavar="MODEL.onnx", help="an exported dual, gray or CT model")
     parser.add_argument("--data", required=True, nargs="+", metavar="ANNOTATIONS.json",
-                        help="COCO set(s) of scans of the model's kind, with and without "
-                             "packets, that the model never trained on (e.g. "
+                        help="COCO set(s) of scans (CT: volumes) of the model's kind, with "
+                             "and without packets, that the model never trained on (e.g. "
                              "data/sim/fit/annotations.json)")
     parser.add_argument("--out", required=True, metavar="OUT.onnx",
                         help="the model with its second look (manifest written beside it)")
@@ -40,11 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
     from detector.model import OnnxModel
     from detector.second_look import KIND_FEATURES, SecondLook
+    from training.ct_data import CtVolumes
     from training.data import CocoScans
     from training.export import set_metadata
     from training.second_look import (
         FIT,
         collect,
+        collect_ct,
         data_summary,
         fit,
         hit_labels,
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     info = model.info
     if info.kind not in KIND_FEATURES:
         raise UsageError(f"{args.model}: a {info.kind!r} model; the second look measures "
-                         f"attenuation and needs a 'dual' or 'gray' model")
+                         f"attenuation and needs a 'dual', 'gray' or 'ct' model")
     if info.second_look is not None:
         raise UsageError(f"{args.model}: already has a second look; give it the model it was "
                          f"made from")
@@ -67,12 +70,17 @@ def run(args: argparse.Namespace) -> int:
     xs, ys, sets = [], [], []
     for path in args.data:
         try:
-            data = CocoScans(path, info.kind, list(info.classes))
+            data = (CtVolumes(path, list(info.classes), info.input_spec.ct_energies)
+                    if info.kind == "ct" else CocoScans(path, info.kind, list(info.classes)))
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-        records, x, _ = collect(model.predict, data, info.input_spec, info.stride,
-                                args.min_cnn_score)
-        y = hit_labels(records)
+        if info.kind == "ct":
+            records, x = collect_ct(model.predict, data, info.input_spec, info.stride,
+                                    args.min_cnn_score)
+        else:
+            records, x, _ = collect(model.predict, data, info.input_spec, info.stride,
+                                    args.min_cnn_score)
+        y = hit_labels(records, info.kind)
         xs.append(x)
         ys.append(y)
         sets.append(data_summary(Path(path), records, y))
