@@ -256,3 +256,50 @@ def test_retrain_on_a_folder_that_is_no_registry_says_so(tmp_path, capsys):
                  "--registry", str(tmp_path / "typo")]) == 64
     err = capsys.readouterr().err
     assert f"{tmp_path / 'typo'}: not a model registry" in err and "models add" in err
+
+
+@pytest.mark.slow
+def test_retrain_passes_a_second_look_on(tmp_path, capsys):
+    """A base with a second look: its successor carries the trees over (provenance says so;
+    the threshold is the rescored boxes', the checkpoint still the model's own), refits them on
+    sets the new CNN never saw (never the test set), or drops them."""
+    pytest.importorskip("sklearn")
+    from toy_data import write_toy_set
+
+    from detector.model import OnnxModel
+
+    model, ckpt = tiny_model("dual", "1.0.0")
+    fit = write_toy_set(tmp_path / "fit", count=16, seed=7)
+    looked = tmp_path / "looked" / "dual.onnx"
+    assert main(["second-look", str(model), "--data", str(fit), "--out", str(looked),
+                 "--version", "1.0.1", "--min-cnn-score", "0.0"]) == 0
+    reg = tmp_path / "reg"
+    reg_write.add_version(reg, "1.0.1", looked, ckpt, metrics={}, data=[])
+    reg_write.promote(reg, "1.0.1", "first")
+    train = write_toy_set(tmp_path / "train", count=6, seed=8)
+    test = write_toy_set(tmp_path / "test", count=8, seed=5)
+    base_look = OnnxModel(looked).info.second_look
+
+    def retrain(version, *extra):
+        return main(["retrain", "--base", "1.0.1", "--data", str(train), "--test", str(test),
+                     "--registry", str(reg), "--epochs", "1", "--version", version,
+                     "--threads", "1", *extra])
+
+    assert retrain("c") == 0
+    assert "second look carried over from 1.0.1" in capsys.readouterr().out
+    info = OnnxModel(reg / "versions" / "c" / "model.onnx").info
+    entry = reg_read.read_entry(reg, "c")
+    assert info.second_look.source["trees"] == base_look.source["trees"]
+    assert "carried_over" in info.second_look.provenance
+    assert info.alarm_threshold == pytest.approx(entry["metrics"]["new"]["threshold"])
+    assert entry["metrics"]["new"]["second_look"] == "carried over from 1.0.1"
+
+    assert retrain("r", "--second-look-data", str(fit)) == 0
+    info = OnnxModel(reg / "versions" / "r" / "model.onnx").info
+    assert info.second_look.provenance["cnn"]["version"] == "r"
+    assert info.second_look.source["trees"] != base_look.source["trees"]
+
+    assert retrain("d", "--no-second-look") == 0
+    assert OnnxModel(reg / "versions" / "d" / "model.onnx").info.second_look is None
+    assert retrain("x", "--second-look-data", str(test)) == 64
+    assert "scan file(s) with the test set" in capsys.readouterr().err

@@ -2,8 +2,11 @@
 
 Fine-tune the registry's model from its checkpoint, export it, evaluate the old and the new
 *exported* model on one frozen test set, and promote the new one only if its Pd at the
-operating Pfa is not lower. The test set is frozen per registry (its fingerprint is kept in
-``REG/testset.json``) and must share no scan file with the training data.
+operating Pfa is not lower. A model with a second look (`detector.second_look`) passes it on:
+its trees carried over to the successor's boxes, refitted on sets the new CNN never trained
+on, or dropped (`RetrainConfig.second_look`); the gate judges the successor as it will run.
+The test set is frozen per registry (its fingerprint is kept in ``REG/testset.json``) and must
+share no scan file with the training data.
 
 A CT model (kind ``ct``) is fine-tuned on the slabs of CT volumes (`training.ct_data`) and
 judged per volume (`training.ct_eval`); a data set folder then means its ``ct/annotations.json``
@@ -31,6 +34,7 @@ from training.engine import evaluate, train_one_epoch
 from training.export import export_onnx
 from training.loss import LossConfig
 from training.metrics import pd_pfa, threshold_for
+from training.second_look import attach, fit_for_model
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class RetrainConfig:
     batch_size: int = 1  # reviewed scans differ in size; collate needs equal sizes
     target_pfa: float = 0.05
     seed: int = 0
+    #: What the successor of a model with a second look gets: "carry" (the base model's trees,
+    #: over the new CNN's boxes), "refit" (trees fitted afresh on ``second_look_data``, sets
+    #: the new CNN never trained on) or "drop" (the CNN alone). A base without one: nothing.
+    second_look: str = "carry"
+    second_look_data: tuple = ()
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -49,6 +58,13 @@ class RetrainConfig:
             raise ValueError(f"lr: expected (0, 1), got {self.lr}")
         if not 0 <= self.target_pfa <= 1:
             raise ValueError(f"target_pfa: expected 0..1, got {self.target_pfa}")
+        if self.second_look not in ("carry", "refit", "drop"):
+            raise ValueError(f"second_look: expected carry, refit or drop, got "
+                             f"{self.second_look!r}")
+        # plain strings: the config goes into the checkpoint's provenance (weights_only load)
+        object.__setattr__(self, "second_look_data", tuple(map(str, self.second_look_data)))
+        if (self.second_look == "refit") != bool(self.second_look_data):
+            raise ValueError("second_look: refit needs second_look_data, and only it uses them")
 
 
 def annotations_path(dataset: Path, kind: str = "dual") -> Path:
@@ -181,6 +197,24 @@ def _records(model: OnnxModel, test: Path, progress: bool) -> list:
     return evaluate(model.predict, data, info.input_spec, info.stride, progress=progress)
 
 
+def _successor_look(base_model: Path, new_model: Path, look_data: list[Path],
+                    cfg: RetrainConfig, progress: bool) -> dict | None:
+    """{"entry": the new model's second look metadata entry, "how": a line saying where it came
+    from}, or None: the base has none, or ``cfg.second_look`` is "drop"."""
+    base = OnnxModel(base_model, threads=1).info
+    if base.second_look is None or cfg.second_look == "drop":
+        return None
+    entry = base.second_look.to_dict()
+    if cfg.second_look == "carry":
+        prov = {**entry.get("provenance", {}),
+                "carried_over": f"from {base.name} {base.version} by concealscan retrain"}
+        return {"entry": {**entry, "provenance": prov},
+                "how": f"carried over from {base.version}"}
+    model = OnnxModel(new_model, threads=1)
+    entry = fit_for_model(model, look_data, base.second_look.min_cnn_score, progress)
+    return {"entry": entry, "how": f"refitted on {', '.join(map(str, look_data))}"}
+
+
 def operating_point(model_path: Path, test: Path, target_pfa: float,
                     progress: bool = True) -> dict:
     """Threshold reaching ``target_pfa`` on ``test`` and the Pd there, for an exported model."""
@@ -207,14 +241,27 @@ def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, wo
     data = [annotations_path(d, kind) for d in data]
     test = annotations_path(test, kind)
     check_no_leak(data, test)
+    look_data = [annotations_path(d, kind) for d in cfg.second_look_data]
+    for fit_set in look_data:  # unseen by the new CNN, and not the test set
+        check_no_leak(data, fit_set)
+        check_no_leak([fit_set], test)
     test_sha = freeze_test_set(reg, test, new_test_set)
     work.mkdir(parents=True, exist_ok=True)
     ckpt = fine_tune(base_dir / "checkpoint.pt", data, work / "checkpoint.pt", cfg, progress)
-    export_onnx(ckpt, work / "model.onnx", version=version)
+    info = export_onnx(ckpt, work / "model.onnx", version=version)
+    look = _successor_look(base_dir / "model.onnx", work / "model.onnx", look_data, cfg,
+                           progress)
+    if look is not None:
+        info = attach(work / "model.onnx", info, look["entry"])
     new = operating_point(work / "model.onnx", test, cfg.target_pfa, progress)
-    checkpoint.set_alarm_threshold(ckpt, new["threshold"],
-                                   f"target_pfa={cfg.target_pfa} on {test}")
-    export_onnx(ckpt, work / "model.onnx", version=version)  # now carrying its threshold
+    how = f"target_pfa={cfg.target_pfa} on {test}"
+    if look is None:
+        checkpoint.set_alarm_threshold(ckpt, new["threshold"], how)
+        export_onnx(ckpt, work / "model.onnx", version=version)  # now carrying its threshold
+    else:  # the threshold is the rescored boxes'; the checkpoint (the CNN) keeps its own
+        attach(work / "model.onnx", info, look["entry"], alarm_threshold=new["threshold"],
+               threshold_source=how)
+        new["second_look"] = look["how"]
     old = operating_point(base_dir / "model.onnx", test, cfg.target_pfa, progress)
     promoted = (math.isfinite(new["pd"]) and new["pd"] >= old["pd"]
                 and new["pfa"] <= cfg.target_pfa)

@@ -112,3 +112,59 @@ def data_summary(path: Path, records: list[ScanRecord], y: np.ndarray) -> dict:
     return {"data": str(path), "scans": len(records),
             "scans_with_packets": sum(r.positive for r in records),
             "boxes": int(len(y)), "boxes_on_packets": int(y.sum())}
+
+
+def fit_for_model(model, paths: list, min_cnn_score: float, progress: bool = True) -> dict:
+    """The metadata entry of a second look fitted for exported ``model`` (a loaded
+    `detector.model.OnnxModel` of kind dual, gray or ct) on the COCO sets ``paths``; UsageError
+    for a set of the wrong kind or one without boxes of both classes."""
+    from detector.errors import UsageError
+    from training.ct_data import CtVolumes
+    from training.data import CocoScans
+
+    info = model.info
+    xs, ys, sets = [], [], []
+    for path in paths:
+        try:
+            data = (CtVolumes(path, list(info.classes), info.input_spec.ct_energies)
+                    if info.kind == "ct" else CocoScans(path, info.kind, list(info.classes)))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        if info.kind == "ct":
+            records, x = collect_ct(model.predict, data, info.input_spec, info.stride,
+                                    min_cnn_score, progress)
+        else:
+            records, x, _ = collect(model.predict, data, info.input_spec, info.stride,
+                                    min_cnn_score, progress)
+        y = hit_labels(records, info.kind)
+        xs.append(x)
+        ys.append(y)
+        sets.append(data_summary(Path(path), records, y))
+    clf = fit(np.concatenate(xs), np.concatenate(ys))
+    return second_look_dict(clf, min_cnn_score,
+                            {"fitted_on": sets,
+                             "classifier": {"sklearn": "HistGradientBoostingClassifier", **FIT},
+                             "cnn": {"name": info.name, "version": info.version,
+                                     "sha256": model.sha256,
+                                     "alarm_threshold": info.alarm_threshold}}, info.kind)
+
+
+def attach(path: Path, info, entry: dict, version: str | None = None,
+           alarm_threshold: float = 0.5, threshold_source: str | None = None):
+    """Write second look ``entry`` into exported model ``path`` (whose `ModelInfo` is ``info``;
+    new manifest), with ``version`` and ``alarm_threshold`` (0.5, a placeholder, unless given:
+    the rescored boxes need their own); returns the new `ModelInfo`. The entry is checked
+    (`detector.second_look.SecondLook.from_dict`) before anything is written."""
+    from dataclasses import replace
+
+    from detector.second_look import SecondLook
+    from training.export import set_metadata
+
+    look = SecondLook.from_dict(entry)
+    source = threshold_source or ("none yet: pick it with concealscan evaluate --target-pfa "
+                                  "on a calibration set")
+    new = replace(info, version=version or info.version, second_look=look,
+                  alarm_threshold=alarm_threshold,
+                  provenance={**info.provenance, "threshold_source": source})
+    set_metadata(path, new)
+    return new

@@ -36,6 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--new-test-set", action="store_true",
                         help="replace the registry's frozen test set (starts a new series)")
+    look = parser.add_mutually_exclusive_group()
+    look.add_argument("--second-look-data", nargs="+", type=Path, metavar="DATASET",
+                      help="when the base model has a second look: fit the successor's afresh "
+                           "on these sets (scans with and without packets that neither model "
+                           "trained on, nor the test set); default: carry the base's trees "
+                           "over to the new CNN's boxes")
+    look.add_argument("--no-second-look", action="store_true",
+                      help="the successor is the CNN alone, even where the base has a second "
+                           "look")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     version = args.version or f"{base}+r{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
     try:
         cfg = RetrainConfig(epochs=args.epochs, lr=args.lr, target_pfa=args.target_pfa,
-                            seed=args.seed)
+                            seed=args.seed,
+                            second_look=("drop" if args.no_second_look else
+                                         "refit" if args.second_look_data else "carry"),
+                            second_look_data=tuple(args.second_look_data or ()))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     work = args.work or Path(args.registry) / ".work" / version
@@ -58,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
                      new_test_set=args.new_test_set)
     old, new = result["old"], result["new"]
     print(f"{base}: Pd {old['pd']:.3f} at Pfa {old['pfa']:.3f} (threshold {old['threshold']:.3f})")
+    look = f"; second look {new['second_look']}" if "second_look" in new else ""
     print(f"{version}: Pd {new['pd']:.3f} at Pfa {new['pfa']:.3f} "
-          f"(threshold {new['threshold']:.3f}) on {new['scans']} test scans")
+          f"(threshold {new['threshold']:.3f}) on {new['scans']} test scans{look}")
     if result["promoted"]:
         print(f"promoted {version} (Pd did not drop); running services: POST /api/model/reload")
     else:

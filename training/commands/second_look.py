@@ -33,26 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import shutil
-    from dataclasses import replace
     from pathlib import Path
-
-    import numpy as np
 
     from detector.errors import UsageError
     from detector.model import OnnxModel
     from detector.second_look import KIND_FEATURES, SecondLook
-    from training.ct_data import CtVolumes
-    from training.data import CocoScans
-    from training.export import set_metadata
-    from training.second_look import (
-        FIT,
-        collect,
-        collect_ct,
-        data_summary,
-        fit,
-        hit_labels,
-        second_look_dict,
-    )
+    from training.second_look import attach, fit_for_model
 
     if not 0.0 <= args.min_cnn_score < 1.0:
         raise UsageError(f"--min-cnn-score: expected 0..1, got {args.min_cnn_score}")
@@ -67,42 +53,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.resolve() == Path(args.model).resolve():
         raise UsageError(f"--out: {out} is the input model; write a new file")
-    xs, ys, sets = [], [], []
-    for path in args.data:
-        try:
-            data = (CtVolumes(path, list(info.classes), info.input_spec.ct_energies)
-                    if info.kind == "ct" else CocoScans(path, info.kind, list(info.classes)))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        if info.kind == "ct":
-            records, x = collect_ct(model.predict, data, info.input_spec, info.stride,
-                                    args.min_cnn_score)
-        else:
-            records, x, _ = collect(model.predict, data, info.input_spec, info.stride,
-                                    args.min_cnn_score)
-        y = hit_labels(records, info.kind)
-        xs.append(x)
-        ys.append(y)
-        sets.append(data_summary(Path(path), records, y))
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    clf = fit(x, y)
-    entry = second_look_dict(clf, args.min_cnn_score,
-                             {"fitted_on": sets, "classifier": {"sklearn":
-                                                                "HistGradientBoostingClassifier",
-                                                                **FIT},
-                              "cnn": {"name": info.name, "version": info.version,
-                                      "sha256": model.sha256,
-                                      "alarm_threshold": info.alarm_threshold}}, info.kind)
-    second_look = SecondLook.from_dict(entry)  # checked before anything is written
+    entry = fit_for_model(model, args.data, args.min_cnn_score)
+    SecondLook.from_dict(entry)  # checked before anything is written
+    sets = entry["provenance"]["fitted_on"]
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.model, out)
-    new = replace(info, version=args.version, second_look=second_look,
-                  alarm_threshold=0.5,
-                  provenance={**info.provenance,
-                              "threshold_source": "none yet: pick it with concealscan evaluate "
-                                                  "--target-pfa on a calibration set"})
-    set_metadata(out, new)
-    print(f"second look fitted on {len(y)} boxes ({int(y.sum())} on packets) from "
+    attach(out, info, entry, version=args.version)
+    n, hits = sum(s["boxes"] for s in sets), sum(s["boxes_on_packets"] for s in sets)
+    print(f"second look fitted on {n} boxes ({hits} on packets) from "
           f"{sum(s['scans'] for s in sets)} scans; wrote {out} ({info.name} {args.version})")
     print(f"its alarm threshold is a placeholder (0.5); pick it before use:\n"
           f"  concealscan evaluate --model {out} --data CALIB/annotations.json "
