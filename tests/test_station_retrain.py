@@ -295,9 +295,22 @@ def test_retrain_passes_a_second_look_on(tmp_path, capsys):
     assert entry["metrics"]["new"]["second_look"] == "carried over from 1.0.1"
 
     assert retrain("r", "--second-look-data", str(fit)) == 0
+    assert "second look fitted on" in capsys.readouterr().out
     info = OnnxModel(reg / "versions" / "r" / "model.onnx").info
     assert info.second_look.provenance["cnn"]["version"] == "r"
     assert info.second_look.source["trees"] != base_look.source["trees"]
+    # a base without one gets one when asked; a colour model cannot
+    reg_write.add_version(reg, "1.0.0", model, ckpt, metrics={}, data=[])
+    assert main(["retrain", "--base", "1.0.0", "--data", str(train), "--test", str(test),
+                 "--registry", str(reg), "--epochs", "1", "--version", "p", "--threads", "1",
+                 "--second-look-data", str(fit)]) == 0
+    assert OnnxModel(reg / "versions" / "p" / "model.onnx").info.second_look is not None
+    colour, colour_ckpt = tiny_model("color", "1.0.0")
+    reg_write.add_version(reg, "c1", colour, colour_ckpt, metrics={}, data=[])
+    assert main(["retrain", "--base", "c1", "--data", str(train), "--test", str(test),
+                 "--registry", str(reg), "--epochs", "1", "--version", "c2", "--threads", "1",
+                 "--second-look-data", str(fit)]) == 64
+    assert "a color model has no second look" in capsys.readouterr().err
 
     assert retrain("d", "--no-second-look") == 0
     assert OnnxModel(reg / "versions" / "d" / "model.onnx").info.second_look is None

@@ -26,6 +26,7 @@ import torch
 from detector import registry as reg_read
 from detector.errors import UsageError
 from detector.model import OnnxModel
+from detector.second_look import KIND_FEATURES
 from training import checkpoint
 from training import registry as reg_write
 from training.augment import AugmentConfig, build_augment
@@ -34,7 +35,7 @@ from training.engine import evaluate, train_one_epoch
 from training.export import export_onnx
 from training.loss import LossConfig
 from training.metrics import pd_pfa, threshold_for
-from training.second_look import attach, fit_for_model
+from training.second_look import MIN_CNN_SCORE, attach, fit_for_model
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,9 @@ class RetrainConfig:
     batch_size: int = 1  # reviewed scans differ in size; collate needs equal sizes
     target_pfa: float = 0.05
     seed: int = 0
-    #: What the successor of a model with a second look gets: "carry" (the base model's trees,
+    #: The successor's second look: "carry" (the base model's trees, if it has a second look,
     #: over the new CNN's boxes), "refit" (trees fitted afresh on ``second_look_data``, sets
-    #: the new CNN never trained on) or "drop" (the CNN alone). A base without one: nothing.
+    #: the new CNN never trained on; also for a base without one) or "drop" (the CNN alone).
     second_look: str = "carry"
     second_look_data: tuple = ()
 
@@ -202,17 +203,16 @@ def _successor_look(base_model: Path, new_model: Path, look_data: list[Path],
     """{"entry": the new model's second look metadata entry, "how": a line saying where it came
     from}, or None: the base has none, or ``cfg.second_look`` is "drop"."""
     base = OnnxModel(base_model, threads=1).info
+    if cfg.second_look == "refit":  # the base's floor, if it has a second look
+        floor = base.second_look.min_cnn_score if base.second_look else MIN_CNN_SCORE
+        entry = fit_for_model(OnnxModel(new_model, threads=1), look_data, floor, progress)
+        return {"entry": entry, "how": f"fitted on {', '.join(map(str, look_data))}"}
     if base.second_look is None or cfg.second_look == "drop":
         return None
     entry = base.second_look.to_dict()
-    if cfg.second_look == "carry":
-        prov = {**entry.get("provenance", {}),
-                "carried_over": f"from {base.name} {base.version} by concealscan retrain"}
-        return {"entry": {**entry, "provenance": prov},
-                "how": f"carried over from {base.version}"}
-    model = OnnxModel(new_model, threads=1)
-    entry = fit_for_model(model, look_data, base.second_look.min_cnn_score, progress)
-    return {"entry": entry, "how": f"refitted on {', '.join(map(str, look_data))}"}
+    prov = {**entry.get("provenance", {}),
+            "carried_over": f"from {base.name} {base.version} by concealscan retrain"}
+    return {"entry": {**entry, "provenance": prov}, "how": f"carried over from {base.version}"}
 
 
 def operating_point(model_path: Path, test: Path, target_pfa: float,
@@ -241,6 +241,9 @@ def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, wo
     data = [annotations_path(d, kind) for d in data]
     test = annotations_path(test, kind)
     check_no_leak(data, test)
+    if cfg.second_look == "refit" and kind not in KIND_FEATURES:
+        raise UsageError(f"--second-look-data: a {kind} model has no second look (dual, gray "
+                         f"and ct models do)")
     look_data = [annotations_path(d, kind) for d in cfg.second_look_data]
     for fit_set in look_data:  # unseen by the new CNN, and not the test set
         check_no_leak(data, fit_set)

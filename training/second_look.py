@@ -17,6 +17,8 @@ import numpy as np
 from detector.second_look import FORMAT, KIND_FEATURES, box_features, box_features_3d
 from training.metrics import ScanRecord, _hits_an_object
 
+#: Boxes the CNN scores lower are not looked at (`concealscan second-look --min-cnn-score`).
+MIN_CNN_SCORE = 0.02
 #: The classifier's settings (scikit-learn's HistGradientBoostingClassifier).
 FIT = {"max_iter": 300, "learning_rate": 0.05, "random_state": 0}
 

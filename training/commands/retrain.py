@@ -38,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the registry's frozen test set (starts a new series)")
     look = parser.add_mutually_exclusive_group()
     look.add_argument("--second-look-data", nargs="+", type=Path, metavar="DATASET",
-                      help="when the base model has a second look: fit the successor's afresh "
-                           "on these sets (scans with and without packets that neither model "
-                           "trained on, nor the test set); default: carry the base's trees "
-                           "over to the new CNN's boxes")
+                      help="fit the successor's second look (dual, gray, ct) on these sets: "
+                           "scans with and without packets that the new model never trained "
+                           "on, nor the test set; default: carry the base's trees, if it has "
+                           "a second look, over to the new CNN's boxes")
     look.add_argument("--no-second-look", action="store_true",
                       help="the successor is the CNN alone, even where the base has a second "
                            "look")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.second_look import MIN_CNN_SCORE
+
 REQUIRES = ("torch", "sklearn", "onnx")
 
 
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="OUT.onnx",
                         help="the model with its second look (manifest written beside it)")
     parser.add_argument("--version", required=True, help="version of the written model")
-    parser.add_argument("--min-cnn-score", type=float, default=0.02, metavar="S",
+    parser.add_argument("--min-cnn-score", type=float, default=MIN_CNN_SCORE, metavar="S",
                         help="boxes the CNN scores lower are dropped, not looked at "
                              "(default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
