@@ -232,6 +232,8 @@ def test_ct_second_look_command_station_and_evaluate_agree(tmp_path, capsys):
     model = OnnxModel(out)
     look = model.info.second_look
     assert look.kind == "ct" and look.provenance["fitted_on"][0]["scans"] == 8
+    assert main(["info", str(out)]) == 0
+    assert "annotations.json (8 volumes); CNN tiny_ct 0.0.1" in capsys.readouterr().out
 
     volume = CtVolumes(sets / "calib" / "annotations.json", ["concealed_organic"])[0].volume
     det = VolumeDetector(model, min_score=0.0).detect(volume)

@@ -293,6 +293,8 @@ def test_retrain_passes_a_second_look_on(tmp_path, capsys):
     assert "carried_over" in info.second_look.provenance
     assert info.alarm_threshold == pytest.approx(entry["metrics"]["new"]["threshold"])
     assert entry["metrics"]["new"]["second_look"] == "carried over from 1.0.1"
+    assert main(["info", str(reg / "versions" / "c" / "model.onnx")]) == 0
+    assert "(16 scans); CNN tiny-dual 1.0.0; carried over from" in capsys.readouterr().out
 
     assert retrain("r", "--second-look-data", str(fit)) == 0
     assert "second look fitted on" in capsys.readouterr().out

@@ -39,10 +39,13 @@ def run(args: argparse.Namespace) -> int:
         if (look := model.info.second_look) is not None:
             fitted = look.provenance.get("fitted_on", [])
             cnn = look.provenance.get("cnn", {})
+            unit = "volumes" if look.kind == "ct" else "scans"
+            carried = (f"; carried over {look.provenance['carried_over']}"
+                       if "carried_over" in look.provenance else "")
             print(f"  second look    {len(look.ensemble.roots)} trees over the CNN's boxes "
                   f"scoring >= {look.min_cnn_score:g}, fitted on "
-                  + ", ".join(f"{f.get('data')} ({f.get('scans')} scans)" for f in fitted)
-                  + f"; CNN {cnn.get('name', '?')} {cnn.get('version', '?')}")
+                  + ", ".join(f"{f.get('data')} ({f.get('scans')} {unit})" for f in fitted)
+                  + f"; CNN {cnn.get('name', '?')} {cnn.get('version', '?')}{carried}")
         for key, value in meta["provenance"].items():
             print(f"  {key:<14} {json.dumps(value) if isinstance(value, dict) else value}")
     return 0
