@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,13 +61,17 @@ class VolumeDetection(Alarms):
 class SlabCandidates:
     """A volume's per-slab 2-D candidates before fusion: slab index, x-y box (model grid
     pixels) and score of each; ``scale`` maps the model grid's xyzxyz to the volume's voxels,
-    ``size_xyz`` bounds them."""
+    ``size_xyz`` bounds them. ``grid``: the volume's HU on the model's grid (cubic voxels of
+    ``grid_voxel_mm``), where a second look measures the fused boxes, so that its
+    measurements mean the same for every scanner's voxel size."""
 
     z: np.ndarray
     boxes_xyxy: np.ndarray
     scores: np.ndarray
     scale: np.ndarray
     size_xyz: np.ndarray
+    grid: np.ndarray | None = None
+    grid_voxel_mm: float = 0.0
 
 
 def slab_candidates(predict: Predict, volume: Volume, spec: InputSpec,
@@ -87,35 +92,54 @@ def slab_candidates(predict: Predict, volume: Volume, spec: InputSpec,
     d0, h0, w0 = volume.size_dhw
     return SlabCandidates(np.concatenate(zs), np.concatenate(boxes).reshape(-1, 4),
                           np.concatenate(scores), np.array([xf, yf, zf] * 2, np.float32),
-                          np.array([w0, h0, d0] * 2, np.float32))
+                          np.array([w0, h0, d0] * 2, np.float32), grid, float(spec.voxel_mm))
+
+
+#: ``look(cands, boxes, scores) -> (boxes, scores)``: fused boxes on the model's grid
+#: (a second look rescoring them, or a hook measuring them)
+Look = Callable[[SlabCandidates, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def fuse_candidates(cands: SlabCandidates, min_score: float,
-                    fuse_params: FuseParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    fuse_params: FuseParams | None = None,
+                    look: Look | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) of the fused candidates scoring
-    at least ``min_score``."""
+    at least ``min_score``, passed through ``look`` on the model's grid first, if given."""
     boxes3d, fused = fuse(cands.z, cands.boxes_xyxy, cands.scores, fuse_params or FuseParams())
     keep = fused >= min_score
-    out = np.clip(boxes3d[keep] / cands.scale, 0, cands.size_xyz)
-    return out.astype(np.float32), fused[keep].astype(np.float32)
+    boxes3d, fused = boxes3d[keep], fused[keep]
+    if look is not None:
+        boxes3d, fused = look(cands, boxes3d, fused)
+    out = np.clip(boxes3d / cands.scale, 0, cands.size_xyz)
+    return out.astype(np.float32), fused.astype(np.float32)
 
 
 def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: DecodeParams,
-                 fuse_params: FuseParams | None = None,
-                 second_look=None) -> tuple[np.ndarray, np.ndarray]:
-    """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold.
+                 fuse_params: FuseParams | None = None, second_look=None,
+                 floor: float | None = None, on_fused=None) -> tuple[np.ndarray, np.ndarray]:
+    """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold
+    (or, without a second look, the fused ``floor`` if given).
 
     ``second_look`` (`detector.second_look.SecondLook` of kind ``ct``): the fused boxes down to
-    its ``min_cnn_score`` are rescored by it, and those whose new score reaches
-    ``params.score_thresh`` are returned, best first."""
+    its ``min_cnn_score`` are rescored by it, measured on the model's grid, and those whose new
+    score reaches ``params.score_thresh`` are returned, best first. ``on_fused(cands, boxes,
+    scores)``: called with the fused boxes on the model's grid, before any second look
+    (`training.second_look.collect_ct` measures them there)."""
     cands = slab_candidates(predict, volume, spec, params)
-    if second_look is None:
-        return fuse_candidates(cands, params.score_thresh, fuse_params)
-    boxes, scores = fuse_candidates(cands, min(params.score_thresh, second_look.min_cnn_score),
-                                    fuse_params)
-    boxes, scores = second_look.rescore_volume(volume, boxes, scores)
-    keep = scores >= params.score_thresh
-    return boxes[keep], scores[keep]
+
+    def look(cands, boxes, scores):
+        if on_fused is not None:
+            on_fused(cands, boxes, scores)
+        if second_look is None:
+            return boxes, scores
+        boxes, scores = second_look.rescore_grid(cands.grid, cands.grid_voxel_mm, boxes, scores)
+        keep = scores >= params.score_thresh
+        return boxes[keep], scores[keep]
+
+    if second_look is not None:
+        floor = min(params.score_thresh, second_look.min_cnn_score)
+    return fuse_candidates(cands, params.score_thresh if floor is None else floor, fuse_params,
+                           look if second_look is not None or on_fused is not None else None)
 
 
 class VolumeDetector:

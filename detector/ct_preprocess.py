@@ -17,6 +17,9 @@ from detector.volume import Volume
 
 #: Largest side (voxels) after resampling; a bigger volume is refused, not cropped.
 MAX_SIDE = 1024
+#: Slices resized in one OpenCV call (as channels): OpenCV 5 takes at most 128 channels
+#: (4.x: 512), and real volumes have hundreds of slices.
+MAX_CHANNELS = 128
 
 
 def zoom_factors(volume: Volume, spec: InputSpec) -> tuple[float, float, float]:
@@ -58,9 +61,11 @@ def resample(volume: Volume, spec: InputSpec, hu: np.ndarray | None = None) -> n
     hu = volume.hu if hu is None else hu
     if (size[1], size[2]) != (h, w):
         interp = cv2.INTER_AREA if yf < 1 or xf < 1 else cv2.INTER_LINEAR
-        hwd = np.ascontiguousarray(hu.transpose(1, 2, 0))  # slices as channels
-        hwd = cv2.resize(hwd, (size[2], size[1]), interpolation=interp)
-        hu = hwd.reshape(size[1], size[2], d).transpose(2, 0, 1)
+        hwd = hu.transpose(1, 2, 0)  # slices as channels, at most MAX_CHANNELS at a time
+        parts = [cv2.resize(np.ascontiguousarray(hwd[:, :, k:k + MAX_CHANNELS]),
+                            (size[2], size[1]), interpolation=interp).reshape(size[1], size[2], -1)
+                 for k in range(0, d, MAX_CHANNELS)]
+        hu = np.concatenate(parts, axis=2).transpose(2, 0, 1)
     if size[0] != d:
         interp = cv2.INTER_AREA if zf < 1 else cv2.INTER_LINEAR
         flat = np.ascontiguousarray(hu.reshape(d, -1))

@@ -278,7 +278,7 @@ class SecondLook:
         least ``min_cnn_score`` in scan ``image`` (of its ``kind``), each scored by the
         ensemble."""
         if self.kind == "ct":
-            raise ValueError("second look: a CT model's looks at volumes (rescore_volume)")
+            raise ValueError("second look: a CT model's looks at volumes (rescore_grid)")
         keep = scores >= self.min_cnn_score
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         if not len(boxes):
@@ -288,18 +288,19 @@ class SecondLook:
         order = np.argsort(-new, kind="stable")
         return boxes[order], new[order], labels[order]
 
-    def rescore_volume(self, volume, boxes_xyzxyz: np.ndarray,
-                       scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def rescore_grid(self, grid: np.ndarray, voxel_mm: float, boxes_xyzxyz: np.ndarray,
+                     scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(3-D boxes, new scores) sorted by the new scores: the fused boxes scoring at least
-        ``min_cnn_score`` in `detector.volume.Volume` ``volume``, each scored by the
-        ensemble (a ``ct`` second look)."""
+        ``min_cnn_score``, in voxels of the CT model's grid ``grid`` (HU, cubic voxels of
+        ``voxel_mm``: `detector.ct_inference.SlabCandidates.grid`), each measured there and
+        scored by the ensemble (a ``ct`` second look)."""
         if self.kind != "ct":
             raise ValueError(f"second look: a {self.kind} model's looks at 2-D scans (rescore)")
         keep = scores >= self.min_cnn_score
         boxes, scores = boxes_xyzxyz[keep], scores[keep]
         if not len(boxes):
             return boxes, scores.astype(np.float32)
-        x = box_features_3d(volume.hu, volume.voxel_mm, boxes, scores)
+        x = box_features_3d(grid, (voxel_mm,) * 3, boxes, scores)
         new = self.ensemble.predict_proba(x).astype(np.float32)
         order = np.argsort(-new, kind="stable")
         return boxes[order], new[order]

@@ -37,6 +37,18 @@ def test_resample_to_model_voxels(voxel, expected):
     assert grid.min() > -1100 and grid.max() < 400
 
 
+def test_a_volume_of_many_thin_slices_resamples_slice_by_slice_alike():
+    """Hundreds of slices (more than OpenCV takes as channels in one call) resample as each
+    slice alone would."""
+    hu = np.random.default_rng(0).uniform(-1000, 1000, (300, 24, 20)).astype(np.float32)
+    grid = resample(Volume("v", hu, (4.0, 2.0, 2.0), ("mem",)), SPEC)
+    assert grid.shape == (300, 12, 10)
+    np.testing.assert_allclose(grid[0], hu[0].reshape(12, 2, 10, 2).mean(axis=(1, 3)),
+                               rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(grid[299], hu[299].reshape(12, 2, 10, 2).mean(axis=(1, 3)),
+                               rtol=1e-5, atol=1e-3)
+
+
 def test_slabs_are_three_neighbouring_slices_in_the_window():
     grid = np.stack([np.full((4, 5), v, np.float32) for v in (-1000, 500, 2000, 5000)])
     x = slabs(grid, SPEC)

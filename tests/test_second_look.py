@@ -237,14 +237,17 @@ def test_ct_second_look_command_station_and_evaluate_agree(tmp_path, capsys):
 
     volume = CtVolumes(sets / "calib" / "annotations.json", ["concealed_organic"])[0].volume
     det = VolumeDetector(model, min_score=0.0).detect(volume)
-    params = DecodeParams(stride=model.info.stride, score_thresh=0.05)  # slab threshold
-    boxes, scores = fuse_candidates(slab_candidates(OnnxModel(cnn).predict, volume,
-                                                    model.info.input_spec, params), 0.0)
-    want = look.ensemble.predict_proba(box_features_3d(volume.hu, volume.voxel_mm, boxes,
-                                                       scores))
+    params = DecodeParams(stride=model.info.stride, score_thresh=0.0)  # as detect's
+    cands = slab_candidates(OnnxModel(cnn).predict, volume, model.info.input_spec, params)
+    assert volume.voxel_mm == (8.0, 8.0, 8.0) and cands.grid_voxel_mm == 4.0
+    assert cands.grid.shape == tuple(2 * n for n in volume.size_dhw)
+    seen = []  # measured on the model's 4 mm grid, not the volume's 8 mm voxels
+    boxes, scores = fuse_candidates(cands, 0.0, look=lambda c, b, s: seen.append((b, s)) or (b, s))
+    want = look.ensemble.predict_proba(box_features_3d(cands.grid, (4.0,) * 3, *seen[0]))
     assert len(det.scores) == len(scores) > 0
     np.testing.assert_allclose(det.scores, np.sort(want)[::-1], rtol=1e-6)
     assert not np.allclose(det.scores, scores)
+    np.testing.assert_allclose(det.boxes_xyzxyz, boxes[np.argsort(-want, kind="stable")])
 
     calib = str(sets / "calib" / "annotations.json")
     assert main(["evaluate", "--model", str(out), "--data", calib, "--target-pfa", "0.5",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.ct_fuse import iou_3d
-from detector.ct_inference import MIN_SCORE, fuse_candidates, infer_volume, slab_candidates
+from detector.ct_inference import MIN_SCORE, infer_volume
 from detector.postprocess import DecodeParams
 from detector.preprocess import InputSpec
 from detector.report import Progress
@@ -27,24 +27,19 @@ AP_IOU = 0.25
 
 def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int, progress: bool = True,
                      second_look=None, min_score: float = MIN_SCORE,
-                     on_volume=None) -> list[ScanRecord]:
+                     on_fused=None) -> list[ScanRecord]:
     """Run ``predict`` on every volume of ``volumes`` (`training.ct_data.CtVolumes`), with the
-    model's ``second_look`` where it has one, keeping boxes scoring at least ``min_score``.
-    ``on_volume(item, boxes, scores)`` is called with each volume's boxes
-    (`training.second_look.collect_ct` measures them there)."""
+    model's ``second_look`` where it has one; without one, boxes fused down to ``min_score``.
+    ``on_fused(cands, boxes, scores)``: each volume's fused boxes on the model's grid
+    (`detector.ct_inference.infer_volume`; `training.second_look.collect_ct` measures them)."""
     params = DecodeParams(stride=stride, score_thresh=MIN_SCORE)
     records = []
     with Progress(len(volumes), "evaluating CT", "volume", enabled=progress) as bar:
         for i in range(len(volumes)):
             item = volumes[i]
-            if second_look is None and min_score != MIN_SCORE:
-                boxes, scores = fuse_candidates(slab_candidates(predict, item.volume, spec,
-                                                                params), min_score)
-            else:
-                boxes, scores = infer_volume(predict, item.volume, spec, params,
-                                             second_look=second_look)
-            if on_volume is not None:
-                on_volume(item, boxes, scores)
+            boxes, scores = infer_volume(predict, item.volume, spec, params,
+                                         second_look=second_look, floor=min_score,
+                                         on_fused=on_fused)
             records.append(ScanRecord(item.volume.id, item.volume.size_dhw[1:], item.boxes_xyzxyz,
                                       np.zeros(len(item.boxes_xyzxyz), np.int64), boxes, scores,
                                       np.zeros(len(scores), np.int64), item.objects,

@@ -50,11 +50,11 @@ def collect_ct(predict, volumes, spec, stride: int, min_cnn_score: float,
 
     rows = []
 
-    def measure(item, boxes, scores) -> None:
-        rows.append(box_features_3d(item.volume.hu, item.volume.voxel_mm, boxes, scores))
+    def measure(cands, boxes, scores) -> None:  # on the model's grid, as the workstation
+        rows.append(box_features_3d(cands.grid, (cands.grid_voxel_mm,) * 3, boxes, scores))
 
     records = evaluate_volumes(predict, volumes, spec, stride, progress,
-                               min_score=min_cnn_score, on_volume=measure)
+                               min_score=min_cnn_score, on_fused=measure)
     return records, np.concatenate(rows).reshape(-1, len(KIND_FEATURES["ct"]))
 
 
