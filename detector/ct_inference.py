@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector.ct_fuse import FuseParams, fuse
-from detector.ct_preprocess import model_grids, slabs, zoom_factors
+from detector.ct_preprocess import model_grids, resample, slabs, zoom_factors
 from detector.inference import Alarms, Predict, check_candidates
 from detector.postprocess import DecodeParams, decode
 from detector.preprocess import InputSpec
@@ -72,12 +72,22 @@ class SlabCandidates:
     size_xyz: np.ndarray
     grid: np.ndarray | None = None
     grid_voxel_mm: float = 0.0
+    low_grid: np.ndarray | None = None  # the low-energy volume there, when asked for
 
 
 def slab_candidates(predict: Predict, volume: Volume, spec: InputSpec,
-                    params: DecodeParams) -> SlabCandidates:
-    """Every slab through the model, decoded at ``params.score_thresh``."""
+                    params: DecodeParams, with_low: bool = False) -> SlabCandidates:
+    """Every slab through the model, decoded at ``params.score_thresh``; ``with_low``: the
+    low-energy volume on the grid too (a dual-energy second look measures it; ValueError
+    when the scan has one energy)."""
     grid, low = model_grids(volume, spec)
+    low_grid = low
+    if with_low and low_grid is None:
+        if volume.low is None:
+            from detector.second_look import LOW_ENERGY_NEEDED
+
+            raise ValueError(LOW_ENERGY_NEEDED)
+        low_grid = resample(volume, spec, volume.low)
     depth, h, w = grid.shape
     zs, boxes, scores = [], [], []
     for start in range(0, depth, SLAB_BATCH):
@@ -92,7 +102,8 @@ def slab_candidates(predict: Predict, volume: Volume, spec: InputSpec,
     d0, h0, w0 = volume.size_dhw
     return SlabCandidates(np.concatenate(zs), np.concatenate(boxes).reshape(-1, 4),
                           np.concatenate(scores), np.array([xf, yf, zf] * 2, np.float32),
-                          np.array([w0, h0, d0] * 2, np.float32), grid, float(spec.voxel_mm))
+                          np.array([w0, h0, d0] * 2, np.float32), grid, float(spec.voxel_mm),
+                          low_grid)
 
 
 #: ``look(cands, boxes, scores) -> (boxes, scores)``: fused boxes on the model's grid
@@ -116,7 +127,8 @@ def fuse_candidates(cands: SlabCandidates, min_score: float,
 
 def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: DecodeParams,
                  fuse_params: FuseParams | None = None, second_look=None,
-                 floor: float | None = None, on_fused=None) -> tuple[np.ndarray, np.ndarray]:
+                 floor: float | None = None, on_fused=None,
+                 with_low: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(3-D boxes ``(N, 6)`` in the volume's voxels, scores) at or above the decode threshold
     (or, without a second look, the fused ``floor`` if given).
 
@@ -124,15 +136,18 @@ def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: Deco
     its ``min_cnn_score`` are rescored by it, measured on the model's grid, and those whose new
     score reaches ``params.score_thresh`` are returned, best first. ``on_fused(cands, boxes,
     scores)``: called with the fused boxes on the model's grid, before any second look
-    (`training.second_look.collect_ct` measures them there)."""
-    cands = slab_candidates(predict, volume, spec, params)
+    (`training.second_look.collect_ct` measures them there; ``with_low``: with the low-energy
+    volume on the grid, `SlabCandidates.low_grid`)."""
+    with_low = with_low or (second_look is not None and second_look.energies == 2)
+    cands = slab_candidates(predict, volume, spec, params, with_low)
 
     def look(cands, boxes, scores):
         if on_fused is not None:
             on_fused(cands, boxes, scores)
         if second_look is None:
             return boxes, scores
-        boxes, scores = second_look.rescore_grid(cands.grid, cands.grid_voxel_mm, boxes, scores)
+        boxes, scores = second_look.rescore_grid(cands.grid, cands.grid_voxel_mm, boxes, scores,
+                                                 cands.low_grid)
         keep = scores >= params.score_thresh
         return boxes[keep], scores[keep]
 

@@ -41,6 +41,16 @@ MEASUREMENTS_3D = ("short_mm", "mid_mm", "long_mm", "hu_mean", "hu_std", "hu_p10
                    "hu_p90", "shell_mean", "shell_std", "hu_contrast", "border_gradient",
                    "inner_gradient", "near_max")
 KIND_FEATURES["ct"] = ("cnn_score", *MEASUREMENTS_3D)
+#: ... and, for dual-energy CT scans, the same box in the low-energy volume: its HU in the core
+#: and contrast to the shell, and the low-minus-high differences (the effective atomic number
+#: the high energy alone cannot tell: plastics and foods from powders).
+MEASUREMENTS_3D_LOW = ("low_mean", "low_p50", "low_contrast", "low_minus_high_mean",
+                       "low_minus_high_p50", "low_minus_high_contrast")
+CT_DUAL_FEATURES = (*KIND_FEATURES["ct"], *MEASUREMENTS_3D_LOW)
+
+
+LOW_ENERGY_NEEDED = ("this CT model's second look reads dual-energy volumes, and the scan has "
+                     "one energy (give the low-energy volume beside it, e.g. NAME_80kvp.npy)")
 
 
 class SecondLookError(ValueError):
@@ -108,9 +118,11 @@ def box_features(image: np.ndarray, boxes_xyxy: np.ndarray, scores: np.ndarray,
     return rows[:, [FEATURES.index(f) for f in KIND_FEATURES[kind]]]
 
 
-def measure_box_3d(hu: np.ndarray, box_xyzxyz, voxel_mm) -> list[float]:
+def measure_box_3d(hu: np.ndarray, box_xyzxyz, voxel_mm,
+                   low: np.ndarray | None = None) -> list[float]:
     """The `MEASUREMENTS_3D` of a 3-D box (x1, y1, z1, x2, y2, z2 in voxels) in volume ``hu``
-    (D, H, W) of voxels ``voxel_mm`` (z, y, x). A box under a voxel thick is widened to one."""
+    (D, H, W) of voxels ``voxel_mm`` (z, y, x), then, with ``low`` (the low-energy volume on
+    the same grid), the `MEASUREMENTS_3D_LOW`. A box under a voxel thick is widened to one."""
     d, h, w = hu.shape
     lo = np.floor(np.asarray(box_xyzxyz[:3], np.float64)).astype(int)
     hi = np.ceil(np.asarray(box_xyzxyz[3:], np.float64)).astype(int)
@@ -135,20 +147,32 @@ def measure_box_3d(hu: np.ndarray, box_xyzxyz, voxel_mm) -> list[float]:
     faces[b_lo[2] + 1:b_hi[2] - 1, b_lo[1] + 1:b_hi[1] - 1, b_lo[0] + 1:b_hi[0] - 1] = False
     p10, p50, p90 = np.percentile(core, [10, 50, 90])
     shell_mean = float(shell.mean()) if shell.size else float(core.mean())
-    return [*np.sort(mm).tolist(), float(core.mean()), float(core.std()), float(p10), float(p50),
-            float(p90), shell_mean, float(shell.std()) if shell.size else 0.0,
-            float(core.mean()) - shell_mean, float(grad[faces].mean()),
-            float(grad[c_lo[2]:c_hi[2], c_lo[1]:c_hi[1], c_lo[0]:c_hi[0]].mean()),
-            float(region.max())]
+    out = [*np.sort(mm).tolist(), float(core.mean()), float(core.std()), float(p10), float(p50),
+           float(p90), shell_mean, float(shell.std()) if shell.size else 0.0,
+           float(core.mean()) - shell_mean, float(grad[faces].mean()),
+           float(grad[c_lo[2]:c_hi[2], c_lo[1]:c_hi[1], c_lo[0]:c_hi[0]].mean()),
+           float(region.max())]
+    if low is None:
+        return out
+    low_region = low[o_lo[2]:o_hi[2], o_lo[1]:o_hi[1], o_lo[0]:o_hi[0]].astype(np.float32)
+    low_core = low_region[c_lo[2]:c_hi[2], c_lo[1]:c_hi[1], c_lo[0]:c_hi[0]]
+    low_shell = low_region[~inside]
+    low_contrast = float(low_core.mean()) - (float(low_shell.mean()) if low_shell.size
+                                             else float(low_core.mean()))
+    diff = low_core - core
+    return [*out, float(low_core.mean()), float(np.median(low_core)), low_contrast,
+            float(diff.mean()), float(np.median(diff)), low_contrast - out[10]]
 
 
 def box_features_3d(hu: np.ndarray, voxel_mm, boxes_xyzxyz: np.ndarray,
-                    scores: np.ndarray) -> np.ndarray:
-    """(N, len(KIND_FEATURES["ct"])) float64: per fused box its score and `measure_box_3d`."""
-    rows = [[score, *measure_box_3d(hu, box, voxel_mm)]
+                    scores: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
+    """(N, len(KIND_FEATURES["ct"])) float64: per fused box its score and `measure_box_3d`;
+    with the low-energy volume ``low``, (N, len(CT_DUAL_FEATURES))."""
+    rows = [[score, *measure_box_3d(hu, box, voxel_mm, low)]
             for box, score in zip(np.asarray(boxes_xyzxyz).tolist(), np.asarray(scores).tolist(),
                                   strict=True)]
-    return np.array(rows, np.float64).reshape(-1, len(KIND_FEATURES["ct"]))
+    width = len(KIND_FEATURES["ct"] if low is None else CT_DUAL_FEATURES)
+    return np.array(rows, np.float64).reshape(-1, width)
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,6 +283,8 @@ class SecondLook:
             raise SecondLookError(f"second look kind: expected one of {list(KIND_FEATURES)}, "
                                   f"got {kind!r}")
         features = KIND_FEATURES[kind]
+        if kind == "ct" and tuple(d.get("features", ())) == CT_DUAL_FEATURES:
+            features = CT_DUAL_FEATURES  # a dual-energy CT second look
         if tuple(d.get("features", ())) != features:
             raise SecondLookError(f"second look features: expected {list(features)} for "
                                   f"{kind} scans, got {d.get('features')}")
@@ -271,6 +297,11 @@ class SecondLook:
     def to_dict(self) -> dict:
         """The metadata entry it was read from (written back unchanged)."""
         return self.source
+
+    @property
+    def energies(self) -> int:
+        """2 for a CT second look that also measures the low-energy volume, else 1."""
+        return 2 if tuple(self.source.get("features", ())) == CT_DUAL_FEATURES else 1
 
     def rescore(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
                 labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -289,18 +320,23 @@ class SecondLook:
         return boxes[order], new[order], labels[order]
 
     def rescore_grid(self, grid: np.ndarray, voxel_mm: float, boxes_xyzxyz: np.ndarray,
-                     scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     scores: np.ndarray,
+                     low_grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(3-D boxes, new scores) sorted by the new scores: the fused boxes scoring at least
         ``min_cnn_score``, in voxels of the CT model's grid ``grid`` (HU, cubic voxels of
-        ``voxel_mm``: `detector.ct_inference.SlabCandidates.grid`), each measured there and
-        scored by the ensemble (a ``ct`` second look)."""
+        ``voxel_mm``: `detector.ct_inference.SlabCandidates.grid`; ``low_grid`` the
+        low-energy volume there, which a dual-energy second look needs), each measured there
+        and scored by the ensemble (a ``ct`` second look)."""
         if self.kind != "ct":
             raise ValueError(f"second look: a {self.kind} model's looks at 2-D scans (rescore)")
+        if self.energies == 2 and low_grid is None:
+            raise ValueError(LOW_ENERGY_NEEDED)
         keep = scores >= self.min_cnn_score
         boxes, scores = boxes_xyzxyz[keep], scores[keep]
         if not len(boxes):
             return boxes, scores.astype(np.float32)
-        x = box_features_3d(grid, (voxel_mm,) * 3, boxes, scores)
+        x = box_features_3d(grid, (voxel_mm,) * 3, boxes, scores,
+                            low_grid if self.energies == 2 else None)
         new = self.ensemble.predict_proba(x).astype(np.float32)
         order = np.argsort(-new, kind="stable")
         return boxes[order], new[order]

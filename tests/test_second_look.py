@@ -215,17 +215,7 @@ def test_ct_second_look_command_station_and_evaluate_agree(tmp_path, capsys):
     _, cnn = tiny_ct_model()
     out = tmp_path / "sl" / "ct.onnx"
     fit = str(sets / "fit" / "annotations.json")
-    # The untrained CNN hits no packet: move each volume's first packet onto its best box,
-    # so that the trees see boxes of both classes.
-    coco = json.loads(Path(fit).read_text())
-    tiny = OnnxModel(cnn)
-    found = VolumeDetector(tiny, min_score=0.0)
-    for image, item in zip(coco["images"], CtVolumes(fit, ["concealed_organic"]), strict=True):
-        ann = next((a for a in coco["annotations"] if a["image_id"] == image["id"]), None)
-        boxes = found.detect(item.volume).boxes_xyzxyz
-        if ann is not None and len(boxes):
-            ann["bbox3d"] = boxes[0].tolist()
-    Path(fit).write_text(json.dumps(coco))
+    _packets_where_it_looks(fit, cnn)
     assert main(["second-look", str(cnn), "--data", fit, "--out", str(out),
                  "--version", "0.0.2", "--min-cnn-score", "0.0"]) == 0
     assert "placeholder" in capsys.readouterr().out
@@ -262,3 +252,75 @@ def test_ct_second_look_command_station_and_evaluate_agree(tmp_path, capsys):
     assert main(["second-look", str(out), "--data", fit, "--out", str(tmp_path / "x.onnx"),
                  "--version", "1"]) == 64
     assert "already has a second look" in capsys.readouterr().err
+
+
+def _packets_where_it_looks(fit: str, cnn) -> None:
+    """The untrained CNN hits no packet: move each volume's first packet onto its best box,
+    so that the trees see boxes of both classes."""
+    from detector.ct_inference import VolumeDetector
+    from detector.model import OnnxModel
+    from training.ct_data import CtVolumes
+
+    coco = json.loads(Path(fit).read_text())
+    found = VolumeDetector(OnnxModel(cnn), min_score=0.0)
+    for image, item in zip(coco["images"], CtVolumes(fit, ["concealed_organic"]), strict=True):
+        ann = next((a for a in coco["annotations"] if a["image_id"] == image["id"]), None)
+        boxes = found.detect(item.volume).boxes_xyzxyz
+        if ann is not None and len(boxes):
+            ann["bbox3d"] = boxes[0].tolist()
+    Path(fit).write_text(json.dumps(coco))
+
+
+def test_ct_second_look_on_two_energies_measures_the_low_one(tmp_path, capsys):
+    """`--energies 2`: each fused box is also measured in the 80 kVp volume on the model's
+    grid; the workstation then needs dual-energy volumes and says so for a single one."""
+    pytest.importorskip("sklearn")
+    from ct_data import synth_small_ct_sets
+    from ct_model_fixture import tiny_ct_model
+
+    from detector.cli import main
+    from detector.ct_inference import VolumeDetector, fuse_candidates, slab_candidates
+    from detector.model import OnnxModel
+    from detector.postprocess import DecodeParams
+    from detector.second_look import CT_DUAL_FEATURES, box_features_3d
+    from detector.volume import Volume
+    from training.ct_data import CtVolumes
+
+    (tmp_path / "ct").mkdir()
+    sets = synth_small_ct_sets(tmp_path / "ct", {"fit": 8, "calib": 4}, kvp=(140, 80))
+    _, cnn = tiny_ct_model()
+    fit = str(sets / "fit" / "annotations.json")
+    _packets_where_it_looks(fit, cnn)
+    out = tmp_path / "sl" / "ct.onnx"
+    assert main(["second-look", str(cnn), "--data", fit, "--out", str(out), "--version", "2",
+                 "--min-cnn-score", "0.0", "--energies", "2"]) == 0
+    model = OnnxModel(out)
+    look = model.info.second_look
+    assert look.energies == 2 and tuple(look.source["features"]) == CT_DUAL_FEATURES
+
+    calib = sets / "calib" / "annotations.json"
+    volume = CtVolumes(calib, ["concealed_organic"], energies=2)[0].volume
+    det = VolumeDetector(model, min_score=0.0).detect(volume)
+    cands = slab_candidates(OnnxModel(cnn).predict, volume, model.info.input_spec,
+                            DecodeParams(stride=model.info.stride, score_thresh=0.0),
+                            with_low=True)
+    seen = []
+    fuse_candidates(cands, 0.0, look=lambda c, b, s: seen.append((b, s)) or (b, s))
+    x = box_features_3d(cands.grid, (4.0,) * 3, *seen[0], cands.low_grid)
+    assert x.shape[1] == len(CT_DUAL_FEATURES) and (x[:, 15] != x[:, 4]).any()  # 80 vs 140
+    np.testing.assert_allclose(det.scores, np.sort(look.ensemble.predict_proba(x))[::-1],
+                               rtol=1e-6)
+    one = Volume(volume.id, volume.hu, volume.voxel_mm, volume.sources)
+    with pytest.raises(ValueError, match="reads dual-energy volumes, and the scan has one"):
+        VolumeDetector(model).detect(one)
+    assert main(["evaluate", "--model", str(out), "--data", str(calib)]) == 0
+    assert "AP3D@0.25=" in capsys.readouterr().out
+    assert main(["second-look", str(tiny_models_dual()), "--data", fit, "--out",
+                 str(tmp_path / "d.onnx"), "--version", "1", "--energies", "2"]) == 64
+    assert "for CT models" in capsys.readouterr().err
+
+
+def tiny_models_dual():
+    from model_fixtures import tiny_models
+
+    return tiny_models()["dual"]

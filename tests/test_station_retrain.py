@@ -293,6 +293,20 @@ def test_retrain_passes_a_second_look_on(tmp_path, capsys):
     assert "carried_over" in info.second_look.provenance
     assert info.alarm_threshold == pytest.approx(entry["metrics"]["new"]["threshold"])
     assert entry["metrics"]["new"]["second_look"] == "carried over from 1.0.1"
+    # the gate judges a model as it runs, second look included
+    from training import retrain as rt
+    from training.data import CocoScans
+    from training.engine import evaluate
+
+    base = OnnxModel(looked)
+    scans = CocoScans(fit, "dual", ["concealed_organic"])
+    gate = [r.scores.tolist() for r in rt._records(base, fit, progress=False)]
+    looked_scores = [r.scores.tolist() for r in evaluate(
+        base.predict, scans, base.info.input_spec, base.info.stride, progress=False,
+        second_look=base_look)]
+    cnn_scores = [r.scores.tolist() for r in evaluate(
+        base.predict, scans, base.info.input_spec, base.info.stride, progress=False)]
+    assert gate == looked_scores != cnn_scores
     assert main(["info", str(reg / "versions" / "c" / "model.onnx")]) == 0
     assert "(16 scans); CNN tiny-dual 1.0.0; carried over from" in capsys.readouterr().out
 

@@ -27,11 +27,12 @@ AP_IOU = 0.25
 
 def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int, progress: bool = True,
                      second_look=None, min_score: float = MIN_SCORE,
-                     on_fused=None) -> list[ScanRecord]:
+                     on_fused=None, with_low: bool = False) -> list[ScanRecord]:
     """Run ``predict`` on every volume of ``volumes`` (`training.ct_data.CtVolumes`), with the
     model's ``second_look`` where it has one; without one, boxes fused down to ``min_score``.
     ``on_fused(cands, boxes, scores)``: each volume's fused boxes on the model's grid
-    (`detector.ct_inference.infer_volume`; `training.second_look.collect_ct` measures them)."""
+    (`detector.ct_inference.infer_volume`; `training.second_look.collect_ct` measures them;
+    ``with_low``: with the low-energy volume on the grid)."""
     params = DecodeParams(stride=stride, score_thresh=MIN_SCORE)
     records = []
     with Progress(len(volumes), "evaluating CT", "volume", enabled=progress) as bar:
@@ -39,7 +40,7 @@ def evaluate_volumes(predict, volumes, spec: InputSpec, stride: int, progress: b
             item = volumes[i]
             boxes, scores = infer_volume(predict, item.volume, spec, params,
                                          second_look=second_look, floor=min_score,
-                                         on_fused=on_fused)
+                                         on_fused=on_fused, with_low=with_low)
             records.append(ScanRecord(item.volume.id, item.volume.size_dhw[1:], item.boxes_xyzxyz,
                                       np.zeros(len(item.boxes_xyzxyz), np.int64), boxes, scores,
                                       np.zeros(len(scores), np.int64), item.objects,

@@ -182,20 +182,24 @@ def _ct_training_data(data: list[Path], spec, classes: list[str], seed: int):
 
 
 def _records(model: OnnxModel, test: Path, progress: bool) -> list:
-    """The exported model's per-scan (CT: per-volume) records on ``test``."""
+    """The exported model's per-scan (CT: per-volume) records on ``test``, as it runs on the
+    workstation (second look included)."""
     info = model.info
     try:
         if info.kind == "ct":
             from training.ct_data import CtVolumes
             from training.ct_eval import evaluate_volumes
 
-            volumes = CtVolumes(test, list(info.classes), info.input_spec.ct_energies)
+            look = info.second_look
+            volumes = CtVolumes(test, list(info.classes), max(info.input_spec.ct_energies,
+                                                              look.energies if look else 1))
             return evaluate_volumes(model.predict, volumes, info.input_spec, info.stride,
-                                    progress=progress)
+                                    progress=progress, second_look=look)
         data = CocoScans(test, info.kind, list(info.classes))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    return evaluate(model.predict, data, info.input_spec, info.stride, progress=progress)
+    return evaluate(model.predict, data, info.input_spec, info.stride, progress=progress,
+                    second_look=info.second_look)
 
 
 def _successor_look(base_model: Path, new_model: Path, look_data: list[Path],
@@ -203,9 +207,11 @@ def _successor_look(base_model: Path, new_model: Path, look_data: list[Path],
     """{"entry": the new model's second look metadata entry, "how": a line saying where it came
     from}, or None: the base has none, or ``cfg.second_look`` is "drop"."""
     base = OnnxModel(base_model, threads=1).info
-    if cfg.second_look == "refit":  # the base's floor, if it has a second look
+    if cfg.second_look == "refit":  # the base's floor and energies, if it has a second look
         floor = base.second_look.min_cnn_score if base.second_look else MIN_CNN_SCORE
-        entry = fit_for_model(OnnxModel(new_model, threads=1), look_data, floor, progress)
+        energies = base.second_look.energies if base.second_look else 1
+        entry = fit_for_model(OnnxModel(new_model, threads=1), look_data, floor, progress,
+                              energies)
         return {"entry": entry, "how": f"fitted on {', '.join(map(str, look_data))}"}
     if base.second_look is None or cfg.second_look == "drop":
         return None

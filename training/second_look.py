@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.second_look import FORMAT, KIND_FEATURES, box_features, box_features_3d
+from detector.second_look import (
+    CT_DUAL_FEATURES,
+    FORMAT,
+    KIND_FEATURES,
+    box_features,
+    box_features_3d,
+)
 from training.metrics import ScanRecord, _hits_an_object
 
 #: Boxes the CNN scores lower are not looked at (`concealscan second-look --min-cnn-score`).
@@ -42,20 +48,23 @@ def collect(predict, data, spec, stride: int, min_cnn_score: float,
 
 
 def collect_ct(predict, volumes, spec, stride: int, min_cnn_score: float,
-               progress: bool = True) -> tuple[list[ScanRecord], np.ndarray]:
+               progress: bool = True, energies: int = 1) -> tuple[list[ScanRecord], np.ndarray]:
     """(records with the CT model's fused boxes down to ``min_cnn_score``; per box its
-    features, `KIND_FEATURES["ct"]`) for every volume of ``volumes``
-    (`training.ct_data.CtVolumes`)."""
+    features, `KIND_FEATURES["ct"]`, or with ``energies`` 2 `CT_DUAL_FEATURES`) for every
+    volume of ``volumes`` (`training.ct_data.CtVolumes`, read with both energies for 2)."""
     from training.ct_eval import evaluate_volumes
 
     rows = []
 
     def measure(cands, boxes, scores) -> None:  # on the model's grid, as the workstation
-        rows.append(box_features_3d(cands.grid, (cands.grid_voxel_mm,) * 3, boxes, scores))
+        rows.append(box_features_3d(cands.grid, (cands.grid_voxel_mm,) * 3, boxes, scores,
+                                    cands.low_grid if energies == 2 else None))
 
     records = evaluate_volumes(predict, volumes, spec, stride, progress,
-                               min_score=min_cnn_score, on_fused=measure)
-    return records, np.concatenate(rows).reshape(-1, len(KIND_FEATURES["ct"]))
+                               min_score=min_cnn_score, on_fused=measure,
+                               with_low=energies == 2)
+    width = len(CT_DUAL_FEATURES if energies == 2 else KIND_FEATURES["ct"])
+    return records, np.concatenate(rows).reshape(-1, width)
 
 
 def hit_labels(records: list[ScanRecord], kind: str = "dual") -> np.ndarray:
@@ -104,9 +113,11 @@ def ensemble_dict(clf) -> dict:
     return {"baseline": float(np.ravel(clf._baseline_prediction)[0]), "trees": trees}
 
 
-def second_look_dict(clf, min_cnn_score: float, provenance: dict, kind: str = "dual") -> dict:
-    """The metadata entry (`detector.model.ModelInfo.second_look`)."""
-    return {"format": FORMAT, "kind": kind, "features": list(KIND_FEATURES[kind]),
+def second_look_dict(clf, min_cnn_score: float, provenance: dict, kind: str = "dual",
+                     features: tuple | None = None) -> dict:
+    """The metadata entry (`detector.model.ModelInfo.second_look`); ``features`` default to
+    the kind's (`CT_DUAL_FEATURES` for a dual-energy CT one)."""
+    return {"format": FORMAT, "kind": kind, "features": list(features or KIND_FEATURES[kind]),
             "min_cnn_score": min_cnn_score, **ensemble_dict(clf), "provenance": provenance}
 
 
@@ -116,10 +127,12 @@ def data_summary(path: Path, records: list[ScanRecord], y: np.ndarray) -> dict:
             "boxes": int(len(y)), "boxes_on_packets": int(y.sum())}
 
 
-def fit_for_model(model, paths: list, min_cnn_score: float, progress: bool = True) -> dict:
+def fit_for_model(model, paths: list, min_cnn_score: float, progress: bool = True,
+                  energies: int = 1) -> dict:
     """The metadata entry of a second look fitted for exported ``model`` (a loaded
     `detector.model.OnnxModel` of kind dual, gray or ct) on the COCO sets ``paths``; UsageError
-    for a set of the wrong kind or one without boxes of both classes."""
+    for a set of the wrong kind or one without boxes of both classes. ``energies`` 2 (CT):
+    each box measured in the low-energy volume too; the sets' volumes need both energies."""
     from detector.errors import UsageError
     from training.ct_data import CtVolumes
     from training.data import CocoScans
@@ -128,13 +141,14 @@ def fit_for_model(model, paths: list, min_cnn_score: float, progress: bool = Tru
     xs, ys, sets = [], [], []
     for path in paths:
         try:
-            data = (CtVolumes(path, list(info.classes), info.input_spec.ct_energies)
+            data = (CtVolumes(path, list(info.classes), max(energies,
+                                                            info.input_spec.ct_energies))
                     if info.kind == "ct" else CocoScans(path, info.kind, list(info.classes)))
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         if info.kind == "ct":
             records, x = collect_ct(model.predict, data, info.input_spec, info.stride,
-                                    min_cnn_score, progress)
+                                    min_cnn_score, progress, energies)
         else:
             records, x, _ = collect(model.predict, data, info.input_spec, info.stride,
                                     min_cnn_score, progress)
@@ -143,12 +157,14 @@ def fit_for_model(model, paths: list, min_cnn_score: float, progress: bool = Tru
         ys.append(y)
         sets.append(data_summary(Path(path), records, y))
     clf = fit(np.concatenate(xs), np.concatenate(ys))
+    features = CT_DUAL_FEATURES if energies == 2 else None
     return second_look_dict(clf, min_cnn_score,
                             {"fitted_on": sets,
                              "classifier": {"sklearn": "HistGradientBoostingClassifier", **FIT},
                              "cnn": {"name": info.name, "version": info.version,
                                      "sha256": model.sha256,
-                                     "alarm_threshold": info.alarm_threshold}}, info.kind)
+                                     "alarm_threshold": info.alarm_threshold}}, info.kind,
+                            features)
 
 
 def attach(path: Path, info, entry: dict, version: str | None = None,

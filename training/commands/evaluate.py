@@ -97,7 +97,8 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     records = []
     for path, prefix in _sets(args.data):
         try:
-            data = CtVolumes(path, classes, spec.ct_energies)
+            data = CtVolumes(path, classes, max(spec.ct_energies, second_look.energies
+                                                if second_look is not None else 1))
         except ValueError as exc:  # names the file, as CocoScans' errors do
             raise UsageError(str(exc)) from exc
         records += _prefixed(evaluate_volumes(predict, data, spec, stride,

@@ -30,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-cnn-score", type=float, default=MIN_CNN_SCORE, metavar="S",
                         help="boxes the CNN scores lower are dropped, not looked at "
                              "(default: %(default)s)")
+    parser.add_argument("--energies", type=int, choices=(1, 2), default=1,
+                        help="CT: 2 also measures each box in the low-energy volume "
+                             "(NAME_80kvp.npy beside each; the model then needs dual-energy "
+                             "scans); default %(default)s")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
 
 
@@ -55,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.resolve() == Path(args.model).resolve():
         raise UsageError(f"--out: {out} is the input model; write a new file")
-    entry = fit_for_model(model, args.data, args.min_cnn_score)
+    if args.energies == 2 and info.kind != "ct":
+        raise UsageError(f"--energies 2: for CT models; {args.model} is a {info.kind} model")
+    entry = fit_for_model(model, args.data, args.min_cnn_score, energies=args.energies)
     SecondLook.from_dict(entry)  # checked before anything is written
     sets = entry["provenance"]["fitted_on"]
     out.parent.mkdir(parents=True, exist_ok=True)
