@@ -154,7 +154,7 @@ def infer_volume(predict: Predict, volume: Volume, spec: InputSpec, params: Deco
     if second_look is not None:
         floor = min(params.score_thresh, second_look.min_cnn_score)
     return fuse_candidates(cands, params.score_thresh if floor is None else floor, fuse_params,
-                           look if second_look is not None or on_fused is not None else None)
+                           look)
 
 
 class VolumeDetector:

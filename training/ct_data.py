@@ -121,6 +121,12 @@ class CtVolumes:
                               material_names(decoys), material_names(benign))
 
 
+def energies_read(spec: InputSpec, second_look=None) -> int:
+    """How many energies a CT model's volumes are read with: its network's, or 2 where its
+    second look measures the low-energy volume (`detector.second_look.SecondLook.energies`)."""
+    return max(spec.ct_energies, second_look.energies if second_look is not None else 1)
+
+
 def slice_rows(ann: dict) -> list[list[int]]:
     """An annotation's per-slice boxes ``[z, x1, y1, x2, y2]``: its ``bbox_slices`` (synth
     writes them), else its ``bbox3d`` footprint on every slice of its z range (labels from

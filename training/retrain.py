@@ -187,14 +187,13 @@ def _records(model: OnnxModel, test: Path, progress: bool) -> list:
     info = model.info
     try:
         if info.kind == "ct":
-            from training.ct_data import CtVolumes
+            from training.ct_data import CtVolumes, energies_read
             from training.ct_eval import evaluate_volumes
 
-            look = info.second_look
-            volumes = CtVolumes(test, list(info.classes), max(info.input_spec.ct_energies,
-                                                              look.energies if look else 1))
+            volumes = CtVolumes(test, list(info.classes),
+                                energies_read(info.input_spec, info.second_look))
             return evaluate_volumes(model.predict, volumes, info.input_spec, info.stride,
-                                    progress=progress, second_look=look)
+                                    progress=progress, second_look=info.second_look)
         data = CocoScans(test, info.kind, list(info.classes))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

@@ -21,7 +21,7 @@ from detector.second_look import (
     box_features,
     box_features_3d,
 )
-from training.metrics import ScanRecord, _hits_an_object
+from training.metrics import HIT_IOU, ScanRecord, _hits_an_object
 
 #: Boxes the CNN scores lower are not looked at (`concealscan second-look --min-cnn-score`).
 MIN_CNN_SCORE = 0.02
@@ -70,14 +70,13 @@ def collect_ct(predict, volumes, spec, stride: int, min_cnn_score: float,
 def hit_labels(records: list[ScanRecord], kind: str = "dual") -> np.ndarray:
     """Per box, in record order: 1 when it overlaps a packet with IoU >= HIT_IOU (a CT
     model's 3-D boxes: 3-D IoU >= evaluate's `training.ct_eval.AP_IOU`)."""
-    if kind == "ct":
-        from detector.ct_fuse import iou_3d
-        from training.ct_eval import AP_IOU
+    from detector.ct_fuse import iou_3d
+    from detector.postprocess import box_iou
+    from training.ct_eval import AP_IOU
 
-        return np.array([_hits_an_object(box, r.gt_boxes, AP_IOU, iou_3d)
-                         for r in records for box in r.boxes], np.int64)
-    return np.array([_hits_an_object(box, r.gt_boxes) for r in records for box in r.boxes],
-                    np.int64)
+    hit_iou, iou = (AP_IOU, iou_3d) if kind == "ct" else (HIT_IOU, box_iou)
+    return np.array([_hits_an_object(box, r.gt_boxes, hit_iou, iou)
+                     for r in records for box in r.boxes], np.int64)
 
 
 def fit(x: np.ndarray, y: np.ndarray):

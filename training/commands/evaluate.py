@@ -90,15 +90,14 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     from pathlib import Path
 
     from detector.errors import UsageError
-    from training.ct_data import CtVolumes
+    from training.ct_data import CtVolumes, energies_read
     from training.ct_eval import evaluate_volumes, summarise_ct, summary_line_ct, write_report_ct
     from training.report import false_alarm_line
 
     records = []
     for path, prefix in _sets(args.data):
         try:
-            data = CtVolumes(path, classes, max(spec.ct_energies, second_look.energies
-                                                if second_look is not None else 1))
+            data = CtVolumes(path, classes, energies_read(spec, second_look))
         except ValueError as exc:  # names the file, as CocoScans' errors do
             raise UsageError(str(exc)) from exc
         records += _prefixed(evaluate_volumes(predict, data, spec, stride,
