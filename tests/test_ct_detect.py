@@ -130,3 +130,15 @@ def test_detect_on_a_volume_writes_box3d_lines_overlay_and_tdr(tmp_path):
     assert (out / "overlays" / "bag.png").stat().st_size > 0
     report = read_tdr(tmp_path / "tdr" / "bag.dcs")
     assert report.kind == "ct" and len(report.threats) == len(line["detections"])
+
+
+def test_info_shows_a_ct_models_voxel_size_and_hu_window(capsys):
+    """`concealscan info` on a CT model prints what its input means (voxel size, HU window),
+    not the 2-D attenuation scales, which a CT model does not use."""
+    from detector.cli import main
+
+    _, onnx_path = tiny_ct_model()
+    assert main(["info", str(onnx_path)]) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if "input" in s)
+    assert "voxel_mm=4.0" in line and "hu_window=[-1000.0, 2000.0]" in line
+    assert "att_scale" not in line

@@ -30,8 +30,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}\n  name/version   {meta['name']} {meta['version']} ({meta['precision']})")
         print(f"  classes        {', '.join(meta['classes'])}")
         palette = f" palette={spec['palette']}" if spec.get("palette") else ""
+        scales = (f"voxel_mm={spec['voxel_mm']} hu_window={spec['hu_window']}"
+                  if spec["kind"] == "ct"
+                  else f"att_scale={spec['att_scale']} scale={spec['scale']}")
         print(f"  input          kind={spec['kind']} channels={spec['channels']} "
-              f"att_scale={spec['att_scale']} scale={spec['scale']}{palette}")
+              f"{scales}{palette}")
         print(f"  stride         {meta['stride']}")
         print(f"  alarm thresh   {meta['alarm_threshold']:.4f} "
               f"({meta['provenance'].get('threshold_source', '?')})")
