@@ -135,3 +135,36 @@ def test_operator_reviews_scans_in_the_viewer(station, page):
 def _centre(page) -> tuple[float, float]:
     box = page.locator("#viewport").bounding_box()
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_a_decision_goes_to_the_scan_on_screen_when_scans_load_out_of_order(station, page):
+    """The operator opens scan A, whose image is slow to come, and moves on to B before A has
+    loaded: B is what is drawn, and the decision key saves on B, never on A (A's late answer
+    is dropped); a key pressed while a scan is still loading saves nothing."""
+    token = auth.add_operator(station.db, "ann")
+    with LiveServer(create_app(station)) as server:
+        page.goto(server.url + "/")
+        page.fill("#token", token)
+        page.click("#login")
+        sync_api.expect(page.locator("#queue li")).to_have_count(3)
+        slow_id, fast_id = [li.get_attribute("data-id")
+                            for li in page.locator("#queue li:not([data-state=error])").all()]
+        release = []
+        page.route(f"**/api/scans/{slow_id}/image.png", lambda route: release.append(route))
+        page.click(f"#queue li[data-id='{slow_id}']")
+        sync_api.expect(page.locator("#scan-state")).to_contain_text("loading")
+        page.locator("#viewport").focus()
+        page.keyboard.press("x")  # while A loads: nothing is saved
+        sync_api.expect(page.locator("#action-status")).to_contain_text("still loading")
+        page.click(f"#queue li[data-id='{fast_id}']")
+        sync_api.expect(page.locator("#scan-state")).to_contain_text(f"{fast_id}: ALARM")
+        page.wait_for_function("() => true")
+        assert release, "the slow scan's image was never requested"
+        release[0].continue_()  # A's image arrives after B is on screen
+        page.wait_for_timeout(500)
+        sync_api.expect(page.locator("#scan-state")).to_contain_text(fast_id)
+        page.locator("#viewport").focus()
+        page.keyboard.press("x")
+        sync_api.expect(page.locator("#decisions li[data-decision=clear]")).to_have_count(1)
+    assert [d.decision for d in station.db.decisions(fast_id)] == ["clear"]
+    assert station.db.decisions(slow_id) == []

@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   token: sessionStorage.getItem("concealscan-token"),
   scans: [], current: null, detail: null,
+  shown: null,          // the scan drawn on screen, once all of it has loaded
   images: {},           // view name -> ImageBitmap for the current scan
   slices: 0, z: 0,      // CT scans: number of slices and the one shown
   zoom: 1, panX: 0, panY: 0,
@@ -92,22 +93,33 @@ function moveInQueue(step) {
 
 // ---- scan view -----------------------------------------------------------------------------
 async function openScan(id) {
+  // Everything is loaded first and drawn only if the operator is still on this scan, so a
+  // slow scan that arrives after a later one was opened never replaces it on screen, and a
+  // decision (`decide`) always goes to the scan that is drawn (`state.shown`).
   state.current = id;
+  state.shown = null;
   state.drawnBoxes = [];
   setDrawing(false);
   for (const li of $("queue").children) li.classList.toggle("selected", li.dataset.id === id);
-  const detail = await (await api(`/api/scans/${encodeURIComponent(id)}`)).json();
-  state.detail = detail;
-  state.images = {};
+  const loading = document.createElement("p");
+  loading.id = "scan-state";
+  loading.textContent = `${id}: loading...`;
+  $("scan-info").replaceChildren(loading);
+  const path = `/api/scans/${encodeURIComponent(id)}`;
+  const detail = await (await api(path)).json();
+  const images = {};
   for (const view of ["image.png", "gray.png"]) {
-    if (detail.views.includes(view)) state.images[view] = await loadBitmap(`/api/scans/${id}/${view}`);
+    if (detail.views.includes(view)) images[view] = await loadBitmap(`${path}/${view}`);
   }
+  const heatBlob = detail.views.includes("heat.png")
+    ? await (await api(`${path}/heat.png`)).blob() : null;
+  if (state.current !== id) return;  // the operator has moved on
+  state.detail = detail;
+  state.images = images;
   const heat = $("heat");
   if (heat.src) URL.revokeObjectURL(heat.src);
   heat.removeAttribute("src");
-  if (detail.views.includes("heat.png")) {
-    heat.src = URL.createObjectURL(await (await api(`/api/scans/${id}/heat.png`)).blob());
-  }
+  if (heatBlob) heat.src = URL.createObjectURL(heatBlob);
   state.slices = detail.slices || 0;
   $("slice-control").hidden = state.slices === 0;
   if (state.slices) {
@@ -123,12 +135,13 @@ async function openScan(id) {
   drawBase();
   drawBoxes();
   showDecisions(detail.decisions);
+  state.shown = id;
   $("viewport").focus();
 }
 
 // CT: page through the slices; boxes are those whose z range holds the slice shown.
 async function showSlice(z) {
-  if (!state.slices || !state.current) return;
+  if (!state.slices || !state.current || state.shown !== state.current) return;
   z = Math.min(state.slices - 1, Math.max(0, z));
   // The slice index moves at once, so that keys pressed faster than slices load all count;
   // a slice that arrives after a later request (or another scan) was made is dropped.
@@ -358,18 +371,24 @@ function setDrawing(on) {
 }
 
 async function decide(decision, boxes) {
-  if (!state.current) return;
+  const id = state.shown;
+  if (!id || id !== state.current) {
+    if (state.current) $("action-status").textContent = "not saved: the scan is still loading";
+    return;
+  }
   const body = {decision, boxes, note: $("note").value};
   try {
-    await api(`/api/scans/${encodeURIComponent(state.current)}/decision`, {
+    await api(`/api/scans/${encodeURIComponent(id)}/decision`, {
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
-    $("action-status").textContent = `saved: ${decision}`;
+    $("action-status").textContent = `saved: ${decision} (${id})`;
     $("note").value = "";
-    setDrawing(false);
-    const detail = await (await api(`/api/scans/${encodeURIComponent(state.current)}`)).json();
-    state.detail = detail;
-    showInfo(detail);
-    showDecisions(detail.decisions);
+    const detail = await (await api(`/api/scans/${encodeURIComponent(id)}`)).json();
+    if (state.shown === id) {
+      setDrawing(false);
+      state.detail = detail;
+      showInfo(detail);
+      showDecisions(detail.decisions);
+    }
     await refreshQueue();
   } catch (error) {
     $("action-status").textContent = `not saved: ${error.message}`;
