@@ -72,9 +72,10 @@ def discover_scans(paths: Iterable[str | Path]) -> list[ScanRef]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(
+            files.extend(  # a link whose target is gone is listed: its reader reports it
                 p for p in sorted(path.iterdir())
-                if p.is_file() and p.suffix.lower() in SCAN_SUFFIXES
+                if (p.is_file() or (p.is_symlink() and not p.exists()))
+                and p.suffix.lower() in SCAN_SUFFIXES
             )
         else:
             files.append(path)

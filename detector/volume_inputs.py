@@ -118,8 +118,45 @@ def is_volume_file(path: Path) -> bool:
         return False  # unreadable: the 2-D reader reports it with its reason
 
 
+def listed_files(folder: Path) -> list[Path]:
+    """The files directly in ``folder``, by name, and links in it whose target is gone (a
+    scan that vanished is reported by its reader, never dropped)."""
+    return [c for c in sorted(folder.iterdir())
+            if c.is_file() or (c.is_symlink() and not c.exists())]
+
+
+def _scan_like(path: Path) -> bool:
+    return (path.suffix.lower() in SCAN_SUFFIXES + VOLUME_SUFFIXES or not path.suffix
+            or _sniff(path) == "dicom")
+
+
+def _subfolder_inputs(folder: Path) -> list[InputRef]:
+    """Inputs for the folders inside a folder given to ``detect``: one holding a CT series is a
+    volume; one holding other scans is an error input saying so (folders are not searched,
+    and a scan must never be dropped unseen); one holding no scan is not an input."""
+    refs: list[InputRef] = []
+    for sub in sorted(c for c in folder.iterdir() if c.is_dir() and not c.name.startswith(".")):
+        ct, _ = sort_dicom_folder(sub)
+        if ct:
+            refs.append(VolumeRef(sub.name, sub))
+        elif scans := [c for c in listed_files(sub) if _scan_like(c)]:
+            refs.append(ScanRef(id=sub.name, files=(sub,), problem=(
+                f"a folder of {len(scans)} scan file(s) inside {folder}, not a CT series; "
+                f"folders are not searched: give {sub} itself")))
+    return refs
+
+
+def input_files(ref: InputRef) -> set[Path]:
+    """The files (or series folder) an input reads, to tell one input given twice."""
+    if isinstance(ref, VolumeRef):
+        return {ref.path_} | ({ref.low} if ref.low is not None else set())
+    return set(ref.files)
+
+
 def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
-    """Every scan and volume under ``paths`` (folders not recursed), in the order given."""
+    """Every scan and volume under ``paths``, in the order given, each once (a pair given as
+    both its halves, or a file given twice, is one input). Folders are not searched beyond
+    their first level, where a folder of CT slices is a volume (`_subfolder_inputs`)."""
     refs: list[InputRef] = []
     for raw in paths:
         path = Path(raw)
@@ -134,7 +171,7 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
         if ct:
             refs.append(VolumeRef(path.name, path))
         flat: list[Path] = []
-        children = [c for c in sorted(path.iterdir()) if c.is_file() and c not in taken]
+        children = [c for c in listed_files(path) if c not in taken]
         volume_files = [c for c in children if c.suffix.lower() in VOLUME_SUFFIXES or (
             c.suffix.lower() in (".tif", ".tiff") and is_volume_file(c))]
         volumes = _volume_refs(volume_files)
@@ -149,7 +186,16 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
                 # a slice too damaged or too short to tell) is reported, never dropped
                 flat.append(child)
         refs.extend(discover_scans(flat))
-    return refs
+        refs.extend(_subfolder_inputs(path))
+    seen: set[Path] = set()
+    unique = []
+    for ref in refs:
+        files = {Path(f).absolute() for f in input_files(ref)}
+        if files <= seen:
+            continue
+        seen |= files
+        unique.append(ref)
+    return unique
 
 
 def read_input(ref: InputRef, max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -165,3 +165,45 @@ def test_slice_with_damaged_header_fails_the_volume_and_is_not_listed_apart(tmp_
         read_volume(tmp_path / "s")
     assert err.value.path == str(paths[-1])
     assert discover_inputs([tmp_path / "s"]) == [VolumeRef("s", tmp_path / "s")]
+
+
+def _png(path, value=100):
+    import cv2
+
+    cv2.imwrite(str(path), np.full((20, 30), value, np.uint8))
+    return path
+
+
+def test_each_input_once_when_given_as_several_paths(tmp_path):
+    """`detect dir/*` names both halves of a pair (and may name a file twice): each input is
+    found once, not once per path that leads to it."""
+    high, low = _png(tmp_path / "bag_high.png", 200), _png(tmp_path / "bag_low.png", 150)
+    gray = _png(tmp_path / "other.png")
+    refs = discover_inputs([high, low, gray, gray, tmp_path])
+    assert [r.id for r in refs] == ["bag", "other"]
+    assert refs[0].files == (high, low)
+
+
+def test_a_link_whose_scan_is_gone_is_reported_not_dropped(tmp_path):
+    _png(tmp_path / "kept.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    refs = {r.id: r for r in discover_inputs([tmp_path])}
+    assert set(refs) == {"gone", "kept"}
+    with pytest.raises(ScanError, match="gone.png"):
+        read_input(refs["gone"])
+
+
+def test_subfolders_a_ct_series_is_a_volume_other_scans_are_an_error_not_skipped(tmp_path):
+    """Folders are searched one level deep for CT series only: a folder of scans inside the
+    folder given is an error input (manual check), never left out unseen; a folder holding
+    no scan (an output folder's notes) is no input."""
+    write_ct_series(tmp_path / "series_a", phantom_hu((6, 16, 16)), sop=DICOM_CT)
+    _png((tmp_path / "more").mkdir() or tmp_path / "more" / "scan.png")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not a scan")
+    refs = {r.id: r for r in discover_inputs([tmp_path])}
+    assert set(refs) == {"series_a", "more"}
+    assert isinstance(refs["series_a"], VolumeRef)
+    assert read_input(refs["series_a"]).size_dhw == (6, 16, 16)
+    with pytest.raises(ScanError, match="folders are not searched"):
+        read_input(refs["more"])
