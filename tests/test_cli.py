@@ -49,6 +49,25 @@ def test_check_reports_kinds_and_exit_zero(tmp_path):
     assert rows[0]["size_hw"] == [60, 80]
 
 
+def test_check_reads_what_detect_reads_ct_volumes_included(tmp_path):
+    """`check` finds inputs as `detect` does: a CT volume (.npy with its sidecar) is checked
+    as a volume, and a truncated one is an error (exit 2), not "0 scan(s)" or "not an image"."""
+    import numpy as np
+
+    hu = np.full((6, 16, 20), -1000.0, np.float32)
+    hu[2:4, 4:12, 5:15] = 300.0  # a packet in air
+    np.save(tmp_path / "vol.npy", hu)
+    (tmp_path / "vol.json").write_text('{"voxel_mm": [2, 1, 1]}')
+    proc = concealscan("check", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert row["kind"] == "ct" and row["size_dhw"] == [6, 16, 20] and row["energies"] == 1
+    data = (tmp_path / "vol.npy").read_bytes()
+    (tmp_path / "vol.npy").write_bytes(data[: len(data) // 2])
+    proc = concealscan("check", str(tmp_path))
+    assert proc.returncode == 2 and "vol" in proc.stdout and "ERROR" in proc.stdout
+
+
 def test_check_missing_file_is_reported_not_skipped(tmp_path):
     proc = concealscan("check", str(tmp_path / "gone.png"))
     assert proc.returncode == 2

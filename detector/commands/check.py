@@ -7,29 +7,41 @@ import json
 import sys
 
 from detector.errors import ScanError
-from detector.readers import DEFAULT_MAX_PIXELS, discover_scans, read_scan
+from detector.readers import DEFAULT_MAX_PIXELS
 from detector.report import progress
+from detector.volume import Volume
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="scan files or folders (NAME_high/NAME_low pairs are joined)")
+                        help="scan files, CT volumes or folders, found as `detect` finds them "
+                             "(NAME_high/NAME_low pairs are joined)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per scan instead of a table")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse images larger than this many pixels (default: %(default)s)")
+    parser.add_argument("--voxel-mm", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                        help="voxel size of .npy/TIFF volumes that have no NAME.json sidecar")
 
 
 def run(args: argparse.Namespace) -> int:
-    refs = discover_scans(args.paths)
+    from detector.volume_inputs import discover_inputs, read_input
+
+    refs = discover_inputs(args.paths)  # what `detect` would read, each input once
     failed = 0
     rows = []
     for ref in progress(refs, desc="checking scans", unit="scan"):
         try:
-            scan = read_scan(ref, max_pixels=args.max_pixels)
-        except ScanError as exc:
+            scan = read_input(ref, max_pixels=args.max_pixels, voxel_mm=args.voxel_mm)
+        except (ScanError, ValueError) as exc:
             failed += 1
-            rows.append({"id": ref.id, "scan": ref.path, "status": "error", "error": exc.reason})
+            reason = exc.reason if isinstance(exc, ScanError) else str(exc)
+            rows.append({"id": ref.id, "scan": ref.path, "status": "error", "error": reason})
+            continue
+        if isinstance(scan, Volume):
+            rows.append({"id": scan.id, "scan": ref.path, "status": "ok", "kind": "ct",
+                         "size_dhw": list(scan.size_dhw), "voxel_mm": list(scan.voxel_mm),
+                         "energies": 1 if scan.low is None else 2})
             continue
         h, w = scan.size_hw
         rows.append({"id": scan.id, "scan": ref.path, "status": "ok", "kind": scan.kind,
@@ -38,11 +50,12 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row))
     else:
-        print(f"{'id':<28} {'kind':<6} {'size (HxW)':<12} {'bits':>4}  status")
+        print(f"{'id':<28} {'kind':<6} {'size':<12} {'bits':>4}  status")
         for row in rows:
             if row["status"] == "ok":
-                size = "x".join(map(str, row["size_hw"]))
-                print(f"{row['id']:<28} {row['kind']:<6} {size:<12} {row['bit_depth']:>4}  ok")
+                size = "x".join(map(str, row.get("size_hw") or row["size_dhw"]))
+                bits = row.get("bit_depth", "-")
+                print(f"{row['id']:<28} {row['kind']:<6} {size:<12} {bits:>4}  ok")
             else:
                 print(f"{row['id']:<28} {'-':<6} {'-':<12} {'-':>4}  ERROR: {row['error']}")
         print(f"{len(rows)} scan(s), {failed} unreadable", file=sys.stderr)
