@@ -198,6 +198,29 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
     return unique
 
 
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lower()
+
+
+def unique_ids(refs: list[InputRef]) -> list[InputRef]:
+    """``refs`` with ids made unique within the run (``bag1``, ``bag1~2``, ...): ids name the
+    overlay and report files, so two inputs called alike (``a/bag1.png`` and ``b/bag1.png``,
+    ``bag1.png`` and ``bag1.jpg``) would otherwise overwrite each other's outputs. Names that
+    differ only in case or in characters a file name cannot hold count as alike."""
+    from dataclasses import replace
+
+    taken: set[str] = set()
+    out = []
+    for ref in refs:
+        new_id, n = ref.id, 1
+        while _file_safe(new_id) in taken:
+            n += 1
+            new_id = f"{ref.id}~{n}"
+        taken.add(_file_safe(new_id))
+        out.append(ref if new_id == ref.id else replace(ref, id=new_id))
+    return out
+
+
 def read_input(ref: InputRef, max_pixels: int = DEFAULT_MAX_PIXELS,
                max_voxels: int = DEFAULT_MAX_VOXELS, voxel_mm=None,
                max_volume_bytes: int = DEFAULT_MAX_VOLUME_BYTES) -> Scan | Volume:

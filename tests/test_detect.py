@@ -79,3 +79,21 @@ def test_detect_exit_zero_when_all_processed_and_min_score_filters(tmp_path, fol
 def test_detect_usage_errors_exit_64(tmp_path, folder, args):
     proc = detect(folder, "--out", tmp_path, *args)
     assert proc.returncode == 64, proc.stderr
+
+
+def test_inputs_called_alike_keep_their_own_overlays_and_reports(tmp_path):
+    """``a/bag1.png``, ``b/bag1.png`` and ``a/BAG1.png`` are three scans: each gets its own id
+    (``bag1``, ``bag1~2``, ...), overlay and DICOS report, none overwrites another's."""
+    from conftest import colour_image, write_png
+
+    for folder, name in (("a", "bag1"), ("b", "bag1"), ("a", "BAG1")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        write_png(tmp_path / folder / f"{name}.png", colour_image())
+    out = tmp_path / "out"
+    proc = detect(tmp_path / "a", tmp_path / "b", "--out", out, "--dicos-out", out / "tdr",
+                  "--model", tiny_models()["color"])
+    assert proc.returncode == 0, proc.stderr
+    lines = read_lines(out)
+    assert len({ln["id"] for ln in lines}) == 3 and len({ln["scan"] for ln in lines}) == 3
+    assert len(list((out / "overlays").glob("*.png"))) == 3
+    assert len(list((out / "tdr").glob("*.dcs"))) == 3

@@ -76,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
     from detector.outputs import EXIT_OUTPUT
     from detector.results import ModelChooser
-    from detector.volume_inputs import discover_inputs
+    from detector.volume_inputs import discover_inputs, unique_ids
 
     if not 0.0 <= args.min_score <= 1.0:
         raise UsageError(f"--min-score: expected 0..1, got {args.min_score}")
     if args.threads < 1:
         raise UsageError(f"--threads: expected >= 1, got {args.threads}")
-    refs = discover_inputs(args.paths)
+    refs = unique_ids(discover_inputs(args.paths))
     if not refs:
         raise UsageError(f"no scans found in {' '.join(args.paths)}")
     chooser = ModelChooser(args.model, threads=args.threads, min_score=args.min_score)
