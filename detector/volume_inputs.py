@@ -53,6 +53,13 @@ class VolumeRef:
 _ENERGY_STEM = re.compile(r"^(?P<main>.+)_(?P<kvp>\d+(?:\.\d+)?)kvp$", re.IGNORECASE)
 
 
+def energy_main(path: Path) -> Path | None:
+    """The main volume file a ``NAME_<kVp>kvp`` file belongs to (``NAME`` + its suffix), or
+    None when ``path`` is not named as a second energy."""
+    m = _ENERGY_STEM.match(Path(path).stem)
+    return None if m is None else Path(path).with_name(m["main"] + Path(path).suffix)
+
+
 def _volume_refs(files: list[Path]) -> dict[Path, VolumeRef]:
     """Volume file -> its ref, for the volume files of one folder: a main volume with exactly
     one ``NAME_<kVp>kvp`` file beside it carries that file as `VolumeRef.low`, and the

@@ -223,3 +223,96 @@ def test_real_sigkill_and_restart_of_the_command(tmp_path):
     got = sorted(ln["id"] for ln in lines(out))
     assert got == [f"c{i:02d}" for i in range(12)]
     assert len(list((inbox / "processed").iterdir())) == 12
+
+
+def _settled(*paths: Path, age_s: float = 10.0) -> None:
+    then = time.time() - age_s
+    for p in paths:
+        for q in [p, *p.rglob("*")] if p.is_dir() else [p]:
+            os.utime(q, (then, then))
+
+
+def _volume_file(path: Path, hu) -> Path:
+    import numpy as np
+
+    from detector.volume_readers import write_sidecar
+
+    np.save(path, hu)
+    write_sidecar(path, (4.0, 4.0, 4.0))
+    return path
+
+
+def test_ct_volumes_and_series_folders_are_taken_in_with_their_parts(tmp_path):
+    """A .npy volume moves with its sidecar, a dual-energy one with its NAME_80kvp volume, a
+    dropped folder of DICOM CT slices is one volume; a folder of other scans fails (manual
+    check) instead of lying unseen; a .npy waits for its sidecar, then fails without it. With
+    --data the station keeps each volume read (volume.npy) and its slices."""
+    from ct_data import phantom_hu, write_ct_series
+    from ct_model_fixture import tiny_ct_model
+
+    handle = make_handle([tiny_model("dual")[0], tiny_ct_model()[1]])
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    hu = phantom_hu((12, 40, 48))
+    _volume_file(inbox / "vol1.npy", hu)
+    _volume_file(inbox / "vol2.npy", hu)
+    _volume_file(inbox / "vol2_80kvp.npy", hu)
+    write_ct_series(inbox / "series3", hu, voxel_mm=(2.0, 2.0, 2.0))
+    (inbox / "pics").mkdir()
+    (inbox / "pics" / "bag.png").write_bytes(colour_bytes())
+    import numpy as np
+
+    np.save(inbox / "lonely.npy", hu)  # its sidecar has not come
+    _settled(*inbox.iterdir())
+    _settled(inbox / "lonely.npy", age_s=3.0)  # settled, younger than the 5 s pair timeout
+    station = Station(tmp_path / "data", handle)
+    w = watcher(tmp_path, handle, record=station.receive_analysed)
+    assert w.poll_once() == 4
+    got = {ln["id"]: ln for ln in lines(tmp_path / "out")}
+    assert {k: v["status"] for k, v in got.items()} == {
+        "vol1": "ok", "vol2": "ok", "series3": "ok", "pics": "error"}
+    assert all(got[k]["kind"] == "ct" for k in ("vol1", "vol2", "series3"))
+    assert "holds no DICOM/DICOS CT series" in got["pics"]["error"]
+    processed = inbox / "processed"
+    assert sorted(p.name for p in (processed / "vol2").iterdir()) == [
+        "claim.json", "vol2.json", "vol2.npy", "vol2_80kvp.json", "vol2_80kvp.npy"]
+    assert got["vol1"]["scan"] == str(processed / "vol1" / "vol1.npy")  # where it now lies
+    assert (processed / "series3" / "series3").is_dir()
+    assert sorted(p.name for p in inbox.iterdir()) == [
+        ".watch.lock", "failed", "lonely.npy", "processed", "work"]
+    stored = sorted(p.parent.parent.name for p in (tmp_path / "data" / "scans").glob(
+        "*/input/volume.npy"))
+    assert len(stored) == 3  # vol1, vol2, series3: as read, for the viewer and retraining
+    w.cfg = WatchConfig(inbox=inbox, out=tmp_path / "out", settle_s=1.0, pair_timeout_s=0.0)
+    assert w.poll_once() == 1  # the sidecar never came: read alone, it fails
+    assert lines(tmp_path / "out")[-1]["status"] == "error"
+    assert (inbox / "failed" / "lonely" / "lonely.npy").exists()
+
+
+def test_an_id_already_reported_in_out_still_gets_its_own_line(tmp_path, handle):
+    """OUT may already hold results.jsonl lines (an earlier `detect` or watcher) with the id of
+    a new scan: the new scan gets a new key and its own line, never none."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text(json.dumps({"id": "bag2", "status": "ok"}) + "\n")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "bag2.png").write_bytes(b"")  # unreadable: fails, and must still be reported
+    _settled(inbox / "bag2.png")
+    assert watcher(tmp_path, handle).poll_once() == 1
+    new = lines(out)[1:]
+    assert len(new) == 1 and new[0]["id"] == "bag2~2" and new[0]["status"] == "error"
+
+
+def test_watch_once_exits_2_when_an_input_failed(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "good.png").write_bytes(colour_bytes())
+    (inbox / "bad.png").write_bytes(b"not an image")
+    _settled(*inbox.iterdir())
+    cmd = [sys.executable, "-m", "detector.cli", "watch", str(inbox), "--out",
+           str(tmp_path / "out"), "--model", str(tiny_model("color")[0]), "--once",
+           "--settle", "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "1 input(s) could not be assessed" in proc.stderr
+    assert len(lines(tmp_path / "out")) == 2

@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         if args.once:
             watcher.recover()
             watcher.poll_once()
+            if watcher.failures:
+                print(f"concealscan watch: {watcher.failures} input(s) could not be assessed "
+                      f"(in {args.inbox / 'failed'}; manual check)", file=sys.stderr)
+                return 2
         else:
             print(f"watching {args.inbox} (model {handle.model.get('version')}); "
                   "Ctrl-C to stop", file=sys.stderr)

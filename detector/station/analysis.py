@@ -48,8 +48,9 @@ class Analysis:
                              f"{self.overlay_png[:8]!r}")
 
 
-#: Reads one scan (a file or a high/low pair) and detects; never raises for a bad scan:
-#: the line says ``"status": "error"`` and why, so the scan goes to manual check.
+#: Reads one scan (a file or a high/low pair, or a CT volume's `VolumeRef`) and detects; never
+#: raises for a bad scan: the line says ``"status": "error"`` and why, so the scan goes to
+#: manual check.
 Analyzer = Callable[[ScanRef], Analysis]
 
 

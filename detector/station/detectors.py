@@ -64,8 +64,10 @@ def detector_loader(models: Sequence[Path] | None,
 def _analyzer(chooser, max_pixels: int):
     from detector.results import error_line, ok_line
 
-    def analyze(ref: ScanRef) -> Analysis:
+    def analyze(ref: ScanRef | VolumeRef) -> Analysis:
         t0 = time.perf_counter()
+        if isinstance(ref, VolumeRef):  # a volume the watch folder took in
+            return _analyze_volume(chooser, ref)
         volume_files = {Path(f).stem: Path(f) for f in ref.files if Path(f).suffix == ".npy"}
         if volume_files:  # the store names them volume.npy and, dual-energy, volume_low.npy
             return _analyze_volume(chooser, VolumeRef(ref.id, volume_files["volume"],
@@ -96,6 +98,6 @@ def _analyze_volume(chooser, ref) -> Analysis:
         overlay.append(encode_png(render_volume_overlay(volume, det)))  # BGR, as cv2 writes
 
     line, volume, det = assess_volume(ref, chooser, MIN_SCORE, render=render)
-    if det is None:
-        return Analysis(line=line)
+    if det is None:  # a volume that was read still has slices to page for the manual check
+        return Analysis(line=line, volume=volume)
     return Analysis(line=line, volume=volume, overlay_png=overlay[0])

@@ -141,11 +141,17 @@ class Station:
         if self.db.has_source(source):
             return self._row_for_source(source)
         received_at = utc_now()
-        roles = ROLES_SINGLE if len(files) == 1 else ROLES_DUAL
         scan_id = new_scan_id()
         staging = self.store.staging_dir(scan_id)
         try:
-            self.store.adopt_files(staging, files, roles)
+            if analysis is not None and an.line_kind(analysis.line) == "ct":
+                # a volume (a DICOM series, TIFF, .npy) is kept as the station keeps uploaded
+                # ones, volume.npy + volume.json, as it was read; one that could not be read
+                # keeps no input (its line says why)
+                self.store.write_volume(staging, analysis.volume)
+            elif files := [f for f in files if Path(f).is_file()]:  # a folder: its line says
+                roles = ROLES_SINGLE if len(files) == 1 else ROLES_DUAL  # why it was refused
+                self.store.adopt_files(staging, files, roles)
             (staging / "source.txt").write_text(source)
             self.store.commit(staging, scan_id)
         except BaseException:

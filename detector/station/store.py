@@ -133,6 +133,23 @@ class ScanStore:
             paths.append(dst)
         return paths
 
+    def write_volume(self, staging: Path, volume) -> list[Path]:
+        """A `detector.volume.Volume` (None: nothing) into ``staging`` as the uploaded volumes
+        are stored: ``volume.npy`` (HU, float32) + ``volume.json``, and ``volume_low.*``."""
+        import numpy as np
+
+        from detector.volume_readers import write_sidecar
+
+        if volume is None:
+            return []
+        paths = []
+        for stem, hu in (("volume", volume.hu), ("volume_low", volume.low)):
+            if hu is not None:
+                path = staging / "input" / f"{stem}.npy"
+                np.save(path, np.asarray(hu, np.float32), allow_pickle=False)
+                paths += [path, write_sidecar(path, volume.voxel_mm)]
+        return paths
+
     def commit(self, staging: Path, scan_id: str) -> Path:
         final = self.scan_dir(scan_id)
         os.replace(staging, final)

@@ -1,5 +1,11 @@
 """The watch folder: every scan dropped into INBOX is processed exactly once, even across a kill.
 
+What counts as one input: a 2-D scan file or a ``_high``/``_low`` pair; a CT volume file
+(``.npy``, multi-page TIFF, multi-frame DICOS/DICOM CT) with its ``NAME.json`` sidecar and its
+second-energy ``NAME_<kVp>kvp`` file (with its sidecar) if any; a folder dropped whole, which
+must hold one DICOM/DICOS CT series. Parts that belong together wait for each other up to
+``pair_timeout_s``, then what is there is processed (and fails, for manual check).
+
 Each scan moves through states that live on disk, so a restart knows where it stopped:
 
 1. *claimed*: ``INBOX/work/KEY/claim.json`` lists its files, then they are renamed in;
@@ -21,9 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from detector.dicom_ct import sort_dicom_folder
 from detector.outputs import remove_temporaries, write_atomic
 from detector.readers import ScanRef, discover_scans
 from detector.station import analysis as an
+from detector.volume_inputs import (
+    VOLUME_SUFFIXES,
+    InputRef,
+    VolumeRef,
+    discover_inputs,
+    energy_main,
+    is_volume_file,
+)
 
 log = logging.getLogger("concealscan.watch")
 
@@ -78,6 +93,7 @@ class Watcher:
             self._lock_fh.close()
             raise WatchLockedError(f"{inbox}: another 'concealscan watch' is running") from exc
         self._reported = self._load_reported()
+        self.failures = 0  # inputs this watcher sent to failed/ (`watch --once` exits 2)
 
     def close(self) -> None:
         self._lock_fh.close()
@@ -109,28 +125,73 @@ class Watcher:
                 time.sleep(self.cfg.poll_s)
 
     # -- discovery and claiming --------------------------------------------------------------
-    def _ready(self, now: float) -> list[ScanRef]:
-        files = []
-        for p in sorted(Path(self.cfg.inbox).iterdir()):
-            if p.name.startswith(".") or p.suffix.lower() in _PARTIAL_SUFFIXES or not p.is_file():
+    def _ready(self, now: float) -> list[InputRef]:
+        inbox = Path(self.cfg.inbox)
+        reserved = {self.work, self.processed, self.failed}
+        files, folders = [], []
+        for p in sorted(inbox.iterdir()):
+            if p.name.startswith(".") or p.suffix.lower() in _PARTIAL_SUFFIXES or p in reserved:
                 continue
-            if now - p.stat().st_mtime >= self.cfg.settle_s:
-                files.append(p)
-        ready = []
-        for ref in discover_scans(files):
-            newest = max(p.stat().st_mtime for p in ref.files)
-            if ref.problem is not None and now - newest < self.cfg.pair_timeout_s:
-                continue  # the other half may still be on its way
+            if p.is_dir():
+                if self._settled_folder(p, now):
+                    folders.append(p)
+            elif (p.is_file() or p.is_symlink()) and now - p.lstat().st_mtime >= self.cfg.settle_s:
+                files.append(p)  # a link whose scan is gone too: it fails, never lingers
+        settled = set(files)
+        volumes = [p for p in files if _volume_suffix(p) and is_volume_file(p)]
+        # a sidecar or a second-energy file goes with its main volume, not on its own
+        parts = {p.with_suffix(".json") for p in volumes}
+        parts |= {p for p in volumes if (main := energy_main(p)) is not None and main.exists()}
+        ready: list[InputRef] = []
+        for ref in discover_inputs([p for p in files if p not in parts]):
+            owned = _owned_files(ref)
+            waiting = any(p not in settled for p in owned)  # a part still being written
+            if isinstance(ref, ScanRef) and ref.problem is not None:
+                waiting = True  # the other half of a pair may still be on its way
+            elif isinstance(ref, VolumeRef) and not ref.path_.with_suffix(".json").exists() \
+                    and ref.path_.suffix.lower() in VOLUME_SUFFIXES:
+                waiting = True  # a .npy reads only with its sidecar (voxel size)
+            elif isinstance(ref, VolumeRef) and energy_main(ref.path_) is not None:
+                waiting = True  # a second energy whose main volume has not come (yet)
+            newest = max((p.lstat().st_mtime for p in owned if p.exists() or p.is_symlink()),
+                         default=now)
+            if waiting and now - newest < self.cfg.pair_timeout_s:
+                continue
             ready.append(ref)
+        for folder in folders:
+            if sort_dicom_folder(folder)[0]:
+                ready.append(VolumeRef(folder.name, folder))
+            else:
+                ready.append(ScanRef(id=folder.name, files=(folder,), problem=(
+                    "a folder that holds no DICOM/DICOS CT series; the watch folder takes "
+                    "2-D scans and volume files dropped into INBOX itself, and a folder only "
+                    "as one CT series")))
         return ready
 
-    def _claim(self, ref: ScanRef) -> str:
+    def _settled_folder(self, folder: Path, now: float) -> bool:
+        """A dropped folder is complete when neither it nor anything in it changed for
+        ``settle_s`` and it holds no file still being written."""
+        times = [folder.stat().st_mtime]
+        for p in folder.rglob("*"):
+            if p.suffix.lower() in _PARTIAL_SUFFIXES:
+                return False
+            times.append(p.lstat().st_mtime)
+        return now - max(times) >= self.cfg.settle_s
+
+    def _claim(self, ref: InputRef) -> str:
         key = self._new_key(ref.id)
         folder = self.work / key
         folder.mkdir()
-        claim = {"id": ref.id, "files": [p.name for p in ref.files], "attempts": 0}
+        files = [p for p in _owned_files(ref) if p.exists() or p.is_symlink()]
+        claim = {"id": ref.id, "files": [p.name for p in files], "attempts": 0}
+        if isinstance(ref, VolumeRef):
+            claim["volume"] = {"main": ref.path_.name,
+                               "low": None if ref.low is None else ref.low.name,
+                               "low_kvp": ref.low_kvp}
+        elif ref.problem is not None and any(p.is_dir() for p in files):
+            claim["problem"] = ref.problem
         write_atomic(folder / "claim.json", json.dumps(claim).encode())
-        for p in ref.files:
+        for p in files:
             self._step("claim-file")
             os.rename(p, folder / p.name)
         return key
@@ -139,7 +200,7 @@ class Watcher:
         base = _KEY_RE.sub("_", scan_id)[:100] or "scan"
         key, n = base, 1
         while any((d / key).exists() for d in (self.work, self.processed, self.failed)) or \
-                (self.results / f"{key}.json").exists():
+                (self.results / f"{key}.json").exists() or key in self._reported:
             n += 1
             key = f"{base}~{n}"
         return key
@@ -165,9 +226,11 @@ class Watcher:
         analysis = None
         if result_path.exists():
             line = json.loads(result_path.read_text())
+            if self.record is not None and an.line_kind(line) == "ct":
+                analysis = self._analyse(key, files)  # the station keeps the volume it reads
         else:
             analysis = self._with_overlay(self._analyse(key, files))
-            line = analysis.line
+            line = self._where_it_ends(key, analysis.line)
             if analysis.overlay_png is not None:
                 write_atomic(self.overlays / f"{key}.png", analysis.overlay_png)
             self._step("before-result")
@@ -178,8 +241,19 @@ class Watcher:
         self._report(key, line)
         self._step("after-report")
         target = self.processed if an.line_status(line) == "ok" else self.failed
+        self.failures += target is self.failed
         os.rename(folder, target / key)
         log.info("%s: %s -> %s", key, an.line_status(line), target.name)
+
+    def _where_it_ends(self, key: str, line: dict) -> dict:
+        """``line`` with its ``scan`` path where the input will lie once done (processed/ or
+        failed/), not in work/, which is emptied."""
+        target = self.processed if an.line_status(line) == "ok" else self.failed
+        scan = str(line.get("scan") or "")
+        work = str(self.work / key)
+        if scan.startswith(work):
+            line = {**line, "scan": str(target / key) + scan[len(work):]}
+        return line
 
     @staticmethod
     def _with_overlay(analysis: an.Analysis) -> an.Analysis:
@@ -200,20 +274,29 @@ class Watcher:
         claim = json.loads(claim_path.read_text())
         claim["attempts"] += 1
         write_atomic(claim_path, json.dumps(claim).encode())
-        present = [p for p in files if p.exists()]
-        refs = discover_scans(present) if present else []
+        present = [p for p in files if p.exists() or p.is_symlink()]
+        volume = claim.get("volume")
+        refs = [] if volume or claim.get("problem") or not present else discover_scans(present)
         problem = None
         if claim["attempts"] > self.cfg.max_attempts:
             problem = f"processing was interrupted {claim['attempts'] - 1} times; not retried"
         elif len(present) != len(files):
-            missing = sorted(p.name for p in files if not p.exists())
+            missing = sorted(p.name for p in files if p not in present)
             problem = f"claimed files disappeared from the work folder: {missing}"
-        elif len(refs) != 1:
+        elif claim.get("problem"):
+            problem = claim["problem"]
+        elif not volume and len(refs) != 1:
             problem = f"expected one scan in {[p.name for p in files]}, found {len(refs)}"
         if problem is not None:
             ref = ScanRef(id=key, files=tuple(files))
             return an.Analysis(line=an.error_line(ref, problem, {}))
-        ref = ScanRef(id=key, files=refs[0].files, problem=refs[0].problem)
+        if volume:
+            work = self.work / key
+            ref = VolumeRef(key, work / volume["main"],
+                            None if volume["low"] is None else work / volume["low"],
+                            volume["low_kvp"])
+        else:
+            ref = ScanRef(id=key, files=refs[0].files, problem=refs[0].problem)
         try:
             return self.analyze(ref)
         except Exception as exc:  # a bug must still put the scan in failed/, never drop it
@@ -242,3 +325,20 @@ class Watcher:
             fh.flush()
             os.fsync(fh.fileno())
         self._reported.add(key)
+
+
+def _volume_suffix(path: Path) -> bool:
+    return path.suffix.lower() in (*VOLUME_SUFFIXES, ".tif", ".tiff", ".dcm", "")
+
+
+def _owned_files(ref: InputRef) -> list[Path]:
+    """Every file (or the folder) one input is made of, as the watch folder moves it: a
+    volume's sidecar and second-energy file (with its sidecar) go with it."""
+    if isinstance(ref, ScanRef):
+        return list(ref.files)
+    files = [ref.path_]
+    if not ref.path_.is_dir():
+        files.append(ref.path_.with_suffix(".json"))
+    if ref.low is not None:
+        files += [ref.low, ref.low.with_suffix(".json")]
+    return [p for p in files if p == ref.path_ or p.exists()]
