@@ -13,8 +13,9 @@ from detector.errors import UsageError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inbox", type=Path, metavar="INBOX",
-                        help="folder the scanner writes to; inputs move to INBOX/processed/ "
-                             "or INBOX/failed/")
+                        help="folder the scanner writes to (scans, CT volume files, a CT "
+                             "series as a folder); inputs move to INBOX/processed/ or "
+                             "INBOX/failed/")
     parser.add_argument("--out", required=True, type=Path,
                         help="results folder: results.jsonl, results/NAME.json, overlays/")
     parser.add_argument("--data", type=Path, default=None,
@@ -28,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds a file must be unchanged before it is read "
                              "(default: %(default)s)")
     parser.add_argument("--pair-timeout", type=float, default=120.0,
-                        help="seconds to wait for the other half of a _high/_low pair before "
-                             "the lone half fails (default: %(default)s)")
+                        help="seconds to wait for the other half of a _high/_low pair (or a "
+                             "volume's sidecar or second energy) before what is there is "
+                             "processed alone and fails (default: %(default)s)")
     parser.add_argument("--once", action="store_true",
                         help="process what is ready now, then exit (no watching)")
 
