@@ -413,3 +413,61 @@ def test_one_job_analyses_one_scan_at_a_time(tmp_path):
     assert [r.status for r in rows] == ["ok"] * 4 and state["most"] == 1
     with pytest.raises(ValueError, match="jobs"):
         Station(tmp_path / "other", handle, jobs=0)
+
+
+@pytest.mark.parametrize("files", [
+    [("file", ("a.png", "colour")), ("file", ("b.png", "colour"))],
+    [("high", ("a.png", "high")), ("low", ("b.png", "low")), ("high", ("c.png", "high"))],
+    [("file", ("a.png", "colour")), ("note", ("n.txt", "colour"))],
+])
+def test_a_part_named_twice_or_unknown_is_refused_not_half_stored(client, files):
+    """FastAPI keeps only the last of a repeated part: two images under 'file' would have
+    stored and judged one, the other never inspected."""
+    high, low = dual_pair_bytes()
+    data = {"colour": colour_bytes(), "high": high, "low": low}
+    r = client.post("/api/scans", files=[(k, (n, data[v])) for k, (n, v) in files])
+    assert r.status_code == 422, r.text
+    assert "at most once" in r.text
+    assert client.get("/api/scans").json()["scans"] == []
+
+
+def test_an_upload_without_a_valid_token_is_refused_before_its_body_is_read(station):
+    """The 401 comes from the headers alone: the body (here a stream that fails if read) is
+    never read, so an unauthenticated client cannot make the station spool uploads."""
+    import asyncio
+
+    from detector.station.app import create_app
+
+    app = create_app(station)
+    sent, read = [], []
+
+    async def receive():
+        read.append(True)
+        raise AssertionError("the body was read")
+
+    async def send(message):
+        sent.append(message)
+
+    for auth_header in ([], [(b"authorization", b"Bearer not-a-valid-token-at-all-xx")]):
+        sent.clear()
+        scope = {"type": "http", "method": "POST", "path": "/api/scans", "query_string": b"",
+                 "headers": [(b"content-type", b"multipart/form-data; boundary=x"),
+                             (b"content-length", b"1000000"), *auth_header]}
+        asyncio.run(app(scope, receive, send))
+        assert sent[0]["status"] == 401 and not read
+
+
+def test_the_station_starts_beside_files_it_did_not_write(tmp_path, station):
+    """DATA/scans/ may hold a README, lost+found or a stray copy: the station starts, warns and
+    leaves them alone (it stopped with a traceback)."""
+    (station.store.root / "README.txt").write_text("station data, do not edit")
+    (station.store.root / "lost+found").mkdir()
+    (station.store.root / "20261128T000000-0000000a").mkdir()  # no source.txt
+    assert station.recover() == 0
+    again = Station(station.data_dir, make_handle([tiny_model("color")[0]]))
+    assert again.recover() == 0
+
+
+def test_no_api_docs_page_that_the_security_policy_would_leave_blank(client):
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 200

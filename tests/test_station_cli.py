@@ -64,3 +64,17 @@ def test_a_scan_stored_but_not_recorded_before_a_crash_is_finished_at_start(tmp_
     row = restarted.db.get_scan("20261128T000000-0000abcd")
     assert row.status == "ok" and row.kind == "dual"
     assert not half.exists() and restarted.recover() == 0
+
+
+def test_the_access_log_keeps_no_query_string():
+    """A token put in the URL (refused) must not land in the station's log."""
+    import logging
+
+    from detector.commands.serve import QueryRedacted
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/api/health?token=abc123", "1.1", 401),
+                               None)
+    assert QueryRedacted().filter(record)
+    assert "abc123" not in record.getMessage() and "/api/health" in record.getMessage()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -31,6 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest accepted request body (default: %(default)s MB)")
 
 
+class QueryRedacted(logging.Filter):
+    """Access-log lines without query strings: a client that puts its token in the URL
+    (refused, 401) must not leave it in the station's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            path = str(args[2])
+            if "?" in path:
+                args[2] = path.split("?", 1)[0] + "?[query not logged]"
+                record.args = tuple(args)
+        return True
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -55,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(station, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                      load_detector=load if switchable else None)
     print(f"model {station.model.get('version')}; viewer at http://{args.host}:{args.port}/ "
-          f"(API docs at /docs)", file=sys.stderr)
+          f"(API schema at /openapi.json)", file=sys.stderr)
+    logging.getLogger("uvicorn.access").addFilter(QueryRedacted())
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -29,6 +29,7 @@ from detector.station.db import DatabaseError, NotFoundError, ScanRow
 from detector.station.limits import (
     DEFAULT_MAX_UPLOAD_BYTES,
     BodyTooLarge,
+    auth_before_body,
     limit_body,
     security_headers,
 )
@@ -37,6 +38,8 @@ from detector.station.store import VIEW_FILES, NotAnImageError, Upload, check_sc
 
 log = logging.getLogger("concealscan.station")
 
+#: The parts an upload may carry (`detector.station.store.Upload` roles).
+UPLOAD_PARTS = ("file", "high", "low", "volume", "sidecar", "volume_low", "sidecar_low")
 _WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/app.js": ("app.js", "text/javascript; charset=utf-8"),
               "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -99,7 +102,9 @@ def _summary(row: ScanRow) -> dict:
 def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                load_detector: Callable[[], DetectorHandle] | None = None) -> FastAPI:
     """The service over ``station``; ``load_detector`` (if given) re-reads the promoted model."""
-    app = FastAPI(title="concealscan station", version="1",
+    # No /docs or /redoc: their pages load scripts from a CDN, which the station's content
+    # security policy (and an air-gapped customs network) refuses; the schema is /openapi.json.
+    app = FastAPI(title="concealscan station", version="1", docs_url=None, redoc_url=None,
                   description="Upload scans, review the alarm queue, record operator decisions.")
     bearer = HTTPBearer(auto_error=False, description="the token from 'concealscan users add'")
     web_dir = Path(__file__).resolve().parents[1] / "web"
@@ -117,8 +122,28 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
 
     Op = Annotated[Operator, Depends(operator)]
 
+    def token_ok(header: str | None) -> bool:
+        try:
+            authenticate(station.db, header)
+        except AuthError:
+            return False
+        return True
+
     app.add_middleware(limit_body, max_bytes=max_upload_bytes)
+    app.add_middleware(auth_before_body, check=token_ok)  # before any body byte is read
     app.add_middleware(security_headers)  # outermost: a 413 from limit_body gets them too
+
+    async def one_part_each(request: Request) -> None:
+        """422 for a part named twice or a part of no known name: FastAPI keeps only the last
+        of a repeated name, so two images under ``file`` would have stored one, unseen."""
+        names = [name for name, _ in (await request.form()).multi_items()]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        unknown = sorted(set(names) - set(UPLOAD_PARTS))
+        if repeated or unknown:
+            raise HTTPException(422, f"upload parts: each of {list(UPLOAD_PARTS)} at most once; "
+                                     f"got {'repeated ' + str(repeated) if repeated else ''}"
+                                     f"{' and ' if repeated and unknown else ''}"
+                                     f"{'unknown ' + str(unknown) if unknown else ''}")
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
@@ -161,6 +186,7 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
         return {"status": "ok", "operator": op.name, "model": station.model}
 
     @app.post("/api/scans", status_code=201, summary="upload one scan and detect",
+              dependencies=[Depends(one_part_each)],
               description="One part `file` (gray or colour), two parts `high` and `low` "
                           "(dual energy), `volume` and `sidecar` (CT), plus `volume_low` and "
                           "`sidecar_low` (dual-energy CT). Answers with the scan's "

@@ -1,5 +1,6 @@
-"""ASGI middleware of the service: the request size limit, enforced while the body streams
-in, and the security headers on every answer.
+"""ASGI middleware of the service: the token checked before a request body is read, the
+request size limit, enforced while the body streams in, and the security headers on every
+answer.
 
 A ``Content-Length`` over the limit is refused before reading; a body without one (chunked)
 is counted and cut off at the limit, so a client cannot fill memory or disk with one request.
@@ -97,6 +98,33 @@ class limit_body:  # noqa: N801 (an ASGI middleware class, named like Starlette'
                 raise
         if exceeded:
             await _refuse(send, max_bytes)
+
+
+class auth_before_body:  # noqa: N801 (an ASGI middleware class, named like Starlette's)
+    """ASGI middleware: an ``/api/`` request that carries a body (an upload, a decision) is
+    answered 401 from its headers alone when ``check(authorization_header)`` refuses it, before
+    one byte of the body is read: otherwise anyone who can reach the port could make the
+    station read and spool up to the upload limit per connection. The routes still check the
+    token themselves; this only moves the refusal in front of the body."""
+
+    def __init__(self, app, check) -> None:
+        self.app, self.check = app, check
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH")
+                and scope.get("path", "").startswith("/api/")):
+            header = next((v.decode("latin-1") for k, v in scope.get("headers", [])
+                           if k == b"authorization"), None)
+            if not self.check(header):
+                body = b'{"detail": "a valid \'Authorization: Bearer TOKEN\' is required"}'
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"www-authenticate", b"Bearer"),
+                                        (b"connection", b"close"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 async def _refuse(send, max_bytes: int) -> None:

@@ -30,6 +30,7 @@ from detector.station.store import (
     VIEW_FILES,
     ScanStore,
     Upload,
+    check_scan_id,
     image_suffix,
     new_scan_id,
 )
@@ -166,6 +167,9 @@ class Station:
         for folder in sorted(self.store.root.iterdir()):
             if folder.name.startswith("."):
                 continue
+            if not _is_scan_folder(folder):  # a README, lost+found, a copy someone made
+                log.warning("%s: not a scan folder of this station; left as it is", folder)
+                continue
             try:
                 self.db.get_scan(folder.name)
                 continue
@@ -239,3 +243,12 @@ class Station:
         if found is None:
             raise NotFoundError(f"no scan from source {source!r}")
         return self.db.get_scan(found[0])
+
+
+def _is_scan_folder(path: Path) -> bool:
+    """A folder the station wrote: named by `new_scan_id`, with its ``source.txt``."""
+    try:
+        check_scan_id(path.name)
+    except ValueError:
+        return False
+    return path.is_dir() and (path / "source.txt").is_file()
