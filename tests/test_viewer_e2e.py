@@ -168,3 +168,38 @@ def test_a_decision_goes_to_the_scan_on_screen_when_scans_load_out_of_order(stat
         sync_api.expect(page.locator("#decisions li[data-decision=clear]")).to_have_count(1)
     assert [d.decision for d in station.db.decisions(fast_id)] == ["clear"]
     assert station.db.decisions(slow_id) == []
+
+
+def test_the_queue_pages_to_older_scans_and_filters_alarms_to_review(station, page):
+    """More scans waiting than one page (200): the oldest are one click away ("older
+    scans"), never out of reach; "alarms to review" asks for exactly those."""
+    import json
+    from urllib.parse import parse_qs, urlparse
+
+    token = auth.add_operator(station.db, "ann")
+    asked = []
+
+    def fake_queue(route):
+        query = parse_qs(urlparse(route.request.url).query)
+        asked.append(query)
+        offset, limit = int(query["offset"][0]), int(query["limit"][0])
+        total = limit + 3
+        scans = [{"id": f"20261201T000000-{i:08x}", "status": "ok", "alarm": True,
+                  "kind": "dual", "review": "unreviewed"}
+                 for i in range(offset, min(total, offset + limit))]
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps({"scans": scans, "model": {}}))
+
+    with LiveServer(create_app(station)) as server:
+        page.route("**/api/scans?*", fake_queue)
+        page.goto(server.url + "/")
+        page.fill("#token", token)
+        page.click("#login")
+        sync_api.expect(page.locator("#queue li")).to_have_count(200)
+        sync_api.expect(page.locator("#more")).to_be_visible()
+        page.click("#more")
+        sync_api.expect(page.locator("#queue li")).to_have_count(203)
+        sync_api.expect(page.locator("#more")).to_be_hidden()
+        page.select_option("#filter", "alarm=true&review=unreviewed")
+        sync_api.expect(page.locator("#queue li")).to_have_count(200)
+    assert asked[-1]["alarm"] == ["true"] and asked[-1]["review"] == ["unreviewed"]

@@ -8,6 +8,7 @@ const state = {
   token: sessionStorage.getItem("concealscan-token"),
   scans: [], current: null, detail: null,
   shown: null,          // the scan drawn on screen, once all of it has loaded
+  pages: 1,             // queue pages shown (newest first)
   images: {},           // view name -> ImageBitmap for the current scan
   slices: 0, z: 0,      // CT scans: number of slices and the one shown
   zoom: 1, panX: 0, panY: 0,
@@ -58,10 +59,21 @@ function stateLabel(scan) {
   return scan.alarm ? ["ALARM", "alarm"] : ["no alarm", "clear"];
 }
 
+const PAGE = 200;  // queue entries per request; "older scans" asks for one more page
+
 async function refreshQueue() {
   const filter = $("filter").value;
-  const data = await (await api(`/api/scans?limit=200${filter ? "&" + filter : ""}`)).json();
-  state.scans = data.scans;
+  const scans = [];
+  let full = true;
+  for (let page = 0; page < state.pages && full; page++) {
+    const data = await (await api(`/api/scans?limit=${PAGE}&offset=${page * PAGE}` +
+                                  `${filter ? "&" + filter : ""}`)).json();
+    scans.push(...data.scans);
+    full = data.scans.length === PAGE;
+  }
+  $("more").hidden = !full;  // a full last page: there may be older scans
+  state.scans = scans;
+  const data = {scans};
   const list = $("queue");
   list.replaceChildren();
   for (const scan of data.scans) {
@@ -401,7 +413,8 @@ function setupControls() {
     login($("token").value.trim()).catch((e) => { if (e.message !== "401") logout(e.message); });
   });
   $("logout").addEventListener("click", () => logout(""));
-  $("filter").addEventListener("change", refreshQueue);
+  $("filter").addEventListener("change", () => { state.pages = 1; refreshQueue(); });
+  $("more").addEventListener("click", () => { state.pages += 1; refreshQueue(); });
   $("refresh").addEventListener("click", refreshQueue);
   $("gray-toggle").addEventListener("change", drawBase);
   $("heat-toggle").addEventListener("change", showHeat);
