@@ -24,7 +24,8 @@ def test_help_lists_every_subcommand():
         assert name in proc.stdout
 
 
-@pytest.mark.parametrize("args", [[], ["no-such-command"], ["check"], ["check", "--bogus", "x"]])
+@pytest.mark.parametrize("args", [[], ["no-such-command"], ["check"], ["check", "--bogus", "x"],
+                                  ["check", ".", "--max-pixels", "0"]])
 def test_usage_errors_exit_64(args, capsys):
     with pytest.raises(SystemExit) as stop:
         code = main(args)

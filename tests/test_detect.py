@@ -75,7 +75,7 @@ def test_detect_exit_zero_when_all_processed_and_min_score_filters(tmp_path, fol
 
 
 @pytest.mark.parametrize("args", [["--min-score", "2"], ["--threads", "0"],
-                                  ["--model", "model.pt"]])
+                                  ["--model", "model.pt"], ["--max-pixels", "-1"]])
 def test_detect_usage_errors_exit_64(tmp_path, folder, args):
     proc = detect(folder, "--out", tmp_path, *args)
     assert proc.returncode == 64, proc.stderr

@@ -25,8 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detector.errors import UsageError
     from detector.volume_inputs import discover_inputs, read_input
 
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels: expected >= 1, got {args.max_pixels}")
     refs = discover_inputs(args.paths)  # what `detect` would read, each input once
     failed = 0
     rows = []

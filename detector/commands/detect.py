@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--min-score: expected 0..1, got {args.min_score}")
     if args.threads < 1:
         raise UsageError(f"--threads: expected >= 1, got {args.threads}")
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels: expected >= 1, got {args.max_pixels}")
     refs = unique_ids(discover_inputs(args.paths))
     if not refs:
         raise UsageError(f"no scans found in {' '.join(args.paths)}")
