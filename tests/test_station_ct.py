@@ -85,6 +85,9 @@ def test_volume_without_a_ct_model_goes_to_manual_check(tmp_path):
                            Upload("sidecar", SIDECAR)])
     assert row.status == "error" and row.alarm and "no model for 'ct'" in row.error
     assert row.kind == "ct"
+    # read but not assessed: the operator doing the manual check can still page its slices
+    assert station.store.slice_count(row.id) == phantom_hu().shape[0]
+    assert "image.png" in station.view_names(station.db.get_scan(row.id))
 
 
 def test_dual_energy_volume_upload(tmp_path):
