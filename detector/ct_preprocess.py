@@ -17,6 +17,9 @@ from detector.volume import Volume
 
 #: Largest side (voxels) after resampling; a bigger volume is refused, not cropped.
 MAX_SIDE = 1024
+#: Smallest side (voxels) after resampling (16 mm at 4 mm). A grid of a voxel or two is no
+#: parcel (a wrong voxel size, or a cropped volume) and would come back clear: refused.
+MIN_SIDE = 4
 
 
 def zoom_factors(volume: Volume, spec: InputSpec) -> tuple[float, float, float]:
@@ -55,6 +58,10 @@ def resample(volume: Volume, spec: InputSpec, hu: np.ndarray | None = None) -> n
     if max(size) > MAX_SIDE:
         raise ValueError(f"volume of {volume.size_dhw} voxels at {volume.voxel_mm} mm is "
                          f"{size} at the model's {spec.voxel_mm} mm; the limit is {MAX_SIDE}")
+    if min(size) < MIN_SIDE:
+        raise ValueError(f"volume of {volume.size_dhw} voxels at {volume.voxel_mm} mm is only "
+                         f"{size} at the model's {spec.voxel_mm} mm, under {MIN_SIDE} along an "
+                         "axis: too small to assess (is the voxel size in millimetres?)")
     hu = volume.hu if hu is None else hu
     if (size[1], size[2]) != (h, w):
         interp = cv2.INTER_AREA if yf < 1 or xf < 1 else cv2.INTER_LINEAR

@@ -138,8 +138,11 @@ def _read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int,
     check_decoded_size(first_path, (len(slices), rows, cols), np.dtype(np.float32),
                        max_voxels, max_bytes)
     slices, z_mm = _order(first_path, first, slices)
+    try:
+        voxel = check_voxel_mm((z_mm, *pixel_mm))
+    except ValueError as exc:
+        raise ScanError(first_path, f"slice spacing {z_mm:g} mm: {exc}") from exc
     hu = _decode(slices, rows, cols)
-    voxel = check_voxel_mm((z_mm, *pixel_mm))
     meta = {"sop_class_uid": str(first.SOPClassUID), "modality": str(first.get("Modality", "")),
             "series_instance_uid": str(first.get("SeriesInstanceUID", "")),
             "study_instance_uid": str(first.get("StudyInstanceUID", "")),

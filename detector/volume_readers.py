@@ -68,7 +68,8 @@ def _volume_from_array(path: Path, vid: str, stored: np.ndarray, sidecar: dict, 
     try:
         voxel = check_voxel_mm(voxel)
     except ValueError as exc:
-        raise ScanError(path, str(exc)) from exc
+        given = "--voxel-mm" if voxel_mm is not None else path.with_suffix(".json").name
+        raise ScanError(path, f"{given}: {exc}") from exc
     slope = float(sidecar.get("rescale_slope", 1.0))
     intercept = sidecar.get("rescale_intercept")
     if stored.dtype == np.uint16 and intercept is None:

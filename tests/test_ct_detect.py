@@ -65,6 +65,12 @@ def test_a_non_integer_shrink_of_many_slices_averages_each_slice(voxel, shape, e
     assert (grid.max(axis=(1, 2)) <= hu.max(axis=(1, 2)) + 1e-3).all()
 
 
+@pytest.mark.parametrize("voxel", [(0.2, 4.0, 4.0), (4.0, 0.3, 4.0), (4.0, 4.0, 0.1)])
+def test_a_grid_too_small_to_assess_is_refused(voxel):
+    with pytest.raises(ValueError, match="too small to assess"):
+        resample(volume(voxel), SPEC)
+
+
 def test_slabs_are_three_neighbouring_slices_in_the_window():
     grid = np.stack([np.full((4, 5), v, np.float32) for v in (-1000, 500, 2000, 5000)])
     x = slabs(grid, SPEC)
@@ -167,6 +173,30 @@ def test_detect_on_volumes_with_ordinary_scanner_pixels(tmp_path):
     assert [(ln["id"], ln["status"], ln["error"]) for ln in lines] == [
         ("px3", "ok", None), ("px0977", "ok", None)]
     assert lines[1]["voxel_mm"] == [4.0, 0.9765625, 0.9765625]
+
+
+def test_a_volume_at_a_wrong_voxel_size_alarms_and_is_never_clear(tmp_path):
+    """Voxel sizes in metres, or a volume that resamples to a grid of a voxel or two, are
+    error lines that alarm, with TDRs that say the scan was not assessed."""
+    from detector.cli import main
+    from detector.dicos import read_tdr
+
+    _, onnx_path = tiny_ct_model()
+    for name, voxel in (("metres", [0.004, 0.004, 0.004]), ("thin", [0.5, 4, 4])):
+        np.save(tmp_path / f"{name}.npy", phantom_hu((12, 40, 48)))
+        (tmp_path / f"{name}.json").write_text(json.dumps({"voxel_mm": voxel}))
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "metres.npy"), str(tmp_path / "thin.npy"), "--out",
+                 str(out), "--model", str(onnx_path), "--no-overlays", "--dicos-out",
+                 str(tmp_path / "tdr")]) == 2
+    lines = {ln["id"]: ln for ln in map(json.loads, (out / "results.jsonl").open())}
+    assert all(ln["status"] == "error" and ln["alarm"] for ln in lines.values())
+    assert "metres.json" in lines["metres"]["error"]
+    assert "unit mistake" in lines["metres"]["error"]
+    assert "too small to assess" in lines["thin"]["error"]
+    for name in lines:
+        report = read_tdr(tmp_path / "tdr" / f"{name}.dcs")
+        assert not report.assessed and report.alarm
 
 
 def test_info_shows_a_ct_models_voxel_size_and_hu_window(capsys):

@@ -147,6 +147,19 @@ def test_bad_sidecar(tmp_path, sidecar, words):
     assert words in err.value.reason
 
 
+@pytest.mark.parametrize("voxel", [[0.004, 0.004, 0.004], [0.04, 4, 4]])
+def test_voxel_size_in_the_wrong_unit_is_refused_naming_the_sidecar(tmp_path, voxel):
+    """Metres (or a slip of the decimal point) in a sidecar resampled the volume to one voxel,
+    which came back clear."""
+    path = save_npy(tmp_path / "m.npy", phantom_hu(), voxel_mm=None)
+    (tmp_path / "m.json").write_text(json.dumps({"voxel_mm": voxel}))
+    with pytest.raises(ScanError) as err:
+        read_volume(path)
+    assert err.value.path == str(path)
+    assert "m.json" in err.value.reason and "unit mistake" in err.value.reason
+    assert str(tuple(float(v) for v in voxel)) in err.value.reason
+
+
 def test_multipage_tiff_volume(tmp_path):
     hu = np.rint(phantom_hu())
     path = tmp_path / "t.tif"
