@@ -39,6 +39,16 @@ def test_multiframe_enhanced_ct_is_one_volume(tmp_path):
     assert vol.voxel_mm == (2.0, 1.0, 1.5)
 
 
+def test_a_series_keeps_its_own_voxel_size_whatever_the_caller_gives(tmp_path, caplog):
+    write_ct_series(tmp_path / "s", HU)
+    with caplog.at_level("WARNING", logger="detector.volume_readers"):
+        assert read_volume(tmp_path / "s", voxel_mm=(4, 4, 4)).voxel_mm == (2.0, 1.0, 1.5)
+        assert read_input(VolumeRef("s", tmp_path / "s"), voxel_mm=(4, 4, 4)).voxel_mm == (
+            2.0, 1.0, 1.5)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [str(tmp_path / "s")] * 2
+    assert "DICOM header" in caplog.records[0].getMessage()
+
+
 def test_folder_of_slices_is_discovered_as_one_volume(tmp_path):
     write_ct_series(tmp_path / "bag7", HU)
     refs = discover_inputs([tmp_path / "bag7"])
