@@ -199,6 +199,27 @@ def test_a_volume_at_a_wrong_voxel_size_alarms_and_is_never_clear(tmp_path):
         assert not report.assessed and report.alarm
 
 
+def test_an_error_line_names_the_slice_or_sidecar_at_fault(tmp_path):
+    """A series of many slices: the error says which one is truncated, relative to the
+    series folder; a .npy's bad sidecar is named too."""
+    from ct_data import write_ct_series
+
+    from detector.cli import main
+
+    _, onnx_path = tiny_ct_model()
+    bad = write_ct_series(tmp_path / "bag", np.rint(phantom_hu()))[7]
+    bad.write_bytes(bad.read_bytes()[:-500])
+    np.save(tmp_path / "vol.npy", phantom_hu())
+    (tmp_path / "vol.json").write_text('{"voxel_mm": [4, 4, 4], "kvp": 140}')
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "bag"), str(tmp_path / "vol.npy"), "--out", str(out),
+                 "--model", str(onnx_path), "--no-overlays"]) == 2
+    lines = {ln["id"]: ln for ln in map(json.loads, (out / "results.jsonl").open())}
+    assert lines["bag"]["error"].startswith("slice_007.dcm: truncated: pixel data holds")
+    assert lines["vol"]["error"].startswith("vol.json: unknown sidecar keys")
+    assert all(ln["alarm"] for ln in lines.values())
+
+
 def test_info_shows_a_ct_models_voxel_size_and_hu_window(capsys):
     """`concealscan info` on a CT model prints what its input means (voxel size, HU window),
     not the 2-D attenuation scales, which a CT model does not use."""
