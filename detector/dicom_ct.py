@@ -21,6 +21,8 @@ from detector.volume import Volume, check_voxel_mm
 from detector.volume_readers import check_decoded_size
 
 CT_SOP_CLASSES = frozenset({DICOS_CT, DICOM_CT, DICOM_ENHANCED_CT})
+#: Media Storage Directory: a DICOMDIR, the index a DICOM medium keeps beside its images.
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 #: Slice gaps may differ by this fraction of the median gap (rounding in stored positions).
 SPACING_TOLERANCE = 0.05
 
@@ -64,20 +66,37 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
+def is_media_directory(path: Path, header=None) -> bool:
+    """True for a DICOMDIR: named ``DICOMDIR`` (PS3.10 reserves the name on media) or of SOP
+    class Media Storage Directory in its file meta (``header``, read if not given). It indexes
+    the images beside it and is never one of them."""
+    if Path(path).name.upper() == "DICOMDIR":
+        return True
+    if header is None:
+        try:
+            header = read_header(path)
+        except ScanError:
+            return False
+    meta = getattr(header, "file_meta", None) or {}
+    return str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY
+
+
 def sort_dicom_folder(folder: Path) -> tuple[list[Path], list[Path]]:
     """(CT files, DICOM files whose header cannot be read) directly in ``folder``, by name.
 
     Any suffix or none counts: slices are often named ``IM0001``. Other DICOM files (DX, a
-    report) are in neither list.
+    report) and a DICOMDIR (`is_media_directory`) are in neither list.
     """
     ct, damaged = [], []
     for path in sorted(Path(folder).iterdir()):
-        if not path.is_file() or not is_dicom_file(path):
+        if not path.is_file() or not is_dicom_file(path) or path.name.upper() == "DICOMDIR":
             continue
         try:
             header = read_header(path)
         except ScanError:
             damaged.append(path)
+            continue
+        if is_media_directory(path, header):
             continue
         if "SOPClassUID" not in header:  # cut short before its identity: damaged
             damaged.append(path)

@@ -175,3 +175,53 @@ def test_slice_with_damaged_header_fails_the_volume_and_is_not_listed_apart(tmp_
         read_volume(tmp_path / "s")
     assert err.value.path == str(paths[-1])
     assert discover_inputs([tmp_path / "s"]) == [VolumeRef("s", tmp_path / "s")]
+
+
+def write_dicomdir(folder, slices, name="DICOMDIR"):
+    """A media export's DICOMDIR indexing ``slices``, written beside them as ``name``."""
+    import shutil
+
+    from pydicom.fileset import FileSet
+
+    fileset = FileSet()
+    for path in slices[:3]:
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.SeriesNumber = "P1", 1  # what DICOMDIR records need
+        fileset.add(ds)
+    fileset.write(folder / "export")
+    shutil.move(folder / "export" / "DICOMDIR", folder / name)
+    shutil.rmtree(folder / "export")
+
+
+@pytest.mark.parametrize("index_name", ["DICOMDIR", "dicomdir", "INDEX"])
+def test_a_dicomdir_and_macos_appledouble_files_beside_the_slices_are_not_slices(
+        tmp_path, index_name):
+    folder = tmp_path / "s"
+    slices = write_ct_series(folder, HU)
+    write_dicomdir(folder, slices, index_name)  # "INDEX": known by its SOP class alone
+    (folder / "._slice_000.dcm").write_bytes(b"\x00\x05\x16\x07" + bytes(80))  # AppleDouble
+    (folder / "._slice_001.dcm").write_bytes(b"junk")
+    assert discover_inputs([folder]) == [VolumeRef("s", folder)]
+    vol = read_volume(folder)
+    assert vol.size_dhw == HU.shape and vol.sources == tuple(str(p) for p in slices)
+
+
+def test_a_damaged_slice_beside_a_dicomdir_still_fails_the_volume_naming_it(tmp_path):
+    folder = tmp_path / "s"
+    slices = write_ct_series(folder, HU)
+    write_dicomdir(folder, slices)
+    slices[4].write_bytes(b"\0" * 128 + b"DICM" + bytes(range(256)) * 2)
+    with pytest.raises(ScanError) as err:
+        read_volume(folder)
+    assert err.value.path == str(slices[4])
+
+
+def test_an_appledouble_name_holding_an_image_is_still_read(tmp_path):
+    """Only ``._`` files holding no image are skipped: a scan is never dropped for its name."""
+    from conftest import write_pair
+
+    write_pair(tmp_path, "parcel")
+    high = next(tmp_path.glob("parcel_high*"))
+    high.rename(tmp_path / f"._{high.name}")
+    ids = [ref.id for ref in discover_inputs([tmp_path])]
+    assert len(ids) == 2 and any(i.startswith("._") for i in ids)
