@@ -134,6 +134,22 @@ def read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int,
         raise ScanError(paths[0], f"malformed CT file ({type(exc).__name__}: {exc})") from exc
 
 
+def series_order(paths: Sequence[Path]) -> list[Path]:
+    """``paths``, one series' CT files, in the order `read_ct_series` stacks them (volume
+    slice 0 first: ascending position); a `ScanError` where that order cannot be told."""
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        return paths
+    try:
+        headers = [(p, read_header(p)) for p in paths]
+        slices, _ = _order(*headers[0], [_single(p, h) for p, h in headers])
+    except ScanError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- as in read_ct_series: lazily decoded elements
+        raise ScanError(paths[0], f"malformed CT file ({type(exc).__name__}: {exc})") from exc
+    return [s.path for s in slices]
+
+
 def _read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int,
                     max_bytes: int) -> Volume:
     headers = [(Path(p), read_header(Path(p))) for p in paths]

@@ -232,8 +232,11 @@ def read_tdr(path: str | Path) -> ThreatReport:
 
 
 def input_sources(ref) -> list[Path]:
-    """The files behind one discovered input (a `ScanRef` or a `VolumeRef`)."""
-    from detector.dicom_ct import sort_dicom_folder
+    """The files behind one discovered input (a `ScanRef` or a `VolumeRef`). A folder of CT
+    slices lists them in the volume's z order, as the reader stacks them, since a box's z
+    (Threat ROI Base) counts slices in that order."""
+    from detector.dicom_ct import series_order, sort_dicom_folder
+    from detector.errors import ScanError
 
     files = getattr(ref, "files", None)
     if files:
@@ -241,6 +244,11 @@ def input_sources(ref) -> list[Path]:
     path = Path(ref.path)
     if path.is_dir():
         ct, damaged = sort_dicom_folder(path)
+        if ct and not damaged:
+            try:
+                ct = series_order(ct)
+            except ScanError:  # the volume could not be read either: no box counts its slices
+                pass
         return ct + damaged or [path]
     low = getattr(ref, "low", None)  # a dual-energy volume's second file
     return [path] if low is None else [path, Path(low)]
