@@ -131,6 +131,20 @@ def single_slice(folder):
     write_ct_series(folder, HU[:1])
 
 
+def gantry_tilt(folder):
+    for path in write_ct_series(folder, HU):
+        _edit(path, GantryDetectorTilt=15.0)
+
+
+def sheared_slices(folder):
+    """A 15 degree tilt the header does not state: the slices tilt, the positions advance
+    along the table, so each slice steps sideways in its own plane."""
+    t = np.deg2rad(15.0)
+    for k, path in enumerate(write_ct_series(folder, HU)):
+        _edit(path, ImageOrientationPatient=[1, 0, 0, 0, np.cos(t), np.sin(t)],
+              ImagePositionPatient=[0.0, 0.0, 2.0 * k])
+
+
 @pytest.mark.parametrize("make, words", [
     (mixed_series, "mixed series"),
     (wrong_size, "differs"),
@@ -143,6 +157,8 @@ def single_slice(folder):
     (no_pixel_spacing, "PixelSpacing"),
     (position_without_orientation, "ImageOrientationPatient"),
     (single_slice, "at least 2 slices"),
+    (gantry_tilt, "GantryDetectorTilt 15 degrees"),
+    (sheared_slices, "tilt of 15.0 degrees"),
 ])
 def test_bad_series_is_one_scan_error_naming_a_file(tmp_path, make, words):
     folder = tmp_path / "series"
@@ -225,3 +241,19 @@ def test_an_appledouble_name_holding_an_image_is_still_read(tmp_path):
     high.rename(tmp_path / f"._{high.name}")
     ids = [ref.id for ref in discover_inputs([tmp_path])]
     assert len(ids) == 2 and any(i.startswith("._") for i in ids)
+
+
+def test_pixel_spacing_written_at_another_precision_is_the_same_spacing(tmp_path):
+    paths = write_ct_series(tmp_path / "s", HU, voxel_mm=(2.0, 0.9765625, 0.9765625))
+    for path in paths[1::2]:
+        _edit(path, PixelSpacing=["0.976562", "0.976562"])
+    assert read_volume(tmp_path / "s").voxel_mm[1:] == (0.9765625, 0.9765625)
+    _edit(paths[1], PixelSpacing=["0.97", "0.97"])  # a real difference is still refused
+    with pytest.raises(ScanError, match="differs"):
+        read_volume(tmp_path / "s")
+
+
+def test_slice_gap_from_positions_has_no_float_noise(tmp_path):
+    for k, path in enumerate(write_ct_series(tmp_path / "s", HU, voxel_mm=(0.6, 1.0, 1.0))):
+        _edit(path, ImagePositionPatient=[0.0, 0.0, 100.0 + k * 0.6])
+    assert read_volume(tmp_path / "s").voxel_mm == (0.6, 1.0, 1.0)
