@@ -38,6 +38,19 @@ def volume_ok_line(ref, det, min_score: float = 0.0) -> dict:
             "time_ms": round(det.time_ms, 1)}
 
 
+def scan_error_reason(ref, exc: ScanError) -> str:
+    """``exc``'s reason, led by the file it is about when that is not the input itself: one
+    slice of a series (relative to the series folder), a sidecar, a low-energy volume."""
+    if exc.path is None or Path(exc.path) == ref.path_:
+        return exc.reason
+    base = ref.path_ if ref.path_.is_dir() else ref.path_.parent
+    try:
+        name = str(Path(exc.path).relative_to(base))
+    except ValueError:  # outside the input's folder: the whole path
+        name = exc.path
+    return f"{name}: {exc.reason}"
+
+
 def assess_volume(ref, chooser, min_score: float, voxel_mm=None, render=None):
     """(results line, volume, detection) of one `VolumeRef`; never raises for a bad volume.
 
@@ -66,7 +79,7 @@ def assess_volume(ref, chooser, min_score: float, voxel_mm=None, render=None):
     except OutputError:
         raise  # the disk, not the volume: detect stops and says why
     except ScanError as exc:
-        return volume_error_line(ref, exc.reason, volume,
+        return volume_error_line(ref, scan_error_reason(ref, exc), volume,
                                  time_ms=(time.perf_counter() - t0) * 1e3), volume, None
     except Exception as exc:  # noqa: BLE001 -- any failure sends the volume to manual check
         return volume_error_line(ref, f"detection failed: {type(exc).__name__}: {exc}", volume,

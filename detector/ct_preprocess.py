@@ -17,9 +17,9 @@ from detector.volume import Volume
 
 #: Largest side (voxels) after resampling; a bigger volume is refused, not cropped.
 MAX_SIDE = 1024
-#: Slices resized in one OpenCV call (as channels): OpenCV 5 takes at most 128 channels
-#: (4.x: 512), and real volumes have hundreds of slices.
-MAX_CHANNELS = 128
+#: Smallest side (voxels) after resampling (16 mm at 4 mm). A grid of a voxel or two is no
+#: parcel (a wrong voxel size, or a cropped volume) and would come back clear: refused.
+MIN_SIDE = 4
 
 
 def zoom_factors(volume: Volume, spec: InputSpec) -> tuple[float, float, float]:
@@ -58,14 +58,20 @@ def resample(volume: Volume, spec: InputSpec, hu: np.ndarray | None = None) -> n
     if max(size) > MAX_SIDE:
         raise ValueError(f"volume of {volume.size_dhw} voxels at {volume.voxel_mm} mm is "
                          f"{size} at the model's {spec.voxel_mm} mm; the limit is {MAX_SIDE}")
+    if min(size) < MIN_SIDE:
+        raise ValueError(f"volume of {volume.size_dhw} voxels at {volume.voxel_mm} mm is only "
+                         f"{size} at the model's {spec.voxel_mm} mm, under {MIN_SIDE} along an "
+                         "axis: too small to assess (is the voxel size in millimetres?)")
     hu = volume.hu if hu is None else hu
     if (size[1], size[2]) != (h, w):
         interp = cv2.INTER_AREA if yf < 1 or xf < 1 else cv2.INTER_LINEAR
-        hwd = hu.transpose(1, 2, 0)  # slices as channels, at most MAX_CHANNELS at a time
-        parts = [cv2.resize(np.ascontiguousarray(hwd[:, :, k:k + MAX_CHANNELS]),
-                            (size[2], size[1]), interpolation=interp).reshape(size[1], size[2], -1)
-                 for k in range(0, d, MAX_CHANNELS)]
-        hu = np.concatenate(parts, axis=2).transpose(2, 0, 1)
+        # One slice at a time, as a 2-D image: OpenCV 5 refuses INTER_AREA on more than 4
+        # channels unless the factor is a whole number (3 mm or 0.977 mm pixels failed).
+        plane = np.empty((d, size[1], size[2]), np.float32)
+        for k in range(d):
+            plane[k] = cv2.resize(np.ascontiguousarray(hu[k], dtype=np.float32),
+                                  (size[2], size[1]), interpolation=interp)
+        hu = plane
     if size[0] != d:
         interp = cv2.INTER_AREA if zf < 1 else cv2.INTER_LINEAR
         flat = np.ascontiguousarray(hu.reshape(d, -1))

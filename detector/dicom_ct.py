@@ -3,7 +3,7 @@
 Slices are ordered by their position along the slice normal (ImagePositionPatient and
 ImageOrientationPatient), or by InstanceNumber when no position is stored. Stored values are
 turned into HU with each slice's RescaleSlope/RescaleIntercept. Every inconsistency (mixed
-series, different sizes or spacing, gaps, duplicate positions) is a `ScanError`.
+series, different sizes or spacing, gaps, duplicate positions, a gantry tilt) is a `ScanError`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,19 @@ from detector.volume import Volume, check_voxel_mm
 from detector.volume_readers import check_decoded_size
 
 CT_SOP_CLASSES = frozenset({DICOS_CT, DICOM_CT, DICOM_ENHANCED_CT})
+#: Media Storage Directory: a DICOMDIR, the index a DICOM medium keeps beside its images.
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 #: Slice gaps may differ by this fraction of the median gap (rounding in stored positions).
 SPACING_TOLERANCE = 0.05
+#: Pixel spacings of a series' slices may differ by this fraction: DS strings are written at
+#: different precision (0.9765625 on one slice, 0.976562 on the next).
+PIXEL_SPACING_RTOL = 1e-3
+#: Largest gantry tilt (degrees), stated or seen in the slice positions. A tilted acquisition
+#: stacks sheared slices; the reader does not shear them back, so boxes would be misplaced
+#: (0.5 degrees shifts 300 mm of slices by 2.6 mm, under a 4 mm model voxel).
+MAX_TILT_DEG = 0.5
+#: Decimals kept of a slice gap measured from positions (their differences carry float noise).
+GAP_DECIMALS = 6
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class _Slice:
     path: Path
     frame: int | None  # frame index in a multi-frame file, None for a single-frame file
     position: float | None  # mm along the slice normal
+    across: tuple[float, float, float] | None  # the position's part in the slice plane (mm)
     instance: int
     slope: float
     intercept: float
@@ -64,20 +76,37 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
+def is_media_directory(path: Path, header=None) -> bool:
+    """True for a DICOMDIR: named ``DICOMDIR`` (PS3.10 reserves the name on media) or of SOP
+    class Media Storage Directory in its file meta (``header``, read if not given). It indexes
+    the images beside it and is never one of them."""
+    if Path(path).name.upper() == "DICOMDIR":
+        return True
+    if header is None:
+        try:
+            header = read_header(path)
+        except ScanError:
+            return False
+    meta = getattr(header, "file_meta", None) or {}
+    return str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY
+
+
 def sort_dicom_folder(folder: Path) -> tuple[list[Path], list[Path]]:
     """(CT files, DICOM files whose header cannot be read) directly in ``folder``, by name.
 
     Any suffix or none counts: slices are often named ``IM0001``. Other DICOM files (DX, a
-    report) are in neither list.
+    report) and a DICOMDIR (`is_media_directory`) are in neither list.
     """
     ct, damaged = [], []
     for path in sorted(Path(folder).iterdir()):
-        if not path.is_file() or not is_dicom_file(path):
+        if not path.is_file() or not is_dicom_file(path) or path.name.upper() == "DICOMDIR":
             continue
         try:
             header = read_header(path)
         except ScanError:
             damaged.append(path)
+            continue
+        if is_media_directory(path, header):
             continue
         if "SOPClassUID" not in header:  # cut short before its identity: damaged
             damaged.append(path)
@@ -115,6 +144,22 @@ def read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int,
         raise ScanError(paths[0], f"malformed CT file ({type(exc).__name__}: {exc})") from exc
 
 
+def series_order(paths: Sequence[Path]) -> list[Path]:
+    """``paths``, one series' CT files, in the order `read_ct_series` stacks them (volume
+    slice 0 first: ascending position); a `ScanError` where that order cannot be told."""
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        return paths
+    try:
+        headers = [(p, read_header(p)) for p in paths]
+        slices, _ = _order(*headers[0], [_single(p, h) for p, h in headers])
+    except ScanError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- as in read_ct_series: lazily decoded elements
+        raise ScanError(paths[0], f"malformed CT file ({type(exc).__name__}: {exc})") from exc
+    return [s.path for s in slices]
+
+
 def _read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int,
                     max_bytes: int) -> Volume:
     headers = [(Path(p), read_header(Path(p))) for p in paths]
@@ -130,16 +175,21 @@ def _read_ct_series(paths: Sequence[Path], volume_id: str, max_voxels: int,
                                   f"found {len(headers)} CT files")
     rows, cols, pixel_mm = _plane_geometry(first_path, first)
     for path, header in headers[1:]:
-        if _plane_geometry(path, header) != (rows, cols, pixel_mm):
-            raise ScanError(path, f"slice size/spacing {_plane_geometry(path, header)} differs "
-                                  f"from {(rows, cols, pixel_mm)} in {first_path.name}")
+        r, c, mm = _plane_geometry(path, header)
+        if (r, c) != (rows, cols) or not np.allclose(mm, pixel_mm, rtol=PIXEL_SPACING_RTOL,
+                                                     atol=0.0):
+            raise ScanError(path, f"slice size/spacing {(r, c, mm)} differs from "
+                                  f"{(rows, cols, pixel_mm)} in {first_path.name}")
     slices = _frames(first_path, first) if multi else [_single(p, h) for p, h in headers]
     # decoded into float32 HU (`_decode`), one file's stored values at a time
     check_decoded_size(first_path, (len(slices), rows, cols), np.dtype(np.float32),
                        max_voxels, max_bytes)
     slices, z_mm = _order(first_path, first, slices)
+    try:
+        voxel = check_voxel_mm((z_mm, *pixel_mm))
+    except ValueError as exc:
+        raise ScanError(first_path, f"slice spacing {z_mm:g} mm: {exc}") from exc
     hu = _decode(slices, rows, cols)
-    voxel = check_voxel_mm((z_mm, *pixel_mm))
     meta = {"sop_class_uid": str(first.SOPClassUID), "modality": str(first.get("Modality", "")),
             "series_instance_uid": str(first.get("SeriesInstanceUID", "")),
             "study_instance_uid": str(first.get("StudyInstanceUID", "")),
@@ -215,15 +265,26 @@ def _normal(path: Path, header, frame: int | None) -> np.ndarray | None:
     return normal
 
 
-def _position(path: Path, header, frame: int | None) -> float | None:
+def _position(path: Path, header, frame: int | None):
+    """(mm along the slice normal, the rest of ImagePositionPatient), or (None, None)."""
     ipp = _functional(header, "ImagePositionPatient", "PlanePositionSequence", frame)
     if ipp is None:
-        return None
+        return None, None
     normal = _normal(path, header, frame)
     if normal is None:
         raise ScanError(path, "ImagePositionPatient without ImageOrientationPatient: the slice "
                               "order is unknown")
-    return float(np.dot(np.asarray(ipp, float), normal))
+    xyz = np.asarray(ipp, float)
+    along = float(np.dot(xyz, normal))
+    return along, tuple(float(v) for v in xyz - along * normal)
+
+
+def _check_tilt(path: Path, header, frame: int | None) -> None:
+    tilt = _functional(header, "GantryDetectorTilt", "CTAcquisitionDetailsSequence", frame)
+    if tilt is not None and abs(float(tilt)) > MAX_TILT_DEG:
+        raise ScanError(path, f"GantryDetectorTilt {float(tilt):g} degrees: tilted slices "
+                              "stack into a sheared volume, which is not corrected; refused "
+                              f"(at most {MAX_TILT_DEG:g} degrees)")
 
 
 def _rescale(path: Path, header, frame: int | None) -> tuple[float, float]:
@@ -242,7 +303,8 @@ def _rescale(path: Path, header, frame: int | None) -> tuple[float, float]:
 
 def _single(path: Path, header) -> _Slice:
     slope, intercept = _rescale(path, header, None)
-    return _Slice(path, None, _position(path, header, None),
+    _check_tilt(path, header, None)
+    return _Slice(path, None, *_position(path, header, None),
                   int(header.get("InstanceNumber", 0) or 0), slope, intercept)
 
 
@@ -251,7 +313,8 @@ def _frames(path: Path, header) -> list[_Slice]:
     out = []
     for i in range(count):
         slope, intercept = _rescale(path, header, i)
-        out.append(_Slice(path, i, _position(path, header, i), i + 1, slope, intercept))
+        _check_tilt(path, header, i)
+        out.append(_Slice(path, i, *_position(path, header, i), i + 1, slope, intercept))
     return out
 
 
@@ -266,7 +329,9 @@ def _order(path: Path, header, slices: list[_Slice]) -> tuple[list[_Slice], floa
             dup = slices[int(np.argmin(gaps)) + 1]
             raise ScanError(dup.path, f"two slices at the same position ({dup.position:.3f} mm): "
                                       "duplicate or mixed acquisitions")
-        return slices, _even_gap(path, gaps)
+        gap = _even_gap(path, gaps)
+        _check_shear(path, slices, gap)
+        return slices, gap
     if any(have):
         missing = next(s for s in slices if s.position is None)
         raise ScanError(missing.path, "some slices have ImagePositionPatient and some do not")
@@ -283,6 +348,18 @@ def _order(path: Path, header, slices: list[_Slice]) -> tuple[list[_Slice], floa
     return sorted(slices, key=lambda s: s.instance), float(gap)
 
 
+def _check_shear(path: Path, slices: list[_Slice], gap: float) -> None:
+    """Refuse slices that step sideways as they advance (a gantry tilt not stated in the
+    header): stacked straight, they would misplace every box."""
+    across = np.array([s.across for s in slices])
+    drift = float(np.linalg.norm(across[-1] - across[0])) / (len(slices) - 1)
+    tilt = float(np.degrees(np.arctan2(drift, gap)))
+    if tilt > MAX_TILT_DEG:
+        raise ScanError(path, f"slices are sheared: each is shifted {drift:.3f} mm in its own "
+                              f"plane per {gap:.3f} mm step (a gantry tilt of {tilt:.1f} "
+                              "degrees), which is not corrected; refused")
+
+
 def _even_gap(path: Path, gaps: np.ndarray) -> float:
     if len(gaps) == 0:
         raise ScanError(path, "a CT volume needs at least 2 slices, got 1")
@@ -291,7 +368,7 @@ def _even_gap(path: Path, gaps: np.ndarray) -> float:
     if worst > SPACING_TOLERANCE * median:
         raise ScanError(path, f"uneven slice spacing ({gaps.min():.3f} to {gaps.max():.3f} mm): "
                               "missing or extra slices")
-    return median
+    return round(median, GAP_DECIMALS)
 
 
 def _decode(slices: list[_Slice], rows: int, cols: int) -> np.ndarray:

@@ -149,20 +149,37 @@ def file_image_ref(path: Path, kind: str | None) -> tuple[ImageRef, StudyRef | N
 
     DICOM/DICOS files are referenced by their own UIDs. Other files (PNG, TIFF, .npy) have
     none, so a UID derived from the file's sha256 stands in: the same bytes always get the
-    same UID, and the path is kept in the report's private block.
+    same UID, and the path is kept in the report's private block. So does a damaged DICOM
+    file (a slice that failed its volume) whose header does not give its UIDs: the report
+    of the scan it failed must still be written.
     """
-    from detector.dicom_ct import is_dicom_file, read_header
-
     path = Path(path)
-    if is_dicom_file(path):
-        header = read_header(path)
-        uid = str(header.get("StudyInstanceUID", ""))
-        study = StudyRef(uid, str(header.get("StudyDate", "")), str(header.get("StudyTime", "")),
-                         str(header.get("StudyID", ""))[:16]) if uid else None
-        return ImageRef(str(header.SOPClassUID), str(header.SOPInstanceUID)), study
+    found = _dicom_refs(path)
+    if found is not None:
+        return found
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path)
     sop = {"ct": DICOS_CT, "color": DICOS_DX_PRESENTATION}.get(kind or "", DICOS_DX_PROCESSING)
     return ImageRef(sop, _derived_uid("concealscan-image", digest)), None
+
+
+def _dicom_refs(path: Path) -> tuple[ImageRef, StudyRef | None] | None:
+    """(image, study) from the DICOM header of ``path``; None if it is not DICOM or its header
+    does not give its SOP class and instance UIDs."""
+    from detector.dicom_ct import is_dicom_file, read_header
+
+    if not is_dicom_file(path):
+        return None
+    try:
+        header = read_header(path)
+        if "SOPClassUID" not in header or "SOPInstanceUID" not in header:
+            return None
+        image = ImageRef(str(header.SOPClassUID), str(header.SOPInstanceUID))
+        uid = str(header.get("StudyInstanceUID", ""))
+        study = StudyRef(uid, str(header.get("StudyDate", "")), str(header.get("StudyTime", "")),
+                         str(header.get("StudyID", ""))[:16]) if uid else None
+    except Exception:  # noqa: BLE001 -- a ScanError, or whatever pydicom raises where it
+        return None  # decodes a damaged element: the file is then referenced by its bytes
+    return image, study
 
 
 def _made_study(images: tuple[ImageRef, ...], when: datetime) -> StudyRef:
@@ -215,8 +232,11 @@ def read_tdr(path: str | Path) -> ThreatReport:
 
 
 def input_sources(ref) -> list[Path]:
-    """The files behind one discovered input (a `ScanRef` or a `VolumeRef`)."""
-    from detector.dicom_ct import sort_dicom_folder
+    """The files behind one discovered input (a `ScanRef` or a `VolumeRef`). A folder of CT
+    slices lists them in the volume's z order, as the reader stacks them, since a box's z
+    (Threat ROI Base) counts slices in that order."""
+    from detector.dicom_ct import series_order, sort_dicom_folder
+    from detector.errors import ScanError
 
     files = getattr(ref, "files", None)
     if files:
@@ -224,6 +244,11 @@ def input_sources(ref) -> list[Path]:
     path = Path(ref.path)
     if path.is_dir():
         ct, damaged = sort_dicom_folder(path)
+        if ct and not damaged:
+            try:
+                ct = series_order(ct)
+            except ScanError:  # the volume could not be read either: no box counts its slices
+                pass
         return ct + damaged or [path]
     low = getattr(ref, "low", None)  # a dual-energy volume's second file
     return [path] if low is None else [path, Path(low)]

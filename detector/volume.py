@@ -15,8 +15,10 @@ import numpy as np
 HU_MIN, HU_MAX = -32768.0, 65535.0
 #: Smallest extent (voxels) along each axis: fewer than this is not a volume.
 MIN_SIZE = 2
-#: Voxels up to this size (mm) are accepted; a larger value is a unit mistake (m vs mm).
-MAX_VOXEL_MM = 100.0
+#: Voxels from MIN_VOXEL_MM to MAX_VOXEL_MM (mm) are accepted. Parcel CT voxels are about
+#: 0.3-2 mm: a value outside is a unit mistake (metres or centimetres written for millimetres),
+#: and a tiny one resampled the volume to a grid of one voxel that came back clear.
+MIN_VOXEL_MM, MAX_VOXEL_MM = 0.1, 100.0
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,10 @@ def check_voxel_mm(value) -> tuple[float, float, float]:
         raise ValueError(f"voxel_mm: expected three numbers (z, y, x), got {value!r}") from exc
     if len(sizes) != 3:
         raise ValueError(f"voxel_mm: expected three numbers (z, y, x), got {value!r}")
-    if not all(math.isfinite(s) and 0.0 < s <= MAX_VOXEL_MM for s in sizes):
-        raise ValueError(f"voxel_mm: expected sizes in (0, {MAX_VOXEL_MM:g}] mm, got {sizes}")
+    if not all(math.isfinite(s) and MIN_VOXEL_MM <= s <= MAX_VOXEL_MM for s in sizes):
+        raise ValueError(f"voxel_mm: expected sizes in [{MIN_VOXEL_MM:g}, {MAX_VOXEL_MM:g}] mm "
+                         "(parcel CT voxels are about 0.3-2 mm: a size outside is a unit "
+                         f"mistake, such as metres or centimetres for millimetres), got {sizes}")
     return sizes  # type: ignore[return-value]
 
 

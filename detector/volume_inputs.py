@@ -3,7 +3,8 @@
 A CT volume is a ``.npy`` file, a TIFF with three or more pages, a multi-frame DICOM/DICOS CT
 file, or a folder holding DICOM/DICOS CT slices (one series: the folder is the volume). All
 other files go through `detector.readers.discover_scans` unchanged, so ``detect`` and
-``check`` see one ordered list in which nothing is dropped.
+``check`` see one ordered list in which nothing is dropped but a folder's DICOMDIR and
+macOS ``._NAME`` files that hold no image (indexes and metadata, never scans).
 
 A dual-energy CT scan is ``NAME.npy`` (or ``.tif``) with its second, lower-energy volume
 ``NAME_<kVp>kvp.npy`` beside it (what ``concealscan synth --kinds ct`` writes with two
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.dicom_ct import is_ct, read_header, sort_dicom_folder
+from detector.dicom_ct import is_ct, is_media_directory, read_header, sort_dicom_folder
 from detector.errors import ScanError
 from detector.imagefiles import sniff_format
 from detector.readers import DEFAULT_MAX_PIXELS, SCAN_SUFFIXES, ScanRef, discover_scans, read_scan
@@ -146,7 +147,7 @@ def _subfolder_inputs(folder: Path) -> list[InputRef]:
         ct, _ = sort_dicom_folder(sub)
         if ct:
             refs.append(VolumeRef(sub.name, sub))
-        elif scans := [c for c in listed_files(sub) if _scan_like(c)]:
+        elif scans := [c for c in listed_files(sub) if _scan_like(c) and not _is_folder_index(c)]:
             refs.append(ScanRef(id=sub.name, files=(sub,), problem=(
                 f"a folder of {len(scans)} scan file(s) inside {folder}, not a CT series; "
                 f"folders are not searched: give {sub} itself")))
@@ -158,6 +159,16 @@ def input_files(ref: InputRef) -> set[Path]:
     if isinstance(ref, VolumeRef):
         return {ref.path_} | ({ref.low} if ref.low is not None else set())
     return set(ref.files)
+
+
+def _is_folder_index(path: Path) -> bool:
+    """True for files a folder copied from other media holds beside its scans, never a scan:
+    a DICOMDIR, and macOS AppleDouble files (``._NAME``) that hold no image (a ``._`` file
+    with DICOM, PNG, JPEG or TIFF content is still read, and reported if bad)."""
+    if path.name.startswith("._"):
+        return _sniff(path) is None
+    return (path.name.upper() == "DICOMDIR" or _sniff(path) == "dicom") and \
+        is_media_directory(path)
 
 
 def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
@@ -178,7 +189,7 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
         if ct:
             refs.append(VolumeRef(path.name, path))
         flat: list[Path] = []
-        children = [c for c in listed_files(path) if c not in taken]
+        children = [c for c in listed_files(path) if c not in taken and not _is_folder_index(c)]
         volume_files = [c for c in children if c.suffix.lower() in VOLUME_SUFFIXES or (
             c.suffix.lower() in (".tif", ".tiff") and is_volume_file(c))]
         volumes = _volume_refs(volume_files)

@@ -2,13 +2,14 @@
 
 TIFF and ``.npy`` carry no voxel size, so it comes from a sidecar ``NAME.json`` next to the
 file (``{"voxel_mm": [z, y, x]}``, optionally ``rescale_slope``/``rescale_intercept`` to turn
-stored values into HU) or from the caller. Nothing is guessed: without a voxel size, or with
-values that do not look like HU, the volume is refused with a `ScanError`.
+stored values into HU) or, for a file without one, from the caller. Nothing is guessed: without
+a voxel size, or with values that do not look like HU, the volume is refused with a `ScanError`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,10 @@ DEFAULT_MAX_VOLUME_BYTES = 1 << 30
 #: Stored dtypes accepted in .npy/TIFF. uint16 cannot hold negative HU, so it needs an intercept.
 _DTYPES = ("int16", "uint16", "int32", "float32", "float64")
 _SIDECAR_KEYS = {"voxel_mm", "rescale_slope", "rescale_intercept", "units"}
+#: A given voxel size differing from a file's own by more than this fraction is reported.
+VOXEL_RTOL = 1e-3
+
+log = logging.getLogger(__name__)
 
 
 def read_volume(path: str | Path, voxel_mm=None, max_voxels: int = DEFAULT_MAX_VOXELS,
@@ -32,7 +37,9 @@ def read_volume(path: str | Path, voxel_mm=None, max_voxels: int = DEFAULT_MAX_V
     """The volume at ``path``: ``.npy``, TIFF, a multi-frame DICOM CT file, or a folder of
     DICOM/DICOS CT slices.
 
-    ``voxel_mm`` ``(z, y, x)`` overrides the sidecar for TIFF/``.npy`` (DICOM stores its own).
+    ``voxel_mm`` ``(z, y, x)`` is the voxel size of a TIFF/``.npy`` without a sidecar. A file's
+    own voxel size (its sidecar, a DICOM header) always wins: a ``voxel_mm`` that differs from
+    it is not used, and a warning naming the file says so.
     ``max_voxels`` and ``max_bytes`` (see `check_decoded_size`) are checked from the headers,
     before any voxel is decoded.
     """
@@ -41,12 +48,13 @@ def read_volume(path: str | Path, voxel_mm=None, max_voxels: int = DEFAULT_MAX_V
     path = Path(path)
     vid = volume_id or (path.name if path.is_dir() else path.stem)
     limits = (max_voxels, max_bytes)
-    if path.is_dir():
-        return read_ct_series(ct_folder_files(path), vid, *limits)
+    if path.is_dir() or is_dicom_file(path):  # slices, or one multi-frame CT file
+        files = ct_folder_files(path) if path.is_dir() else [path]
+        volume = read_ct_series(files, vid, *limits)
+        _ignored_voxel_mm(path, volume.voxel_mm, voxel_mm, "its DICOM header")
+        return volume
     if not path.is_file():
         raise ScanError(path, "file not found")
-    if is_dicom_file(path):  # one multi-frame CT file (Enhanced CT, DICOS CT)
-        return read_ct_series([path], vid, *limits)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         stored = _load_npy(path, *limits)
@@ -61,14 +69,17 @@ def read_volume(path: str | Path, voxel_mm=None, max_voxels: int = DEFAULT_MAX_V
 
 def _volume_from_array(path: Path, vid: str, stored: np.ndarray, sidecar: dict, voxel_mm,
                        fmt: str) -> Volume:
-    voxel = voxel_mm if voxel_mm is not None else sidecar.get("voxel_mm")
+    side, own = path.with_suffix(".json").name, sidecar.get("voxel_mm")
+    voxel, where = (own, side) if own is not None else (voxel_mm, "--voxel-mm")
     if voxel is None:
-        raise ScanError(path, f"voxel size unknown: write {path.stem}.json next to it with "
+        raise ScanError(path, f"voxel size unknown: write {side} next to it with "
                               '{"voxel_mm": [z, y, x]} or pass --voxel-mm Z Y X')
     try:
         voxel = check_voxel_mm(voxel)
     except ValueError as exc:
-        raise ScanError(path, str(exc)) from exc
+        raise ScanError(path, f"{where}: {exc}") from exc
+    if own is not None:
+        _ignored_voxel_mm(path, voxel, voxel_mm, side)
     slope = float(sidecar.get("rescale_slope", 1.0))
     intercept = sidecar.get("rescale_intercept")
     if stored.dtype == np.uint16 and intercept is None:
@@ -86,6 +97,20 @@ def _volume_from_array(path: Path, vid: str, stored: np.ndarray, sidecar: dict, 
                       meta={"format": fmt, "stored_dtype": str(stored.dtype)})
     except ValueError as exc:
         raise ScanError(path, str(exc)) from exc
+
+
+def _ignored_voxel_mm(path: Path, own: tuple[float, float, float], given, where: str) -> None:
+    """Warn that ``given`` (``--voxel-mm``) is not used for ``path``, whose own voxel size
+    ``own`` (from ``where``) differs from it; the flag is for files without one."""
+    if given is None:
+        return
+    try:
+        same = np.allclose(np.asarray(given, float), own, rtol=VOXEL_RTOL, atol=0.0)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        log.warning("%s: --voxel-mm %s not used: the file's own voxel size %s mm (from %s) "
+                    "wins", path, given, own, where)
 
 
 def check_decoded_size(path: Path, shape: tuple[int, ...], dtype: np.dtype, max_voxels: int,

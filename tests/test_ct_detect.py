@@ -49,6 +49,28 @@ def test_a_volume_of_many_thin_slices_resamples_slice_by_slice_alike():
                                rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.parametrize("voxel, shape, expected", [
+    ((4.0, 3.0, 3.0), (130, 64, 60), (130, 48, 45)),  # 3 mm pixels: a 4/3 shrink
+    ((4.0, 0.9765625, 0.9765625), (130, 128, 128), (130, 31, 31)),  # a 500 mm field of 512
+])
+def test_a_non_integer_shrink_of_many_slices_averages_each_slice(voxel, shape, expected):
+    """OpenCV 5 refuses area averaging on more than 4 channels unless the factor is a whole
+    number: ordinary scanners' pixels (3 mm, 0.977 mm) must still resample."""
+    hu = np.random.default_rng(1).uniform(-1000, 1000, shape).astype(np.float32)
+    grid = resample(Volume("v", hu, voxel, ("mem",)), SPEC)
+    assert grid.shape == expected
+    # area averaging keeps each slice's mean and never leaves the slice's range
+    np.testing.assert_allclose(grid.mean(axis=(1, 2)), hu.mean(axis=(1, 2)), atol=0.5)
+    assert (grid.min(axis=(1, 2)) >= hu.min(axis=(1, 2)) - 1e-3).all()
+    assert (grid.max(axis=(1, 2)) <= hu.max(axis=(1, 2)) + 1e-3).all()
+
+
+@pytest.mark.parametrize("voxel", [(0.2, 4.0, 4.0), (4.0, 0.3, 4.0), (4.0, 4.0, 0.1)])
+def test_a_grid_too_small_to_assess_is_refused(voxel):
+    with pytest.raises(ValueError, match="too small to assess"):
+        resample(volume(voxel), SPEC)
+
+
 def test_slabs_are_three_neighbouring_slices_in_the_window():
     grid = np.stack([np.full((4, 5), v, np.float32) for v in (-1000, 500, 2000, 5000)])
     x = slabs(grid, SPEC)
@@ -130,6 +152,72 @@ def test_detect_on_a_volume_writes_box3d_lines_overlay_and_tdr(tmp_path):
     assert (out / "overlays" / "bag.png").stat().st_size > 0
     report = read_tdr(tmp_path / "tdr" / "bag.dcs")
     assert report.kind == "ct" and len(report.threats) == len(line["detections"])
+
+
+def test_detect_on_volumes_with_ordinary_scanner_pixels(tmp_path):
+    """A .npy at 3 mm pixels and a DICOM series at 0.9765625 mm pixels (both non-integer
+    shrinks to the model's 4 mm) are assessed, not errors."""
+    from ct_data import write_ct_series
+
+    from detector.cli import main
+
+    _, onnx_path = tiny_ct_model()
+    np.save(tmp_path / "px3.npy", phantom_hu((12, 64, 60)))
+    write_sidecar(tmp_path / "px3.npy", (4.0, 3.0, 3.0))
+    write_ct_series(tmp_path / "px0977", np.rint(phantom_hu((12, 128, 128))),
+                    voxel_mm=(4.0, 0.9765625, 0.9765625))
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "px3.npy"), str(tmp_path / "px0977"), "--out",
+                 str(out), "--model", str(onnx_path), "--no-overlays"]) == 0
+    lines = [json.loads(s) for s in (out / "results.jsonl").read_text().splitlines()]
+    assert [(ln["id"], ln["status"], ln["error"]) for ln in lines] == [
+        ("px3", "ok", None), ("px0977", "ok", None)]
+    assert lines[1]["voxel_mm"] == [4.0, 0.9765625, 0.9765625]
+
+
+def test_a_volume_at_a_wrong_voxel_size_alarms_and_is_never_clear(tmp_path):
+    """Voxel sizes in metres, or a volume that resamples to a grid of a voxel or two, are
+    error lines that alarm, with TDRs that say the scan was not assessed."""
+    from detector.cli import main
+    from detector.dicos import read_tdr
+
+    _, onnx_path = tiny_ct_model()
+    for name, voxel in (("metres", [0.004, 0.004, 0.004]), ("thin", [0.5, 4, 4])):
+        np.save(tmp_path / f"{name}.npy", phantom_hu((12, 40, 48)))
+        (tmp_path / f"{name}.json").write_text(json.dumps({"voxel_mm": voxel}))
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "metres.npy"), str(tmp_path / "thin.npy"), "--out",
+                 str(out), "--model", str(onnx_path), "--no-overlays", "--dicos-out",
+                 str(tmp_path / "tdr")]) == 2
+    lines = {ln["id"]: ln for ln in map(json.loads, (out / "results.jsonl").open())}
+    assert all(ln["status"] == "error" and ln["alarm"] for ln in lines.values())
+    assert "metres.json" in lines["metres"]["error"]
+    assert "unit mistake" in lines["metres"]["error"]
+    assert "too small to assess" in lines["thin"]["error"]
+    for name in lines:
+        report = read_tdr(tmp_path / "tdr" / f"{name}.dcs")
+        assert not report.assessed and report.alarm
+
+
+def test_an_error_line_names_the_slice_or_sidecar_at_fault(tmp_path):
+    """A series of many slices: the error says which one is truncated, relative to the
+    series folder; a .npy's bad sidecar is named too."""
+    from ct_data import write_ct_series
+
+    from detector.cli import main
+
+    _, onnx_path = tiny_ct_model()
+    bad = write_ct_series(tmp_path / "bag", np.rint(phantom_hu()))[7]
+    bad.write_bytes(bad.read_bytes()[:-500])
+    np.save(tmp_path / "vol.npy", phantom_hu())
+    (tmp_path / "vol.json").write_text('{"voxel_mm": [4, 4, 4], "kvp": 140}')
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "bag"), str(tmp_path / "vol.npy"), "--out", str(out),
+                 "--model", str(onnx_path), "--no-overlays"]) == 2
+    lines = {ln["id"]: ln for ln in map(json.loads, (out / "results.jsonl").open())}
+    assert lines["bag"]["error"].startswith("slice_007.dcm: truncated: pixel data holds")
+    assert lines["vol"]["error"].startswith("vol.json: unknown sidecar keys")
+    assert all(ln["alarm"] for ln in lines.values())
 
 
 def test_info_shows_a_ct_models_voxel_size_and_hu_window(capsys):

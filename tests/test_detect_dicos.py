@@ -50,6 +50,37 @@ def test_detect_writes_a_tdr_per_input_and_volumes_without_a_ct_model_alarm(tmp_
     assert len(bag.images) == phantom_hu().shape[0]
 
 
+def test_a_series_with_a_damaged_slice_gets_an_unassessed_tdr_and_later_inputs_go_on(tmp_path):
+    """A slice of garbage after a DICM preamble, or one cut to 300 bytes, crashed detect
+    --dicos-out with a traceback (its header has no SOPClassUID) and later inputs were never
+    processed."""
+    from ct_model_fixture import tiny_ct_model
+
+    from detector.cli import main
+
+    _, onnx_path = tiny_ct_model()
+    garbage = write_ct_series(tmp_path / "garbage", phantom_hu())[5]
+    garbage.write_bytes(b"\0" * 128 + b"DICM" + np.random.default_rng(0).bytes(400))
+    cut = write_ct_series(tmp_path / "cut", phantom_hu())[6]
+    cut.write_bytes(cut.read_bytes()[:300])
+    (tmp_path / "cut" / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM")  # an index, no slice
+    np.save(tmp_path / "vol.npy", phantom_hu())
+    write_sidecar(tmp_path / "vol.npy", (4, 4, 4))
+    out, tdr = tmp_path / "out", tmp_path / "tdr"
+    assert main(["detect", str(tmp_path / "garbage"), str(tmp_path / "cut"),
+                 str(tmp_path / "vol.npy"), "--out", str(out), "--model", str(onnx_path),
+                 "--no-overlays", "--dicos-out", str(tdr)]) == 2
+    lines = [json.loads(s) for s in (out / "results.jsonl").read_text().splitlines()]
+    assert [(ln["id"], ln["status"]) for ln in lines] == [
+        ("garbage", "error"), ("cut", "error"), ("vol", "ok")]
+    for name, bad in (("garbage", garbage), ("cut", cut)):
+        report = read_tdr(tdr / f"{name}.dcs")
+        assert not report.assessed and report.alarm and report.reason.startswith(bad.name)
+        assert len(report.images) == phantom_hu().shape[0]  # the damaged slice too
+        assert str(bad) in report.sources and not any("DICOMDIR" in p for p in report.sources)
+    assert read_tdr(tdr / "vol.dcs").assessed
+
+
 DCIODVFY = shutil.which("dciodvfy")
 #: What dicom3tools' dciodvfy may say of our TDRs: it does not know the DICOS TDR IOD, so it
 #: checks value representations only; our private block is unknown to it; a DICOMDIR would

@@ -74,6 +74,27 @@ def test_ct_volume_report_references_each_slice_and_keeps_3d_boxes(tmp_path):
     assert ds.ThreatSequence[1].ATDAssessmentSequence[0].ATDAssessmentFlag == "NO_THREAT"
 
 
+@pytest.mark.parametrize("positions", [True, False])
+def test_ct_references_follow_the_volumes_z_order(tmp_path, positions):
+    """A box's z (Threat ROI Base) counts the volume's slices, stacked by ascending position
+    (or InstanceNumber): reference k must be volume slice k, whatever the file names say."""
+    from detector.dicos import input_sources
+    from detector.volume_inputs import discover_inputs
+    from detector.volume_readers import read_volume
+
+    hu = phantom_hu()
+    # name order descends in z: slice_000 is the highest slice, volume slice 11
+    write_ct_series(tmp_path / "ct", hu, order=reversed(range(hu.shape[0])), positions=positions)
+    volume = read_volume(tmp_path / "ct")
+    sources = input_sources(discover_inputs([tmp_path / "ct"])[0])
+    assert [str(p) for p in sources] == list(volume.sources)
+    assert sources[0].name == "slice_011.dcm"
+    report = report_from_line(ok_line("ct", [det3d(0.9, True, [1, 2, 0, 3, 4, 1])], True),
+                              sources, when=WHEN)
+    uids = [str(pydicom.dcmread(p).SOPInstanceUID) for p in volume.sources]
+    assert [image.sop_instance_uid for image in report.images] == uids
+
+
 def test_2d_dicos_dx_report(tmp_path):
     dx = write_dicom(tmp_path / "dx.dcs", np.full((20, 30), 1000, np.uint16))
     line = ok_line("gray", [det2d(0.81, True, [3.0, 4.5, 20.0, 18.2])], True)

@@ -39,6 +39,16 @@ def test_multiframe_enhanced_ct_is_one_volume(tmp_path):
     assert vol.voxel_mm == (2.0, 1.0, 1.5)
 
 
+def test_a_series_keeps_its_own_voxel_size_whatever_the_caller_gives(tmp_path, caplog):
+    write_ct_series(tmp_path / "s", HU)
+    with caplog.at_level("WARNING", logger="detector.volume_readers"):
+        assert read_volume(tmp_path / "s", voxel_mm=(4, 4, 4)).voxel_mm == (2.0, 1.0, 1.5)
+        assert read_input(VolumeRef("s", tmp_path / "s"), voxel_mm=(4, 4, 4)).voxel_mm == (
+            2.0, 1.0, 1.5)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [str(tmp_path / "s")] * 2
+    assert "DICOM header" in caplog.records[0].getMessage()
+
+
 def test_folder_of_slices_is_discovered_as_one_volume(tmp_path):
     write_ct_series(tmp_path / "bag7", HU)
     refs = discover_inputs([tmp_path / "bag7"])
@@ -121,6 +131,20 @@ def single_slice(folder):
     write_ct_series(folder, HU[:1])
 
 
+def gantry_tilt(folder):
+    for path in write_ct_series(folder, HU):
+        _edit(path, GantryDetectorTilt=15.0)
+
+
+def sheared_slices(folder):
+    """A 15 degree tilt the header does not state: the slices tilt, the positions advance
+    along the table, so each slice steps sideways in its own plane."""
+    t = np.deg2rad(15.0)
+    for k, path in enumerate(write_ct_series(folder, HU)):
+        _edit(path, ImageOrientationPatient=[1, 0, 0, 0, np.cos(t), np.sin(t)],
+              ImagePositionPatient=[0.0, 0.0, 2.0 * k])
+
+
 @pytest.mark.parametrize("make, words", [
     (mixed_series, "mixed series"),
     (wrong_size, "differs"),
@@ -133,6 +157,8 @@ def single_slice(folder):
     (no_pixel_spacing, "PixelSpacing"),
     (position_without_orientation, "ImageOrientationPatient"),
     (single_slice, "at least 2 slices"),
+    (gantry_tilt, "GantryDetectorTilt 15 degrees"),
+    (sheared_slices, "tilt of 15.0 degrees"),
 ])
 def test_bad_series_is_one_scan_error_naming_a_file(tmp_path, make, words):
     folder = tmp_path / "series"
@@ -207,3 +233,69 @@ def test_subfolders_a_ct_series_is_a_volume_other_scans_are_an_error_not_skipped
     assert read_input(refs["series_a"]).size_dhw == (6, 16, 16)
     with pytest.raises(ScanError, match="folders are not searched"):
         read_input(refs["more"])
+
+
+def write_dicomdir(folder, slices, name="DICOMDIR"):
+    """A media export's DICOMDIR indexing ``slices``, written beside them as ``name``."""
+    import shutil
+
+    from pydicom.fileset import FileSet
+
+    fileset = FileSet()
+    for path in slices[:3]:
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.SeriesNumber = "P1", 1  # what DICOMDIR records need
+        fileset.add(ds)
+    fileset.write(folder / "export")
+    shutil.move(folder / "export" / "DICOMDIR", folder / name)
+    shutil.rmtree(folder / "export")
+
+
+@pytest.mark.parametrize("index_name", ["DICOMDIR", "dicomdir", "INDEX"])
+def test_a_dicomdir_and_macos_appledouble_files_beside_the_slices_are_not_slices(
+        tmp_path, index_name):
+    folder = tmp_path / "s"
+    slices = write_ct_series(folder, HU)
+    write_dicomdir(folder, slices, index_name)  # "INDEX": known by its SOP class alone
+    (folder / "._slice_000.dcm").write_bytes(b"\x00\x05\x16\x07" + bytes(80))  # AppleDouble
+    (folder / "._slice_001.dcm").write_bytes(b"junk")
+    assert discover_inputs([folder]) == [VolumeRef("s", folder)]
+    vol = read_volume(folder)
+    assert vol.size_dhw == HU.shape and vol.sources == tuple(str(p) for p in slices)
+
+
+def test_a_damaged_slice_beside_a_dicomdir_still_fails_the_volume_naming_it(tmp_path):
+    folder = tmp_path / "s"
+    slices = write_ct_series(folder, HU)
+    write_dicomdir(folder, slices)
+    slices[4].write_bytes(b"\0" * 128 + b"DICM" + bytes(range(256)) * 2)
+    with pytest.raises(ScanError) as err:
+        read_volume(folder)
+    assert err.value.path == str(slices[4])
+
+
+def test_an_appledouble_name_holding_an_image_is_still_read(tmp_path):
+    """Only ``._`` files holding no image are skipped: a scan is never dropped for its name."""
+    from conftest import write_pair
+
+    write_pair(tmp_path, "parcel")
+    high = next(tmp_path.glob("parcel_high*"))
+    high.rename(tmp_path / f"._{high.name}")
+    ids = [ref.id for ref in discover_inputs([tmp_path])]
+    assert len(ids) == 2 and any(i.startswith("._") for i in ids)
+
+
+def test_pixel_spacing_written_at_another_precision_is_the_same_spacing(tmp_path):
+    paths = write_ct_series(tmp_path / "s", HU, voxel_mm=(2.0, 0.9765625, 0.9765625))
+    for path in paths[1::2]:
+        _edit(path, PixelSpacing=["0.976562", "0.976562"])
+    assert read_volume(tmp_path / "s").voxel_mm[1:] == (0.9765625, 0.9765625)
+    _edit(paths[1], PixelSpacing=["0.97", "0.97"])  # a real difference is still refused
+    with pytest.raises(ScanError, match="differs"):
+        read_volume(tmp_path / "s")
+
+
+def test_slice_gap_from_positions_has_no_float_noise(tmp_path):
+    for k, path in enumerate(write_ct_series(tmp_path / "s", HU, voxel_mm=(0.6, 1.0, 1.0))):
+        _edit(path, ImagePositionPatient=[0.0, 0.0, 100.0 + k * 0.6])
+    assert read_volume(tmp_path / "s").voxel_mm == (0.6, 1.0, 1.0)

@@ -44,12 +44,31 @@ def test_npy_uint16_needs_and_uses_intercept(tmp_path):
     np.testing.assert_allclose(read_volume(path).hu, hu)
 
 
-def test_voxel_size_from_caller_overrides_sidecar_and_is_required(tmp_path):
+def test_voxel_size_from_caller_is_required_without_a_sidecar(tmp_path):
     path = save_npy(tmp_path / "n.npy", phantom_hu(), voxel_mm=None)
     with pytest.raises(ScanError, match="voxel size unknown") as err:
         read_volume(path)
     assert err.value.path == str(path)
     assert read_volume(path, voxel_mm=(3, 2, 1)).voxel_mm == (3.0, 2.0, 1.0)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif"])
+def test_a_files_own_voxel_size_wins_over_the_callers_and_a_difference_is_reported(
+        tmp_path, caplog, suffix):
+    """--voxel-mm is for volumes without a sidecar: it never overrides a file's own."""
+    path = tmp_path / f"s{suffix}"
+    if suffix == ".npy":
+        np.save(path, phantom_hu())
+    else:
+        tifffile.imwrite(path, np.rint(phantom_hu()).astype(np.int16))
+    write_sidecar(path, (2.0, 0.8, 0.8))
+    with caplog.at_level("WARNING", logger="detector.volume_readers"):
+        assert read_volume(path, voxel_mm=(2.0, 0.8, 0.8)).voxel_mm == (2.0, 0.8, 0.8)
+        assert not caplog.records  # the same size: nothing to say
+        assert read_volume(path, voxel_mm=(4, 4, 4)).voxel_mm == (2.0, 0.8, 0.8)
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert str(path) in message and "s.json" in message and "not used" in message
 
 
 def write_truncated(path):
@@ -145,6 +164,19 @@ def test_bad_sidecar(tmp_path, sidecar, words):
     with pytest.raises(ScanError) as err:
         read_volume(path)
     assert words in err.value.reason
+
+
+@pytest.mark.parametrize("voxel", [[0.004, 0.004, 0.004], [0.04, 4, 4]])
+def test_voxel_size_in_the_wrong_unit_is_refused_naming_the_sidecar(tmp_path, voxel):
+    """Metres (or a slip of the decimal point) in a sidecar resampled the volume to one voxel,
+    which came back clear."""
+    path = save_npy(tmp_path / "m.npy", phantom_hu(), voxel_mm=None)
+    (tmp_path / "m.json").write_text(json.dumps({"voxel_mm": voxel}))
+    with pytest.raises(ScanError) as err:
+        read_volume(path)
+    assert err.value.path == str(path)
+    assert "m.json" in err.value.reason and "unit mistake" in err.value.reason
+    assert str(tuple(float(v) for v in voxel)) in err.value.reason
 
 
 def test_multipage_tiff_volume(tmp_path):

@@ -26,8 +26,8 @@ def test_valid_volume_properties():
     ({"hu": np.full((3, 4, 4), np.nan, np.float32)}, ValueError, "NaN"),
     ({"hu": np.full((3, 4, 4), 1e6, np.float32)}, ValueError, "expected HU"),
     ({"voxel_mm": (1.0, 1.0)}, ValueError, "three numbers"),
-    ({"voxel_mm": (1.0, 0.0, 1.0)}, ValueError, "(0, 100]"),
-    ({"voxel_mm": (1.0, float("inf"), 1.0)}, ValueError, "(0, 100]"),
+    ({"voxel_mm": (1.0, 0.0, 1.0)}, ValueError, "[0.1, 100]"),
+    ({"voxel_mm": (1.0, float("inf"), 1.0)}, ValueError, "[0.1, 100]"),
     ({"voxel_mm": "abc"}, ValueError, "three numbers"),
     ({"sources": ()}, ValueError, "at least one source"),
     ({"id": ""}, ValueError, "non-empty"),
@@ -38,8 +38,12 @@ def test_invalid_volume(change, error, words):
     assert words in str(err.value)
 
 
-@pytest.mark.parametrize("value, ok", [((1, 2, 3), True), ([0.5, 0.5, 0.5], True),
-                                      ((1, 2, 3, 4), False), ((-1, 1, 1), False), (None, False)])
+@pytest.mark.parametrize("value, ok", [
+    ((1, 2, 3), True), ([0.5, 0.5, 0.5], True), ((0.1, 0.3, 100), True),
+    ((1, 2, 3, 4), False), ((-1, 1, 1), False), (None, False),
+    ((0.004, 0.004, 0.004), False),  # metres written for millimetres
+    ((0.04, 4, 4), False), ((4, 4, 0.09), False), ((4, 4, 100.5), False),
+])
 def test_check_voxel_mm(value, ok):
     if ok:
         assert check_voxel_mm(value) == tuple(float(v) for v in value)

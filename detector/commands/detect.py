@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write each result as a DICOS Threat Detection Report "
                              "(DIR/ID.dcs), including scans that could not be assessed")
     parser.add_argument("--voxel-mm", type=float, nargs=3, metavar=("Z", "Y", "X"),
-                        help="voxel size of .npy/TIFF volumes that have no NAME.json sidecar")
+                        help="voxel size of .npy/TIFF volumes that have no NAME.json sidecar; "
+                             "a volume's own (sidecar, DICOM header) always wins, and a "
+                             "different --voxel-mm is reported on stderr")
 
 
 def _process(ref, chooser, args, overlays: Path | None) -> dict:
