@@ -113,16 +113,100 @@ def _load_png(path: Path, max_pixels: int) -> LoadedImage:
 
 
 def _load_jpeg(path: Path, max_pixels: int) -> LoadedImage:
-    from PIL import Image
+    # simplejpeg, not Pillow or OpenCV: their libjpeg runs quietly on past a cut-off stream
+    # (grey fill, no error) when an end marker follows, and only simplejpeg's strict mode
+    # turns libjpeg's "premature end of data" warnings into errors.
+    import simplejpeg
 
-    with Image.open(path) as im:
-        width, height = im.size
-        check_size(path, height, width, max_pixels)
-        if im.mode not in ("L", "RGB"):
-            raise ScanError(path, f"unsupported JPEG mode {im.mode}: expected gray (L) or RGB")
-        im.load()  # raises on a truncated stream, unlike OpenCV which only warns
-        pixels = np.asarray(im, dtype=np.uint8).copy()
-    return LoadedImage([pixels], bit_depth=8)
+    data = path.read_bytes()
+    height, width, colour, _ = simplejpeg.decode_jpeg_header(data)
+    check_size(path, height, width, max_pixels)
+    if colour not in ("Gray", "YCbCr", "RGB"):
+        raise ScanError(path, f"unsupported JPEG colour space {colour}: expected gray or RGB")
+    problem = _jpeg_structure_problem(data)
+    if problem is None:
+        try:
+            pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if colour == "Gray" else "RGB",
+                                            strict=True)
+        except ValueError as exc:
+            problem = str(exc)
+    if problem is not None:
+        raise ScanError(path, f"truncated or corrupt JPEG: {problem}")
+    if colour == "Gray":
+        pixels = pixels[:, :, 0]
+    return LoadedImage([np.ascontiguousarray(pixels)], bit_depth=8)
+
+
+_SOF_DCT = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}  # baseline, extended, progressive (Huffman/arith.)
+_SOF_OTHER = {0xC3, 0xC5, 0xC6, 0xC7, 0xCB, 0xCD, 0xCE, 0xCF}  # lossless and hierarchical
+_NO_LENGTH = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn stand alone
+
+
+def _jpeg_structure_problem(data: bytes) -> str | None:
+    """Why the JPEG's marker structure is broken or its scans miss part of the image, or None.
+
+    libjpeg warns when a scan is cut short, but not when whole scans are missing: a
+    progressive file cut between two scans (plus an end marker) decodes without complaint,
+    blurred or grey. So every coefficient of every component must reach full precision.
+    """
+    pos, ids, coded = 2, [], None
+    while True:
+        if pos + 2 > len(data):
+            return "the file ends before its end-of-image marker"
+        if data[pos] != 0xFF:
+            return f"expected a marker at byte {pos}, found 0x{data[pos]:02x}"
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xD9:
+            break
+        if marker in _NO_LENGTH:
+            pos += 2
+            continue
+        if pos + 4 > len(data):
+            return "the file ends inside a marker"
+        end = pos + 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        segment = data[pos + 4:end]
+        if end > len(data) or len(segment) < 1:
+            return f"marker 0x{marker:02x} at byte {pos} runs past the end of the file"
+        if marker in _SOF_OTHER:
+            return f"unsupported JPEG coding process (marker 0x{marker:02x}): expected DCT"
+        if marker in _SOF_DCT:
+            if coded is not None:
+                return "more than one frame header"
+            ids = [segment[6 + 3 * i] for i in range(segment[5])]
+            coded = np.zeros((len(ids), 64), bool)  # coefficient coded to full precision
+        if marker == 0xDA:
+            if coded is None:
+                return "a scan before the frame header"
+            count = segment[0]
+            start, stop, approx = segment[1 + 2 * count:4 + 2 * count]
+            for comp in segment[1:1 + 2 * count:2]:
+                if comp not in ids:
+                    return f"a scan names component {comp}, not in the frame"
+                if approx & 0x0F == 0:
+                    coded[ids.index(comp), start:stop + 1] = True
+            end = _entropy_end(data, end)
+        pos = end
+    if coded is None or not coded.all():
+        return "its scans stop before the whole image is coded (cut between scans)"
+    return None
+
+
+def _entropy_end(data: bytes, pos: int) -> int:
+    """Offset of the first marker after the entropy-coded data that starts at ``pos``."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return len(data)
+        following = data[pos + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7:  # stuffed byte, restart marker
+            pos += 2
+        elif following == 0xFF:
+            pos += 1
+        else:
+            return pos
 
 
 def _load_tiff(path: Path, max_pixels: int) -> LoadedImage:

@@ -61,6 +61,45 @@ def case_truncated_jpeg(tmp):
     return truncated(tmp / "t.jpg"), "truncated"
 
 
+def _jpeg(path, pixels, flags=()) -> bytes:
+    import cv2
+
+    path.write_bytes(cv2.imencode(".jpg", pixels, list(flags))[1].tobytes())
+    return path.read_bytes()
+
+
+def case_truncated_jpeg_with_end_marker(tmp):
+    # libjpeg fills the missing 90 % with grey and, given an end marker, only warns
+    data = _jpeg(tmp / "t.jpg", colour_image((300, 400)))
+    cut = data.index(b"\xff\xda") + (len(data) - data.index(b"\xff\xda")) // 10
+    (tmp / "t.jpg").write_bytes(data[:cut] + b"\xff\xd9")
+    return tmp / "t.jpg", "truncated or corrupt JPEG: Corrupt JPEG data: premature end"
+
+
+def case_jpeg_size_patched_in_header(tmp):
+    data = bytearray(_jpeg(tmp / "p.jpg", parcel_counts((16, 16), bits=8)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 2000, 2000)  # 16x16 of data, 2000x2000 declared
+    (tmp / "p.jpg").write_bytes(bytes(data))
+    return tmp / "p.jpg", "truncated or corrupt JPEG"
+
+
+def case_progressive_jpeg_cut_between_scans(tmp):
+    import cv2
+
+    data = _jpeg(tmp / "s.jpg", colour_image((200, 200)), (cv2.IMWRITE_JPEG_PROGRESSIVE, 1))
+    scans = [i for i in range(len(data)) if data[i:i + 2] == b"\xff\xda"]
+    (tmp / "s.jpg").write_bytes(data[:scans[2]] + b"\xff\xd9")  # libjpeg: no warning at all
+    return tmp / "s.jpg", "cut between scans"
+
+
+def case_cmyk_jpeg(tmp):
+    from PIL import Image
+
+    Image.new("CMYK", (40, 30), (0, 50, 100, 0)).save(tmp / "k.jpg")
+    return tmp / "k.jpg", "unsupported JPEG colour space CMYK"
+
+
 def case_truncated_tiff(tmp):
     tifffile.imwrite(tmp / "t.tif", parcel_counts((200, 200)))
     return truncated(tmp / "t.tif", 0.3), "unreadable TIFF"

@@ -69,6 +69,38 @@ def test_gray_jpeg_and_rgb_with_equal_channels(tmp_path):
     np.testing.assert_allclose(scan.image[0], expected_att(counts, 8), atol=1e-5)
 
 
+@pytest.mark.parametrize("gray", [False, True], ids=["colour", "gray"])
+@pytest.mark.parametrize("save", [
+    {}, {"subsampling": 0}, {"subsampling": 2}, {"progressive": True},
+    {"progressive": True, "optimize": True, "quality": 40}, {"optimize": True},
+    {"exif": b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00"}, {"trailing": b"vendor footer"},
+], ids=["420", "444", "420q", "progressive", "progressive-optimised", "optimised", "exif",
+        "bytes-after-end"])
+def test_good_jpegs_still_read(tmp_path, save, gray):
+    """The stricter JPEG check (truncation, missing scans) must not refuse sound files."""
+    from PIL import Image
+
+    pixels = colour_image((97, 131))
+    pixels = pixels[:, :, 1] if gray else pixels
+    save = dict(save)
+    trailing = save.pop("trailing", b"")
+    path = tmp_path / "g.jpg"
+    Image.fromarray(pixels).save(path, "JPEG", **save)
+    path.write_bytes(path.read_bytes() + trailing)
+    scan = read_scan(path)
+    assert scan.kind == ("gray" if gray else "color") and scan.size_hw == (97, 131)
+    if not gray:
+        assert np.abs(scan.image.transpose(1, 2, 0).astype(int) - pixels).mean() < 4
+
+
+def test_jpeg_with_restart_markers_reads(tmp_path):
+    import cv2
+
+    path = tmp_path / "r.jpg"
+    cv2.imwrite(str(path), colour_image((97, 131)), [cv2.IMWRITE_JPEG_RST_INTERVAL, 3])
+    assert read_scan(path).kind == "color"
+
+
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
 def test_colour(tmp_path, fmt):
     rgb = colour_image()
