@@ -218,27 +218,47 @@ def _load_tiff(path: Path, max_pixels: int) -> LoadedImage:
         if count == 0:
             raise ScanError(path, "TIFF has no pages")
         first = pages[0]
-        h, w = first.shape[:2] if len(first.shape) >= 2 else (0, 0)
-        check_size(path, h, w, max_pixels, pages=count)
+        # The image size, not shape[:2]: a planar RGB page's shape is (3, height, width).
+        check_size(path, first.imagelength, first.imagewidth, max_pixels, pages=count)
         if count > 2:
             raise ScanError(path, f"TIFF has {count} pages; expected 1 (gray/colour) or "
                                   "2 (dual-energy high+low)")
-        arrays = []
-        for page in pages:
-            if page.dtype not in (np.uint8, np.uint16):
-                raise ScanError(path, f"unsupported TIFF pixel type {page.dtype}: expected "
-                                      "8- or 16-bit unsigned counts")
-            ph, pw = page.shape[:2]
-            check_size(path, ph, pw, max_pixels)
-            pixels = page.asarray()
-            if page.axes.startswith("S") and pixels.ndim == 3:  # planar RGB: samples first
-                pixels = np.ascontiguousarray(np.moveaxis(pixels, 0, -1))
-            arrays.append(pixels)
+        arrays = [_tiff_page(path, page, max_pixels) for page in pages]
+        bits = {page.bitspersample for page in pages}
     dtypes = {a.dtype for a in arrays}
-    if len(dtypes) != 1:
-        raise ScanError(path, f"TIFF pages have different pixel types: {sorted(map(str, dtypes))}")
-    bit_depth = 8 if arrays[0].dtype == np.uint8 else 16
-    return LoadedImage(arrays, bit_depth=bit_depth)
+    if len(dtypes) != 1 or len(bits) != 1:
+        raise ScanError(path, f"TIFF pages have different pixel types: {sorted(map(str, dtypes))}, "
+                              f"{sorted(bits)} bits")
+    return LoadedImage(arrays, bit_depth=bits.pop())
+
+
+# (samples per pixel, TIFF photometric): 0 min-is-white, 1 min-is-black, 2 RGB, 6 YCbCr
+# (JPEG-compressed colour: the codec returns RGB).
+_TIFF_LAYOUTS = {(1, 0), (1, 1), (3, 2), (3, 6)}
+
+
+def _tiff_page(path: Path, page, max_pixels: int) -> np.ndarray:
+    """One page as ``(H, W)`` or ``(H, W, 3)`` counts where the maximum is unattenuated air."""
+    height, width = page.imagelength, page.imagewidth
+    check_size(path, height, width, max_pixels)
+    if page.dtype not in (np.uint8, np.uint16) or not 8 <= page.bitspersample <= 16:
+        raise ScanError(path, f"unsupported TIFF pixel type {page.dtype} "
+                              f"({page.bitspersample} bits): expected 8- to 16-bit unsigned counts")
+    samples, photometric = page.samplesperpixel, int(page.photometric)
+    if (samples, photometric) not in _TIFF_LAYOUTS or page.imagedepth != 1 or (
+            photometric == 6 and int(page.compression) != 7):
+        raise ScanError(path, f"unsupported TIFF layout: {samples} sample(s) per pixel, "
+                              f"photometric {page.photometric.name}, depth {page.imagedepth}, "
+                              f"compression {page.compression.name}: expected gray or RGB")
+    pixels = page.asarray()
+    if samples == 3 and pixels.shape == (3, height, width):  # planar RGB: samples first
+        pixels = np.ascontiguousarray(np.moveaxis(pixels, 0, -1))
+    if pixels.shape != ((height, width) if samples == 1 else (height, width, 3)):
+        raise ScanError(path, f"TIFF page decoded to shape {pixels.shape}, expected "
+                              f"{height}x{width} with {samples} sample(s)")
+    if photometric == 0:  # min-is-white: 0 = white, turn into counts where max = air
+        pixels = ((1 << page.bitspersample) - 1 - pixels).astype(pixels.dtype)
+    return pixels
 
 
 def _load_dicom(path: Path, max_pixels: int) -> LoadedImage:

@@ -118,6 +118,20 @@ def case_planar_rgb_tiff_16bit(tmp):
     return tmp / "planar.tif", "must be 8-bit RGB"
 
 
+def case_planar_tiff_bomb(tmp):
+    # a planar page's shape is (3, H, W): the guard once saw 3 x 8000 pixels
+    tifffile.imwrite(tmp / "pb.tif", shape=(3, 8000, 8000), dtype=np.uint8, photometric="rgb",
+                     planarconfig="separate")  # sparse on disk
+    return tmp / "pb.tif", "too large: 8000x8000"
+
+
+def case_palette_tiff(tmp):
+    indices = parcel_counts(bits=8) // 16
+    colormap = np.tile(np.arange(256, dtype=np.uint16) * 257, (3, 1))
+    tifffile.imwrite(tmp / "pal.tif", indices, photometric="palette", colormap=colormap)
+    return tmp / "pal.tif", "unsupported TIFF layout: 1 sample(s) per pixel, photometric PALETTE"
+
+
 def case_rgba_png(tmp):
     write_png(tmp / "a.png", np.full((20, 20, 4), 100, np.uint8))
     return tmp / "a.png", "RGBA"

@@ -221,3 +221,16 @@ def test_planar_rgb_tiff_is_colour(tmp_path):
     scan = read_scan(tmp_path / "p.tif")
     assert scan.kind == "color"
     np.testing.assert_array_equal(scan.image.transpose(1, 2, 0), rgb)
+
+
+def test_tiff_bit_depth_and_polarity_come_from_its_tags(tmp_path):
+    """12-bit counts in a 12-bit TIFF are not 16-bit ones; min-is-white is inverted."""
+    counts = (parcel_counts(bits=16) >> 4).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "b12.tif", counts, bitspersample=12)
+    scan = read_scan(tmp_path / "b12.tif")
+    assert scan.bit_depth == 12
+    np.testing.assert_allclose(scan.image[0], expected_att(counts, 12), atol=1e-5)
+    counts = parcel_counts(bits=8)
+    tifffile.imwrite(tmp_path / "w.tif", 255 - counts, photometric="miniswhite")
+    np.testing.assert_allclose(read_scan(tmp_path / "w.tif").image[0], expected_att(counts, 8),
+                               atol=1e-5)
