@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import tifffile
 from conftest import colour_image, parcel_counts, write_pair, write_png
 from ct_data import new_dataset
 
-from detector import discover_scans, read_scan
+from detector import ScanError, discover_scans, read_scan
 from detector.scan import attenuation_to_transmission, transmission_to_attenuation
 
 
@@ -167,6 +168,34 @@ def test_folder_joins_pairs_and_keeps_names_distinct(tmp_path):
     kinds = {r.id: read_scan(r).kind for r in refs}
     assert kinds == {"NAME": "dual", "NAME_color": "color", "NAME_gray": "gray"}
     assert refs[2].path == str(tmp_path / "NAME_high.png")
+
+
+@pytest.mark.parametrize("high,low", [
+    ("x_high.PNG", "x_low.PNG"), ("x_High.png", "x_Low.png"), ("x_HIGH.Png", "x_low.png"),
+    ("x_high.tif", "x_LOW.TIFF"),
+])
+def test_pair_names_match_in_any_case(tmp_path, high, low):
+    (a, b), *_ = write_pair(tmp_path, "x")
+    a.rename(tmp_path / high)
+    b.rename(tmp_path / low)
+    for given in ([tmp_path], [tmp_path / high], [tmp_path / low]):
+        refs = discover_scans(given)
+        assert [(r.id, r.files, r.problem) for r in refs] == [
+            ("x", (tmp_path / high, tmp_path / low), None)]
+    assert read_scan(tmp_path / low).kind == "dual"
+
+
+def test_two_files_for_one_half_is_an_error_not_a_guess(tmp_path):
+    (high, low), *_ = write_pair(tmp_path, "x")
+    old = 1_000_000_000  # an old folder: its listing is kept while it is unchanged
+    os.utime(tmp_path, (old, old))
+    assert [r.problem for r in discover_scans([tmp_path])] == [None]
+    write_png(tmp_path / "x_LOW.png", parcel_counts())  # changes the folder's mtime
+    refs = discover_scans([tmp_path])
+    assert len(refs) == 3 and all("ambiguous dual-energy pair: x_LOW.png, x_low.png could "
+                                  "each be the '_low' half of 'x'" in r.problem for r in refs)
+    with pytest.raises(ScanError, match="ambiguous"):
+        read_scan(high)
 
 
 def test_pair_given_twice_is_one_scan(tmp_path):
