@@ -113,9 +113,6 @@ def _load_png(path: Path, max_pixels: int) -> LoadedImage:
 
 
 def _load_jpeg(path: Path, max_pixels: int) -> LoadedImage:
-    # simplejpeg, not Pillow or OpenCV: their libjpeg runs quietly on past a cut-off stream
-    # (grey fill, no error) when an end marker follows, and only simplejpeg's strict mode
-    # turns libjpeg's "premature end of data" warnings into errors.
     import simplejpeg
 
     data = path.read_bytes()
@@ -123,18 +120,31 @@ def _load_jpeg(path: Path, max_pixels: int) -> LoadedImage:
     check_size(path, height, width, max_pixels)
     if colour not in ("Gray", "YCbCr", "RGB"):
         raise ScanError(path, f"unsupported JPEG colour space {colour}: expected gray or RGB")
+    pixels = _decode_jpeg_strictly(path, data, "")
+    return LoadedImage([pixels], bit_depth=8)
+
+
+def _decode_jpeg_strictly(path: Path, data: bytes, where: str) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, 3)`` pixels of an 8-bit JPEG stream; a `ScanError` if it is cut
+    short or corrupt.
+
+    simplejpeg, not Pillow, OpenCV or imagecodecs: their libjpeg runs quietly on past a
+    cut-off stream (grey fill, no error) when an end marker follows, and only simplejpeg's
+    strict mode turns libjpeg's "premature end of data" warnings into errors.
+    """
+    import simplejpeg
+
     problem = _jpeg_structure_problem(data)
     if problem is None:
         try:
-            pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if colour == "Gray" else "RGB",
+            gray = simplejpeg.decode_jpeg_header(data)[2] == "Gray"
+            pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if gray else "RGB",
                                             strict=True)
         except ValueError as exc:
             problem = str(exc)
     if problem is not None:
-        raise ScanError(path, f"truncated or corrupt JPEG: {problem}")
-    if colour == "Gray":
-        pixels = pixels[:, :, 0]
-    return LoadedImage([np.ascontiguousarray(pixels)], bit_depth=8)
+        raise ScanError(path, f"truncated or corrupt JPEG{where}: {problem}")
+    return np.ascontiguousarray(pixels[:, :, 0] if gray else pixels)
 
 
 _SOF_DCT = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}  # baseline, extended, progressive (Huffman/arith.)
@@ -250,6 +260,8 @@ def _tiff_page(path: Path, page, max_pixels: int) -> np.ndarray:
         raise ScanError(path, f"unsupported TIFF layout: {samples} sample(s) per pixel, "
                               f"photometric {page.photometric.name}, depth {page.imagedepth}, "
                               f"compression {page.compression.name}: expected gray or RGB")
+    if int(page.compression) == 7:
+        _check_tiff_jpeg(path, page)
     pixels = page.asarray()
     if samples == 3 and pixels.shape == (3, height, width):  # planar RGB: samples first
         pixels = np.ascontiguousarray(np.moveaxis(pixels, 0, -1))
@@ -259,6 +271,23 @@ def _tiff_page(path: Path, page, max_pixels: int) -> np.ndarray:
     if photometric == 0:  # min-is-white: 0 = white, turn into counts where max = air
         pixels = ((1 << page.bitspersample) - 1 - pixels).astype(pixels.dtype)
     return pixels
+
+
+def _check_tiff_jpeg(path: Path, page) -> None:
+    """Check each JPEG strip or tile of a TIFF page as strictly as a JPEG file: tifffile
+    decodes them with imagecodecs, whose libjpeg fills a cut-off strip with grey silently."""
+    if page.bitspersample != 8:
+        raise ScanError(path, f"{page.bitspersample}-bit JPEG-compressed TIFF is not supported: "
+                              "a cut-off strip could not be told from a whole one; expected "
+                              "8-bit JPEG, or uncompressed, LZW or Deflate TIFF")
+    tables = page.jpegtables or b""
+    fh = page.parent.filehandle
+    for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+        fh.seek(offset)
+        strip = fh.read(count)
+        if tables:  # abbreviated streams: the shared tables go after the strip's SOI
+            strip = strip[:2] + tables[2:-2] + strip[2:]
+        _decode_jpeg_strictly(path, strip, f" strip in TIFF (at byte {offset})")
 
 
 def _load_dicom(path: Path, max_pixels: int) -> LoadedImage:

@@ -105,6 +105,18 @@ def case_truncated_tiff(tmp):
     return truncated(tmp / "t.tif", 0.3), "unreadable TIFF"
 
 
+def case_truncated_jpeg_in_tiff(tmp):
+    # tifffile's JPEG codec, like Pillow, fills a cut-off strip with grey without an error
+    tifffile.imwrite(tmp / "j.tif", parcel_counts((200, 200), bits=8), compression="jpeg",
+                     rowsperstrip=200)
+    with tifffile.TiffFile(tmp / "j.tif") as tif:
+        offset, count = tif.pages[0].dataoffsets[0], tif.pages[0].databytecounts[0]
+    data = bytearray((tmp / "j.tif").read_bytes())
+    data[offset + count // 2:offset + count] = b"\xff\xd9" + bytes(count - count // 2 - 2)
+    (tmp / "j.tif").write_bytes(bytes(data))
+    return tmp / "j.tif", "truncated or corrupt JPEG strip in TIFF"
+
+
 def case_float_tiff_with_nan(tmp):
     img = np.random.default_rng(0).random((40, 40)).astype(np.float32)
     img[3, 3] = np.nan

@@ -263,3 +263,32 @@ def test_tiff_bit_depth_and_polarity_come_from_its_tags(tmp_path):
     tifffile.imwrite(tmp_path / "w.tif", 255 - counts, photometric="miniswhite")
     np.testing.assert_allclose(read_scan(tmp_path / "w.tif").image[0], expected_att(counts, 8),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "adobe_deflate", "packbits", "jpeg"])
+def test_compressed_tiff(tmp_path, compression, bits):
+    """Exporters' defaults (OpenCV writes LZW); LZW and JPEG need imagecodecs."""
+    counts = parcel_counts(bits=bits)
+    path = tmp_path / "c.tif"
+    if compression == "jpeg" and bits == 16:  # lossy JPEG has no 16-bit form: 12-bit it is
+        counts = (counts >> 4).astype(np.uint16)
+        tifffile.imwrite(path, counts, compression="jpeg", bitspersample=12)
+        with pytest.raises(ScanError, match="12-bit JPEG-compressed TIFF is not supported"):
+            read_scan(path)
+        return
+    tifffile.imwrite(path, counts, compression=compression)
+    scan = read_scan(path)
+    assert scan.kind == "gray" and scan.bit_depth == bits
+    if compression == "jpeg":  # lossy
+        assert np.abs(scan.image[0] - expected_att(counts, bits)).mean() < 0.02
+    else:
+        np.testing.assert_allclose(scan.image[0], expected_att(counts, bits), atol=1e-5)
+
+
+def test_jpeg_compressed_colour_tiff(tmp_path):
+    rgb = colour_image()
+    tifffile.imwrite(tmp_path / "c.tif", rgb, compression="jpeg")  # stored as YCbCr
+    scan = read_scan(tmp_path / "c.tif")
+    assert scan.kind == "color"
+    assert np.abs(scan.image.transpose(1, 2, 0).astype(int) - rgb).mean() < 4
