@@ -144,6 +144,24 @@ def case_palette_tiff(tmp):
     return tmp / "pal.tif", "unsupported TIFF layout: 1 sample(s) per pixel, photometric PALETTE"
 
 
+def case_png_bad_crc(tmp):
+    data = bytearray(write_png(tmp / "crc.png", parcel_counts((100, 100))).read_bytes())
+    idat = data.index(b"IDAT")
+    data[idat + 40:idat + 60] = bytes(20)  # IEND still there: only the CRC tells
+    (tmp / "crc.png").write_bytes(bytes(data))
+    return tmp / "crc.png", "unreadable PNG: IDAT: "
+
+
+def case_palette_png_2bit(tmp):
+    from PIL import Image
+
+    image = Image.fromarray((parcel_counts(bits=8) // 64).astype(np.uint8), mode="L")
+    image = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    image.save(tmp / "p2.png", bits=2)
+    assert (tmp / "p2.png").read_bytes()[24] == 2  # IHDR bit depth
+    return tmp / "p2.png", "palette PNG with 2-bit indices (at most 4 colours) is not an X-ray"
+
+
 def case_rgba_png(tmp):
     write_png(tmp / "a.png", np.full((20, 20, 4), 100, np.uint8))
     return tmp / "a.png", "RGBA"
@@ -262,3 +280,27 @@ def test_folder_run_reports_each_bad_scan_and_carries_on(tmp_path):
     lines = cli.stdout.strip().splitlines()
     assert len(lines) == 4
     assert sum('"status": "error"' in line for line in lines) == 2
+
+
+def test_max_pixels_is_the_only_size_rule(tmp_path):
+    """A JPEG declaring 225 Mpx: Pillow's own 178 Mpx limit once overrode a larger
+    --max-pixels ("unreadable JPEG: DecompressionBombError")."""
+    data = bytearray(_jpeg(tmp_path / "big.jpg", parcel_counts((16, 16), bits=8)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 15000, 15000)
+    (tmp_path / "big.jpg").write_bytes(bytes(data))
+    with pytest.raises(ScanError, match="too large: 15000x15000"):
+        read_scan(tmp_path / "big.jpg", max_pixels=200_000_000)
+    with pytest.raises(ScanError, match="truncated or corrupt JPEG"):
+        read_scan(tmp_path / "big.jpg", max_pixels=300_000_000)
+
+
+def test_decoders_print_nothing_on_a_bad_scan(tmp_path):
+    """The error line says what is wrong; libpng's own "libpng error: ..." is noise."""
+    for make in (case_png_bad_crc, case_truncated_jpeg_with_end_marker, case_truncated_png,
+                 case_jpeg_size_patched_in_header):
+        make(tmp_path)
+    cli = subprocess.run([sys.executable, "-m", "detector.cli", "check", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2 and cli.stdout.count("ERROR") == 4, cli.stdout
+    assert "libpng" not in cli.stderr and "Warning" not in cli.stderr, cli.stderr
