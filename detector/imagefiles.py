@@ -41,6 +41,16 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+def _bare_dicom(head: bytes) -> bool:
+    """A DICOM data set written without the 128-byte preamble and 'DICM' (old exports): it
+    starts with a group 0x0002 or 0x0008 element, explicit or implicit VR little endian. Only
+    a hint: the DICOM reader then checks every element a scan needs."""
+    if len(head) < 8 or head[:2] not in (b"\x02\x00", b"\x08\x00"):
+        return False
+    vr = head[4:6]
+    return (vr.isalpha() and vr.isupper()) or struct.unpack("<I", head[4:8])[0] < 256
+
+
 def load(path: Path, max_pixels: int) -> LoadedImage:
     """Decode ``path``; every failure is a `ScanError` naming the file."""
     path = Path(path)
@@ -55,7 +65,7 @@ def load(path: Path, max_pixels: int) -> LoadedImage:
         raise ScanError(path, f"cannot read file: {exc.strerror or exc}") from exc
     if not head:
         raise ScanError(path, "file is empty (0 bytes)")
-    fmt = sniff_format(head)
+    fmt = sniff_format(head) or ("dicom" if _bare_dicom(head) else None)
     if fmt is None:
         raise ScanError(path, "not a supported image: expected PNG, JPEG, TIFF or DICOM content")
     loader = {"png": _load_png, "jpeg": _load_jpeg, "tiff": _load_tiff, "dicom": _load_dicom}[fmt]

@@ -242,6 +242,20 @@ def case_dicom_truncated(tmp):
     return truncated(write_dicom(tmp / "tr.dcm", parcel_counts((200, 200))), 0.4), "DICOM"
 
 
+def case_dicom_dx_rescale(tmp):
+    # a DX rescale's units are unspecified: once silently ignored, now refused
+    path = write_dicom(tmp / "rs.dcm", parcel_counts())
+    ds = pydicom.dcmread(path)
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = "2", "-100", "US"
+    ds.save_as(path)
+    return path, "DICOM modality LUT is not the identity (RescaleSlope 2, RescaleIntercept -100)"
+
+
+def case_bare_dicom_lookalike(tmp):
+    (tmp / "x.dcm").write_bytes(b"\x08\x00\x05\x00CS" + bytes(range(256)) * 4)
+    return tmp / "x.dcm", "DICOM"
+
+
 def case_dicom_ct_slice(tmp):
     path = write_dicom(tmp / "ct.dcm", parcel_counts(), sop="1.2.840.10008.5.1.4.1.1.501.1")
     return path, "CT slice"

@@ -158,6 +158,35 @@ def test_dicom_two_frames_is_dual_and_rgb_is_colour(tmp_path):
     np.testing.assert_array_equal(scan.image.transpose(1, 2, 0), rgb)
 
 
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit-vr", "implicit-vr"])
+def test_dicom_without_preamble_is_read(tmp_path, implicit):
+    """Old exports write the data set bare: no 128-byte preamble, no 'DICM'."""
+    import pydicom
+
+    counts = (parcel_counts(bits=16) >> 4).astype(np.uint16)
+    ds = pydicom.dcmread(write_dicom(tmp_path / "full.dcm", counts, bits_stored=12))
+    ds.preamble = None
+    if implicit:
+        del ds.file_meta
+    path = tmp_path / "bare.dcm"
+    ds.save_as(path, enforce_file_format=False, implicit_vr=implicit, little_endian=True)
+    assert path.read_bytes()[:2] in (b"\x02\x00", b"\x08\x00")  # no preamble
+    scan = read_scan(path)
+    assert scan.kind == "gray" and scan.bit_depth == 12
+    np.testing.assert_allclose(scan.image[0], expected_att(counts, 12), atol=1e-5)
+
+
+def test_dicom_identity_rescale_is_read(tmp_path):
+    import pydicom
+
+    counts = parcel_counts(bits=16)
+    path = write_dicom(tmp_path / "dx.dcm", counts)
+    ds = pydicom.dcmread(path)
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = "1", "0", "US"
+    ds.save_as(path)
+    np.testing.assert_allclose(read_scan(path).image[0], expected_att(counts, 16), atol=1e-5)
+
+
 def test_folder_joins_pairs_and_keeps_names_distinct(tmp_path):
     write_pair(tmp_path, "NAME")
     write_png(tmp_path / "NAME_color.png", colour_image())
