@@ -40,19 +40,20 @@ class _CappedReader(io.BufferedReader):
         return super().read(n)
 
 
-def dcmread(path: Path, header_only: bool = False):
-    """`pydicom.dcmread` through `_CappedReader` (``header_only``: stop before pixel data)."""
+def dcmread(path: Path, header_only: bool = False, force: bool = False):
+    """`pydicom.dcmread` through `_CappedReader` (``header_only``: stop before pixel data;
+    ``force``: read a data set written without the 128-byte preamble and 'DICM')."""
     import pydicom
 
     with _CappedReader(Path(path)) as fh:
-        return pydicom.dcmread(fh, stop_before_pixels=header_only)
+        return pydicom.dcmread(fh, stop_before_pixels=header_only, force=force)
 
 
 def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
     from pydicom.errors import InvalidDicomError
 
-    try:
-        header = dcmread(path, header_only=True)
+    try:  # force: the caller has seen a preamble, or an old export's bare data set
+        header = dcmread(path, header_only=True, force=True)
     except InvalidDicomError as exc:
         raise ScanError(path, f"invalid DICOM: {exc}") from exc
     sop = str(header.get("SOPClassUID", ""))
@@ -70,15 +71,17 @@ def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
         raise ScanError(path, f"unsupported DICOM BitsStored {bits}: expected 8-16")
     if int(header.get("PixelRepresentation", 0)) != 0:
         raise ScanError(path, "signed DICOM pixels are not transmission counts")
+    _refuse_modality_lut(path, header)
     photometric = str(header.get("PhotometricInterpretation", ""))
     samples = int(header.get("SamplesPerPixel", 1))
     if (samples, photometric) not in ((1, "MONOCHROME1"), (1, "MONOCHROME2"), (3, "RGB")):
         raise ScanError(path, f"unsupported DICOM layout: SamplesPerPixel={samples}, "
                               f"PhotometricInterpretation={photometric!r}")
 
-    dataset = dcmread(path)
+    dataset = dcmread(path, force=True)
     if "PixelData" not in dataset:
         raise ScanError(path, "DICOM has no pixel data")
+    _name_bare_transfer_syntax(dataset)
     pixels = dataset.pixel_array  # raises for an unknown or undecodable transfer syntax
     full_scale = (1 << bits) - 1
     if samples == 1:
@@ -92,3 +95,39 @@ def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
         pages = [np.ascontiguousarray(pixels.astype(np.uint8))]
     meta = {"sop_class_uid": sop, "modality": str(header.get("Modality", ""))}
     return LoadedImage(pages, bit_depth=bits, meta=meta)
+
+
+def _refuse_modality_lut(path: Path, header) -> None:
+    """A DX/DICOS DX modality LUT that is not the identity is an error, not ignored.
+
+    Scans are read as stored transmission counts whose full scale is ``2**BitsStored - 1``
+    (unattenuated air). A DX rescale's output units are unspecified (RescaleType "US"), so
+    rescaled values have no known full scale: neither ignoring the rescale nor applying it
+    gives a transmission we can trust, and the scan goes to manual check.
+    """
+    values = []
+    for name, identity in (("RescaleSlope", 1.0), ("RescaleIntercept", 0.0)):
+        value = header.get(name)
+        if value not in (None, "") and float(value) != identity:
+            values.append(f"{name} {value}")
+    if "ModalityLUTSequence" in header:
+        values.append("a Modality LUT Sequence")
+    if values:
+        raise ScanError(path, f"DICOM modality LUT is not the identity ({', '.join(values)}): "
+                              "X-ray scans are read as stored counts with full scale "
+                              "2**BitsStored - 1, and rescaled DX values have no known full scale")
+
+
+def _name_bare_transfer_syntax(dataset) -> None:
+    """A bare data set (no file meta) holds native pixels in the encoding it was read with;
+    pydicom needs that named to decode them."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = dataset.get("file_meta") or FileMetaDataset()
+    if "TransferSyntaxUID" in meta:
+        return
+    implicit, little = dataset.original_encoding
+    meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                              ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    dataset.file_meta = meta

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import tifffile
 from conftest import colour_image, parcel_counts, write_pair, write_png
 from ct_data import new_dataset
 
-from detector import discover_scans, read_scan
+from detector import ScanError, discover_scans, read_scan
 from detector.scan import attenuation_to_transmission, transmission_to_attenuation
 
 
@@ -69,6 +70,38 @@ def test_gray_jpeg_and_rgb_with_equal_channels(tmp_path):
     np.testing.assert_allclose(scan.image[0], expected_att(counts, 8), atol=1e-5)
 
 
+@pytest.mark.parametrize("gray", [False, True], ids=["colour", "gray"])
+@pytest.mark.parametrize("save", [
+    {}, {"subsampling": 0}, {"subsampling": 2}, {"progressive": True},
+    {"progressive": True, "optimize": True, "quality": 40}, {"optimize": True},
+    {"exif": b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00"}, {"trailing": b"vendor footer"},
+], ids=["420", "444", "420q", "progressive", "progressive-optimised", "optimised", "exif",
+        "bytes-after-end"])
+def test_good_jpegs_still_read(tmp_path, save, gray):
+    """The stricter JPEG check (truncation, missing scans) must not refuse sound files."""
+    from PIL import Image
+
+    pixels = colour_image((97, 131))
+    pixels = pixels[:, :, 1] if gray else pixels
+    save = dict(save)
+    trailing = save.pop("trailing", b"")
+    path = tmp_path / "g.jpg"
+    Image.fromarray(pixels).save(path, "JPEG", **save)
+    path.write_bytes(path.read_bytes() + trailing)
+    scan = read_scan(path)
+    assert scan.kind == ("gray" if gray else "color") and scan.size_hw == (97, 131)
+    if not gray:
+        assert np.abs(scan.image.transpose(1, 2, 0).astype(int) - pixels).mean() < 4
+
+
+def test_jpeg_with_restart_markers_reads(tmp_path):
+    import cv2
+
+    path = tmp_path / "r.jpg"
+    cv2.imwrite(str(path), colour_image((97, 131)), [cv2.IMWRITE_JPEG_RST_INTERVAL, 3])
+    assert read_scan(path).kind == "color"
+
+
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
 def test_colour(tmp_path, fmt):
     rgb = colour_image()
@@ -125,6 +158,35 @@ def test_dicom_two_frames_is_dual_and_rgb_is_colour(tmp_path):
     np.testing.assert_array_equal(scan.image.transpose(1, 2, 0), rgb)
 
 
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit-vr", "implicit-vr"])
+def test_dicom_without_preamble_is_read(tmp_path, implicit):
+    """Old exports write the data set bare: no 128-byte preamble, no 'DICM'."""
+    import pydicom
+
+    counts = (parcel_counts(bits=16) >> 4).astype(np.uint16)
+    ds = pydicom.dcmread(write_dicom(tmp_path / "full.dcm", counts, bits_stored=12))
+    ds.preamble = None
+    if implicit:
+        del ds.file_meta
+    path = tmp_path / "bare.dcm"
+    ds.save_as(path, enforce_file_format=False, implicit_vr=implicit, little_endian=True)
+    assert path.read_bytes()[:2] in (b"\x02\x00", b"\x08\x00")  # no preamble
+    scan = read_scan(path)
+    assert scan.kind == "gray" and scan.bit_depth == 12
+    np.testing.assert_allclose(scan.image[0], expected_att(counts, 12), atol=1e-5)
+
+
+def test_dicom_identity_rescale_is_read(tmp_path):
+    import pydicom
+
+    counts = parcel_counts(bits=16)
+    path = write_dicom(tmp_path / "dx.dcm", counts)
+    ds = pydicom.dcmread(path)
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = "1", "0", "US"
+    ds.save_as(path)
+    np.testing.assert_allclose(read_scan(path).image[0], expected_att(counts, 16), atol=1e-5)
+
+
 def test_folder_joins_pairs_and_keeps_names_distinct(tmp_path):
     write_pair(tmp_path, "NAME")
     write_png(tmp_path / "NAME_color.png", colour_image())
@@ -135,6 +197,34 @@ def test_folder_joins_pairs_and_keeps_names_distinct(tmp_path):
     kinds = {r.id: read_scan(r).kind for r in refs}
     assert kinds == {"NAME": "dual", "NAME_color": "color", "NAME_gray": "gray"}
     assert refs[2].path == str(tmp_path / "NAME_high.png")
+
+
+@pytest.mark.parametrize("high,low", [
+    ("x_high.PNG", "x_low.PNG"), ("x_High.png", "x_Low.png"), ("x_HIGH.Png", "x_low.png"),
+    ("x_high.tif", "x_LOW.TIFF"),
+])
+def test_pair_names_match_in_any_case(tmp_path, high, low):
+    (a, b), *_ = write_pair(tmp_path, "x")
+    a.rename(tmp_path / high)
+    b.rename(tmp_path / low)
+    for given in ([tmp_path], [tmp_path / high], [tmp_path / low]):
+        refs = discover_scans(given)
+        assert [(r.id, r.files, r.problem) for r in refs] == [
+            ("x", (tmp_path / high, tmp_path / low), None)]
+    assert read_scan(tmp_path / low).kind == "dual"
+
+
+def test_two_files_for_one_half_is_an_error_not_a_guess(tmp_path):
+    (high, low), *_ = write_pair(tmp_path, "x")
+    old = 1_000_000_000  # an old folder: its listing is kept while it is unchanged
+    os.utime(tmp_path, (old, old))
+    assert [r.problem for r in discover_scans([tmp_path])] == [None]
+    write_png(tmp_path / "x_LOW.png", parcel_counts())  # changes the folder's mtime
+    refs = discover_scans([tmp_path])
+    assert len(refs) == 3 and all("ambiguous dual-energy pair: x_LOW.png, x_low.png could "
+                                  "each be the '_low' half of 'x'" in r.problem for r in refs)
+    with pytest.raises(ScanError, match="ambiguous"):
+        read_scan(high)
 
 
 def test_pair_given_twice_is_one_scan(tmp_path):
@@ -189,3 +279,45 @@ def test_planar_rgb_tiff_is_colour(tmp_path):
     scan = read_scan(tmp_path / "p.tif")
     assert scan.kind == "color"
     np.testing.assert_array_equal(scan.image.transpose(1, 2, 0), rgb)
+
+
+def test_tiff_bit_depth_and_polarity_come_from_its_tags(tmp_path):
+    """12-bit counts in a 12-bit TIFF are not 16-bit ones; min-is-white is inverted."""
+    counts = (parcel_counts(bits=16) >> 4).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "b12.tif", counts, bitspersample=12)
+    scan = read_scan(tmp_path / "b12.tif")
+    assert scan.bit_depth == 12
+    np.testing.assert_allclose(scan.image[0], expected_att(counts, 12), atol=1e-5)
+    counts = parcel_counts(bits=8)
+    tifffile.imwrite(tmp_path / "w.tif", 255 - counts, photometric="miniswhite")
+    np.testing.assert_allclose(read_scan(tmp_path / "w.tif").image[0], expected_att(counts, 8),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "adobe_deflate", "packbits", "jpeg"])
+def test_compressed_tiff(tmp_path, compression, bits):
+    """Exporters' defaults (OpenCV writes LZW); LZW and JPEG need imagecodecs."""
+    counts = parcel_counts(bits=bits)
+    path = tmp_path / "c.tif"
+    if compression == "jpeg" and bits == 16:  # lossy JPEG has no 16-bit form: 12-bit it is
+        counts = (counts >> 4).astype(np.uint16)
+        tifffile.imwrite(path, counts, compression="jpeg", bitspersample=12)
+        with pytest.raises(ScanError, match="12-bit JPEG-compressed TIFF is not supported"):
+            read_scan(path)
+        return
+    tifffile.imwrite(path, counts, compression=compression)
+    scan = read_scan(path)
+    assert scan.kind == "gray" and scan.bit_depth == bits
+    if compression == "jpeg":  # lossy
+        assert np.abs(scan.image[0] - expected_att(counts, bits)).mean() < 0.02
+    else:
+        np.testing.assert_allclose(scan.image[0], expected_att(counts, bits), atol=1e-5)
+
+
+def test_jpeg_compressed_colour_tiff(tmp_path):
+    rgb = colour_image()
+    tifffile.imwrite(tmp_path / "c.tif", rgb, compression="jpeg")  # stored as YCbCr
+    scan = read_scan(tmp_path / "c.tif")
+    assert scan.kind == "color"
+    assert np.abs(scan.image.transpose(1, 2, 0).astype(int) - rgb).mean() < 4
