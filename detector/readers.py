@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +51,20 @@ def _pair_key(path: Path) -> tuple[str, str] | None:
     return match.group("stem"), match.group("part").lower()
 
 
-def _find_partner(path: Path, stem: str, part: str) -> Path | None:
+def _find_partner(path: Path, stem: str, part: str,
+                  listings: dict[Path, dict[str, dict[str, list[str]]]]) -> Path | None:
     """The other half of ``path``'s dual pair in its folder, or None if there is none.
 
     Suffix and part name match in any case (``x_High.PNG`` pairs with ``x_low.png``); the stem
     must match exactly. Two files for one half (``x_low.png`` and ``x_LOW.png``) raise
-    `ScanError`: which of them belongs to the pair would be a guess.
+    `ScanError`: which of them belongs to the pair would be a guess. ``listings`` holds each
+    folder's `_pair_halves`, listed once per `discover_scans` call (listing it again for each
+    file took 20 s for a folder of 5,000 pairs).
     """
-    halves = _pair_halves(path.parent).get(stem, {})
+    folder = path.parent
+    if folder not in listings:
+        listings[folder] = _pair_halves(folder)
+    halves = listings[folder].get(stem, {})
     want = "low" if part == "high" else "high"
     for half, names in ((part, [n for n in halves.get(part, ()) if n != path.name] + [path.name]),
                         (want, halves.get(want, []))):
@@ -70,23 +75,8 @@ def _find_partner(path: Path, stem: str, part: str) -> Path | None:
     return path.with_name(partners[0]) if partners else None
 
 
-#: The last folder listed for pairing: ((path, device, inode, mtime_ns), stem -> part -> names).
-_listed: tuple[tuple, dict[str, dict[str, list[str]]]] | None = None
-
-
 def _pair_halves(folder: Path) -> dict[str, dict[str, list[str]]]:
-    """``stem -> {"high"|"low": [file names]}`` for the scan files in ``folder``.
-
-    Pairing in any case needs the folder's listing, and listing it again for each pair took
-    20 s for a folder of 5,000 pairs. So the last listing is kept while the folder's mtime is
-    unchanged, and only if that mtime was over 2 s old when listed: a file added since then
-    changes the mtime, so it cannot be missed, even on a file system with coarse timestamps.
-    """
-    global _listed
-    info = os.stat(folder)
-    key = (str(folder), info.st_dev, info.st_ino, info.st_mtime_ns)
-    if _listed is not None and _listed[0] == key:
-        return _listed[1]
+    """``stem -> {"high"|"low": [file names]}`` for the scan files in ``folder``."""
     halves: dict[str, dict[str, list[str]]] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -95,8 +85,6 @@ def _pair_halves(folder: Path) -> dict[str, dict[str, list[str]]]:
             if match and suffix.lower() in SCAN_SUFFIXES and entry.is_file():
                 parts = halves.setdefault(match.group("stem"), {})
                 parts.setdefault(match.group("part").lower(), []).append(entry.name)
-    if time.time_ns() - info.st_mtime_ns > 2_000_000_000:
-        _listed = (key, halves)
     return halves
 
 
@@ -122,6 +110,7 @@ def discover_scans(paths: Iterable[str | Path]) -> list[ScanRef]:
 
     refs: list[ScanRef] = []
     seen: set[Path] = set()
+    listings: dict[Path, dict[str, dict[str, list[str]]]] = {}  # folder -> its pair halves
     for path in files:
         if path in seen:
             continue
@@ -132,7 +121,7 @@ def discover_scans(paths: Iterable[str | Path]) -> list[ScanRef]:
             continue
         stem, part = key
         try:
-            partner = _find_partner(path, stem, part)
+            partner = _find_partner(path, stem, part, listings)
         except ScanError as exc:
             refs.append(ScanRef(id=stem, files=(path,), problem=exc.reason))
             continue
