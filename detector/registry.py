@@ -41,11 +41,24 @@ def version_dir(reg: Path, version: str) -> Path:
     return Path(reg) / "versions" / check_version(version)
 
 
+def _read_json(path: Path) -> dict:
+    """A registry file's JSON object; a damaged one is a `RegistryError` naming it (a disk
+    that filled while it was written, a hand edit), never a traceback."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RegistryError(f"{path}: damaged registry file ({exc}); restore it from "
+                            f"history.jsonl or a backup") from exc
+    if not isinstance(data, dict):
+        raise RegistryError(f"{path}: damaged registry file (expected a JSON object)")
+    return data
+
+
 def read_entry(reg: Path, version: str) -> dict:
     path = version_dir(reg, version) / "entry.json"
     if not path.is_file():
         raise RegistryError(f"{reg}: no model version {version!r}")
-    return json.loads(path.read_text())
+    return _read_json(path)
 
 
 def versions(reg: Path) -> list[dict]:
@@ -53,7 +66,7 @@ def versions(reg: Path) -> list[dict]:
     root = Path(reg) / "versions"
     if not root.is_dir():
         raise RegistryError(f"{reg}: not a model registry (no versions/ folder)")
-    entries = [json.loads((d / "entry.json").read_text())
+    entries = [_read_json(d / "entry.json")
                for d in root.iterdir() if (d / "entry.json").is_file()]
     return sorted(entries, key=lambda e: (e.get("seq", 0), e.get("added_at", ""), e["version"]))
 
@@ -67,7 +80,10 @@ def current_version(reg: Path) -> str:
     if not path.is_file():
         raise RegistryError(f"{reg}: no model has been promoted yet "
                             f"(concealscan models promote VERSION --registry {reg})")
-    return check_version(json.loads(path.read_text())["version"])
+    version = _read_json(path).get("version")
+    if not isinstance(version, str):
+        raise RegistryError(f"{path}: damaged registry file (no version)")
+    return check_version(version)
 
 
 def promoted_model(reg: Path) -> Path:

@@ -241,6 +241,7 @@ def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, new_pfa, pro
     monkeypatch.setattr(rt, "fine_tune", fake_fine_tune)
     monkeypatch.setattr(rt, "operating_point", fake_point)
     monkeypatch.setattr(rt, "check_no_leak", lambda data, test: None)
+    monkeypatch.setattr(rt, "check_readable", lambda path, kind, classes: None)
     coco = tmp_path / "c.json"
     coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
     result = rt.retrain(reg, "current", [coco], coco, "2.0.0", tmp_path / "work",
@@ -248,6 +249,99 @@ def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, new_pfa, pro
     assert result["promoted"] is promoted
     assert reg_read.current_version(reg) == ("2.0.0" if promoted else "1.0.0")
     assert "2.0.0" in [e["version"] for e in reg_read.versions(reg)]  # kept either way
+
+
+def _fake_gate(monkeypatch, pds: dict, new_pd: float, during_training=lambda: None):
+    """retrain with its fine-tuning and evaluation replaced: ``pds`` is each registry
+    version's Pd on the test set, ``new_pd`` the successor's."""
+    from training import retrain as rt
+
+    def fake_fine_tune(base, data, out, cfg, progress):
+        during_training()
+        shutil.copyfile(base, out)
+        return out
+
+    def fake_point(model_path, test, target_pfa, progress):
+        version = model_path.parent.name
+        pd = pds.get(version, new_pd)
+        return {"threshold": 0.3, "pd": pd, "pfa": 0.05, "target_pfa": target_pfa,
+                "scans": 8, "sha256": "x"}
+
+    monkeypatch.setattr(rt, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr(rt, "operating_point", fake_point)
+    monkeypatch.setattr(rt, "check_no_leak", lambda data, test: None)
+    monkeypatch.setattr(rt, "check_readable", lambda path, kind, classes: None)
+    return rt
+
+
+@pytest.mark.parametrize("new_pd,promoted", [(0.9, False), (0.97, True)])
+def test_a_version_promoted_while_a_retrain_ran_is_what_it_must_beat(reg, tmp_path, monkeypatch,
+                                                                      new_pd, promoted):
+    """Two retrains at once: the second to finish must beat the model the first promoted, not
+    only the base both started from (it replaced a better model before)."""
+    rt = _fake_gate(monkeypatch, {"1.0.0": 0.8, "1.1.0": 0.95}, new_pd,
+                    during_training=lambda: reg_write.promote(reg, "1.1.0", "the other run"))
+    coco = tmp_path / "c.json"
+    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    result = rt.retrain(reg, "1.0.0", [coco], coco, "2.0.0", tmp_path / "work",
+                        rt.RetrainConfig(epochs=1))
+    assert result["judged_against"] == "1.1.0" and result["old"]["pd"] == 0.95
+    assert result["promoted"] is promoted
+    assert reg_read.current_version(reg) == ("2.0.0" if promoted else "1.1.0")
+
+
+def test_the_registry_promotes_only_over_the_version_it_was_judged_against(reg):
+    """The last check is made under the registry's lock, as the version is added: if another
+    was promoted after the judging, this one is added unpromoted and says why."""
+    reg_write.promote(reg, "1.1.0", "someone else")
+    model, ckpt = tiny_model("dual", "1.2.0")
+    entry = reg_write.add_version(reg, "1.2.0", model, ckpt, metrics={"promoted": True},
+                                  data=[], promote_over=("1.0.0", "beat 1.0.0"))
+    assert entry["metrics"] == {"promoted": False, "superseded_by": "1.1.0"}
+    assert reg_read.current_version(reg) == "1.1.0"
+    model, ckpt = tiny_model("dual", "1.3.0")
+    reg_write.add_version(reg, "1.3.0", model, ckpt, metrics={"promoted": True}, data=[],
+                          promote_over=("1.1.0", "beat 1.1.0"))
+    assert reg_read.current_version(reg) == "1.3.0"
+
+
+def test_retrain_refuses_a_missing_scan_before_training_or_freezing(reg, tmp_path, capsys):
+    from toy_data import write_toy_set
+
+    data = write_toy_set(tmp_path / "reviews", count=4, seed=7)
+    test = write_toy_set(tmp_path / "test", count=4, seed=8)
+    gone = sorted((tmp_path / "reviews").glob("*_high.png"))[1]
+    gone.unlink()
+    assert main(["retrain", "--data", str(data), "--test", str(test), "--registry", str(reg),
+                 "--epochs", "1", "--threads", "1"]) == 64
+    err = capsys.readouterr().err
+    assert gone.name in err and "missing" in err
+    assert not (reg / "testset.json").exists()  # nothing frozen by a run that could not run
+
+
+def test_a_work_folder_in_use_is_refused(reg, tmp_path, monkeypatch):
+    import fcntl
+
+    rt = _fake_gate(monkeypatch, {"1.0.0": 0.8}, 0.9)
+    coco = tmp_path / "c.json"
+    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    work = tmp_path / "work"
+    work.mkdir()
+    with open(work / ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(Exception, match="another retrain is using this work folder"):
+            rt.retrain(reg, "1.0.0", [coco], coco, "2.0.0", work, rt.RetrainConfig(epochs=1))
+
+
+def test_a_damaged_registry_file_is_a_clear_error(reg, capsys):
+    (reg / "current.json").write_text('{"vers')
+    with pytest.raises(RegistryError, match="damaged registry file"):
+        reg_read.current_version(reg)
+    assert main(["models", "list", "--registry", str(reg)]) == 0  # lists what is there
+    assert "current.json: damaged registry file" in capsys.readouterr().err
+    assert main(["retrain", "--data", str(reg), "--test", str(reg), "--registry",
+                 str(reg)]) == 64
+    assert "current.json: damaged registry file" in capsys.readouterr().err
 
 
 def test_retrain_on_a_folder_that_is_no_registry_says_so(tmp_path, capsys):

@@ -81,8 +81,13 @@ def check_checkpoint(checkpoint: Path, model: Path) -> None:
 
 def add_version(reg: Path, version: str, model: Path, checkpoint: Path | None, *,
                 metrics: dict, data: list[str], parent: str | None = None,
-                note: str = "") -> dict:
-    """Copy ``model`` (+ its manifest) and ``checkpoint`` in as ``version``; return the entry."""
+                note: str = "", promote_over: tuple[str, str] | None = None) -> dict:
+    """Copy ``model`` (+ its manifest) and ``checkpoint`` in as ``version``; return the entry.
+
+    ``promote_over=(judged_against, reason)``: promote it in the same step, under the same
+    lock, but only if ``judged_against`` is still the current version; when another was
+    promoted meanwhile (a second retrain), it is added unpromoted, and the entry's
+    ``metrics["promoted"]`` is False with ``metrics["superseded_by"]`` naming that version."""
     reg = Path(reg)
     reg_read.check_version(version)
     _, sha256 = read_verified(model)  # refuse an altered or unmanifested model up front
@@ -105,6 +110,12 @@ def add_version(reg: Path, version: str, model: Path, checkpoint: Path | None, *
         # seq orders entries: added_at has one-second resolution and two versions may be
         # added within the same second (a quick retrain)
         seq = 1 + max((e.get("seq", 0) for e in reg_read.versions(reg)), default=0)
+        if promote_over is not None:
+            judged, _ = promote_over
+            now = _current_or_none(reg)
+            if now != judged:
+                metrics = {**metrics, "promoted": False, "superseded_by": now}
+                promote_over = None
         entry = {"version": version, "seq": seq, "sha256": sha256, "added_at": _now(),
                  "parent": parent,
                  "metrics": metrics, "data": list(data), "note": note,
@@ -114,7 +125,20 @@ def add_version(reg: Path, version: str, model: Path, checkpoint: Path | None, *
         staging.rename(folder)
         read_verified(folder / "model.onnx")
         _log(reg, {"event": "add", "version": version, "sha256": sha256})
+        if promote_over is not None:
+            _set_current(reg, version)
+            _log(reg, {"event": "promote", "version": version, "previous": promote_over[0],
+                       "reason": promote_over[1]})
     return entry
+
+
+def _current_or_none(reg: Path) -> str | None:
+    try:
+        return reg_read.current_version(reg)
+    except RegistryError as exc:
+        if "no model has been promoted" in str(exc):
+            return None
+        raise
 
 
 def _set_current(reg: Path, version: str) -> None:
@@ -129,10 +153,7 @@ def promote(reg: Path, version: str, reason: str) -> None:
     """Make ``version`` the model services load (``serve --model REG``)."""
     reg = Path(reg)
     with _locked(reg):
-        try:
-            previous = reg_read.current_version(reg)
-        except RegistryError:
-            previous = None
+        previous = _current_or_none(reg)
         _set_current(reg, version)
         _log(reg, {"event": "promote", "version": version, "previous": previous,
                    "reason": reason})

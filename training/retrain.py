@@ -15,9 +15,12 @@ where there is one (what ``concealscan dataset from-reviews`` writes for CT revi
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,12 +242,18 @@ def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, wo
     new model reaches that Pfa at all: a saturated one does not)."""
     reg, work = Path(reg), Path(work)
     base = reg_read.current_version(reg) if base == "current" else reg_read.check_version(base)
+    reg_read.read_entry(reg, base)  # "no model version" for a name the registry lacks
     base_dir = reg_read.version_dir(reg, base)
     if not (base_dir / "checkpoint.pt").is_file():
         raise UsageError(f"{reg}: version {base!r} has no checkpoint to fine-tune from")
-    kind = checkpoint.load(base_dir / "checkpoint.pt")["input_spec"]["kind"]
+    if not (base_dir / "model.onnx").is_file():  # found now, not after the fine-tuning
+        raise UsageError(f"{reg}: version {base!r} has no model.onnx to compare against")
+    saved = checkpoint.load(base_dir / "checkpoint.pt")
+    kind, classes = saved["input_spec"]["kind"], list(saved["classes"])
     data = [annotations_path(d, kind) for d in data]
     test = annotations_path(test, kind)
+    for path in (*data, test):
+        check_readable(path, kind, classes)
     check_no_leak(data, test)
     if cfg.second_look == "refit" and kind not in KIND_FEATURES:
         raise UsageError(f"--second-look-data: a {kind} model has no second look (dual, gray "
@@ -253,8 +262,52 @@ def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, wo
     for fit_set in look_data:  # unseen by the new CNN, and not the test set
         check_no_leak(data, fit_set)
         check_no_leak([fit_set], test)
-    test_sha = freeze_test_set(reg, test, new_test_set)
+    for path in look_data:
+        check_readable(path, kind, classes)
+    with _work_folder(work):
+        return _retrain(reg, base, base_dir, data, test, look_data, version, work, cfg,
+                        new_test_set, progress)
+
+
+@contextmanager
+def _work_folder(work: Path) -> Iterator[None]:
+    """``work``, held for this run alone: a second retrain given the same folder (the same
+    --version, or --work) is refused rather than overwrite the first one's model."""
     work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UsageError(f"{work}: another retrain is using this work folder") from exc
+        yield
+
+
+def check_readable(coco_path: Path, kind: str, classes: list[str]) -> None:
+    """A `UsageError` naming the first scan or volume ``coco_path`` lists for a ``kind`` model
+    that is missing or unreadable, before anything is trained or frozen (else the run stops
+    part-way with a traceback from the data loader)."""
+    from detector.errors import ScanError
+
+    try:
+        if kind == "ct":
+            from training.ct_data import CtVolumes
+
+            refs = [Path(ref.path) for _, ref, _ in CtVolumes(coco_path, classes).items]
+        else:
+            refs = [Path(f) for _, ref, _ in CocoScans(coco_path, kind, classes).items
+                    for f in ref.files]
+    except (ValueError, ScanError) as exc:
+        raise UsageError(f"{coco_path}: {exc}") from exc
+    missing = [p for p in refs if not p.exists()]
+    if missing:
+        raise UsageError(f"{coco_path}: {len(missing)} scan file(s) it lists are missing, "
+                         f"e.g. {missing[0]}")
+
+
+def _retrain(reg: Path, base: str, base_dir: Path, data: list[Path], test: Path,
+             look_data: list[Path], version: str, work: Path, cfg: RetrainConfig,
+             new_test_set: bool, progress: bool) -> dict:
+    test_sha = freeze_test_set(reg, test, new_test_set)
     ckpt = fine_tune(base_dir / "checkpoint.pt", data, work / "checkpoint.pt", cfg, progress)
     info = export_onnx(ckpt, work / "model.onnx", version=version)
     look = _successor_look(base_dir / "model.onnx", work / "model.onnx", look_data, cfg,
@@ -270,15 +323,26 @@ def retrain(reg: Path, base: str, data: list[Path], test: Path, version: str, wo
         attach(work / "model.onnx", info, look["entry"], alarm_threshold=new["threshold"],
                threshold_source=how)
         new["second_look"] = look["how"]
-    old = operating_point(base_dir / "model.onnx", test, cfg.target_pfa, progress)
+    new["sha256"] = OnnxModel(work / "model.onnx", threads=1).sha256  # the file registered
+    # Judged against the version current now: another retrain may have promoted one while
+    # this one trained (then the comparison is made again, against it; the registry checks,
+    # under its lock, that it is still current when this one is promoted).
+    judged, old = base, operating_point(base_dir / "model.onnx", test, cfg.target_pfa, progress)
+    for _ in range(3):
+        now = reg_read.current_version(reg)
+        if now == judged:
+            break
+        judged = now
+        old = operating_point(reg_read.version_dir(reg, now) / "model.onnx", test,
+                              cfg.target_pfa, progress)
     promoted = (math.isfinite(new["pd"]) and new["pd"] >= old["pd"]
                 and new["pfa"] <= cfg.target_pfa)
     metrics = {"test": {"path": str(test), "sha256": test_sha}, "old": old, "new": new,
-               "promoted": promoted}
-    reg_write.add_version(reg, version, work / "model.onnx", ckpt, metrics=metrics,
-                          data=[str(d) for d in data], parent=base,
-                          note=f"retrained from {base} on {len(data)} data set(s)")
-    if promoted:
-        reg_write.promote(reg, version, f"Pd {new['pd']:.3f} >= {old['pd']:.3f} of {base} at "
-                                        f"Pfa <= {cfg.target_pfa}")
+               "promoted": promoted, "judged_against": judged}
+    reason = (f"Pd {new['pd']:.3f} >= {old['pd']:.3f} of {judged} at Pfa <= {cfg.target_pfa}")
+    entry = reg_write.add_version(reg, version, work / "model.onnx", ckpt, metrics=metrics,
+                                  data=[str(d) for d in data], parent=base,
+                                  note=f"retrained from {base} on {len(data)} data set(s)",
+                                  promote_over=(judged, reason) if promoted else None)
+    metrics = entry["metrics"]
     return {"version": version, "base": base, **metrics}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 REQUIRES = ()  # reading and switching models needs no torch
@@ -55,8 +56,10 @@ def _list(reg: Path, as_json: bool) -> None:
 
     try:
         current = reg_read.current_version(reg)
-    except reg_read.RegistryError:
+    except reg_read.RegistryError as exc:
         current = None
+        if "damaged" in str(exc):  # list what there is: it shows what to restore
+            print(f"concealscan models: warning: {exc}", file=sys.stderr)
     entries = reg_read.versions(reg)
     if as_json:
         for e in entries:

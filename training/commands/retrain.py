@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import time
 from pathlib import Path
 
@@ -56,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     base = reg_read.current_version(args.registry) if args.base == "current" else args.base
-    version = args.version or f"{base}+r{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    # the time and a random tag: two retrains started in the same second get their own names
+    # (and work folders)
+    version = args.version or (f"{base}+r{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+                               f"-{secrets.token_hex(2)}")
     try:
         cfg = RetrainConfig(epochs=args.epochs, lr=args.lr, target_pfa=args.target_pfa,
                             seed=args.seed,
@@ -69,14 +73,21 @@ def run(args: argparse.Namespace) -> int:
     result = retrain(args.registry, base, args.data, args.test, version, work, cfg,
                      new_test_set=args.new_test_set)
     old, new = result["old"], result["new"]
-    print(f"{base}: Pd {old['pd']:.3f} at Pfa {old['pfa']:.3f} (threshold {old['threshold']:.3f})")
+    judged = result.get("judged_against", base)
+    if judged != base:
+        print(f"{judged} was promoted while {version} trained: judged against it, not {base}")
+    print(f"{judged}: Pd {old['pd']:.3f} at Pfa {old['pfa']:.3f} "
+          f"(threshold {old['threshold']:.3f})")
     look = f"; second look {new['second_look']}" if "second_look" in new else ""
     print(f"{version}: Pd {new['pd']:.3f} at Pfa {new['pfa']:.3f} "
           f"(threshold {new['threshold']:.3f}) on {new['scans']} test scans{look}")
     if result["promoted"]:
         print(f"promoted {version} (Pd did not drop); running services: POST /api/model/reload")
     else:
-        why = ("its Pfa stays above the target at every threshold"
+        why = (f"{result['superseded_by']} was promoted meanwhile; judge {version} against it "
+               f"with 'concealscan models' or retrain again" if result.get("superseded_by")
+               else "its Pfa stays above the target at every threshold"
                if not new["pfa"] <= cfg.target_pfa else "Pd dropped")
-        print(f"NOT promoted: {why}; {version} is registered but {base} stays current")
+        now = result.get("superseded_by") or judged
+        print(f"NOT promoted: {why}; {version} is registered but {now} stays current")
     return 0
