@@ -196,7 +196,7 @@ def test_ct_reviews_become_a_ct_data_set_the_trainer_reads(tmp_path, capsys, ene
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "0 reviewed scans" in printed and "2 reviewed CT volumes (1 with objects, 1 " \
-        "cleared alarms), 1 boxes" in printed
+        "cleared by an operator), 1 boxes" in printed
     coco = json.loads((out / "ct" / "annotations.json").read_text())
     by_scan = {i["scan_id"]: i for i in coco["images"]}
     assert set(by_scan) == {missed, cleared}

@@ -83,6 +83,32 @@ def test_reviews_become_a_coco_set_the_trainer_reads(tmp_path, capsys):
                  "--out", str(out)]) == 64  # never overwritten
 
 
+def test_reviews_of_scans_whose_files_are_gone_are_skipped_and_a_box_saved_twice_is_one(
+        tmp_path, capsys):
+    """A scan deleted from the station by hand is listed as skipped (the export crashed); the
+    same missed box saved twice is one annotation; --out may not be the station's folder."""
+    station, ids = reviewed_station(tmp_path)
+    fay = auth.authenticate(station.db, "Bearer " + auth.add_operator(station.db, "fay"))
+    station.db.add_decision(ids["missed"], fay.id, "missed", [[5, 6, 25, 30]], "saved again")
+    for f in (station.store.scan_dir(ids["confirmed"]) / "input").iterdir():
+        f.unlink()
+    shutil.rmtree(station.store.scan_dir(ids["cleared"]) / "input")
+    out = tmp_path / "reviews"
+    assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
+                 "--out", str(out)]) == 0
+    coco = json.loads((out / "annotations.json").read_text())
+    skipped = {s["scan_id"]: s["why"] for s in coco["info"]["skipped"]}
+    assert set(skipped) == {ids["error"], ids["confirmed"], ids["cleared"]}
+    assert "stored files are missing" in skipped[ids["confirmed"]]
+    assert not (out / "scans" / ids["confirmed"]).exists()
+    image = next(i for i in coco["images"] if i["scan_id"] == ids["missed"])
+    assert [a["bbox"] for a in coco["annotations"] if a["image_id"] == image["id"]] == [
+        [5, 6, 20, 24]]
+    assert main(["dataset", "from-reviews", "--data", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "data")]) == 64
+    assert "station's own data folder" in capsys.readouterr().err
+
+
 def test_registry_add_promote_rollback_and_list(reg, capsys):
     assert reg_read.current_version(reg) == "1.0.0"
     assert main(["models", "promote", "1.1.0", "--registry", str(reg)]) == 0

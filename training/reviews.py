@@ -47,11 +47,17 @@ def replay(row: ScanRow, decisions: list[Decision]) -> Labels | None:
             missed.extend(d.boxes_xyxy)
         else:
             raise ValueError(f"decision {d.id}: unknown kind {d.decision!r}")
-    boxes = tuple(tuple(float(v) for v in b) for b in confirmed + missed)
+    # A box given twice (the same missed box saved again) is one packet, not two.
+    labelled = {tuple(float(v) for v in b): source
+                for source, group in (("missed", missed), ("confirm", confirmed))
+                for b in reversed(group)}
+    ordered = [(b, labelled.pop(b)) for b in (tuple(float(v) for v in b)
+                                              for b in confirmed + missed) if b in labelled]
+    boxes = tuple(b for b, _ in ordered)
     if not boxes and not cleared:
         return None  # e.g. "confirm" on a scan with no alarm box and none drawn
-    sources = ("confirm",) * len(confirmed) + ("missed",) * len(missed)
-    return Labels(boxes_xyxy=boxes, cleared=cleared and not boxes, sources=sources)
+    return Labels(boxes_xyxy=boxes, cleared=cleared and not boxes,
+                  sources=tuple(source for _, source in ordered))
 
 
 class _CocoSet:
@@ -109,6 +115,9 @@ def export_reviews(data_dir: Path, out: Path, class_name: str = "concealed_organ
     if not db_path.is_file():
         raise FileNotFoundError(f"{db_path}: no station database (is --data the folder given "
                                 "to 'concealscan serve'?)")
+    if out.resolve() == data_dir.resolve():
+        raise FileExistsError(f"{out}: is the station's own data folder; give another --out "
+                              "(the data set copies scans into OUT/scans/)")
     for path in (out / "annotations.json", out / "ct" / "annotations.json"):
         if path.exists():
             raise FileExistsError(f"{path} exists; data sets are not overwritten")
@@ -127,7 +136,10 @@ def export_reviews(data_dir: Path, out: Path, class_name: str = "concealed_organ
             skipped.append({"scan_id": scan_id, "why": why or "decisions leave no box and "
                                                                "no clear"})
             continue
-        (volumes if row.kind == "ct" else flat).add(row, decisions, labels, store)
+        try:
+            (volumes if row.kind == "ct" else flat).add(row, decisions, labels, store)
+        except MissingInputs as exc:  # deleted from the station by hand: listed, not fatal
+            skipped.append({"scan_id": scan_id, "why": str(exc)})
     info = {"description": "operator reviews", "source": str(data_dir), "created": utc_now(),
             "skipped": skipped}
     flat.write(info, class_name)
@@ -151,6 +163,10 @@ def _unusable(row: ScanRow, decisions: list[Decision]) -> str | None:
     return None
 
 
+class MissingInputs(Exception):
+    """A reviewed scan's stored files are gone from the station's data folder."""
+
+
 def _copy_inputs(store: ScanStore, scan_id: str, out: Path, ct: bool = False) -> list[str]:
     """Copy the stored inputs to ``out/scans/ID/``; names keep the ``_high``/``_low`` pairing.
 
@@ -158,10 +174,17 @@ def _copy_inputs(store: ScanStore, scan_id: str, out: Path, ct: bool = False) ->
     with each one's sidecar ``.json`` beside it, as the volume reader pairs them; the volumes
     are returned, the main one first.
     """
+    try:
+        sources = store.input_files(scan_id)
+    except FileNotFoundError:
+        sources = []
+    stems = {s.stem for s in sources if s.suffix != ".json"}
+    if not ({"volume"} <= stems if ct else "file" in stems or {"high", "low"} <= stems):
+        raise MissingInputs(f"its stored files are missing from {store.scan_dir(scan_id)}/input")
     folder = out / "scans" / scan_id
     folder.mkdir(parents=True, exist_ok=True)
     names = []
-    for src in store.input_files(scan_id):
+    for src in sources:
         role = {"file": "", "volume": "", "volume_low": "_low"}.get(src.stem, "_" + src.stem)
         name = f"{scan_id}{role}{src.suffix}"
         shutil.copyfile(src, folder / name)

@@ -9,7 +9,7 @@ from pathlib import Path
 def add_arguments(sub) -> None:
     rev = sub.add_parser("from-reviews",
                          help="reviewed station scans to COCO: confirmed alarms and drawn boxes "
-                              "are positives, cleared alarms hard negatives; CT volumes go to "
+                              "are positives, cleared scans hard negatives; CT volumes go to "
                               "OUT/ct/annotations.json (bbox3d)")
     rev.add_argument("--data", required=True, type=Path,
                      help="the station's data folder (as given to 'concealscan serve')")
@@ -38,4 +38,4 @@ def run(args: argparse.Namespace) -> int:
 
 def _counted(counts: dict, what: str) -> str:
     return (f"{counts['scans']} reviewed {what} ({counts['positives']} with objects, "
-            f"{counts['hard_negatives']} cleared alarms), {counts['boxes']} boxes")
+            f"{counts['hard_negatives']} cleared by an operator), {counts['boxes']} boxes")
