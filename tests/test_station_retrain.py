@@ -244,6 +244,7 @@ def test_retrain_fine_tunes_compares_on_the_frozen_test_set_and_gates(reg, tmp_p
     assert main(retrain_args(tmp_path / "test2", test, "x3")) == 64
     assert "scan file(s) with the test set" in capsys.readouterr().err
     assert [e["version"] for e in reg_read.versions(reg)] == ["1.0.0", "1.1.0", "1.0.0+r1"]
+    assert not (reg / ".work" / "1.0.0+r1").exists()  # scratch removed once registered
 
 
 @pytest.mark.parametrize("old_pd,new_pd,new_pfa,promoted", [

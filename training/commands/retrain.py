@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the model registry folder ('concealscan models'); the new "
                              "version is registered there, promoted only if it passes")
     parser.add_argument("--version", help="name of the new version (default: BASE+rTIME)")
-    parser.add_argument("--work", type=Path, help="scratch folder (default: REG/.work/VERSION)")
+    parser.add_argument("--work", type=Path,
+                        help="scratch folder (default: REG/.work/VERSION, removed once the "
+                             "version is registered)")
     parser.add_argument("--epochs", type=int, default=3,
                         help="passes over the data sets (default %(default)s)")
     parser.add_argument("--lr", type=float, default=2e-4,
@@ -72,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     work = args.work or Path(args.registry) / ".work" / version
     result = retrain(args.registry, base, args.data, args.test, version, work, cfg,
                      new_test_set=args.new_test_set)
+    if args.work is None:  # its files are in the registry now; a failed run's stay to look at
+        shutil.rmtree(work, ignore_errors=True)
     old, new = result["old"], result["new"]
     judged = result.get("judged_against", base)
     if judged != base:
