@@ -63,7 +63,9 @@ def build_parser(chosen: str | None) -> argparse.ArgumentParser:
         prog="concealscan",
         description="X-ray/CT concealment detector for customs and postal parcel inspection.",
         epilog="Run 'concealscan COMMAND --help' for a command's options. Exit status: 0 all "
-               "scans processed, 2 some scan failed (still reported), 64 usage error.",
+               "scans processed, 2 some scan failed (still reported), 64 usage error, 74 the "
+               "output cannot be written (full disk, read-only folder), 1 training stopped "
+               "(e.g. a non-finite loss).",
     )
     from detector import __version__
 

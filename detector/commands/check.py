@@ -26,11 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
-    from detector.volume_inputs import discover_inputs, read_input
+    from detector.volume_inputs import discover_inputs, read_input, unique_ids
 
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels: expected >= 1, got {args.max_pixels}")
-    refs = discover_inputs(args.paths)  # what `detect` would read, each input once
+    refs = unique_ids(discover_inputs(args.paths))  # what `detect` reads, named as it names
     failed = 0
     rows = []
     for ref in progress(refs, desc="checking scans", unit="scan"):

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "1 thread measured ~2x faster than 2 when another process is busy)")
     parser.add_argument("--no-overlays", action="store_true", help="skip overlay images")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="refuse images larger than this many pixels")
+                        help="refuse images larger than this many pixels (default: "
+                             "%(default)s)")
     # CT volumes and DICOS (issue 7): volumes are found by detector.volume_inputs.
     parser.add_argument("--dicos-out", metavar="DIR",
                         help="also write each result as a DICOS Threat Detection Report "

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", required=True, type=Path, metavar="REG",
                         help="the model registry folder ('concealscan models'); the new "
                              "version is registered there, promoted only if it passes")
-    parser.add_argument("--version", help="name of the new version (default: BASE+rTIME)")
+    parser.add_argument("--version", help="name of the new version (default: BASE+rTIME-TAG, "
+                                          "TAG random: two runs never share a name)")
     parser.add_argument("--work", type=Path,
                         help="scratch folder (default: REG/.work/VERSION, removed once the "
                              "version is registered)")
