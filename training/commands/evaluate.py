@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from training.engine import evaluate
     from training.report import false_alarm_line, summarise, summary_line, write_report
 
-    cmap = dict(kv.split("=", 1) for kv in args.category_map.split(",") if kv)
+    cmap = _category_map(args.category_map)
     predict, spec, stride, classes, threshold, fmt, second_look = _load(args.model, args.threads)
     if spec.kind == "ct":
         return _run_ct(args, predict, spec, stride, classes, threshold, fmt, second_look)
@@ -97,7 +97,8 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     records = []
     for path, prefix in _sets(args.data):
         try:
-            data = CtVolumes(path, classes, energies_read(spec, second_look))
+            data = CtVolumes(path, classes, energies_read(spec, second_look),
+                             _category_map(args.category_map))
         except ValueError as exc:  # names the file, as CocoScans' errors do
             raise UsageError(str(exc)) from exc
         records += _prefixed(evaluate_volumes(predict, data, spec, stride,
@@ -110,6 +111,16 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     if line := false_alarm_line(summary):
         print(line)
     return 0
+
+
+def _category_map(text: str) -> dict[str, str]:
+    """--category-map ``A=B,...`` as {data-set name: model class}."""
+    from detector.errors import UsageError
+
+    pairs = [kv.split("=", 1) for kv in text.split(",") if kv.strip()]
+    if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise UsageError(f"--category-map: expected SET_NAME=CLASS,..., got {text!r}")
+    return {a.strip(): b.strip() for a, b in pairs}
 
 
 def _sets(paths: list[str]) -> list[tuple[str, str]]:

@@ -1,0 +1,91 @@
+"""What training and evaluation refuse before they run: data sets whose categories do not
+name the model's classes, recipes with values of the wrong type or range, checkpoints that
+another recipe cannot resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from toy_data import write_toy_set
+
+from training.data import CocoScans, DataSetError
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Path:
+    return write_toy_set(tmp_path_factory.mktemp("toy") / "set", 4, 1)
+
+
+def _variant(toy: Path, name: str, **changes) -> Path:
+    """A copy of the toy set's annotations beside it with some fields replaced."""
+    coco = {**json.loads(toy.read_text()), **changes}
+    path = toy.with_name(name)
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_classes_that_name_no_category_of_the_set_are_an_error(toy):
+    with pytest.raises(DataSetError) as err:
+        CocoScans(toy, "dual", ["a", "b"])
+    text = str(err.value)
+    assert str(toy) in text and "['a', 'b']" in text and "['concealed_organic']" in text
+    renamed = _variant(toy, "renamed.json", categories=[{"id": 1, "name": "drugs"}])
+    with pytest.raises(DataSetError, match=r"\['drugs'\].*--category-map"):
+        CocoScans(renamed, "dual", ["concealed_organic"])
+    data = CocoScans(renamed, "dual", ["concealed_organic"], {"drugs": "concealed_organic"})
+    assert sum(len(anns) for _, _, anns in data.items) == 2
+    # one class of two missing is an error too: its objects would be counted as absent
+    with pytest.raises(DataSetError, match=r"\['knife'\]"):
+        CocoScans(toy, "dual", ["concealed_organic", "knife"])
+
+
+def test_extra_categories_and_sets_without_annotations_are_accepted(toy):
+    extra = _variant(toy, "extra.json", categories=[{"id": 1, "name": "concealed_organic"},
+                                                    {"id": 2, "name": "benign_bottle"}])
+    assert len(CocoScans(extra, "dual", ["concealed_organic"])) == 4
+    negatives = _variant(toy, "negatives.json", annotations=[], categories=[])
+    data = CocoScans(negatives, "dual", ["concealed_organic"])
+    assert len(data) == 4 and not any(anns for _, _, anns in data.items)
+    undeclared = _variant(toy, "undeclared.json", categories=[{"id": 7, "name":
+                                                               "concealed_organic"}])
+    with pytest.raises(DataSetError, match="category_id 1, which its categories do not list"):
+        CocoScans(undeclared, "dual", ["concealed_organic"])
+
+
+def test_ct_sets_check_their_categories_too(tmp_path):
+    from training.ct_data import CtVolumes
+
+    coco = {"images": [{"id": 1, "file_name": "v.npy", "files": {"ct": "v.npy"}}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                             "bbox3d": [0, 0, 0, 4, 4, 4]}],
+            "categories": [{"id": 1, "name": "drugs"}]}
+    path = tmp_path / "ct.json"
+    path.write_text(json.dumps(coco))
+    with pytest.raises(DataSetError, match=r"\['concealed_organic'\].*\['drugs'\]"):
+        CtVolumes(path, ["concealed_organic"])
+    data = CtVolumes(path, ["concealed_organic"], category_map={"drugs": "concealed_organic"})
+    assert len(data.items[0][2]) == 1
+
+
+def test_train_and_evaluate_refuse_classes_missing_from_the_data(tmp_path, toy, capsys):
+    from detector.cli import EXIT_USAGE, main
+
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text(
+        f"name: two\nkind: dual\nclasses: [a, b]\nout_dir: {tmp_path / 'runs'}\n"
+        f"data:\n  train: [{{path: {toy}}}]\n"
+        "model: {widths: [8, 8, 8, 8, 8], blocks: [1, 1, 1, 1, 1], neck_width: 8}\n"
+        "optim: {epochs: 1, batch_size: 2, workers: 0, threads: 1}\n")
+    assert main(["train", "--config", str(recipe)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{recipe}: data: {toy}: class(es) ['a', 'b']" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+    renamed = _variant(toy, "renamed2.json", categories=[{"id": 1, "name": "drugs"}])
+    model = Path(__file__).parent.parent / "detector" / "models" / "gray.onnx"
+    assert main(["evaluate", "--model", str(model), "--data", str(renamed)]) == EXIT_USAGE
+    assert "['drugs']" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(model), "--data", str(renamed),
+                 "--category-map", "drugs"]) == EXIT_USAGE
+    assert "--category-map: expected SET_NAME=CLASS" in capsys.readouterr().err
