@@ -816,8 +816,8 @@ def test_oversample_recipe_weights_scans_by_packet_strategy(tmp_path, capsys):
         build_data(load_config(cfg_path), spec, Single())
     cfg_path.write_text(text.replace(f"{{path: {ann}}}",
                                      f"{{path: {ann}, oversample: {{in_can: -1}}}}"))
-    with pytest.raises(UsageError, match=r"o.yaml.data.train\[0\]: oversample: factor for 'in_can' "
-                                         r"must be a number > 0, got -1"):
+    with pytest.raises(UsageError, match=r"o.yaml: data.train\[0\]: oversample: factor for "
+                                         r"'in_can' must be a number > 0, got -1"):
         load_config(cfg_path)
 
 

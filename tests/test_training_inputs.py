@@ -89,3 +89,63 @@ def test_train_and_evaluate_refuse_classes_missing_from_the_data(tmp_path, toy, 
     assert main(["evaluate", "--model", str(model), "--data", str(renamed),
                  "--category-map", "drugs"]) == EXIT_USAGE
     assert "--category-map: expected SET_NAME=CLASS" in capsys.readouterr().err
+
+
+def _recipe(**changes) -> dict:
+    values = {"name": "r", "kind": "gray", "classes": ["concealed_organic"],
+              "data": {"train": [{"path": "train.json"}]},
+              "optim": {"epochs": 2, "batch_size": 4, "lr": 0.003}}
+    for key, value in changes.items():
+        section, _, name = key.rpartition("__")
+        (values.setdefault(section, {}) if section else values)[name] = value
+    return values
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"optim__lr": 1e-3}, None),
+    ({"optim__lr": "1e-3"}, None),  # YAML 1.1 (PyYAML) reads 1e-3 as text
+    ({"optim__lr": "fast"}, "optim.lr: expected a number, got 'fast'"),
+    ({"optim__lr": float("nan")}, "optim.lr: expected a finite number"),
+    ({"optim__lr": -0.003}, "optim.lr: expected > 0, got -0.003"),
+    ({"optim__epochs": "2"}, "optim.epochs: expected a whole number, got '2'"),
+    ({"optim__epochs": 2.5}, "optim.epochs: expected a whole number"),
+    ({"optim__epochs": 0}, "optim.epochs: expected >= 1, got 0"),
+    ({"optim__batch_size": 0}, "optim.batch_size: expected >= 1, got 0"),
+    ({"optim__keep_epochs": "yes please"}, "optim.keep_epochs: expected true or false"),
+    ({"data__scale": 0}, "data.scale: expected in 0.05..4, got 0.0"),
+    ({"classes": []}, "classes: expected one or more distinct names, got []"),
+    ({"classes": ["a", "a"]}, "classes: expected one or more distinct names"),
+    ({"classes": "concealed_organic"}, "classes: expected a list"),
+    ({"target_pfa": 2}, "target_pfa: expected between 0 and 1"),
+    ({"target_pfa": 0}, "target_pfa: expected between 0 and 1"),
+    ({"target_pfa": None}, None),
+    ({"augment__crop_size": 8}, "augment.crop_size: expected >= 32, got 8"),
+    ({"augment__scale_range": [1.2, 0.8]}, "augment.scale_range: expected [low, high]"),
+    ({"augment__scale_range": [1.2]}, "augment.scale_range: expected 2 values"),
+    ({"loss__focal_alpha": 1.5}, "loss.focal_alpha: expected in 0..1"),
+    ({"model__widths": [8, 8, 0, 8, 8]}, "model.widths: expected every width >= 1"),
+    ({"optim": 3}, "optim: expected a mapping, got 3"),
+    ({"optim": None}, "optim: expected a mapping, got None"),
+    ({"data__train": [{"path": "a.json", "weight": 0}]}, "data.train[0].weight: expected > 0"),
+    ({"kind": None}, "kind: expected text, got None"),
+])
+def test_recipe_values_are_checked_by_type_and_range(changes, message):
+    from detector.errors import UsageError
+    from training.config import parse_config
+
+    values = _recipe(**changes)
+    if message is None:
+        cfg = parse_config(values, "r.yaml")
+        assert isinstance(cfg.optim.lr, float) and isinstance(cfg.optim.epochs, int)
+        return
+    with pytest.raises(UsageError) as err:
+        parse_config(values, "r.yaml")
+    assert str(err.value).startswith("r.yaml: ") and message in str(err.value), str(err.value)
+
+
+def test_a_missing_key_is_named():
+    from detector.errors import UsageError
+    from training.config import parse_config
+
+    with pytest.raises(UsageError, match=r"r.yaml: missing key\(s\) \['kind', 'classes'\]"):
+        parse_config({"name": "r"}, "r.yaml")
