@@ -149,3 +149,52 @@ def test_a_missing_key_is_named():
 
     with pytest.raises(UsageError, match=r"r.yaml: missing key\(s\) \['kind', 'classes'\]"):
         parse_config({"name": "r"}, "r.yaml")
+
+
+def _tiny_recipe(tmp_path: Path, toy: Path, kind: str = "color") -> Path:
+    recipe = tmp_path / f"{kind}.yaml"
+    recipe.write_text(
+        f"name: r\nkind: {kind}\nclasses: [concealed_organic]\nout_dir: {tmp_path / 'runs'}\n"
+        f"data:\n  train: [{{path: {toy}}}]\n"
+        "model: {widths: [8, 8, 8, 8, 8], blocks: [1, 1, 1, 1, 1], neck_width: 8}\n"
+        "optim: {epochs: 1, batch_size: 2, workers: 0, threads: 1}\n")
+    return recipe
+
+
+def _checkpoint(path: Path, kind: str, classes=("concealed_organic",), state=True,
+                widths=(8, 8, 8, 8, 8)) -> Path:
+    from detector.preprocess import InputSpec
+    from training import checkpoint
+    from training.model import ConcealNet, ModelConfig
+
+    spec = InputSpec.for_kind(kind)
+    model = ConcealNet(ModelConfig(in_channels=spec.num_channels, widths=widths,
+                                   blocks=(1, 1, 1, 1, 1), neck_width=8))
+    checkpoint.save(path, model=model, spec=spec, classes=list(classes), name="r",
+                    provenance={"config_path": "configs/train/old.yaml"},
+                    state={"epoch": 1, "optimizer": {}, "scheduler": {}} if state else None)
+    return path
+
+
+@pytest.mark.parametrize("kind, classes, state, widths, message", [
+    ("dual", ["concealed_organic"], True, (8,) * 5,
+     "kind 'dual' there, 'color' here, channels ['high', 'low', 'ratio', 'r', 'g', 'b'] there"),
+    ("color", ["gun"], True, (8,) * 5, "classes ['gun'] there, ['concealed_organic'] here"),
+    ("color", ["concealed_organic"], True, (8, 8, 16, 16, 16),
+     "model.widths [8, 8, 16, 16, 16] there, [8, 8, 8, 8, 8] here"),
+    ("color", ["concealed_organic"], False, (8,) * 5,
+     "holds no training state (a best.pt, or a checkpoint rebuilt from ONNX): resume from the "
+     "run's last.pt"),
+])
+def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, toy, capsys, kind, classes,
+                                                      state, widths, message):
+    from detector.cli import EXIT_USAGE, main
+
+    ckpt = _checkpoint(tmp_path / "last.pt", kind, classes, state, widths)
+    recipe = _tiny_recipe(tmp_path, toy)
+    assert main(["train", "--config", str(recipe), "--resume", str(ckpt)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"--resume {ckpt}: " in err and message in err and "Traceback" not in err, err
+    if state:
+        assert "configs/train/old.yaml" in err  # the recipe it was trained with
+    assert not (tmp_path / "runs").exists()

@@ -161,6 +161,10 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
     state = {"epoch": 0, "best": -1.0, "bad_epochs": 0, "epochs": cfg.optim.epochs, "stream": 0}
     if resume:
         ckpt = checkpoint.load(resume, map_location=device)
+        try:
+            checkpoint.check_resumable(ckpt, spec, cfg.classes, cfg.model)
+        except ValueError as exc:
+            raise UsageError(f"--resume {resume}: {exc}") from exc
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
         scheduler.load_state_dict(ckpt["train_state"]["scheduler"])
