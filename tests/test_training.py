@@ -141,7 +141,8 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     ids = [r["id"] for r in rows]
     assert {i.split("/")[0] for i in ids} == {"val", "train"} and len(set(ids)) == 44
     source = torch.load(run / "best.pt", weights_only=True)["metrics"]["operating_point"]
-    assert source == f"target_pfa=0.1 on {val} + {train}"
+    # (where the toy model's threshold falls under 0.05 the source adds "; raised to ...")
+    assert source.startswith(f"target_pfa=0.1 on {val} + {train}")
     proc = cli("evaluate", "--model", run / "best.pt", "--data", val, val, check=False)
     assert proc.returncode == 64 and "names a set twice" in proc.stderr
 
