@@ -48,3 +48,34 @@ def test_a_threshold_below_the_reporting_floor_is_raised_to_it(tmp_path, capsys)
     assert "below the 0.05 the workstation reports boxes from" in err
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert report["threshold"] == pytest.approx(0.05) and report["pfa"] == 0.0
+
+
+def test_a_set_without_packets_says_so_instead_of_printing_minus_one_and_nan(tmp_path, capsys):
+    data = write_toy_set(tmp_path / "set", 6, 3)
+    coco = json.loads(data.read_text())
+    (tmp_path / "set" / "neg.json").write_text(json.dumps({**coco, "annotations": []}))
+    ckpt = tiny_checkpoint(tmp_path, "dual")
+    assert main(["evaluate", "--model", str(ckpt), "--data", str(tmp_path / "set" / "neg.json"),
+                 "--report", str(tmp_path / "rep")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("AP50=n/a AP50:95=n/a Pd=n/a Pfa=0.000 @threshold=0.500")
+    assert line.endswith("(scans=6, positive=0, objects=0; n/a: no packets in this set)")
+    report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert report["ap50"] == -1 and report["pd"] != report["pd"]  # as documented: -1, NaN
+
+
+@pytest.mark.parametrize("positive, total, ap, pd, pfa, shown", [
+    (0, 5, -1.0, float("nan"), 0.2, "AP3D@0.25=n/a Pd=n/a Pfa=0.200 @threshold=0.500 (volumes=5, "
+                                    "positive=0, objects=0; n/a: no packets in this set)"),
+    (5, 5, 0.5, 0.4, float("nan"), "AP3D@0.25=0.500 Pd=0.400 Pfa=n/a @threshold=0.500 (volumes=5, "
+                                   "positive=5, objects=0; Pfa n/a: no volumes without packets "
+                                   "in this set)"),
+    (2, 5, 0.5, 0.5, 0.0, "AP3D@0.25=0.500 Pd=0.500 Pfa=0.000 @threshold=0.500 (volumes=5, "
+                          "positive=2, objects=0)"),
+])
+def test_ct_summary_line_says_what_the_set_cannot_measure(positive, total, ap, pd, pfa, shown):
+    from training.ct_eval import summary_line_ct
+
+    assert summary_line_ct({"ap3d_25": ap, "pd": pd, "pfa": pfa, "threshold": 0.5,
+                            "volumes": total, "positive_volumes": positive,
+                            "objects": 0}) == shown
