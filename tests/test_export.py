@@ -65,6 +65,44 @@ def test_int8_runs_and_reports_change_against_fp32(tmp_path):
     Detector(int8).detect(_air_scan("dual"))  # empty scan on the quantized graph too
 
 
+@pytest.mark.parametrize("calibration, reason", [
+    ("missing", "missing: not a folder"),
+    ("colour_only", "colour_only: no 'gray' scans for INT8 calibration (only ['color'] scans "
+                    "there)"),
+    ("empty", "empty: no 'gray' scans for INT8 calibration (no scans there)"),
+])
+def test_int8_calibration_is_checked_before_anything_is_written(tmp_path, capsys, calibration,
+                                                                reason):
+    import cv2
+
+    from detector.cli import EXIT_USAGE, main
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "colour_only").mkdir()
+    cv2.imwrite(str(tmp_path / "colour_only" / "a.png"), np.full((40, 50, 3), (0, 90, 200),
+                                                                 np.uint8))
+    ckpt = tiny_checkpoint(tmp_path, "gray")
+    out = tmp_path / "m" / "gray.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--int8", "--calibration",
+                 str(tmp_path / calibration)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"--calibration: {tmp_path / reason}" in err and "Traceback" not in err, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_export_refuses_a_version_the_registry_would_refuse(tmp_path, capsys):
+    from detector.cli import EXIT_USAGE, main
+
+    ckpt = tiny_checkpoint(tmp_path, "gray", threshold=0.01)
+    out = tmp_path / "gray.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--version", "not a version"]) == \
+        EXIT_USAGE
+    assert "model version: expected letters, digits and ._+-" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["export", str(ckpt), "--out", str(out), "--version", "2.1.0+r5"]) == 0
+    assert "its alarm threshold 0.0100 is below the 0.05" in capsys.readouterr().err
+
+
 def test_metadata_describes_the_model_and_info_prints_it():
     path = tiny_models()["dual"]
     info = OnnxModel(path).info

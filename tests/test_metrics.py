@@ -79,6 +79,36 @@ def test_threshold_for_target_pd_and_errors():
         threshold_for(RECORDS[:3], target_pfa=0.1)
 
 
+LOW = [  # a weak model: every score under the workstation's reporting floor (0.05)
+    rec([BOX], [[10, 10, 30, 30, 0.04]], sid="p1"),
+    rec([BOX], [[10, 10, 30, 30, 0.02]], sid="p2"),
+    rec([], [[0, 0, 5, 5, 0.03]], sid="n1"),
+    rec([], [[0, 0, 5, 5, 0.01]], sid="n2"),
+]
+
+
+@pytest.mark.parametrize("records, target, threshold, wanted, pd, pfa, note", [
+    (RECORDS, {"target_pfa": 0.34}, 0.6, 0.6, 2 / 3, 1 / 3, None),
+    (RECORDS, {"target_pd": 0.6}, 0.6, 0.6, 2 / 3, 1 / 3, None),
+    # the target needs 0.02: the workstation never shows a box under 0.05, so 0.05 it is
+    (LOW, {"target_pfa": 0.5}, 0.05, 0.02, 0.0, 0.0,
+     "the target Pfa 0.5 needs threshold 0.0200, below the 0.05"),
+    (LOW, {"target_pd": 0.5}, 0.05, 0.04, 0.0, 0.0, "the target Pd 0.5 is not met"),
+    (RECORDS + [rec([], [[0, 0, 5, 5, 1.0]], sid="sat")], {"target_pfa": 0.05}, 1.0, 1.0,
+     0.0, 1 / 4, "the target Pfa 0.05 is not met on this set: Pd 0.000, Pfa 0.250"),
+])
+def test_alarm_threshold_is_never_below_the_reporting_floor(records, target, threshold, wanted,
+                                                            pd, pfa, note):
+    from training.metrics import REPORT_FLOOR, alarm_threshold_for
+
+    assert REPORT_FLOOR == 0.05  # detect's default --min-score
+    point = alarm_threshold_for(records, **target)
+    assert point.threshold == pytest.approx(threshold) and point.wanted == pytest.approx(wanted)
+    assert (point.pd, point.pfa) == pytest.approx((pd, pfa))
+    assert (point.pd, point.pfa) == pytest.approx(pd_pfa(records, point.threshold))
+    assert point.note is None if note is None else note in point.note
+
+
 def test_hits_froc_breakdown_and_ap():
     assert object_hits(RECORDS[0], 0.5).tolist() == [True]
     assert object_hits(RECORDS[1], 0.5).tolist() == [False]

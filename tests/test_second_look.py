@@ -172,6 +172,16 @@ def test_second_look_command_refuses_what_it_cannot_use(tmp_path, capsys):
                  "--version", "1"]) == 64
     assert "is the input model" in capsys.readouterr().err
     assert not (tmp_path / "g.onnx").exists()
+    assert main(["second-look", str(dual), "--data", str(ann), "--out",
+                 str(tmp_path / "g.onnx"), "--version", "not a version"]) == 64
+    assert "model version: expected letters, digits" in capsys.readouterr().err
+    # an untrained CNN scores about its prior, 0.01: nothing at 0.9 to fit on
+    assert main(["second-look", str(dual), "--data", str(ann), "--out",
+                 str(tmp_path / "g.onnx"), "--version", "1", "--min-cnn-score", "0.9"]) == 64
+    err = capsys.readouterr().err
+    assert "the CNN scored no box at least 0.9 on these scans" in err
+    assert "try a lower --min-cnn-score (e.g. 0.225)" in err and "Traceback" not in err
+    assert not (tmp_path / "g.onnx").exists()
 
 
 def test_ct_boxes_are_measured_in_hounsfield_units():

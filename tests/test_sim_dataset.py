@@ -155,7 +155,9 @@ def test_replay_rewrites_the_scan_exactly(dataset, tmp_path):
     (["--count", "2", "--workers", "0"], "--workers: expected >= 1"),
     ([], "--count is required"),
     (["--count", "1", "--resume", "--overwrite"], "--resume: not with --overwrite"),
-    (["--count", "1", "--config", "configs/synth/nope.yaml"], "not found")])
+    (["--count", "1", "--config", "configs/synth/nope.yaml"], "not found"),
+    (["--count", "1", "--prefix", "a/b"], "--prefix: a file name prefix, without '/'"),
+    (["--count", "1", "--prefix", "a\\b"], "--prefix: a file name prefix, without '/'")])
 def test_usage_errors_exit_64(tmp_path, capsys, argv, message):
     assert main(["synth", "--out", str(tmp_path), *argv]) == 64
     assert message in capsys.readouterr().err

@@ -141,7 +141,8 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     ids = [r["id"] for r in rows]
     assert {i.split("/")[0] for i in ids} == {"val", "train"} and len(set(ids)) == 44
     source = torch.load(run / "best.pt", weights_only=True)["metrics"]["operating_point"]
-    assert source == f"target_pfa=0.1 on {val} + {train}"
+    # (where the toy model's threshold falls under 0.05 the source adds "; raised to ...")
+    assert source.startswith(f"target_pfa=0.1 on {val} + {train}")
     proc = cli("evaluate", "--model", run / "best.pt", "--data", val, val, check=False)
     assert proc.returncode == 64 and "names a set twice" in proc.stderr
 
@@ -816,8 +817,8 @@ def test_oversample_recipe_weights_scans_by_packet_strategy(tmp_path, capsys):
         build_data(load_config(cfg_path), spec, Single())
     cfg_path.write_text(text.replace(f"{{path: {ann}}}",
                                      f"{{path: {ann}, oversample: {{in_can: -1}}}}"))
-    with pytest.raises(UsageError, match=r"o.yaml.data.train\[0\]: oversample: factor for 'in_can' "
-                                         r"must be a number > 0, got -1"):
+    with pytest.raises(UsageError, match=r"o.yaml: data.train\[0\]: oversample: factor for "
+                                         r"'in_can' must be a number > 0, got -1"):
         load_config(cfg_path)
 
 

@@ -114,6 +114,39 @@ def build_model(ckpt: dict) -> tuple[ConcealNet, InputSpec]:
     return model, InputSpec.from_dict(ckpt["input_spec"])
 
 
+def check_resumable(ckpt: dict, spec: InputSpec, classes: list[str], model_cfg: ModelConfig
+                    ) -> None:
+    """ValueError unless a recipe whose input is ``spec``, classes ``classes`` and network
+    ``model_cfg`` can continue ``ckpt``: a run's ``last.pt`` (or its ``epoch_NNN.pt`` copy),
+    with its training state, of the same kind, input channels and normalisation, classes and
+    network. A run does not continue into another model (a CT checkpoint into a colour recipe
+    would train on its weights unnoticed)."""
+    state = ckpt.get("train_state") or {}
+    if "optimizer" not in state or "scheduler" not in state:
+        raise ValueError("holds no training state (a best.pt, or a checkpoint rebuilt from "
+                         "ONNX): resume from the run's last.pt (or an epoch_NNN.pt), or start "
+                         "a new run from this one with 'init_from: CHECKPOINT' in the recipe")
+    theirs = dataclasses.asdict(InputSpec.from_dict(ckpt["input_spec"]))
+    mine = dataclasses.asdict(spec)
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    theirs.update({f"model.{k}": v for k, v in ckpt["model_config"].items() if k in fields})
+    theirs["model.widths"] = tuple(theirs.get("model.widths", ()))
+    theirs["model.blocks"] = tuple(theirs.get("model.blocks", ()))
+    mine.update({f"model.{k}": v for k, v in dataclasses.asdict(model_cfg).items()})
+    theirs["classes"], mine["classes"] = list(ckpt.get("classes", [])), list(classes)
+    differ = [k for k in mine if theirs.get(k) != mine[k]]
+    if differ:
+        raise ValueError("is not a run of this recipe: "
+                         + ", ".join(f"{k} {_shown(theirs.get(k))} there, {_shown(mine[k])} "
+                                     f"here" for k in differ)
+                         + f"; resume it with the recipe it was trained with "
+                         f"({ckpt.get('provenance', {}).get('config_path', 'its provenance')})")
+
+
+def _shown(value) -> str:
+    return repr(list(value) if isinstance(value, tuple) else value)
+
+
 STEM = "backbone.stages.0.0.0.weight"  # the first convolution: (out, in_channels, k, k)
 
 

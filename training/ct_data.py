@@ -24,7 +24,7 @@ from detector.report import progress
 from detector.volume import Volume
 from detector.volume_inputs import VolumeRef, read_input
 from detector.volume_readers import attach_low_energy
-from training.data import read_coco
+from training.data import category_names, read_coco
 from training.metrics import material_names
 
 
@@ -77,15 +77,16 @@ class CtVolumes:
     """CT volumes (``files["ct"]``) of a COCO file; one class, ``concealed_organic``. With
     ``energies=2`` each volume also carries its low-energy volume (`low_energy_file`)."""
 
-    def __init__(self, path: str | Path, classes: list[str], energies: int = 1) -> None:
+    def __init__(self, path: str | Path, classes: list[str], energies: int = 1,
+                 category_map: dict[str, str] | None = None) -> None:
         self.path, self.energies = Path(path), energies
         try:
-            self._parse(read_coco(self.path), classes)
+            self._parse(read_coco(self.path), classes, category_map)
         except KeyError as exc:
             raise ValueError(f"{self.path}: not a CT data set (no field {exc})") from exc
 
-    def _parse(self, coco: dict, classes: list[str]) -> None:
-        names = {c["id"]: c["name"] for c in coco["categories"]}
+    def _parse(self, coco: dict, classes: list[str], cmap: dict[str, str] | None) -> None:
+        names = category_names(self.path, coco, classes, cmap)
         by_image: dict[int, list[dict]] = {}
         for ann in coco.get("annotations", []):
             if names.get(ann["category_id"]) in classes:
@@ -275,7 +276,8 @@ def build_ct_data(cfg, spec: InputSpec, dist):
     if any(s.oversample for s in cfg.data.train):
         raise UsageError("kind 'ct': data.train[].oversample is for 2-D scans; CT draws "
                          "slabs with and without packets (data.ct.negative_slabs)")
-    sources = [CtVolumes(s.path, cfg.classes, spec.ct_energies) for s in cfg.data.train]
+    sources = [CtVolumes(s.path, cfg.classes, spec.ct_energies, s.category_map)
+               for s in cfg.data.train]
     train = CtSlabSet(sources, spec, flip=cfg.data.ct.flip, seed=cfg.optim.seed,
                       hard_negatives=cfg.augment.hard_negatives)
     for source, (n_pos, n_neg) in zip(cfg.data.train, train.groups, strict=True):
@@ -284,8 +286,8 @@ def build_ct_data(cfg, spec: InputSpec, dist):
                              f"without packets, got {n_pos} and {n_neg}")
     sampler = slab_sampler(train, [s.weight for s in cfg.data.train],
                            cfg.data.ct.negative_slabs, cfg.optim.seed, dist.rank, dist.world)
-    val = (CtVolumes(cfg.data.val.path, cfg.classes, spec.ct_energies) if cfg.data.val
-           else None)
+    val = (CtVolumes(cfg.data.val.path, cfg.classes, spec.ct_energies,
+                     cfg.data.val.category_map) if cfg.data.val else None)
     return train, sampler, val
 
 

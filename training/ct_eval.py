@@ -109,9 +109,12 @@ def summarise_ct(records: list[ScanRecord], threshold: float) -> dict:
 
 
 def summary_line_ct(s: dict) -> str:
-    return (f"AP3D@0.25={s['ap3d_25']:.3f} Pd={s['pd']:.3f} Pfa={s['pfa']:.3f} "
+    from training.report import missing_note, shown
+
+    return (f"AP3D@0.25={shown(s['ap3d_25'])} Pd={shown(s['pd'])} Pfa={shown(s['pfa'])} "
             f"@threshold={s['threshold']:.3f} (volumes={s['volumes']}, "
-            f"positive={s['positive_volumes']}, objects={s['objects']})")
+            f"positive={s['positive_volumes']}, objects={s['objects']}"
+            f"{missing_note(s['positive_volumes'], s['volumes'], 'volumes')})")
 
 
 def write_report_ct(out: Path, records: list[ScanRecord], summary: dict) -> None:

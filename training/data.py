@@ -110,6 +110,36 @@ def read_coco(path: Path) -> dict:
     return coco
 
 
+def category_names(path: Path, coco: dict, classes: list[str],
+                   category_map: dict[str, str] | None = None) -> dict[int, str]:
+    """``coco``'s category ids -> names (renamed by ``category_map``, data-set name -> class
+    name), checked against the model's ``classes``.
+
+    A set may hold categories the model does not use (they are left out), but every class must
+    name one of its categories, unless the set has no annotations at all (scans without
+    packets): a class under another name would otherwise train as background, or be counted
+    as never present by evaluate. DataSetError naming the file, the classes and the set's
+    categories; also for an annotation whose category the set does not list."""
+    cmap = category_map or {}
+    names = {c["id"]: cmap.get(c["name"], c["name"]) for c in coco["categories"]}
+    annotations = coco.get("annotations", [])
+    if annotations:
+        missing = [c for c in classes if c not in names.values()]
+        if missing:
+            renamed = f", after category_map {cmap}" if cmap else ""
+            raise DataSetError(
+                f"{path}: class(es) {missing} of the model's {list(classes)} match no category "
+                f"of this set (its categories: {sorted(set(names.values()))}{renamed}); name "
+                f"the classes as the set does, or rename its categories (recipe: category_map "
+                f"in the data source; evaluate: --category-map SET_NAME=CLASS)")
+        for ann in annotations:
+            if ann["category_id"] not in names:
+                raise DataSetError(f"{path}: annotation {ann.get('id')} has category_id "
+                                   f"{ann['category_id']!r}, which its categories do not list "
+                                   f"(ids {sorted(names, key=str)})")
+    return names
+
+
 class CocoScans:
     """Scans of one kind listed in a COCO file, with boxes mapped to ``classes``.
 
@@ -127,7 +157,7 @@ class CocoScans:
 
     def _parse(self, coco: dict, kind: str, classes: list[str], cmap: dict[str, str]) -> None:
         root = self.path.parent
-        names = {c["id"]: cmap.get(c["name"], c["name"]) for c in coco["categories"]}
+        names = category_names(self.path, coco, classes, cmap)
         by_image: dict[int, list[dict]] = {}
         for ann in coco.get("annotations", []):
             if names.get(ann["category_id"]) in classes:

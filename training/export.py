@@ -84,22 +84,36 @@ def export_onnx(ckpt_path: str | Path | dict, out: str | Path, version: str = "1
     return info
 
 
+def calibration_inputs(folder: str | Path, spec, limit: int = 32) -> list[np.ndarray]:
+    """Network inputs of up to ``limit`` scans of ``spec``'s kind in ``folder`` (not its
+    subfolders), preprocessed the one shared way. ValueError naming the folder when it is not
+    one or holds no scan of that kind; `ScanError` naming a scan that cannot be read."""
+    from detector.preprocess import model_input
+    from detector.readers import discover_scans, read_scan
+
+    if not Path(folder).is_dir():
+        raise ValueError(f"{folder}: not a folder (scans of the model's kind, "
+                         f"{spec.kind!r}, for INT8 calibration)")
+    items, kinds = [], set()
+    for ref in discover_scans([folder]):
+        scan = read_scan(ref)
+        kinds.add(scan.kind)
+        if scan.kind == spec.kind:
+            items.append(model_input(scan, spec)[None])
+        if len(items) >= limit:
+            break
+    if not items:
+        found = f"only {sorted(kinds)} scans" if kinds else "no scans"
+        raise ValueError(f"{folder}: no {spec.kind!r} scans for INT8 calibration ({found} "
+                         f"there)")
+    return items
+
+
 class _ScanReader:
-    """onnxruntime CalibrationDataReader over scans, preprocessed the one shared way."""
+    """onnxruntime CalibrationDataReader over prepared network inputs."""
 
-    def __init__(self, folder: str | Path, info: ModelInfo, limit: int) -> None:
-        from detector.preprocess import model_input
-        from detector.readers import discover_scans, read_scan
-
-        self.items = []
-        for ref in discover_scans([folder]):
-            scan = read_scan(ref)
-            if scan.kind == info.kind:
-                self.items.append(model_input(scan, info.input_spec)[None])
-            if len(self.items) >= limit:
-                break
-        if not self.items:
-            raise ValueError(f"{folder}: no {info.kind!r} scans for calibration")
+    def __init__(self, items: list[np.ndarray]) -> None:
+        self.items = items
         self._it = iter(self.items)
 
     def get_next(self):
@@ -108,8 +122,9 @@ class _ScanReader:
 
 
 def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: str | Path,
-                  limit: int = 32) -> ModelInfo:
-    """Static QDQ INT8 (U8 activations, per-channel S8 weights) from calibration scans."""
+                  limit: int = 32, inputs: list[np.ndarray] | None = None) -> ModelInfo:
+    """Static QDQ INT8 (U8 activations, per-channel S8 weights) from calibration scans in
+    folder ``calibration`` (``inputs``: already made from it by `calibration_inputs`)."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -118,7 +133,8 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: str | Pat
 
     meta = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
     info = info_from_metadata(meta, str(fp32_path))
-    reader = _ScanReader(calibration, info, limit)
+    reader = _ScanReader(inputs if inputs is not None else
+                         calibration_inputs(calibration, info.input_spec, limit))
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)

@@ -23,7 +23,7 @@ from training.augment import build_augment
 from training.config import TrainConfig, to_dict
 from training.data import CocoScans, MixSampler, SimScans, TrainSet, collate
 from training.engine import evaluate_torch, train_one_epoch
-from training.metrics import coco_ap, pd_pfa, threshold_for
+from training.metrics import alarm_threshold_for, coco_ap
 from training.model import ConcealNet
 
 
@@ -123,9 +123,8 @@ def validate(model, val_set, spec, cfg: TrainConfig, device) -> dict:
         ap50, ap = coco_ap(records, cfg.classes)
         out = {"ap50": ap50, "ap50_95": ap}
     if cfg.target_pfa is not None and any(not r.positive for r in records):
-        thr = threshold_for(records, target_pfa=cfg.target_pfa)
-        out["threshold"] = thr
-        out["pd"], out["pfa"] = pd_pfa(records, thr)
+        point = alarm_threshold_for(records, target_pfa=cfg.target_pfa)
+        out["threshold"], out["pd"], out["pfa"] = point.threshold, point.pd, point.pfa
     return out
 
 
@@ -161,6 +160,10 @@ def _prepare(cfg: TrainConfig, config_path: str, steps_per_epoch: int, dist: Dis
     state = {"epoch": 0, "best": -1.0, "bad_epochs": 0, "epochs": cfg.optim.epochs, "stream": 0}
     if resume:
         ckpt = checkpoint.load(resume, map_location=device)
+        try:
+            checkpoint.check_resumable(ckpt, spec, cfg.classes, cfg.model)
+        except ValueError as exc:
+            raise UsageError(f"--resume {resume}: {exc}") from exc
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
         scheduler.load_state_dict(ckpt["train_state"]["scheduler"])

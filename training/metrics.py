@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector.ct_inference import MIN_SCORE
 from detector.postprocess import box_iou
 
 HIT_IOU = 0.3
@@ -120,6 +121,44 @@ def threshold_for(records: list[ScanRecord], target_pfa: float | None = None,
     if len(ok) == 0:
         raise ValueError(f"no threshold reaches Pd {target_pd} on this set")
     return float(thresholds[ok.min()])
+
+
+#: The lowest box score the workstation reports (``concealscan detect --min-score``'s
+#: default, `detector.ct_inference.MIN_SCORE`): it never alarms on a box scoring less, so an
+#: alarm threshold stored in a model is never below it (evaluation keeps boxes down to 0.01).
+REPORT_FLOOR = MIN_SCORE
+
+
+@dataclass(frozen=True)
+class AlarmThreshold:
+    """The alarm threshold to store for a target, as the workstation will run it."""
+
+    threshold: float
+    wanted: float  # what the target needs (`threshold_for`); lower than ``threshold`` when raised
+    pd: float  # per scan, at ``threshold`` on the set it was picked on
+    pfa: float
+    #: Why it is not what was asked for (raised to `REPORT_FLOOR`, target not met), or None.
+    note: str | None = None
+
+
+def alarm_threshold_for(records: list[ScanRecord], target_pfa: float | None = None,
+                        target_pd: float | None = None) -> AlarmThreshold:
+    """`threshold_for`'s threshold raised to `REPORT_FLOOR` where it is lower, with the Pd and
+    Pfa obtained there and a note when that is not what was asked (below the floor, or the
+    target is not met at all)."""
+    wanted = threshold_for(records, target_pfa, target_pd)
+    thr = max(wanted, REPORT_FLOOR)
+    pd, pfa = pd_pfa(records, thr)
+    target = f"target Pfa {target_pfa}" if target_pfa is not None else f"target Pd {target_pd}"
+    missed = (pfa > target_pfa) if target_pfa is not None else not pd >= target_pd
+    notes = []
+    if wanted < REPORT_FLOOR:
+        notes.append(f"the {target} needs threshold {wanted:.4f}, below the {REPORT_FLOOR:g} "
+                     f"the workstation reports boxes from (detect --min-score); raised to it")
+    if missed:
+        notes.append(f"the {target} is not met on this set: Pd {pd:.3f}, Pfa {pfa:.3f} at "
+                     f"threshold {thr:.4f}")
+    return AlarmThreshold(thr, wanted, pd, pfa, "; ".join(notes) or None)
 
 
 def operating_point_on(records: list[ScanRecord], target_pfa: float = 0.05) -> dict | None:

@@ -42,10 +42,26 @@ def summarise(records: list[ScanRecord], classes: list[str], threshold: float) -
             "false_alarms": false_alarm_causes(records, threshold)}
 
 
+def shown(value: float) -> str:
+    """A summary number, or "n/a" where the set cannot give it: AP is -1 without ground truth,
+    Pd and Pfa are NaN without scans with / without packets (metrics.json keeps those)."""
+    return "n/a" if value is None or not value >= 0 else f"{value:.3f}"
+
+
+def missing_note(positive: int, total: int, what: str = "scans") -> str:
+    """What a set without packets, or without scans free of them, cannot measure."""
+    if total and not positive:
+        return "; n/a: no packets in this set"
+    if positive == total and total:
+        return f"; Pfa n/a: no {what} without packets in this set"
+    return ""
+
+
 def summary_line(s: dict) -> str:
-    return (f"AP50={s['ap50']:.3f} AP50:95={s['ap50_95']:.3f} Pd={s['pd']:.3f} "
-            f"Pfa={s['pfa']:.3f} @threshold={s['threshold']:.3f} "
-            f"(scans={s['scans']}, positive={s['positive_scans']}, objects={s['objects']})")
+    return (f"AP50={shown(s['ap50'])} AP50:95={shown(s['ap50_95'])} Pd={shown(s['pd'])} "
+            f"Pfa={shown(s['pfa'])} @threshold={s['threshold']:.3f} "
+            f"(scans={s['scans']}, positive={s['positive_scans']}, objects={s['objects']}"
+            f"{missing_note(s['positive_scans'], s['scans'])})")
 
 
 def false_alarm_line(s: dict) -> str | None:

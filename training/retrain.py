@@ -37,7 +37,7 @@ from training.data import CocoScans, DataSetError, MixSampler, TrainSet, collate
 from training.engine import evaluate, train_one_epoch
 from training.export import export_onnx
 from training.loss import LossConfig
-from training.metrics import pd_pfa, threshold_for
+from training.metrics import alarm_threshold_for
 from training.second_look import MIN_CNN_SCORE, attach, fit_for_model
 
 
@@ -230,9 +230,9 @@ def operating_point(model_path: Path, test: Path, target_pfa: float,
     records = _records(model, test, progress)
     if all(r.positive for r in records) or not any(r.positive for r in records):
         raise UsageError(f"{test}: the test set needs scans with and without objects")
-    threshold = threshold_for(records, target_pfa=target_pfa)
-    pd, pfa = pd_pfa(records, threshold)
-    return {"threshold": threshold, "pd": pd, "pfa": pfa, "target_pfa": target_pfa,
+    point = alarm_threshold_for(records, target_pfa=target_pfa)
+    return {"threshold": point.threshold, "pd": point.pd, "pfa": point.pfa,
+            "target_pfa": target_pfa,
             "scans": len(records), "sha256": model.sha256}
 
 

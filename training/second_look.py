@@ -79,12 +79,19 @@ def hit_labels(records: list[ScanRecord], kind: str = "dual") -> np.ndarray:
                      for r in records for box in r.boxes], np.int64)
 
 
-def fit(x: np.ndarray, y: np.ndarray):
-    """The fitted classifier; UsageError when the boxes hold only one class."""
+def fit(x: np.ndarray, y: np.ndarray, min_cnn_score: float | None = None):
+    """The fitted classifier; UsageError when there are no boxes (the CNN scored none at least
+    ``min_cnn_score``: a lower one is suggested) or they hold only one class."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from detector.errors import UsageError
 
+    if len(y) == 0:
+        floor = "" if min_cnn_score is None else f" at least {min_cnn_score:g}"
+        lower = "" if min_cnn_score is None else f" (e.g. {min_cnn_score / 4:g})"
+        raise UsageError(f"second look: the CNN scored no box{floor} on these scans, so there "
+                         f"is nothing to fit on; try a lower --min-cnn-score{lower}, a set "
+                         f"with more scans, or check that the model suits them")
     if len(set(y.tolist())) < 2:
         raise UsageError(f"second look: the {len(y)} boxes found are all "
                          f"{'on packets' if len(y) and y[0] else 'off packets'}; fit on a set "
@@ -155,7 +162,7 @@ def fit_for_model(model, paths: list, min_cnn_score: float, progress: bool = Tru
         xs.append(x)
         ys.append(y)
         sets.append(data_summary(Path(path), records, y))
-    clf = fit(np.concatenate(xs), np.concatenate(ys))
+    clf = fit(np.concatenate(xs), np.concatenate(ys), min_cnn_score)
     features = CT_DUAL_FEATURES if energies == 2 else None
     return second_look_dict(clf, min_cnn_score,
                             {"fitted_on": sets,

@@ -22,14 +22,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write metrics.json (breakdowns, FROC points), per_scan.jsonl, "
                              "roc.png, froc.png (CT: metrics.json, per_volume.jsonl)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--target-pfa", type=float,
-                       help="pick the alarm threshold reaching this Pfa and store it in MODEL")
-    group.add_argument("--target-pd", type=float,
-                       help="pick the alarm threshold reaching this Pd and store it in MODEL")
+    group.add_argument("--target-pfa", type=_rate, metavar="PFA",
+                       help="pick the alarm threshold reaching this Pfa (0..1, not 0 or 1) and "
+                            "store it in MODEL; never below the 0.05 the workstation reports "
+                            "boxes from")
+    group.add_argument("--target-pd", type=_rate, metavar="PD",
+                       help="pick the alarm threshold reaching this Pd (0..1, not 0 or 1) and "
+                            "store it in MODEL; never below 0.05, as --target-pfa")
     parser.add_argument("--category-map", default="", metavar="A=B,...",
                         help="rename data-set classes to model classes")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch / onnxruntime threads (default 2)")
+
+
+def _rate(text: str) -> float:
+    """A target Pfa or Pd: strictly between 0 and 1 (0 and 1 are never-alarm and always-alarm
+    thresholds, not operating points)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate between 0 and 1 (not 0 or 1), got "
+                                         f"{text!r}")
+    return value
 
 
 def _load(path: str, threads: int):
@@ -62,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from training.engine import evaluate
     from training.report import false_alarm_line, summarise, summary_line, write_report
 
-    cmap = dict(kv.split("=", 1) for kv in args.category_map.split(",") if kv)
+    cmap = _category_map(args.category_map)
     predict, spec, stride, classes, threshold, fmt, second_look = _load(args.model, args.threads)
     if spec.kind == "ct":
         return _run_ct(args, predict, spec, stride, classes, threshold, fmt, second_look)
@@ -97,7 +113,8 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     records = []
     for path, prefix in _sets(args.data):
         try:
-            data = CtVolumes(path, classes, energies_read(spec, second_look))
+            data = CtVolumes(path, classes, energies_read(spec, second_look),
+                             _category_map(args.category_map))
         except ValueError as exc:  # names the file, as CocoScans' errors do
             raise UsageError(str(exc)) from exc
         records += _prefixed(evaluate_volumes(predict, data, spec, stride,
@@ -110,6 +127,16 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     if line := false_alarm_line(summary):
         print(line)
     return 0
+
+
+def _category_map(text: str) -> dict[str, str]:
+    """--category-map ``A=B,...`` as {data-set name: model class}."""
+    from detector.errors import UsageError
+
+    pairs = [kv.split("=", 1) for kv in text.split(",") if kv.strip()]
+    if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise UsageError(f"--category-map: expected SET_NAME=CLASS,..., got {text!r}")
+    return {a.strip(): b.strip() for a, b in pairs}
 
 
 def _sets(paths: list[str]) -> list[tuple[str, str]]:
@@ -138,20 +165,27 @@ def _prefixed(records: list, prefix: str) -> list:
 
 def _operating_point(args: argparse.Namespace, records, threshold: float, fmt: str) -> float:
     """The model's threshold, or the one reaching --target-pfa/--target-pd (then stored)."""
+    import sys
+
     from detector.errors import UsageError
-    from training.metrics import threshold_for
+    from training.metrics import REPORT_FLOOR, alarm_threshold_for
 
     if args.target_pfa is None and args.target_pd is None:
         return threshold
     try:
-        threshold = threshold_for(records, args.target_pfa, args.target_pd)
+        point = alarm_threshold_for(records, args.target_pfa, args.target_pd)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     how = (f"target_pfa={args.target_pfa}" if args.target_pfa is not None
            else f"target_pd={args.target_pd}") + f" on {' + '.join(args.data)}"
-    _store_threshold(args.model, fmt, threshold, how)
-    print(f"alarm threshold {threshold:.4f} ({how}) stored in {args.model}")
-    return threshold
+    if point.wanted < point.threshold:
+        how += f"; raised to the workstation's reporting floor {REPORT_FLOOR:g}"
+    _store_threshold(args.model, fmt, point.threshold, how)
+    print(f"alarm threshold {point.threshold:.4f} ({how}) stored in {args.model}: Pd "
+          f"{point.pd:.3f}, Pfa {point.pfa:.3f} there on this set")
+    if point.note:
+        print(f"warning: {point.note}", file=sys.stderr)
+    return point.threshold
 
 
 def _store_threshold(path: str, fmt: str, threshold: float, how: str) -> None:

@@ -43,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
 
     from detector.errors import UsageError
     from detector.model import OnnxModel
+    from detector.registry import check_version
     from detector.second_look import KIND_FEATURES, SecondLook
     from training.second_look import attach, fit_for_model
 
+    check_version(args.version)
     if not 0.0 <= args.min_cnn_score < 1.0:
         raise UsageError(f"--min-cnn-score: expected 0..1, got {args.min_cnn_score}")
     model = OnnxModel(args.model, threads=args.threads)

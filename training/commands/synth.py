@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "built-in defaults, the same values)")
     parser.add_argument("--workers", type=int, default=1, metavar="K",
                         help="processes; the output is identical for any K (default: 1)")
-    parser.add_argument("--prefix", default="synth_", help="scan name prefix (default: synth_)")
+    parser.add_argument("--prefix", default="synth_",
+                        help="scan name prefix, no path separators (default: synth_)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a folder that already holds a data set")
     parser.add_argument("--resume", action="store_true",
@@ -56,6 +57,9 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers: expected >= 1, got {args.workers}")
     if args.seed < 0:
         raise UsageError(f"--seed: expected >= 0, got {args.seed}")
+    if any(c in args.prefix for c in "/\\"):
+        raise UsageError(f"--prefix: a file name prefix, without '/' or '\\' (the scans are "
+                         f"written in --out), got {args.prefix!r}")
     if args.resume and (args.overwrite or args.replay is not None):
         raise UsageError("--resume: not with --overwrite or --replay")
     if not args.overwrite and any((Path(args.out) / f).exists() for f in OUTPUT_FILES):

@@ -14,9 +14,10 @@ hold only tensors and plain values (loaded with weights_only=True). Export one f
 workstation with 'concealscan export'.
 
 Resume continues exactly (same samples, augmentation and schedule) from last.pt with the
-same recipe. Stops early after optim.patience epochs without a better validation AP50, and
-at once, with the values, on a non-finite loss (exit 1). optim.max_minutes plans as many
-epochs as fit in that time, a tenth of the way into the first (and again at its end).
+same recipe (a checkpoint of another model, or a best.pt, is refused). Stops early after
+optim.patience epochs without a better validation AP50, and at once, with the values, on a
+non-finite loss (exit 1). optim.max_minutes plans as many epochs as fit in that time, a tenth
+of the way into the first (and again at its end).
 
 Uses CUDA (bf16 autocast) when there is a GPU, else the CPU with optim.threads threads.
 Several processes or machines: torchrun --standalone --nproc_per_node=2 -m detector.cli train
