@@ -40,12 +40,27 @@ class _CappedReader(io.BufferedReader):
         return super().read(n)
 
 
+#: Deflated Explicit VR Little Endian: pydicom inflates the whole data set in one call before
+#: any size check, so a 150 KB file became 440 MB (a decompression bomb); no scanner writes it
+#: for images (PS3.5 A.5 means it for structured data).
+DEFLATED = "1.2.840.10008.1.2.1.99"
+_META_BYTES = 8192
+
+
 def dcmread(path: Path, header_only: bool = False, force: bool = False):
     """`pydicom.dcmread` through `_CappedReader` (``header_only``: stop before pixel data;
-    ``force``: read a data set written without the 128-byte preamble and 'DICM')."""
+    ``force``: read a data set written without the 128-byte preamble and 'DICM'). A data set
+    declaring the deflated transfer syntax is refused before it is inflated."""
     import pydicom
 
     with _CappedReader(Path(path)) as fh:
+        # The transfer syntax sits in the file meta group at the start (a few hundred bytes);
+        # a UID is compared as bytes, so nothing is parsed, let alone inflated, to find it.
+        if DEFLATED.encode() in fh.read(_META_BYTES):
+            raise ScanError(path, f"DICOM with the deflated transfer syntax ({DEFLATED}) is not "
+                                  "read: it inflates before any size check (a decompression "
+                                  "bomb); export the scan uncompressed or RLE/JPEG")
+        fh.seek(0)
         return pydicom.dcmread(fh, stop_before_pixels=header_only, force=force)
 
 

@@ -263,10 +263,23 @@ def _load_tiff(path: Path, max_pixels: int) -> LoadedImage:
 _TIFF_LAYOUTS = {(1, 0), (1, 1), (3, 2), (3, 6)}
 
 
+def check_tiff_tiles(path: Path, page, max_pixels: int) -> None:
+    """A tiled page is decoded tile by tile at the tile's declared size, whatever the image's:
+    a 16x16 image in one 16384x16384 compressed tile took 543 MB from a 543 KB file. So the
+    tile is held to the pixel limit too."""
+    if page.is_tiled:
+        tile = page.tilelength * page.tilewidth * max(1, page.tiledepth)
+        if tile > max_pixels:
+            raise ScanError(path, f"TIFF tile of {page.tilelength}x{page.tilewidth} = {tile} "
+                                  f"pixels exceeds the limit of {max_pixels} (possible "
+                                  "decompression bomb)")
+
+
 def _tiff_page(path: Path, page, max_pixels: int) -> np.ndarray:
     """One page as ``(H, W)`` or ``(H, W, 3)`` counts where the maximum is unattenuated air."""
     height, width = page.imagelength, page.imagewidth
     check_size(path, height, width, max_pixels)
+    check_tiff_tiles(path, page, max_pixels)
     if page.dtype not in (np.uint8, np.uint16) or not 8 <= page.bitspersample <= 16:
         raise ScanError(path, f"unsupported TIFF pixel type {page.dtype} "
                               f"({page.bitspersample} bits): expected 8- to 16-bit unsigned counts")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.errors import ScanError
+from detector.imagefiles import check_tiff_tiles
 from detector.volume import Volume, check_voxel_mm, hu_scale_problem
 
 #: Largest volume accepted (voxels), about 1 GB as float32; protects memory on the workstation.
@@ -175,6 +176,8 @@ def _load_tiff(path: Path, max_voxels: int, max_bytes: int) -> np.ndarray:
             shape = (len(pages), *pages[0].shape)
             _check_array_header(path, shape, np.dtype(pages[0].dtype), max_voxels, max_bytes)
             _check_tiff_data_present(path, pages)
+            for page in pages:
+                check_tiff_tiles(path, page, max_voxels)
             volume = np.empty(shape, pages[0].dtype)  # filled page by page: no second copy
             for i, page in enumerate(pages):
                 if page.shape != shape[1:] or page.dtype != pages[0].dtype:

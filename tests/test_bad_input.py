@@ -256,6 +256,27 @@ def case_bare_dicom_lookalike(tmp):
     return tmp / "x.dcm", "DICOM"
 
 
+def case_dicom_deflate_bomb(tmp):
+    # the deflated transfer syntax: pydicom inflates it whole before any size check (a 150 KB
+    # file made 440 MB); refused from the file meta, nothing inflated
+    path = write_dicom(tmp / "df.dcm", parcel_counts())
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    data = path.read_bytes()
+    meta_end = data.index(b"\x08\x00")  # first element after the file meta group
+    head = data[:meta_end].replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.1.99")
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
+    path.write_bytes(head + squeeze.compress(b"\0" * (20 << 20)) + squeeze.flush())
+    return path, "deflated transfer syntax"
+
+
+def case_tiff_huge_tile(tmp):
+    # a 16x16 image in one 8192x8192 compressed tile: decoded at the tile's size
+    tifffile.imwrite(tmp / "tile.tif", np.full((16, 16), 30000, np.uint16), tile=(8192, 8192),
+                     compression="zlib", photometric="minisblack")
+    return tmp / "tile.tif", "TIFF tile of 8192x8192"
+
+
 def case_dicom_ct_slice(tmp):
     path = write_dicom(tmp / "ct.dcm", parcel_counts(), sop="1.2.840.10008.5.1.4.1.1.501.1")
     return path, "CT slice"
