@@ -316,3 +316,28 @@ def test_watch_once_exits_2_when_an_input_failed(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "1 input(s) could not be assessed" in proc.stderr
     assert len(lines(tmp_path / "out")) == 2
+
+
+def test_links_in_the_inbox_are_refused_never_followed(tmp_path, handle):
+    """A link dropped into INBOX (to a file or a folder anywhere on the machine) fails for
+    manual check; nothing is read or copied through it, and the station keeps no copy."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.png").write_bytes(colour_bytes())
+    (inbox / "bag1.png").symlink_to(outside / "private.png")
+    (inbox / "tree").symlink_to(outside)
+    _settled(outside / "private.png")
+    for link in (inbox / "bag1.png", inbox / "tree"):
+        then = time.time() - 10
+        os.utime(link, (then, then), follow_symlinks=False)
+    station = Station(tmp_path / "data", handle)
+    w = watcher(tmp_path, handle, record=station.receive_analysed)
+    assert w.poll_once() == 2
+    got = {ln["id"]: ln for ln in lines(tmp_path / "out")}
+    assert set(got) == {"bag1", "tree"}
+    assert all(ln["status"] == "error" and "symbolic link" in ln["error"]
+               for ln in got.values())
+    assert not list((tmp_path / "data" / "scans").glob("*/input/*"))  # nothing copied in
+    assert (outside / "private.png").exists() and (outside / "private.png").stat().st_size

@@ -150,8 +150,9 @@ class Station:
                 # ones, volume.npy + volume.json, as it was read; one that could not be read
                 # keeps no input (its line says why)
                 self.store.write_volume(staging, analysis.volume)
-            elif files := [f for f in files if Path(f).is_file()]:  # a folder: its line says
-                roles = ROLES_SINGLE if len(files) == 1 else ROLES_DUAL  # why it was refused
+            elif files := [f for f in files  # a folder or a link: its line says why it was
+                           if Path(f).is_file() and not Path(f).is_symlink()]:  # refused
+                roles = ROLES_SINGLE if len(files) == 1 else ROLES_DUAL
                 self.store.adopt_files(staging, files, roles)
             (staging / "source.txt").write_text(source)
             self.store.commit(staging, scan_id)

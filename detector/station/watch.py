@@ -86,7 +86,10 @@ class Watcher:
         self.jsonl = Path(config.out) / "results.jsonl"
         for d in (self.work, self.processed, self.failed, self.results, self.overlays):
             d.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(inbox / ".watch.lock", "a")  # noqa: SIM115 (held while we live)
+        # held while we live; O_NOFOLLOW: a link planted as the lock file is not followed
+        fd = os.open(inbox / ".watch.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                     | os.O_NOFOLLOW, 0o644)
+        self._lock_fh = os.fdopen(fd, "a")
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -128,15 +131,18 @@ class Watcher:
     def _ready(self, now: float) -> list[InputRef]:
         inbox = Path(self.cfg.inbox)
         reserved = {self.work, self.processed, self.failed}
-        files, folders = [], []
+        files, folders, links = [], [], []
         for p in sorted(inbox.iterdir()):
             if p.name.startswith(".") or p.suffix.lower() in _PARTIAL_SUFFIXES or p in reserved:
                 continue
-            if p.is_dir():
+            if p.is_symlink():  # never followed: it could point anywhere on the machine
+                if now - p.lstat().st_mtime >= self.cfg.settle_s:
+                    links.append(p)
+            elif p.is_dir():
                 if self._settled_folder(p, now):
                     folders.append(p)
-            elif (p.is_file() or p.is_symlink()) and now - p.lstat().st_mtime >= self.cfg.settle_s:
-                files.append(p)  # a link whose scan is gone too: it fails, never lingers
+            elif p.is_file() and now - p.stat().st_mtime >= self.cfg.settle_s:
+                files.append(p)
         settled = set(files)
         volumes = [p for p in files if _volume_suffix(p) and is_volume_file(p)]
         # a sidecar or a second-energy file goes with its main volume, not on its own
@@ -158,6 +164,10 @@ class Watcher:
             if waiting and now - newest < self.cfg.pair_timeout_s:
                 continue
             ready.append(ref)
+        ready += [ScanRef(id=p.stem, files=(p,), problem=(
+            "a symbolic link: the watch folder reads no scan through a link (it could point "
+            "anywhere on this machine); copy or move the scan itself into INBOX"))
+            for p in links]
         for folder in folders:
             if sort_dicom_folder(folder)[0]:
                 ready.append(VolumeRef(folder.name, folder))
@@ -172,7 +182,7 @@ class Watcher:
         """A dropped folder is complete when neither it nor anything in it changed for
         ``settle_s`` and it holds no file still being written."""
         times = [folder.stat().st_mtime]
-        for p in folder.rglob("*"):
+        for p in _walk(folder):
             if p.suffix.lower() in _PARTIAL_SUFFIXES:
                 return False
             times.append(p.lstat().st_mtime)
@@ -188,7 +198,7 @@ class Watcher:
             claim["volume"] = {"main": ref.path_.name,
                                "low": None if ref.low is None else ref.low.name,
                                "low_kvp": ref.low_kvp}
-        elif ref.problem is not None and any(p.is_dir() for p in files):
+        elif ref.problem is not None:  # decided now: a folder or a link is not read again
             claim["problem"] = ref.problem
         write_atomic(folder / "claim.json", json.dumps(claim).encode())
         for p in files:
@@ -342,3 +352,11 @@ def _owned_files(ref: InputRef) -> list[Path]:
     if ref.low is not None:
         files += [ref.low, ref.low.with_suffix(".json")]
     return [p for p in files if p == ref.path_ or p.exists()]
+
+
+def _walk(folder: Path):
+    """Everything under ``folder`` without following links (a linked folder inside a dropped
+    series is not walked into: it could be the whole file system)."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            yield Path(root) / name
