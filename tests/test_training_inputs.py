@@ -198,3 +198,21 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, toy, capsys, kin
     if state:
         assert "configs/train/old.yaml" in err  # the recipe it was trained with
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("name", ["../outside/private.png", "/etc/hostname",
+                                  "a/../../b.png", "C:\\scans\\x.png"])
+def test_a_data_set_naming_a_file_outside_its_folder_is_refused(tmp_path, name):
+    """Paths from a data set never reach outside its folder (the project's rule on paths that
+    come from files): a '..' or absolute file name is an error naming the set."""
+    import json
+
+    from training.data import DataSetError, read_coco
+
+    path = tmp_path / "set" / "annotations.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "ok.png",
+                                            "files": {"gray": name}}],
+                                "annotations": [], "categories": []}))
+    with pytest.raises(DataSetError, match="leaves the data set's folder"):
+        read_coco(path)

@@ -107,7 +107,28 @@ def read_coco(path: Path) -> dict:
     if not isinstance(coco, dict):
         raise DataSetError(f"{path}: not a COCO data set (expected an object with images, "
                            f"annotations and categories, got a {type(coco).__name__})")
+    for entry in coco.get("images") or []:
+        if isinstance(entry, dict):
+            _check_inside(path, entry)
     return coco
+
+
+def _check_inside(path: Path, entry: dict) -> None:
+    """The files an image entry names lie under the annotations file's folder: a name is
+    relative and never climbs out (``..``), so a data set cannot make a reader open any file
+    on the machine."""
+    names = [entry.get("file_name")]
+    for value in (entry.get("files") or {}).values() if isinstance(entry.get("files"),
+                                                                    dict) else []:
+        names += [value] if isinstance(value, str) else list(value or [])
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        parts = Path(name).parts
+        if Path(name).is_absolute() or ".." in parts or "\\" in name:
+            raise DataSetError(f"{path}: image {entry.get('id')}: file name {name!r} leaves the "
+                               f"data set's folder; names must be relative to {path.parent} "
+                               "without '..' (move the annotations file up, or rewrite them)")
 
 
 def category_names(path: Path, coco: dict, classes: list[str],
