@@ -471,3 +471,13 @@ def test_the_station_starts_beside_files_it_did_not_write(tmp_path, station):
 def test_no_api_docs_page_that_the_security_policy_would_leave_blank(client):
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_decision_body_gets_no_uploads_room(client):
+    """JSON is parsed whole in memory: a decision body over 1 MB is refused (413), though
+    uploads may be far larger."""
+    line = upload_dual(client)
+    body = b'{"decision": "clear", "boxes": [], "note": "' + b" " * 1_100_000 + b'"}'
+    r = client.post(f"/api/scans/{line['id']}/decision", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413

@@ -54,8 +54,16 @@ class BodyTooLarge(Exception):
     """The request body exceeds the limit (HTTP 413)."""
 
 
+#: Largest body of any request but an upload (a decision: at most 100 boxes and a 2,000
+#: character note, a few KB): JSON is parsed whole in memory, so it gets no upload's room.
+MAX_OTHER_BODY_BYTES = 1024 * 1024
+#: The one route that takes scan files.
+UPLOAD_PATH = "/api/scans"
+
+
 class limit_body:  # noqa: N801 (an ASGI middleware class, named like Starlette's)
-    """ASGI middleware: refuse request bodies larger than ``max_bytes`` with 413."""
+    """ASGI middleware: refuse request bodies larger than ``max_bytes`` (uploads) or
+    `MAX_OTHER_BODY_BYTES` (every other route) with 413."""
 
     def __init__(self, app, max_bytes: int) -> None:
         if max_bytes < 1:
@@ -67,12 +75,13 @@ class limit_body:  # noqa: N801 (an ASGI middleware class, named like Starlette'
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = (self.max_bytes if scope.get("path") == UPLOAD_PATH
+                     else min(self.max_bytes, MAX_OTHER_BODY_BYTES))
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _refuse(send, self.max_bytes)
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
+                await _refuse(send, max_bytes)
                 return
         seen = 0
-        max_bytes = self.max_bytes
         exceeded = False
 
         async def counted():
