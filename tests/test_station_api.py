@@ -72,6 +72,7 @@ def test_every_api_route_needs_a_valid_token(client, method, path, header):
 def test_dual_upload_answers_with_a_results_line_and_is_queued(client):
     line = upload_dual(client)
     assert line["status"] == "ok" and line["kind"] == "dual" and line["alarm"] is True
+    assert line["scan"].startswith("scans/")  # relative to the data folder: no server paths
     assert line["model"]["name"] == "tiny-dual" and len(line["model"]["sha256"]) == 64
     assert line["detections"] and {"box", "score", "alarm", "label"} <= set(line["detections"][0])
     queue = client.get("/api/scans").json()["scans"]

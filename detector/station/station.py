@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 from collections import OrderedDict
@@ -219,6 +220,9 @@ class Station:
             analysis = self._analyse(scan_id)
         folder = self.store.scan_dir(scan_id)
         line = dict(analysis.line)
+        scan = str(line.get("scan") or "")
+        if scan.startswith(str(self.data_dir) + os.sep):  # operators see no server paths
+            line["scan"] = os.path.relpath(scan, self.data_dir)
         if analysis.detection is not None:  # what the heat map and overlay are drawn from
             write_atomic(folder / views.DETECTION_FILE, views.detection_bytes(analysis.detection))
             if analysis.scan is not None:
