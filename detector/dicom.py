@@ -47,6 +47,19 @@ DEFLATED = "1.2.840.10008.1.2.1.99"
 _META_BYTES = 8192
 
 
+def _file_meta_bytes(head: bytes) -> bytes:
+    """The file meta group (group 0002, where the transfer syntax is named) of a file starting
+    with ``head``: after the preamble and 'DICM', (0002,0000) gives its length. Found without
+    parsing, let alone inflating, anything; a data set without that header has no file meta,
+    so no transfer syntax of its own (b"")."""
+    if head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+        return b""
+    length = int.from_bytes(head[140:144], "little") if head[136:138] == b"UL" else \
+        int.from_bytes(head[136:140], "little")  # explicit VR "UL", or implicit
+    start = 144 if head[136:138] == b"UL" else 140
+    return head[start:start + min(length, _META_BYTES)]
+
+
 def dcmread(path: Path, header_only: bool = False, force: bool = False):
     """`pydicom.dcmread` through `_CappedReader` (``header_only``: stop before pixel data;
     ``force``: read a data set written without the 128-byte preamble and 'DICM'). A data set
@@ -54,9 +67,7 @@ def dcmread(path: Path, header_only: bool = False, force: bool = False):
     import pydicom
 
     with _CappedReader(Path(path)) as fh:
-        # The transfer syntax sits in the file meta group at the start (a few hundred bytes);
-        # a UID is compared as bytes, so nothing is parsed, let alone inflated, to find it.
-        if DEFLATED.encode() in fh.read(_META_BYTES):
+        if DEFLATED.encode() in _file_meta_bytes(fh.read(_META_BYTES)):
             raise ScanError(path, f"DICOM with the deflated transfer syntax ({DEFLATED}) is not "
                                   "read: it inflates before any size check (a decompression "
                                   "bomb); export the scan uncompressed or RLE/JPEG")
@@ -97,7 +108,19 @@ def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
     if "PixelData" not in dataset:
         raise ScanError(path, "DICOM has no pixel data")
     _name_bare_transfer_syntax(dataset)
-    pixels = dataset.pixel_array  # raises for an unknown or undecodable transfer syntax
+    syntax = str(dataset.file_meta.TransferSyntaxUID)
+    if syntax in JPEG_8BIT:  # strictly: pydicom's decoders grey-fill a cut-off stream
+        if bits != 8:
+            raise ScanError(path, f"JPEG-compressed DICOM with BitsStored {bits} is not read "
+                                  "(8-bit JPEG only); export it uncompressed or RLE")
+        pixels = _jpeg_frames(path, dataset, frames, (rows, cols))
+    else:
+        try:
+            pixels = dataset.pixel_array
+        except Exception as exc:  # noqa: BLE001 -- no decoder for its transfer syntax, damaged
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ScanError(path, f"cannot decode the DICOM pixel data (transfer syntax "
+                                  f"{syntax}): {first}") from exc
     full_scale = (1 << bits) - 1
     if samples == 1:
         pixels = np.clip(pixels, 0, full_scale).astype(np.uint8 if bits == 8 else np.uint16)
@@ -110,6 +133,32 @@ def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
         pages = [np.ascontiguousarray(pixels.astype(np.uint8))]
     meta = {"sop_class_uid": sop, "modality": str(header.get("Modality", ""))}
     return LoadedImage(pages, bit_depth=bits, meta=meta)
+
+
+#: JPEG Baseline (Process 1) and Extended (Processes 2 & 4) transfer syntaxes: 8-bit frames
+#: are decoded here, as .jpg files are (`detector.imagefiles`), so that a frame cut short is an
+#: error and not a scan with grey where its data ended.
+JPEG_8BIT = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
+
+
+def _jpeg_frames(path: Path, dataset, frames: int, rows_cols: tuple[int, int]) -> np.ndarray:
+    from pydicom.encaps import generate_frames
+
+    from detector.imagefiles import decode_jpeg_strictly
+
+    try:
+        streams = list(generate_frames(dataset.PixelData, number_of_frames=frames))
+    except Exception as exc:  # noqa: BLE001 -- pydicom raises several kinds for damaged items
+        raise ScanError(path, f"damaged encapsulated JPEG pixel data: {exc}") from exc
+    if len(streams) != frames:
+        raise ScanError(path, f"DICOM declares {frames} frame(s), its pixel data holds "
+                              f"{len(streams)}")
+    decoded = [decode_jpeg_strictly(path, data, f" (frame {i})" if frames > 1 else " frame")
+               for i, data in enumerate(streams)]
+    if any(d.shape[:2] != rows_cols for d in decoded):
+        raise ScanError(path, f"JPEG frames of {sorted({d.shape[:2] for d in decoded})} pixels "
+                              f"in a DICOM of {rows_cols[0]}x{rows_cols[1]} (Rows x Columns)")
+    return decoded[0] if frames == 1 else np.stack(decoded)
 
 
 def _refuse_modality_lut(path: Path, header) -> None:

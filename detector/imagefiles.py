@@ -125,6 +125,11 @@ def _load_png(path: Path, max_pixels: int) -> LoadedImage:
         pixels = imagecodecs.png_decode(data)
     except imagecodecs.PngError as exc:
         raise ScanError(path, f"unreadable PNG: {exc}") from exc
+    channels = 1 if colour_type == 0 else 3
+    if pixels.ndim == 3 and pixels.shape[2] == channels + 1:
+        # a tRNS chunk (one value or palette entry marked transparent) makes the decoder add
+        # an alpha channel; the stored values are the scan, and transparency means nothing here
+        pixels = np.ascontiguousarray(pixels[:, :, 0] if channels == 1 else pixels[:, :, :3])
     return LoadedImage([pixels], bit_depth=depth)
 
 
@@ -136,11 +141,11 @@ def _load_jpeg(path: Path, max_pixels: int) -> LoadedImage:
     check_size(path, height, width, max_pixels)
     if colour not in ("Gray", "YCbCr", "RGB"):
         raise ScanError(path, f"unsupported JPEG colour space {colour}: expected gray or RGB")
-    pixels = _decode_jpeg_strictly(path, data, "")
+    pixels = decode_jpeg_strictly(path, data, "")
     return LoadedImage([pixels], bit_depth=8)
 
 
-def _decode_jpeg_strictly(path: Path, data: bytes, where: str) -> np.ndarray:
+def decode_jpeg_strictly(path: Path, data: bytes, where: str) -> np.ndarray:
     """``(H, W)`` or ``(H, W, 3)`` pixels of an 8-bit JPEG stream; a `ScanError` if it is cut
     short or corrupt.
 
@@ -150,7 +155,10 @@ def _decode_jpeg_strictly(path: Path, data: bytes, where: str) -> np.ndarray:
     """
     import simplejpeg
 
-    problem = _jpeg_structure_problem(data)
+    try:
+        problem = _jpeg_structure_problem(data)
+    except (IndexError, ValueError, struct.error):  # a header shorter than its fields
+        problem = "a frame or scan header is cut short"
     if problem is None:
         try:
             gray = simplejpeg.decode_jpeg_header(data)[2] == "Gray"
@@ -194,8 +202,10 @@ def _jpeg_structure_problem(data: bytes) -> str | None:
             return "the file ends inside a marker"
         end = pos + 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
         segment = data[pos + 4:end]
-        if end > len(data) or len(segment) < 1:
+        if end > len(data) or end < pos + 4:
             return f"marker 0x{marker:02x} at byte {pos} runs past the end of the file"
+        if not segment and (marker in _SOF_DCT or marker == 0xDA):
+            return f"empty frame or scan header (marker 0x{marker:02x}) at byte {pos}"
         if marker in _SOF_OTHER:
             return f"unsupported JPEG coding process (marker 0x{marker:02x}): expected DCT"
         if marker in _SOF_DCT:
@@ -316,7 +326,7 @@ def _check_tiff_jpeg(path: Path, page) -> None:
         strip = fh.read(count)
         if tables:  # abbreviated streams: the shared tables go after the strip's SOI
             strip = strip[:2] + tables[2:-2] + strip[2:]
-        _decode_jpeg_strictly(path, strip, f" strip in TIFF (at byte {offset})")
+        decode_jpeg_strictly(path, strip, f" strip in TIFF (at byte {offset})")
 
 
 def _load_dicom(path: Path, max_pixels: int) -> LoadedImage:

@@ -134,8 +134,9 @@ def listed_files(folder: Path) -> list[Path]:
 
 
 def _scan_like(path: Path) -> bool:
-    return (path.suffix.lower() in SCAN_SUFFIXES + VOLUME_SUFFIXES or not path.suffix
-            or _sniff(path) == "dicom")
+    """A file ``detect`` would read: a scan or volume suffix, or DICOM content (slices are
+    often named IM0001); a README or notes without a suffix are not."""
+    return path.suffix.lower() in SCAN_SUFFIXES + VOLUME_SUFFIXES or _sniff(path) == "dicom"
 
 
 def _subfolder_inputs(folder: Path) -> list[InputRef]:
@@ -208,7 +209,7 @@ def discover_inputs(paths: Iterable[str | Path]) -> list[InputRef]:
     seen: set[Path] = set()
     unique = []
     for ref in refs:
-        files = {Path(f).absolute() for f in input_files(ref)}
+        files = {Path(f).resolve() for f in input_files(ref)}  # a/../a, links: one file
         if files <= seen:
             continue
         seen |= files

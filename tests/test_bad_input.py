@@ -235,7 +235,7 @@ def case_dicom_unknown_transfer_syntax(tmp):
     ds = pydicom.dcmread(path)
     ds.file_meta.TransferSyntaxUID = "1.2.3.4.5.6.7"
     ds.save_as(path)
-    return path, "unreadable DICOM"
+    return path, "cannot decode the DICOM pixel data (transfer syntax 1.2.3.4.5.6.7)"
 
 
 def case_dicom_truncated(tmp):

@@ -321,3 +321,71 @@ def test_jpeg_compressed_colour_tiff(tmp_path):
     scan = read_scan(tmp_path / "c.tif")
     assert scan.kind == "color"
     assert np.abs(scan.image.transpose(1, 2, 0).astype(int) - rgb).mean() < 4
+
+
+def _jpeg_dicom(path, counts8, keep=1.0):
+    """An 8-bit JPEG Baseline DX; ``keep`` < 1 cuts the JPEG stream and appends its end
+    marker, as a damaged transfer would leave it."""
+    import cv2
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    jpeg = cv2.imencode(".jpg", counts8, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    if keep < 1:
+        jpeg = jpeg[: int(len(jpeg) * keep)] + b"\xff\xd9"
+    write_dicom(path, counts8)
+    ds = pydicom.dcmread(path)
+    ds.PixelData = encapsulate([jpeg])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.50"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_jpeg_dicom_is_read_strictly(tmp_path):
+    """A JPEG Baseline DX reads as a .jpg does (no Pillow needed), and one whose JPEG stream was
+    cut short is an error, not a scan grey where its data ended (pydicom's decoders fill)."""
+    import cv2
+
+    counts8 = (parcel_counts(bits=16) >> 8).astype(np.uint8)
+    scan = read_scan(_jpeg_dicom(tmp_path / "j.dcm", counts8))
+    reference = cv2.imdecode(cv2.imencode(".jpg", counts8, [cv2.IMWRITE_JPEG_QUALITY, 95])[1],
+                             cv2.IMREAD_UNCHANGED)
+    assert scan.kind == "gray" and scan.bit_depth == 8
+    np.testing.assert_allclose(scan.image[0], expected_att(reference, 8), atol=1e-5)
+    with pytest.raises(ScanError, match="truncated or corrupt JPEG frame"):
+        read_scan(_jpeg_dicom(tmp_path / "cut.dcm", counts8, keep=0.4))
+
+
+def test_a_comment_naming_the_deflated_syntax_is_no_deflated_file(tmp_path):
+    """Only the file meta group's transfer syntax counts: a DX whose description mentions the
+    deflated syntax's UID is read."""
+    import pydicom
+
+    path = write_dicom(tmp_path / "c.dcm", parcel_counts())
+    ds = pydicom.dcmread(path)
+    ds.ImageComments = "not 1.2.840.10008.1.2.1.99"
+    ds.save_as(path, enforce_file_format=True)
+    assert read_scan(path).kind == "gray"
+
+
+def test_legal_jpeg_and_png_variants_read(tmp_path):
+    """Valid files the strict readers once refused: a JPEG with an empty comment segment, and
+    gray, RGB and palette PNGs with a tRNS chunk (the decoder adds an alpha channel)."""
+    import cv2
+
+    counts8 = (parcel_counts(bits=16) >> 8).astype(np.uint8)
+    jpeg = cv2.imencode(".jpg", counts8)[1].tobytes()
+    (tmp_path / "c.jpg").write_bytes(jpeg[:2] + b"\xff\xfe\x00\x02" + jpeg[2:])
+    assert read_scan(tmp_path / "c.jpg").kind == "gray"
+    png = cv2.imencode(".png", counts8)[1].tobytes()
+    iend = png.rindex(b"IEND") - 4
+    import zlib
+
+    trns = (2).to_bytes(4, "big") + b"tRNS" + b"\x00\x00" + \
+        zlib.crc32(b"tRNS\x00\x00").to_bytes(4, "big")
+    first_idat = png.index(b"IDAT") - 4
+    (tmp_path / "t.png").write_bytes(png[:first_idat] + trns + png[first_idat:iend] + png[iend:])
+    scan = read_scan(tmp_path / "t.png")
+    assert scan.kind == "gray"
+    np.testing.assert_allclose(scan.image[0], expected_att(counts8, 8), atol=1e-5)

@@ -299,3 +299,16 @@ def test_slice_gap_from_positions_has_no_float_noise(tmp_path):
     for k, path in enumerate(write_ct_series(tmp_path / "s", HU, voxel_mm=(0.6, 1.0, 1.0))):
         _edit(path, ImagePositionPatient=[0.0, 0.0, 100.0 + k * 0.6])
     assert read_volume(tmp_path / "s").voxel_mm == (0.6, 1.0, 1.0)
+
+
+def test_one_input_reached_by_two_spellings_or_a_link_is_read_once(tmp_path):
+    (tmp_path / "g").mkdir()
+    _png(tmp_path / "g" / "q.png")
+    (tmp_path / "link").symlink_to(tmp_path / "g")
+    refs = discover_inputs([tmp_path / "g", tmp_path / "g" / ".." / "g", tmp_path / "link"])
+    assert [r.id for r in refs] == ["q"]
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "docs").mkdir()
+    (tmp_path / "top" / "docs" / "README").write_text("a folder of notes is no scan folder")
+    _png(tmp_path / "top" / "a.png")
+    assert [r.id for r in discover_inputs([tmp_path / "top"])] == ["a"]
