@@ -28,6 +28,30 @@ def test_users_add_prints_only_the_token_last_and_stores_only_its_hash(tmp_path,
     assert capsys.readouterr().out.split() == ["carol"]
 
 
+def test_a_token_is_reissued_or_revoked_and_the_old_one_stops_at_once(tmp_path, capsys):
+    """An operator leaves or a token leaks: `users token` gives a new one, `users revoke`
+    none; the old token is refused from the next request; decisions keep the name."""
+    import pytest
+
+    from detector.station import auth
+
+    assert main(["users", "add", "dan", "--data", str(tmp_path)]) == 0
+    old = capsys.readouterr().out.split()[-1]
+    db = open_database(tmp_path / "station.sqlite")
+    assert auth.authenticate(db, f"Bearer {old}").name == "dan"
+    assert main(["users", "token", "dan", "--data", str(tmp_path)]) == 0
+    new = capsys.readouterr().out.split()[-1]
+    with pytest.raises(auth.AuthError):
+        auth.authenticate(db, f"Bearer {old}")
+    assert auth.authenticate(db, f"Bearer {new}").name == "dan"
+    assert main(["users", "revoke", "dan", "--data", str(tmp_path)]) == 0
+    with pytest.raises(auth.AuthError):
+        auth.authenticate(db, f"Bearer {new}")
+    assert main(["users", "list", "--data", str(tmp_path)]) == 0
+    assert "dan" in capsys.readouterr().out  # still there: their decisions name them
+    assert main(["users", "revoke", "nobody", "--data", str(tmp_path)]) == 64
+
+
 def test_serve_without_the_extra_names_the_install(tmp_path):
     code = ("import sys; sys.modules['fastapi'] = None; from detector.cli import main; "
             f"sys.exit(main(['serve', '--data', {str(tmp_path)!r}]))")

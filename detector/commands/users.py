@@ -1,4 +1,5 @@
-"""``concealscan users``: create and list the station's operators (tokens shown once)."""
+"""``concealscan users``: create, list, re-issue and revoke the station's operators' tokens
+(a token is shown once)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--data", required=True, type=Path, help="the station's data folder")
     lst = sub.add_parser("list", help="list operator names")
     lst.add_argument("--data", required=True, type=Path, help="the station's data folder")
+    tok = sub.add_parser("token", help="give an operator a new token (the old one stops "
+                                       "working at once) and print it (last line)")
+    tok.add_argument("name")
+    tok.add_argument("--data", required=True, type=Path, help="the station's data folder")
+    rev = sub.add_parser("revoke", help="stop an operator's token working (someone left, a "
+                                        "token leaked); their decisions keep their name")
+    rev.add_argument("name")
+    rev.add_argument("--data", required=True, type=Path, help="the station's data folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,10 +38,16 @@ def run(args: argparse.Namespace) -> int:
             for name in db.operator_names():
                 print(name)
             return 0
-        token = auth.add_operator(db, args.name)
+        if args.action == "revoke":
+            auth.revoke(db, args.name)
+            print(f"operator {args.name!r}: token revoked (takes effect on the next request)",
+                  file=sys.stderr)
+            return 0
+        token = (auth.new_token if args.action == "token" else auth.add_operator)(db, args.name)
     except (DatabaseError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    print(f"operator {args.name!r} created; the token is shown only now, keep it secret:",
+    done = "has a new token" if args.action == "token" else "created"
+    print(f"operator {args.name!r} {done}; the token is shown only now, keep it secret:",
           file=sys.stderr)
     print(token)
     return 0

@@ -47,6 +47,19 @@ def add_operator(db: Database, name: str) -> str:
     return token
 
 
+def new_token(db: Database, name: str) -> str:
+    """Give operator ``name`` a new token (the old one stops working) and return it."""
+    token = secrets.token_urlsafe(32)
+    db.set_operator_token(check_operator_name(name), hash_token(token))
+    return token
+
+
+def revoke(db: Database, name: str) -> None:
+    """Operator ``name``'s token stops working; their past decisions keep their name. The
+    stored value is no SHA-256 hex digest, so no token can ever match it."""
+    db.set_operator_token(check_operator_name(name), "revoked:" + secrets.token_hex(16))
+
+
 def authenticate(db: Database, authorization: str | None) -> Operator:
     """The operator named by an ``Authorization: Bearer TOKEN`` header, or `AuthError`."""
     if not authorization:

@@ -172,6 +172,15 @@ class Database:
         except sqlite3.IntegrityError as exc:
             raise DatabaseError(f"operator {name!r} already exists") from exc
 
+    def set_operator_token(self, name: str, token_sha256: str) -> None:
+        """Replace operator ``name``'s token hash (a new token, or none that any token hashes
+        to: revoked); the operator and their decisions stay."""
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE operators SET token_sha256 = ? WHERE name = ?",
+                               (token_sha256, name))
+            if cur.rowcount != 1:
+                raise DatabaseError(f"no operator {name!r}")
+
     def operator_by_token_hash(self, token_sha256: str) -> tuple[int, str, str] | None:
         """(id, name, stored hash) of the operator whose token hashes to ``token_sha256``."""
         with self.connect() as conn:
