@@ -82,6 +82,7 @@ def test_operator_reviews_scans_in_the_viewer(station, page):
         sync_api.expect(page.locator("#queue li")).to_have_count(3)
         sync_api.expect(page.locator("#queue li[data-state=error]")).to_have_count(1)
 
+        page.uncheck("#advance")  # several decisions on one scan here; moving on: below
         alarm = page.locator("#queue li[data-state=alarm]").first
         scan_id = alarm.get_attribute("data-id")
         alarm.click()
@@ -203,3 +204,39 @@ def test_the_queue_pages_to_older_scans_and_filters_alarms_to_review(station, pa
         page.select_option("#filter", "alarm=true&review=unreviewed")
         sync_api.expect(page.locator("#queue li")).to_have_count(200)
     assert asked[-1]["alarm"] == ["true"] and asked[-1]["review"] == ["unreviewed"]
+
+
+def test_keys_and_state_that_must_not_leak_between_scans(station, page):
+    """A note typed for one scan is not saved on the next; Ctrl+C copies, never confirms; a
+    held key records one decision; each scan opens in the full contrast window with the heat
+    map as its box says; after a decision the next scan opens."""
+    token = auth.add_operator(station.db, "ivy")
+    with LiveServer(create_app(station)) as server:
+        page.goto(server.url + "/")
+        page.fill("#token", token)
+        page.click("#login")
+        sync_api.expect(page.locator("#queue li")).to_have_count(3)
+        first, second = [li.get_attribute("data-id")
+                         for li in page.locator("#queue li:not([data-state=error])").all()]
+        page.click(f"#queue li[data-id='{first}']")
+        sync_api.expect(page.locator("#scan-state")).to_contain_text(f"{first}: ")
+        sync_api.expect(page.locator("#scan-state")).to_contain_text("review:")  # loaded
+        page.fill("#note", "meant for the first scan")
+        page.locator("#win-width").fill("20")
+        page.click("#heat-toggle")
+        page.click(f"#queue li[data-id='{second}']")
+        sync_api.expect(page.locator("#scan-state")).to_contain_text(f"{second}: ")
+        sync_api.expect(page.locator("#scan-state")).to_contain_text("review:")  # loaded
+        assert page.input_value("#note") == ""
+        assert page.input_value("#win-width") == "255"
+        sync_api.expect(page.locator("#heat")).to_be_visible()
+        page.locator("#viewport").focus()
+        page.keyboard.press("Control+c")
+        page.keyboard.down("c")  # held: the first press and its repeats
+        page.keyboard.down("c")
+        page.keyboard.up("c")
+        sync_api.expect(page.locator("#action-status")).to_contain_text("saved: confirm")
+        sync_api.expect(page.locator("#scan-state")).not_to_contain_text(second)  # moved on
+    assert [d.decision for d in station.db.decisions(second)] == ["confirm"]
+    assert station.db.decisions(second)[0].note == ""
+    assert station.db.decisions(first) == []

@@ -48,9 +48,23 @@ async function login(token) {
 function logout(message) {
   sessionStorage.removeItem("concealscan-token");
   state.token = null;
+  clearScanView();  // the next operator to sign in sees nothing of this one's work
   $("app").hidden = true;
   $("login-panel").hidden = false;
   $("login-error").textContent = message || "";
+}
+
+function clearScanView() {
+  Object.assign(state, {current: null, shown: null, detail: null, images: {}, slices: 0,
+                        drawnBoxes: []});
+  $("note").value = "";
+  $("scan-info").replaceChildren();
+  $("decisions").replaceChildren();
+  $("action-status").textContent = "";
+  $("heat").removeAttribute("src");
+  $("slice-control").hidden = true;
+  drawBase();
+  drawBoxes();
 }
 
 // ---- queue ---------------------------------------------------------------------------------
@@ -112,19 +126,29 @@ async function openScan(id) {
   state.shown = null;
   state.drawnBoxes = [];
   setDrawing(false);
-  for (const li of $("queue").children) li.classList.toggle("selected", li.dataset.id === id);
+  $("note").value = "";  // a note belongs to the scan it was typed for
+  for (const li of $("queue").children) {
+    li.classList.toggle("selected", li.dataset.id === id);
+    if (li.dataset.id === id) li.scrollIntoView({block: "nearest"});
+  }
   const loading = document.createElement("p");
   loading.id = "scan-state";
   loading.textContent = `${id}: loading...`;
   $("scan-info").replaceChildren(loading);
   const path = `/api/scans/${encodeURIComponent(id)}`;
-  const detail = await (await api(path)).json();
+  let detail, heatBlob;
   const images = {};
-  for (const view of ["image.png", "gray.png"]) {
-    if (detail.views.includes(view)) images[view] = await loadBitmap(`${path}/${view}`);
+  try {
+    detail = await (await api(path)).json();
+    for (const view of ["image.png", "gray.png"]) {
+      if (detail.views.includes(view)) images[view] = await loadBitmap(`${path}/${view}`);
+    }
+    heatBlob = detail.views.includes("heat.png")
+      ? await (await api(`${path}/heat.png`)).blob() : null;
+  } catch (error) {
+    if (state.current === id && state.token) loading.textContent = `${id}: could not be loaded (${error.message}); open it again`;
+    return;
   }
-  const heatBlob = detail.views.includes("heat.png")
-    ? await (await api(`${path}/heat.png`)).blob() : null;
   if (state.current !== id) return;  // the operator has moved on
   state.detail = detail;
   state.images = images;
@@ -132,6 +156,9 @@ async function openScan(id) {
   if (heat.src) URL.revokeObjectURL(heat.src);
   heat.removeAttribute("src");
   if (heatBlob) heat.src = URL.createObjectURL(heatBlob);
+  showHeat();  // as its box says, for this scan too
+  $("win-level").value = 128;  // each scan opens in the full window; the last one's
+  $("win-width").value = 255;  // narrow window could hide this one's item
   state.slices = detail.slices || 0;
   $("slice-control").hidden = state.slices === 0;
   if (state.slices) {
@@ -162,7 +189,13 @@ async function showSlice(z) {
   $("slice").value = z;
   $("slice-label").textContent = `${z + 1} / ${state.slices}`;
   drawBoxes();
-  const bitmap = await loadBitmap(`/api/scans/${encodeURIComponent(scan)}/slices/${z}`);
+  let bitmap;
+  try {
+    bitmap = await loadBitmap(`/api/scans/${encodeURIComponent(scan)}/slices/${z}`);
+  } catch (error) {
+    if (state.token) $("action-status").textContent = `slice ${z + 1} could not be loaded: ${error.message}`;
+    return;
+  }
   if (state.current !== scan || state.z !== z) return;
   state.images["image.png"] = bitmap;
   state.images["gray.png"] = bitmap;
@@ -235,7 +268,8 @@ function svgRect(box, cls, label) {
   group.append(rect);
   if (label) {
     const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", x1); text.setAttribute("y", Math.max(10, y1 - 3));
+    text.setAttribute("x", x1); text.setAttribute("y", y1);
+    text.setAttribute("dy", "-0.3em");  // in font units: the same gap on screen at any zoom
     text.setAttribute("class", cls);
     text.textContent = label;
     group.append(text);
@@ -284,7 +318,8 @@ function showDecisions(decisions) {
 function applyTransform() {
   $("stage").style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${state.zoom})`;
   $("zoom-label").textContent = `${Math.round(state.zoom * 100)}%`;
-  $("boxes").style.fontSize = `${12 / state.zoom}px`;  // labels keep their size on screen
+  $("boxes").style.fontSize = `${12 / state.zoom}px`;  // labels keep their size on screen,
+  $("boxes").style.setProperty("--z", state.zoom);     // and so do lines and dashes (style.css)
 }
 
 // Fit the whole scan in the viewport, centred: the operator first sees all of the parcel.
@@ -401,10 +436,21 @@ async function decide(decision, boxes) {
       showInfo(detail);
       showDecisions(detail.decisions);
     }
+    const before = state.scans.findIndex((s) => s.id === id);
     await refreshQueue();
+    if ($("advance").checked && state.current === id) openNextAfter(id, before);
   } catch (error) {
     $("action-status").textContent = `not saved: ${error.message}`;
   }
+}
+
+// The scan to review after ``id``: the next in the queue, or, when deciding took ``id`` out
+// of it ("to review"), the one that now stands where it stood (the last, if it was last).
+function openNextAfter(id, before) {
+  const at = state.scans.findIndex((s) => s.id === id);
+  const next = at >= 0 ? state.scans[at + 1]
+    : state.scans[Math.min(Math.max(0, before), state.scans.length - 1)];
+  if (next && next.id !== id) openScan(next.id);
 }
 
 function setupControls() {
@@ -439,6 +485,11 @@ function toggle(id) { const box = $(id); box.checked = !box.checked; box.dispatc
 function onKey(event) {
   if (event.target.tagName === "INPUT" && event.target.type !== "checkbox" &&
       event.target.type !== "range") return;  // typing a note or the token
+  if (event.target.tagName === "SELECT" || event.target.tagName === "TEXTAREA") return;
+  if (event.ctrlKey || event.altKey || event.metaKey) return;  // Ctrl+C copies, never confirms
+  if (event.key === "Enter" && !(state.drawing && state.drawnBoxes.length)) return;  // a button
+  // a held key repeats: one decision per press (decisions cannot be taken back)
+  if (event.repeat && ["c", "x", "m", "e", "Enter"].includes(event.key)) return;
   const keys = {
     c: () => decide("confirm", []), x: () => decide("clear", []), m: () => setDrawing(true),
     g: () => toggle("gray-toggle"), h: () => toggle("heat-toggle"), r: refreshQueue,
@@ -454,4 +505,5 @@ function onKey(event) {
 
 setupControls();
 setupViewport();
+window.addEventListener("resize", () => { if (state.shown) resetView(); });
 if (state.token) login(state.token).catch(() => logout(""));
