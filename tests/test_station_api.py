@@ -482,3 +482,19 @@ def test_a_decision_body_gets_no_uploads_room(client):
     r = client.post(f"/api/scans/{line['id']}/decision", content=body,
                     headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+
+
+def test_confirm_needs_an_alarm_or_the_boxes_confirmed(client, station, monkeypatch):
+    """'confirm' with no boxes on a scan that did not alarm confirms nothing: 422 (it once
+    recorded a confirm that replay then skipped); naming a candidate box is a confirm. (The
+    tiny model alarms on every scan, so the row is read back as not alarming.)"""
+    from dataclasses import replace
+
+    line = upload_dual(client)
+    get_scan = station.db.get_scan
+    monkeypatch.setattr(station.db, "get_scan", lambda sid: replace(get_scan(sid), alarm=False))
+    url = f"/api/scans/{line['id']}/decision"
+    r = client.post(url, json={"decision": "confirm"})
+    assert r.status_code == 422 and "did not alarm" in r.text
+    named = client.post(url, json={"decision": "confirm", "boxes": [[1, 1, 9, 9]]})
+    assert named.status_code == 201

@@ -274,6 +274,9 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
             raise HTTPException(422, "'missed' needs at least one box around the missed item")
         if body.decision == "clear" and body.boxes:
             raise HTTPException(422, f"'clear' takes no boxes, got {len(body.boxes)}")
+        if body.decision == "confirm" and not body.boxes and not row.alarm:
+            raise HTTPException(422, "nothing to confirm: the scan did not alarm (name the "
+                                     "candidate boxes that are right, or mark a missed item)")
         _check_boxes_fit(row, body.boxes)
         decision_id = station.db.add_decision(row.id, op.id, body.decision, body.boxes,
                                               body.note)

@@ -174,6 +174,7 @@ async function openScan(id) {
   drawBase();
   drawBoxes();
   showDecisions(detail.decisions);
+  $("confirm").disabled = !detail.alarm;  // nothing to confirm (the API says so too)
   state.shown = id;
   $("viewport").focus();
 }
