@@ -122,6 +122,9 @@ def test_operator_reviews_scans_in_the_viewer(station, page):
         page.fill("#note", "second packet under the lining")
         page.click("#save-missed")
         sync_api.expect(page.locator("#decisions li[data-decision=missed]")).to_have_count(1)
+        page.select_option("#filter", "")  # all scans: reviewed ones too
+        page.click(f"#queue li[data-id='{scan_id}']")  # opened again: the saved box is drawn
+        sync_api.expect(page.locator("#boxes rect.saved")).to_have_count(1)
 
     decisions = station.db.decisions(scan_id)
     assert [d.decision for d in decisions] == ["confirm", "clear", "missed"]

@@ -291,6 +291,15 @@ function drawBoxes() {
                        det.alarm === false ? "candidate" : "detection",
                        `${i + 1}: ${Number(det.score).toFixed(2)}`));
   });
+  // missed boxes already saved on this scan (by anyone), so nobody draws one twice
+  for (const d of (state.detail && state.detail.decisions) || []) {
+    if (d.decision !== "missed") continue;
+    for (const box of d.boxes_xyxy) {
+      if (box.length === 6 && !onSlice(box)) continue;
+      svg.append(svgRect(box.length === 6 ? footprint(box) : box, "drawn saved",
+                         `missed (${d.operator})`));
+    }
+  }
   for (const box of state.drawnBoxes) {
     if (box.length === 6) {  // CT: shown solid on its slices, dashed on the others
       svg.append(svgRect(footprint(box), onSlice(box) ? "drawn" : "drawn elsewhere",
