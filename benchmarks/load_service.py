@@ -73,9 +73,9 @@ class Worker(threading.Thread):
                     continue
                 self.upload_ms.append((now, (now - t0) * 1e3))
                 if self.rng.random() < self.decide:
-                    self._review(http, r.json()["id"])
+                    self._review(http, r.json()["id"], r.json()["alarm"])
 
-    def _review(self, http: httpx.Client, sid: str) -> None:
+    def _review(self, http: httpx.Client, sid: str, alarm: bool) -> None:
         # What the web viewer asks for (detector/web/app.js): open the scan (its line, the two
         # base views, the heat layer), record a decision, read the line again, refresh the queue.
         for method, url, kw in (("get", f"/api/scans/{sid}", {}),
@@ -83,7 +83,7 @@ class Worker(threading.Thread):
                                 ("get", f"/api/scans/{sid}/gray.png", {}),
                                 ("get", f"/api/scans/{sid}/heat.png", {}),
                                 ("post", f"/api/scans/{sid}/decision",
-                                 {"json": {"decision": "confirm"}}),
+                                 {"json": {"decision": "confirm" if alarm else "clear"}}),
                                 ("get", f"/api/scans/{sid}", {}),
                                 ("get", "/api/scans?limit=200", {})):
             t0 = time.monotonic()
