@@ -141,18 +141,23 @@ def _centre(page) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
+def _sign_in(page, server, token: str) -> list[str]:
+    """Sign in to the viewer; the ids of the station fixture's two readable scans, newest
+    first, once the queue shows all three."""
+    page.goto(server.url + "/")
+    page.fill("#token", token)
+    page.click("#login")
+    sync_api.expect(page.locator("#queue li")).to_have_count(3)
+    return [li.get_attribute("data-id")
+            for li in page.locator("#queue li:not([data-state=error])").all()]
+
+
 def test_a_decision_goes_to_the_scan_on_screen_when_scans_load_out_of_order(station, page):
     """The operator opens scan A, whose image is slow to come, and moves on to B before A has
     loaded: B is what is drawn, and the decision key saves on B, never on A (A's late answer
     is dropped); a key pressed while a scan is still loading saves nothing."""
-    token = auth.add_operator(station.db, "ann")
     with LiveServer(create_app(station)) as server:
-        page.goto(server.url + "/")
-        page.fill("#token", token)
-        page.click("#login")
-        sync_api.expect(page.locator("#queue li")).to_have_count(3)
-        slow_id, fast_id = [li.get_attribute("data-id")
-                            for li in page.locator("#queue li:not([data-state=error])").all()]
+        slow_id, fast_id = _sign_in(page, server, auth.add_operator(station.db, "ann"))
         release = []
         page.route(f"**/api/scans/{slow_id}/image.png", lambda route: release.append(route))
         page.click(f"#queue li[data-id='{slow_id}']")
@@ -213,14 +218,8 @@ def test_keys_and_state_that_must_not_leak_between_scans(station, page):
     """A note typed for one scan is not saved on the next; Ctrl+C copies, never confirms; a
     held key records one decision; each scan opens in the full contrast window with the heat
     map as its box says; after a decision the next scan opens."""
-    token = auth.add_operator(station.db, "ivy")
     with LiveServer(create_app(station)) as server:
-        page.goto(server.url + "/")
-        page.fill("#token", token)
-        page.click("#login")
-        sync_api.expect(page.locator("#queue li")).to_have_count(3)
-        first, second = [li.get_attribute("data-id")
-                         for li in page.locator("#queue li:not([data-state=error])").all()]
+        first, second = _sign_in(page, server, auth.add_operator(station.db, "ivy"))
         page.click(f"#queue li[data-id='{first}']")
         sync_api.expect(page.locator("#scan-state")).to_contain_text(f"{first}: ")
         sync_api.expect(page.locator("#scan-state")).to_contain_text("review:")  # loaded
