@@ -341,3 +341,34 @@ def test_links_in_the_inbox_are_refused_never_followed(tmp_path, handle):
                for ln in got.values())
     assert not list((tmp_path / "data" / "scans").glob("*/input/*"))  # nothing copied in
     assert (outside / "private.png").exists() and (outside / "private.png").stat().st_size
+
+
+def test_a_volume_decided_before_a_kill_reaches_the_station_as_read(tmp_path):
+    """Killed after a CT volume's result was written, before the station recorded it: the
+    restart records it with the volume read again and the line that was decided."""
+    from ct_data import phantom_hu
+    from ct_model_fixture import tiny_ct_model
+
+    handle = make_handle([tiny_ct_model()[1]])
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _volume_file(inbox / "vol1.npy", phantom_hu((12, 40, 48)))
+    _settled(*inbox.iterdir())
+    station = Station(tmp_path / "data", handle)
+
+    def kill(name):
+        if name == "after-result":
+            raise Killed(name)
+
+    w = watcher(tmp_path, handle, step=kill, record=station.receive_analysed)
+    with pytest.raises(Killed):
+        w.poll_once()
+    w.close()
+    decided = json.loads((tmp_path / "out" / "results" / "vol1.json").read_text())
+    w = watcher(tmp_path, handle, record=station.receive_analysed)
+    assert w.recover() == 1
+    (row,) = station.db.list_scans()
+    assert row.source == "watch:vol1" and row.kind == "ct"
+    assert row.result["detections"] == decided["detections"]
+    assert station.store.slice_count(row.id) == 12
+    assert (station.store.scan_dir(row.id) / "input" / "volume.npy").exists()

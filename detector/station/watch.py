@@ -237,7 +237,11 @@ class Watcher:
         if result_path.exists():
             line = json.loads(result_path.read_text())
             if self.record is not None and an.line_kind(line) == "ct":
-                analysis = self._analyse(key, files)  # the station keeps the volume it reads
+                # the station keeps the volume as read: read it again, but record the line
+                # that was decided (results.jsonl and the station must say the same)
+                fresh = self._analyse(key, files)
+                if fresh.volume is not None or an.line_status(line) == "error":
+                    analysis = replace(fresh, line=line)
         else:
             analysis = self._with_overlay(self._analyse(key, files))
             line = self._where_it_ends(key, analysis.line)
