@@ -133,12 +133,11 @@ def add_version(reg: Path, version: str, model: Path, checkpoint: Path | None, *
 
 
 def _current_or_none(reg: Path) -> str | None:
-    try:
-        return reg_read.current_version(reg)
-    except RegistryError as exc:
-        if "no model has been promoted" in str(exc):
-            return None
-        raise
+    """The promoted version, or None before the first promotion (a damaged current.json
+    is still an error)."""
+    if not (Path(reg) / "current.json").exists():
+        return None
+    return reg_read.current_version(reg)
 
 
 def _set_current(reg: Path, version: str) -> None:
