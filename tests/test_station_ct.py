@@ -300,6 +300,12 @@ def test_operator_pages_slices_in_the_viewer(tmp_path):
             sync_api.expect(page.locator("#slice-control")).to_be_visible()
             first = label.text_content()
             assert first.endswith("/ 12")
+            # the contrast window in HU, and the organic preset (-400..600 HU)
+            sync_api.expect(page.locator("#win-hu")).to_have_text("-1000..2000 HU")
+            page.click("#win-organic")
+            sync_api.expect(page.locator("#win-hu")).to_contain_text("HU")
+            lo, hi = (int(v) for v in page.inner_text("#win-hu").split()[0].split(".."))
+            assert abs(lo + 400) <= 12 and abs(hi - 600) <= 12  # whole grey levels
             page.keyboard.press(".")
             sync_api.expect(label).not_to_have_text(first)
             page.keyboard.press("PageUp")

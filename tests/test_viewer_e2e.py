@@ -174,7 +174,7 @@ def test_a_decision_goes_to_the_scan_on_screen_when_scans_load_out_of_order(stat
         sync_api.expect(page.locator("#scan-state")).to_contain_text(fast_id)
         page.locator("#viewport").focus()
         page.keyboard.press("x")
-        sync_api.expect(page.locator("#decisions li[data-decision=clear]")).to_have_count(1)
+        sync_api.expect(page.locator("#action-status")).to_contain_text(f"saved: clear ({fast_id})")
     assert [d.decision for d in station.db.decisions(fast_id)] == ["clear"]
     assert station.db.decisions(slow_id) == []
 

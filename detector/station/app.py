@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
+from detector.ct_overlay import WINDOW_HU as CT_WINDOW_HU
 from detector.errors import ScanError, UsageError
 from detector.station import analysis as an
 from detector.station.auth import AuthError, Operator, authenticate
@@ -234,8 +235,12 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
     @app.get("/api/scans/{scan_id}", summary="one scan: results line and decisions")
     def scan(op: Op, scan_id: str) -> dict:
         row = station.db.get_scan(_scan_id(scan_id))
+        slices = station.store.slice_count(row.id)
         return {**_summary(row), "result": row.result, "views": station.view_names(row),
-                "slices": station.store.slice_count(row.id),
+                "slices": slices,
+                # a CT slice's grey levels 0..255 span these HU (the viewer shows its window
+                # in HU and offers presets)
+                "display_hu": list(CT_WINDOW_HU) if slices else None,
                 "decisions": [asdict(d) for d in station.db.decisions(row.id)]}
 
     def view(scan_id: str, name: str) -> Response:

@@ -159,6 +159,8 @@ async function openScan(id) {
   showHeat();  // as its box says, for this scan too
   $("win-level").value = 128;  // each scan opens in the full window; the last one's
   $("win-width").value = 255;  // narrow window could hide this one's item
+  $("win-organic").hidden = !detail.display_hu;
+  showWindowHu();
   state.slices = detail.slices || 0;
   $("slice-control").hidden = state.slices === 0;
   if (state.slices) {
@@ -226,6 +228,26 @@ function drawBase() {
   ctx.drawImage(bitmap, 0, 0);
   applyWindow(ctx, bitmap.width, bitmap.height);
   sizeStage(bitmap.width, bitmap.height);
+}
+
+// CT: the window in Hounsfield units (a slice's grey levels 0..255 span detail.display_hu).
+function showWindowHu() {
+  const hu = state.detail && state.detail.display_hu;
+  $("win-hu").hidden = !hu;
+  if (!hu) return;
+  const perLevel = (hu[1] - hu[0]) / 255;
+  const [lv, wd] = [Number($("win-level").value), Number($("win-width").value)];
+  if (lv === 128 && wd === 255) { $("win-hu").textContent = `${hu[0]}..${hu[1]} HU`; return; }
+  const level = hu[0] + lv * perLevel, width = wd * perLevel;
+  $("win-hu").textContent = `${Math.round(level - width / 2)}..${Math.round(level + width / 2)} HU`;
+}
+
+function setWindowHu(lo, hi) {
+  const hu = state.detail.display_hu, perLevel = (hu[1] - hu[0]) / 255;
+  $("win-level").value = Math.round(((lo + hi) / 2 - hu[0]) / perLevel);
+  $("win-width").value = Math.max(1, Math.round((hi - lo) / perLevel));
+  drawBase();
+  showWindowHu();
 }
 
 // Contrast window: values from level - width/2 to level + width/2 stretch to black..white.
@@ -475,11 +497,12 @@ function setupControls() {
   $("gray-toggle").addEventListener("change", drawBase);
   $("heat-toggle").addEventListener("change", showHeat);
   $("heat-opacity").addEventListener("input", showHeat);
-  $("win-level").addEventListener("input", drawBase);
-  $("win-width").addEventListener("input", drawBase);
+  $("win-level").addEventListener("input", () => { drawBase(); showWindowHu(); });
+  $("win-width").addEventListener("input", () => { drawBase(); showWindowHu(); });
+  $("win-organic").addEventListener("click", () => setWindowHu(-400, 600));
   $("slice").addEventListener("input", () => showSlice(Number($("slice").value)));
   $("win-reset").addEventListener("click", () => {
-    $("win-level").value = 128; $("win-width").value = 255; drawBase(); resetView();
+    $("win-level").value = 128; $("win-width").value = 255; drawBase(); showWindowHu(); resetView();
   });
   $("confirm").addEventListener("click", () => decide("confirm", []));
   $("clear").addEventListener("click", () => decide("clear", []));
