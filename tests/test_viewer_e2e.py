@@ -164,7 +164,7 @@ def test_a_decision_goes_to_the_scan_on_screen_when_scans_load_out_of_order(stat
         sync_api.expect(page.locator("#scan-state")).to_contain_text("loading")
         page.locator("#viewport").focus()
         page.keyboard.press("x")  # while A loads: nothing is saved
-        sync_api.expect(page.locator("#action-status")).to_contain_text("still loading")
+        sync_api.expect(page.locator("#action-status")).to_contain_text("not loaded")
         page.click(f"#queue li[data-id='{fast_id}']")
         sync_api.expect(page.locator("#scan-state")).to_contain_text(f"{fast_id}: ALARM")
         page.wait_for_function("() => true")
@@ -242,3 +242,28 @@ def test_keys_and_state_that_must_not_leak_between_scans(station, page):
     assert [d.decision for d in station.db.decisions(second)] == ["confirm"]
     assert station.db.decisions(second)[0].note == ""
     assert station.db.decisions(first) == []
+
+
+def test_after_a_decision_the_keys_move_from_where_the_scan_stood(station, page):
+    """With "then next scan" unticked, a decision takes the scan out of "to review"; J then
+    opens the scan now in its place, not the top of the queue; while a missed box is being
+    drawn, X saves nothing (the box would be dropped)."""
+    with LiveServer(create_app(station)) as server:
+        newest, oldest = _sign_in(page, server, auth.add_operator(station.db, "joe"))
+        page.uncheck("#advance")
+        page.click(f"#queue li[data-id='{newest}']")
+        sync_api.expect(page.locator("#scan-state")).to_contain_text("review:")
+        page.locator("#viewport").focus()
+        page.keyboard.press("m")
+        page.keyboard.press("x")
+        sync_api.expect(page.locator("#action-status")).to_contain_text("save the missed box")
+        page.keyboard.press("Escape")
+        error = page.locator("#queue li[data-state=error]").get_attribute("data-id")
+        page.click(f"#queue li[data-id='{error}']")  # the middle of the three
+        sync_api.expect(page.locator("#scan-state")).to_contain_text("review:")
+        page.locator("#viewport").focus()
+        page.keyboard.press("x")
+        sync_api.expect(page.locator("#action-status")).to_contain_text(f"saved: clear ({error})")
+        sync_api.expect(page.locator("#queue li")).to_have_count(2)  # it left "to review"
+        page.keyboard.press("j")
+        sync_api.expect(page.locator("#queue li.selected")).to_have_attribute("data-id", oldest)

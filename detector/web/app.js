@@ -9,6 +9,7 @@ const state = {
   scans: [], current: null, detail: null,
   shown: null,          // the scan drawn on screen, once all of it has loaded
   pages: 1,             // queue pages shown (newest first)
+  currentAt: -1,        // where the scan opened stood in the queue
   images: {},           // view name -> ImageBitmap for the current scan
   slices: 0, z: 0,      // CT scans: number of slices and the one shown
   zoom: 1, panX: 0, panY: 0,
@@ -110,11 +111,25 @@ async function refreshQueue() {
   }
 }
 
-function moveInQueue(step) {
-  const ids = state.scans.map((s) => s.id);
-  const index = ids.indexOf(state.current);
+async function moveInQueue(step) {
+  let ids = state.scans.map((s) => s.id);
+  let index = ids.indexOf(state.current);
+  // a scan a decision took out of the list: move from the place it held
+  if (index < 0 && state.currentAt >= 0) index = step > 0 ? state.currentAt - 1 : state.currentAt;
+  if (index + step >= ids.length && !$("more").hidden) {  // past this page: fetch the next
+    state.pages += 1;
+    await refreshQueue();
+    ids = state.scans.map((s) => s.id);
+  }
   const next = ids[Math.min(ids.length - 1, Math.max(0, index + step))];
-  if (next) openScan(next);
+  if (next && next !== state.current) openScan(next);
+}
+
+// The queue again, a failure said where the operator looks (not only in the console).
+function refreshQueueSaying() {
+  return refreshQueue().catch((error) => {
+    if (state.token) $("action-status").textContent = `queue not refreshed: ${error.message}`;
+  });
 }
 
 // ---- scan view -----------------------------------------------------------------------------
@@ -123,9 +138,17 @@ async function openScan(id) {
   // slow scan that arrives after a later one was opened never replaces it on screen, and a
   // decision (`decide`) always goes to the scan that is drawn (`state.shown`).
   state.current = id;
+  state.currentAt = state.scans.findIndex((s) => s.id === id);
   state.shown = null;
   state.drawnBoxes = [];
   setDrawing(false);
+  // nothing of the previous scan stays on screen under this one's name while it loads
+  Object.assign(state, {detail: null, images: {}, slices: 0});
+  $("slice-control").hidden = true;
+  $("decisions").replaceChildren();
+  $("heat").hidden = true;
+  drawBase();
+  drawBoxes();
   $("note").value = "";  // a note belongs to the scan it was typed for
   for (const li of $("queue").children) {
     li.classList.toggle("selected", li.dataset.id === id);
@@ -452,7 +475,11 @@ function setDrawing(on) {
 async function decide(decision, boxes) {
   const id = state.shown;
   if (!id || id !== state.current) {
-    if (state.current) $("action-status").textContent = "not saved: the scan is still loading";
+    if (state.current) $("action-status").textContent = "not saved: the scan is not loaded";
+    return;
+  }
+  if (state.drawing && decision !== "missed") {  // a drawn box would be dropped unseen
+    $("action-status").textContent = "not saved: save the missed box (Enter) or cancel it (Esc) first";
     return;
   }
   const body = {decision, boxes, note: $("note").value};
@@ -478,8 +505,13 @@ async function decide(decision, boxes) {
 
 // The scan to review after ``id``: the next in the queue, or, when deciding took ``id`` out
 // of it ("to review"), the one that now stands where it stood (the last, if it was last).
-function openNextAfter(id, before) {
-  const at = state.scans.findIndex((s) => s.id === id);
+async function openNextAfter(id, before) {
+  let at = state.scans.findIndex((s) => s.id === id);
+  if (at >= 0 && at + 1 >= state.scans.length && !$("more").hidden) {  // the page's last
+    state.pages += 1;
+    await refreshQueue();
+    at = state.scans.findIndex((s) => s.id === id);
+  }
   const next = at >= 0 ? state.scans[at + 1]
     : state.scans[Math.min(Math.max(0, before), state.scans.length - 1)];
   if (next && next.id !== id) openScan(next.id);
@@ -491,9 +523,9 @@ function setupControls() {
     login($("token").value.trim()).catch((e) => { if (e.message !== "401") logout(e.message); });
   });
   $("logout").addEventListener("click", () => logout(""));
-  $("filter").addEventListener("change", () => { state.pages = 1; refreshQueue(); });
-  $("more").addEventListener("click", () => { state.pages += 1; refreshQueue(); });
-  $("refresh").addEventListener("click", refreshQueue);
+  $("filter").addEventListener("change", () => { state.pages = 1; refreshQueueSaying(); });
+  $("more").addEventListener("click", () => { state.pages += 1; refreshQueueSaying(); });
+  $("refresh").addEventListener("click", refreshQueueSaying);
   $("gray-toggle").addEventListener("change", drawBase);
   $("heat-toggle").addEventListener("change", showHeat);
   $("heat-opacity").addEventListener("input", showHeat);
@@ -525,7 +557,7 @@ function onKey(event) {
   if (event.repeat && ["c", "x", "m", "e", "Enter"].includes(event.key)) return;
   const keys = {
     c: () => decide("confirm", []), x: () => decide("clear", []), m: () => setDrawing(true),
-    g: () => toggle("gray-toggle"), h: () => toggle("heat-toggle"), r: refreshQueue,
+    g: () => toggle("gray-toggle"), h: () => toggle("heat-toggle"), r: refreshQueueSaying,
     j: () => moveInQueue(1), k: () => moveInQueue(-1), 0: () => $("win-reset").click(),
     ".": () => showSlice(state.z + 1), ",": () => showSlice(state.z - 1),
     PageDown: () => showSlice(state.z + 1), PageUp: () => showSlice(state.z - 1),
