@@ -235,6 +235,8 @@ def test_retrain_fine_tunes_compares_on_the_frozen_test_set_and_gates(reg, tmp_p
 
     new_model = OnnxModel(reg / "versions" / "1.0.0+r1" / "model.onnx")
     assert new_model.info.alarm_threshold == pytest.approx(m["new"]["threshold"])
+    # picked on the frozen test set, and the model says so (it said "validation")
+    assert "target_pfa=0.05 on" in new_model.info.provenance["threshold_source"]
     assert new_model.info.provenance["data"] == [str(tmp_path / "reviews" / "annotations.json")]
 
     other = write_toy_set(tmp_path / "other", count=8, seed=6)  # not the frozen test set

@@ -43,7 +43,11 @@ def model_info(ckpt: dict, version: str, precision: str = "fp32",
     prov["checkpoint_metrics"] = {k: v for k, v in ckpt.get("metrics", {}).items()
                                   if isinstance(v, (int, float, str))}
     threshold = ckpt.get("alarm_threshold")
-    prov["threshold_source"] = "validation" if threshold is not None else "default"
+    # how the threshold was picked: `checkpoint.set_alarm_threshold` says (e.g. retrain's gate
+    # on its frozen test set); else training's validation set, or none (the default)
+    picked = ckpt.get("metrics", {}).get("operating_point")
+    prov["threshold_source"] = (str(picked) if threshold is not None and picked else
+                                "validation" if threshold is not None else "default")
     prov.pop("config", None)  # the recipe path and commit identify it; keep metadata small
     return ModelInfo(name=name or ckpt["name"], version=version, classes=tuple(ckpt["classes"]),
                      input_spec=InputSpec.from_dict(ckpt["input_spec"]),
