@@ -362,6 +362,16 @@ def test_a_work_folder_in_use_is_refused(reg, tmp_path, monkeypatch):
             rt.retrain(reg, "1.0.0", [coco], coco, "2.0.0", work, rt.RetrainConfig(epochs=1))
 
 
+def test_promoting_the_current_version_again_changes_nothing(reg, capsys):
+    """Promoting the current version again writes no history, so a later rollback still goes
+    back to the version before it (it "rolled back" to the same one)."""
+    reg_write.promote(reg, "1.1.0", "next")
+    assert main(["models", "promote", "1.1.0", "--registry", str(reg)]) == 0
+    assert "already" in capsys.readouterr().out
+    assert main(["models", "rollback", "--registry", str(reg)]) == 0
+    assert reg_read.current_version(reg) == "1.0.0"
+
+
 def test_a_damaged_registry_file_is_a_clear_error(reg, capsys):
     (reg / "current.json").write_text('{"vers')
     with pytest.raises(RegistryError, match="damaged registry file"):

@@ -148,14 +148,18 @@ def _set_current(reg: Path, version: str) -> None:
                                                    "promoted_at": _now()}).encode())
 
 
-def promote(reg: Path, version: str, reason: str) -> None:
-    """Make ``version`` the model services load (``serve --model REG``)."""
+def promote(reg: Path, version: str, reason: str) -> bool:
+    """Make ``version`` the model services load (``serve --model REG``); False (and nothing
+    logged) when it is current already: a second entry would make a later rollback a no-op."""
     reg = Path(reg)
     with _locked(reg):
         previous = _current_or_none(reg)
+        if previous == version:
+            return False
         _set_current(reg, version)
         _log(reg, {"event": "promote", "version": version, "previous": previous,
                    "reason": reason})
+    return True
 
 
 def promotion_stack(reg: Path) -> list[str]:

@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
             reg_write.promote(reg, args.version, "added with --promote")
             print(f"promoted {args.version}")
     elif args.action == "promote":
-        reg_write.promote(reg, args.version, args.reason)
-        print(f"promoted {args.version}; running services switch with POST /api/model/reload")
+        if reg_write.promote(reg, args.version, args.reason):
+            print(f"promoted {args.version}; running services switch with POST "
+                  "/api/model/reload")
+        else:
+            print(f"{args.version} is the promoted version already; nothing changed")
     elif args.action == "rollback":
         print(f"rolled back to {reg_write.rollback(reg)}")
     else:
