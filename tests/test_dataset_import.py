@@ -192,3 +192,21 @@ def test_bad_classes_and_out_are_usage_errors(tmp_path, capsys, classes, reason)
     assert code == EXIT_USAGE and reason in err
     code, _, err = _import(tmp_path, "yolo", capsys, out=tmp_path)
     assert code == EXIT_USAGE and "is a folder" in err
+
+
+def test_a_voc_filename_that_misses_its_image_beside_the_xmls_namesake_is_an_error(
+        tmp_path, capsys):
+    """<filename> b.jpg where b.png is on disk: importing b.png without its boxes would train
+    its objects as background, so it is an error naming the XML, not a warning."""
+    _image(tmp_path / "images", "b.png")
+    _file(tmp_path / "labels", "b.xml", _voc("b.jpg", _obj()))
+    code, _, err = _import(tmp_path, "voc", capsys)
+    assert code == EXIT_USAGE and "b.xml" in err and "correct <filename>" in err
+
+
+def test_yolo_values_a_hair_outside_0_1_are_the_edge(tmp_path, capsys):
+    _image(tmp_path / "images", "a.png")
+    _file(tmp_path / "labels", "a.txt", "0 0.5 0.5 1.0000001 0.5\n0 0.9 -0.0001 0.2 0.3\n")
+    code, coco, err = _import(tmp_path, "yolo", capsys)
+    assert code == 0, err
+    assert _boxes(coco)["images/a.png"] == [[0, 10, 50, 20], [40, 0, 10, 6]]

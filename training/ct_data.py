@@ -78,15 +78,16 @@ class CtVolumes:
     ``energies=2`` each volume also carries its low-energy volume (`low_energy_file`)."""
 
     def __init__(self, path: str | Path, classes: list[str], energies: int = 1,
-                 category_map: dict[str, str] | None = None) -> None:
-        self.path, self.energies = Path(path), energies
+                 category_map: dict[str, str] | None = None, as_negatives: bool = False) -> None:
+        self.path, self.energies, self.as_negatives = Path(path), energies, as_negatives
         try:
             self._parse(read_coco(self.path), classes, category_map)
         except KeyError as exc:
             raise ValueError(f"{self.path}: not a CT data set (no field {exc})") from exc
 
     def _parse(self, coco: dict, classes: list[str], cmap: dict[str, str] | None) -> None:
-        names = category_names(self.path, coco, classes, cmap)
+        names = category_names(self.path, coco, classes, cmap, self.as_negatives)
+        self.absent_classes = [c for c in classes if c not in names.values()]
         by_image: dict[int, list[dict]] = {}
         for ann in coco.get("annotations", []):
             if names.get(ann["category_id"]) in classes:

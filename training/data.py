@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.errors import UsageError
+from detector.errors import ScanError, UsageError
 from detector.preprocess import InputSpec, image_to_input, resize
 from detector.readers import ScanRef, read_scan
 from detector.scan import Scan
@@ -107,32 +107,12 @@ def read_coco(path: Path) -> dict:
     if not isinstance(coco, dict):
         raise DataSetError(f"{path}: not a COCO data set (expected an object with images, "
                            f"annotations and categories, got a {type(coco).__name__})")
-    for entry in coco.get("images") or []:
-        if isinstance(entry, dict):
-            _check_inside(path, entry)
     return coco
 
 
-def _check_inside(path: Path, entry: dict) -> None:
-    """The files an image entry names lie under the annotations file's folder: a name is
-    relative and never climbs out (``..``), so a data set cannot make a reader open any file
-    on the machine."""
-    names = [entry.get("file_name")]
-    for value in (entry.get("files") or {}).values() if isinstance(entry.get("files"),
-                                                                    dict) else []:
-        names += [value] if isinstance(value, str) else list(value or [])
-    for name in names:
-        if not isinstance(name, str):
-            continue
-        parts = Path(name).parts
-        if Path(name).is_absolute() or ".." in parts or "\\" in name:
-            raise DataSetError(f"{path}: image {entry.get('id')}: file name {name!r} leaves the "
-                               f"data set's folder; names must be relative to {path.parent} "
-                               "without '..' (move the annotations file up, or rewrite them)")
-
-
 def category_names(path: Path, coco: dict, classes: list[str],
-                   category_map: dict[str, str] | None = None) -> dict[int, str]:
+                   category_map: dict[str, str] | None = None,
+                   as_negatives: bool = False) -> dict[int, str]:
     """``coco``'s category ids -> names (renamed by ``category_map``, data-set name -> class
     name), checked against the model's ``classes``.
 
@@ -140,11 +120,14 @@ def category_names(path: Path, coco: dict, classes: list[str],
     name one of its categories, unless the set has no annotations at all (scans without
     packets): a class under another name would otherwise train as background, or be counted
     as never present by evaluate. DataSetError naming the file, the classes and the set's
-    categories; also for an annotation whose category the set does not list."""
+    categories; also for an annotation whose category the set does not list.
+
+    ``as_negatives`` (evaluate): a class the set does not name is simply absent from it, so a
+    set labelled for other things (the real scans' guns and knives) measures false alarms."""
     cmap = category_map or {}
     names = {c["id"]: cmap.get(c["name"], c["name"]) for c in coco["categories"]}
     annotations = coco.get("annotations", [])
-    if annotations:
+    if annotations and not as_negatives:
         missing = [c for c in classes if c not in names.values()]
         if missing:
             renamed = f", after category_map {cmap}" if cmap else ""
@@ -153,6 +136,7 @@ def category_names(path: Path, coco: dict, classes: list[str],
                 f"of this set (its categories: {sorted(set(names.values()))}{renamed}); name "
                 f"the classes as the set does, or rename its categories (recipe: category_map "
                 f"in the data source; evaluate: --category-map SET_NAME=CLASS)")
+    if annotations:
         for ann in annotations:
             if ann["category_id"] not in names:
                 raise DataSetError(f"{path}: annotation {ann.get('id')} has category_id "
@@ -169,8 +153,8 @@ class CocoScans:
     """
 
     def __init__(self, path: str | Path, kind: str, classes: list[str],
-                 category_map: dict[str, str] | None = None) -> None:
-        self.path = Path(path)
+                 category_map: dict[str, str] | None = None, as_negatives: bool = False) -> None:
+        self.path, self.as_negatives = Path(path), as_negatives
         try:
             self._parse(read_coco(self.path), kind, classes, category_map or {})
         except KeyError as exc:
@@ -178,7 +162,8 @@ class CocoScans:
 
     def _parse(self, coco: dict, kind: str, classes: list[str], cmap: dict[str, str]) -> None:
         root = self.path.parent
-        names = category_names(self.path, coco, classes, cmap)
+        names = category_names(self.path, coco, classes, cmap, self.as_negatives)
+        self.absent_classes = [c for c in classes if c not in names.values()]
         by_image: dict[int, list[dict]] = {}
         for ann in coco.get("annotations", []):
             if names.get(ann["category_id"]) in classes:
@@ -192,7 +177,13 @@ class CocoScans:
             scan_id = str(entry.get("scan_id", stem))
             if files is None:
                 ref = ScanRef(id=scan_id, files=(root / entry["file_name"],))
-                if read_scan(ref).kind != kind:
+                try:
+                    scan_kind = read_scan(ref).kind
+                except ScanError as exc:  # a set whose images lie elsewhere: say where we look
+                    raise DataSetError(f"{self.path}: image {entry.get('id')}: {exc} (file "
+                                       f"names are relative to {root}, the annotations "
+                                       "file's folder)") from exc
+                if scan_kind != kind:
                     self.skipped.append(entry["file_name"])
                     continue
             elif not files:

@@ -136,6 +136,10 @@ def from_yolo(images_dir: Path, labels_dir: Path, classes: list[str], root: Path
                     [(p, "no image of its name") for p in orphans])
 
 
+#: How far outside 0..1 a YOLO coordinate may stray and still be read as the image's edge.
+YOLO_SLACK = 1e-3
+
+
 def _yolo_boxes(label: Path, image_id: int, h: int, w: int, classes: list[str],
                 anns: list[dict]) -> None:
     for n, line in enumerate(_read_text(label).splitlines(), start=1):
@@ -150,7 +154,11 @@ def _yolo_boxes(label: Path, image_id: int, h: int, w: int, classes: list[str],
         cls = int(parts[0])
         if not 0 <= cls < len(classes):
             raise ValueError(f"{where}: class {cls} not in 0..{len(classes) - 1}")
-        cx, cy, bw, bh = _numbers(parts[1:], where)
+        # exporters' rounding leaves values a hair outside 0..1 (1.0000001, -0.0001): taken as
+        # the edge; anything further out is a mistake (pixels, or another image's labels)
+        cx, cy, bw, bh = (min(1.0, v) if 1.0 < v <= 1.0 + YOLO_SLACK else
+                          max(0.0, v) if -YOLO_SLACK <= v < 0.0 else v
+                          for v in _numbers(parts[1:], where))
         if any(v > 1.0 for v in (cx, cy, bw, bh)):
             raise ValueError(f"{where}: coordinates are not normalised (0..1), got "
                              f"{parts[1:]} (pixels? YOLO divides them by the image's width "
@@ -181,6 +189,11 @@ def from_voc(images_dir: Path, annotations_dir: Path, classes: list[str],
         tree = _parse_xml(xml)
         img = _voc_image(xml, tree, images_dir, annotations_dir, found)
         if not img.is_file():
+            key = _key(annotations_dir, xml)
+            if namesake := [p for p in found if _key(images_dir, p) == key]:
+                # imported without its boxes, its objects would train as background
+                raise ValueError(f"{xml}: its <filename> {img.name!r} is not there, but "
+                                 f"{namesake[0]} (the XML's own name) is; correct <filename>")
             missing.append((xml, f"its image {img} is not there"))
         elif img in labelled:
             raise ValueError(f"{xml}: labels {img}, which {labelled[img][0]} labels too")

@@ -8,6 +8,7 @@ MODEL may be a training checkpoint (.pt) or an exported .onnx; both run through 
 from __future__ import annotations
 
 import argparse
+import sys
 
 REQUIRES = ("torch", "pycocotools", "matplotlib")
 
@@ -85,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
     records = []
     for path, prefix in _sets(args.data):
         try:
-            data = CocoScans(path, spec.kind, classes, cmap)
+            data = CocoScans(path, spec.kind, classes, cmap, as_negatives=True)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
+        _say_absent(data)
         records += _prefixed(evaluate(predict, data, spec, stride, second_look=second_look),
                              prefix)
     threshold = _operating_point(args, records, threshold, fmt)
@@ -98,6 +100,15 @@ def run(args: argparse.Namespace) -> int:
     if line := false_alarm_line(summary):
         print(line)
     return 0
+
+
+def _say_absent(data) -> None:
+    """A set that names none of some model class is judged as holding none of it (false
+    alarms only): say so, since a misspelt class would look the same (--category-map)."""
+    if data.absent_classes:
+        print(f"note: {data.path} names no {data.absent_classes} (its scans count as without "
+              f"them: false alarms only); if it calls them otherwise, --category-map "
+              f"SET_NAME=CLASS", file=sys.stderr)
 
 
 def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[str],
@@ -114,9 +125,10 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
     for path, prefix in _sets(args.data):
         try:
             data = CtVolumes(path, classes, energies_read(spec, second_look),
-                             _category_map(args.category_map))
+                             _category_map(args.category_map), as_negatives=True)
         except ValueError as exc:  # names the file, as CocoScans' errors do
             raise UsageError(str(exc)) from exc
+        _say_absent(data)
         records += _prefixed(evaluate_volumes(predict, data, spec, stride,
                                               second_look=second_look), prefix)
     threshold = _operating_point(args, records, threshold, fmt)
