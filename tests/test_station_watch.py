@@ -60,7 +60,7 @@ def check_exactly_once(tmp_path, expected: set[str]) -> None:
     assert list((inbox / "work").iterdir()) == []
     assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == [".watch.lock"]
     assert sorted(p.name for p in (inbox / "processed" / "bag1").iterdir()) == \
-        ["bag1_high.png", "bag1_low.png", "claim.json"]
+        [".claim.json", "bag1_high.png", "bag1_low.png"]
     assert {p.stem for p in (tmp_path / "out" / "results").iterdir()} == expected
 
 
@@ -189,7 +189,7 @@ def test_a_kill_while_the_claim_is_written_leaves_nothing_behind(tmp_path, handl
     expected = drop(tmp_path / "inbox")
     folder = tmp_path / "inbox" / "work" / "bag1"
     folder.mkdir(parents=True)
-    (folder / ".claim.json.4242.0123abcd.tmp").write_bytes(b'{"id": "ba')
+    (folder / "..claim.json.4242.0123abcd.tmp").write_bytes(b'{"id": "ba')
     w = watcher(tmp_path, handle)
     assert w.recover() == 1
     assert not folder.exists()
@@ -229,7 +229,7 @@ def _settled(*paths: Path, age_s: float = 10.0) -> None:
     then = time.time() - age_s
     for p in paths:
         for q in [p, *p.rglob("*")] if p.is_dir() else [p]:
-            os.utime(q, (then, then))
+            os.utime(q, (then, then), follow_symlinks=False)
 
 
 def _volume_file(path: Path, hu) -> Path:
@@ -275,7 +275,7 @@ def test_ct_volumes_and_series_folders_are_taken_in_with_their_parts(tmp_path):
     assert "holds no DICOM/DICOS CT series" in got["pics"]["error"]
     processed = inbox / "processed"
     assert sorted(p.name for p in (processed / "vol2").iterdir()) == [
-        "claim.json", "vol2.json", "vol2.npy", "vol2_80kvp.json", "vol2_80kvp.npy"]
+        ".claim.json", "vol2.json", "vol2.npy", "vol2_80kvp.json", "vol2_80kvp.npy"]
     assert got["vol1"]["scan"] == str(processed / "vol1" / "vol1.npy")  # where it now lies
     assert (processed / "series3" / "series3").is_dir()
     assert sorted(p.name for p in inbox.iterdir()) == [
@@ -372,3 +372,42 @@ def test_a_volume_decided_before_a_kill_reaches_the_station_as_read(tmp_path):
     assert row.result["detections"] == decided["detections"]
     assert station.store.slice_count(row.id) == 12
     assert (station.store.scan_dir(row.id) / "input" / "volume.npy").exists()
+
+
+def test_names_and_arrival_orders_a_scanner_may_use(tmp_path):
+    """An input called claim (its sidecar claim.json) is an input like any other (it once
+    replaced the watcher's record and stopped it for good); a sidecar that settles before its
+    volume waits for it; an empty folder waits to be filled; a series folder holding links
+    fails without reading through them."""
+    from ct_data import phantom_hu, write_ct_series
+    from ct_model_fixture import tiny_ct_model
+
+    handle = make_handle([tiny_ct_model()[1]])
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    hu = phantom_hu((12, 40, 48))
+    _volume_file(inbox / "claim.npy", hu)
+    _volume_file(inbox / "late.npy", hu)
+    (inbox / "late.npy").rename(inbox / "late.npy.part")  # still being written
+    (inbox / "empty").mkdir()
+    write_ct_series(inbox / "linked", hu, voxel_mm=(2.0, 2.0, 2.0))
+    outside = tmp_path / "outside.dcm"
+    first = sorted((inbox / "linked").iterdir())[0]
+    first.rename(outside)
+    first.symlink_to(outside)
+    _settled(*inbox.iterdir())
+    _settled(inbox / "late.json", inbox / "empty", age_s=3.0)  # younger than the 5 s timeout
+    w = watcher(tmp_path, handle)
+    assert w.poll_once() == 2  # claim, and linked (refused); late.json and empty wait
+    assert w.waiting == 2
+    got = {ln["id"]: ln for ln in lines(tmp_path / "out")}
+    assert got["claim"]["status"] == "ok" and got["claim"]["kind"] == "ct"
+    assert got["linked"]["status"] == "error" and "symbolic links" in got["linked"]["error"]
+    assert (inbox / "late.json").exists() and (inbox / "empty").exists()
+    (inbox / "late.npy.part").rename(inbox / "late.npy")
+    _settled(inbox / "late.npy", inbox / "late.json")
+    assert w.poll_once() == 1
+    assert lines(tmp_path / "out")[-1]["id"] == "late"
+    assert lines(tmp_path / "out")[-1]["status"] == "ok"
+    w.close()
+    assert watcher(tmp_path, handle).recover() == 0  # nothing left half-done

@@ -69,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
         if args.once:
             watcher.recover()
             watcher.poll_once()
+            if watcher.waiting:
+                print(f"concealscan watch: {watcher.waiting} input(s) wait for their other "
+                      f"parts (up to --pair-timeout {args.pair_timeout:g} s); run again",
+                      file=sys.stderr)
             if watcher.failures:
                 print(f"concealscan watch: {watcher.failures} input(s) could not be assessed "
                       f"(in {args.inbox / 'failed'}; manual check)", file=sys.stderr)

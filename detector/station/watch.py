@@ -8,7 +8,9 @@ must hold one DICOM/DICOS CT series. Parts that belong together wait for each ot
 
 Each scan moves through states that live on disk, so a restart knows where it stopped:
 
-1. *claimed*: ``INBOX/work/KEY/claim.json`` lists its files, then they are renamed in;
+1. *claimed*: ``INBOX/work/KEY/.claim.json`` lists its files, then they are renamed in (a
+   hidden name: inputs never start with a dot, so none can land on it; a scan called
+   ``claim.json`` once replaced the record and stopped the watcher for good);
 2. *decided*: ``OUT/results/KEY.json`` is written (temp file + ``os.replace``); this is the
    commit point, a scan with a result is never run again;
 3. *reported*: the line is appended to ``OUT/results.jsonl`` (once: appended keys are known);
@@ -45,6 +47,8 @@ log = logging.getLogger("concealscan.watch")
 #: Names a scanner (or a copy tool) uses while a file is still being written.
 _PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart")
 _KEY_RE = re.compile(r"[^A-Za-z0-9._-]+")
+#: The record of one claimed input in its work folder (hidden: no input is called so).
+CLAIM = ".claim.json"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Watcher:
             raise WatchLockedError(f"{inbox}: another 'concealscan watch' is running") from exc
         self._reported = self._load_reported()
         self.failures = 0  # inputs this watcher sent to failed/ (`watch --once` exits 2)
+        self.waiting = 0  # inputs the last poll left waiting for their other parts
 
     def close(self) -> None:
         self._lock_fh.close()
@@ -148,6 +153,14 @@ class Watcher:
         # a sidecar or a second-energy file goes with its main volume, not on its own
         parts = {p.with_suffix(".json") for p in volumes}
         parts |= {p for p in volumes if (main := energy_main(p)) is not None and main.exists()}
+        # a JSON file is a volume's sidecar that may come before it (or its volume is still
+        # being written): it waits for the pair timeout, then fails alone
+        self.waiting = 0
+        for p in files:
+            if p.suffix.lower() == ".json" and p not in parts and \
+                    now - p.stat().st_mtime < self.cfg.pair_timeout_s:
+                parts.add(p)
+                self.waiting += 1
         ready: list[InputRef] = []
         for ref in discover_inputs([p for p in files if p not in parts]):
             owned = _owned_files(ref)
@@ -162,6 +175,7 @@ class Watcher:
             newest = max((p.lstat().st_mtime for p in owned if p.exists() or p.is_symlink()),
                          default=now)
             if waiting and now - newest < self.cfg.pair_timeout_s:
+                self.waiting += 1
                 continue
             ready.append(ref)
         ready += [ScanRef(id=p.stem, files=(p,), problem=(
@@ -169,7 +183,15 @@ class Watcher:
             "anywhere on this machine); copy or move the scan itself into INBOX"))
             for p in links]
         for folder in folders:
-            if sort_dicom_folder(folder)[0]:
+            inside = list(_walk(folder))
+            if not inside and now - folder.stat().st_mtime < self.cfg.pair_timeout_s:
+                self.waiting += 1  # made empty, to be filled: wait for the slices
+                continue
+            if links := [p for p in inside if p.is_symlink()]:
+                ready.append(ScanRef(id=folder.name, files=(folder,), problem=(
+                    f"a folder holding symbolic links ({links[0].name}...): the watch folder "
+                    "reads no slice through a link; copy the slices themselves")))
+            elif sort_dicom_folder(folder)[0]:
                 ready.append(VolumeRef(folder.name, folder))
             else:
                 ready.append(ScanRef(id=folder.name, files=(folder,), problem=(
@@ -200,7 +222,7 @@ class Watcher:
                                "low_kvp": ref.low_kvp}
         elif ref.problem is not None:  # decided now: a folder or a link is not read again
             claim["problem"] = ref.problem
-        write_atomic(folder / "claim.json", json.dumps(claim).encode())
+        write_atomic(folder / CLAIM, json.dumps(claim).encode())
         for p in files:
             self._step("claim-file")
             os.rename(p, folder / p.name)
@@ -218,7 +240,7 @@ class Watcher:
     def _complete_claim(self, key: str) -> bool:
         """Move in the files a kill left in INBOX; False if the claim never got written."""
         folder = self.work / key
-        claim_path = folder / "claim.json"
+        claim_path = folder / CLAIM
         if not claim_path.exists():  # killed before the claim: no file was moved yet,
             remove_temporaries(folder)  # but the claim may be there half-written
             os.rmdir(folder)
@@ -239,7 +261,7 @@ class Watcher:
             if self.record is not None and an.line_kind(line) == "ct":
                 # the station keeps the volume as read: read it again, but record the line
                 # that was decided (results.jsonl and the station must say the same)
-                fresh = self._analyse(key, files)
+                fresh = self._analyse(key, files, count=False)
                 if fresh.volume is not None or an.line_status(line) == "error":
                     analysis = replace(fresh, line=line)
         else:
@@ -280,14 +302,17 @@ class Watcher:
         return replace(analysis, overlay_png=overlay_png(analysis.scan, analysis.detection))
 
     def _claimed_files(self, key: str) -> list[Path]:
-        claim = json.loads((self.work / key / "claim.json").read_text())
+        claim = json.loads((self.work / key / CLAIM).read_text())
         return [self.work / key / name for name in claim["files"]]
 
-    def _analyse(self, key: str, files: list[Path]) -> an.Analysis:
-        claim_path = self.work / key / "claim.json"
+    def _analyse(self, key: str, files: list[Path], count: bool = True) -> an.Analysis:
+        """``count``: an attempt at deciding (a kill during it counts towards
+        ``max_attempts``); False for re-reading a decided volume for the station."""
+        claim_path = self.work / key / CLAIM
         claim = json.loads(claim_path.read_text())
-        claim["attempts"] += 1
-        write_atomic(claim_path, json.dumps(claim).encode())
+        if count:
+            claim["attempts"] += 1
+            write_atomic(claim_path, json.dumps(claim).encode())
         present = [p for p in files if p.exists() or p.is_symlink()]
         volume = claim.get("volume")
         refs = [] if volume or claim.get("problem") or not present else discover_scans(present)
