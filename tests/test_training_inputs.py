@@ -230,3 +230,18 @@ def test_a_data_set_beside_its_images_and_one_naming_a_device(tmp_path):
     write("x.png")
     with pytest.raises(DataSetError, match="relative to .*annotations"):
         CocoScans(path, "gray", ["concealed_organic"])
+
+
+def test_a_recipe_whose_epoch_holds_no_whole_batch_is_refused(tmp_path, toy, capsys):
+    """4 scans and batch_size 8: batches are whole, so no step would run; the run said "best
+    checkpoint" and exited 0 having learnt nothing."""
+    from detector.cli import EXIT_USAGE, main
+
+    recipe = tmp_path / "big_batch.yaml"
+    recipe.write_text(
+        f"name: big\nkind: dual\nclasses: [concealed_organic]\nout_dir: {tmp_path / 'runs'}\n"
+        f"data:\n  train: [{{path: {toy}}}]\n"
+        "model: {widths: [8, 8, 8, 8, 8], blocks: [1, 1, 1, 1, 1], neck_width: 8}\n"
+        "optim: {epochs: 1, batch_size: 8, workers: 0, threads: 1}\n")
+    assert main(["train", "--config", str(recipe)]) == EXIT_USAGE
+    assert "fewer than optim.batch_size 8" in capsys.readouterr().err

@@ -260,6 +260,10 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
         train_set, sampler, val_set = build_data(cfg, spec, dist, cache_dir)
     except ValueError as exc:  # a data set missing, not JSON, not COCO, nothing usable in it
         raise UsageError(f"{config_path}: data: {exc}") from exc
+    if len(sampler) < cfg.optim.batch_size:  # batches are whole (drop_last): no step at all
+        raise UsageError(f"{config_path}: an epoch draws {len(sampler)} scan(s) (per process), "
+                         f"fewer than optim.batch_size {cfg.optim.batch_size}: no training "
+                         "step would run; add data or lower the batch size")
     steps_per_epoch = max(1, len(sampler) // cfg.optim.batch_size)
     run = _prepare(cfg, config_path, steps_per_epoch, dist, resume)
     net = run.model
