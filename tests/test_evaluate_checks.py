@@ -61,7 +61,8 @@ def test_a_set_without_packets_says_so_instead_of_printing_minus_one_and_nan(tmp
     assert line.startswith("AP50=n/a AP50:95=n/a Pd=n/a Pfa=0.000 @threshold=0.500")
     assert line.endswith("(scans=6, positive=0, objects=0; n/a: no packets in this set)")
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
-    assert report["ap50"] == -1 and report["pd"] != report["pd"]  # as documented: -1, NaN
+    assert report["ap50"] == -1 and report["pd"] is None  # as documented: -1, null (no NaN)
+    json.loads((tmp_path / "rep" / "metrics.json").read_text(), parse_constant=pytest.fail)
 
 
 @pytest.mark.parametrize("positive, total, ap, pd, pfa, shown", [

@@ -119,7 +119,9 @@ def summary_line_ct(s: dict) -> str:
 
 def write_report_ct(out: Path, records: list[ScanRecord], summary: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from training.report import json_text
+
+    (out / "metrics.json").write_text(json_text(summary))
     with (out / "per_volume.jsonl").open("w") as f:
         for r in records:
             f.write(json.dumps({"id": r.scan_id, "positive": r.positive,

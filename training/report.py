@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,25 @@ def summarise(records: list[ScanRecord], classes: list[str], threshold: float) -
             "false_alarms": false_alarm_causes(records, threshold)}
 
 
+def json_text(summary: dict) -> str:
+    """``summary`` as strict JSON: a value the set cannot give (Pd or Pfa without scans with /
+    without packets, NaN in memory) is null, since NaN is no JSON and strict readers (jq,
+    browsers) refuse the file."""
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(summary), indent=2, allow_nan=False) + "\n"
+
+
 def shown(value: float) -> str:
     """A summary number, or "n/a" where the set cannot give it: AP is -1 without ground truth,
-    Pd and Pfa are NaN without scans with / without packets (metrics.json keeps those)."""
+    Pd and Pfa are NaN without scans with / without packets (metrics.json: -1 and null)."""
     return "n/a" if value is None or not value >= 0 else f"{value:.3f}"
 
 
@@ -86,7 +103,7 @@ def write_report(out: Path, records: list[ScanRecord], summary: dict) -> None:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "metrics.json").write_text(json_text(summary))
     _, pd, pfa = roc(records)
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.step(pfa, pd, where="post")
