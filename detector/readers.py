@@ -80,11 +80,10 @@ def _pair_halves(folder: Path) -> dict[str, dict[str, list[str]]]:
     halves: dict[str, dict[str, list[str]]] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
-            name_stem, suffix = os.path.splitext(entry.name)
-            match = _PAIR_RE.match(name_stem)
-            if match and suffix.lower() in SCAN_SUFFIXES and entry.is_file():
-                parts = halves.setdefault(match.group("stem"), {})
-                parts.setdefault(match.group("part").lower(), []).append(entry.name)
+            key = _pair_key(Path(entry.name))
+            if key and Path(entry.name).suffix.lower() in SCAN_SUFFIXES and entry.is_file():
+                stem, part = key
+                halves.setdefault(stem, {}).setdefault(part, []).append(entry.name)
     return halves
 
 

@@ -55,17 +55,23 @@ function logout(message) {
   $("login-error").textContent = message || "";
 }
 
-function clearScanView() {
-  Object.assign(state, {current: null, shown: null, detail: null, images: {}, slices: 0,
-                        drawnBoxes: []});
+// What one scan shows, gone: its picture, boxes, slices, decisions and the note typed for it.
+function blankScanView() {
+  Object.assign(state, {detail: null, images: {}, slices: 0, drawnBoxes: []});
   $("note").value = "";
-  $("scan-info").replaceChildren();
-  $("decisions").replaceChildren();
-  $("action-status").textContent = "";
-  $("heat").removeAttribute("src");
   $("slice-control").hidden = true;
+  $("decisions").replaceChildren();
+  $("heat").hidden = true;
   drawBase();
   drawBoxes();
+}
+
+function clearScanView() {
+  Object.assign(state, {current: null, shown: null});
+  blankScanView();
+  $("scan-info").replaceChildren();
+  $("action-status").textContent = "";
+  $("heat").removeAttribute("src");
 }
 
 // ---- queue ---------------------------------------------------------------------------------
@@ -88,6 +94,8 @@ async function refreshQueue() {
   }
   $("more").hidden = !full;  // a full last page: there may be older scans
   state.scans = scans;
+  const at = scans.findIndex((s) => s.id === state.current);
+  if (at >= 0) state.currentAt = at;  // where J/K move from, should a decision take it out
   const data = {scans};
   const list = $("queue");
   list.replaceChildren();
@@ -117,17 +125,22 @@ async function moveInQueue(step) {
   // a scan a decision took out of the list: move from the place it held
   if (index < 0 && state.currentAt >= 0) index = step > 0 ? state.currentAt - 1 : state.currentAt;
   if (index + step >= ids.length && !$("more").hidden) {  // past this page: fetch the next
-    state.pages += 1;
-    await refreshQueue();
+    await loadOlder();
     ids = state.scans.map((s) => s.id);
   }
   const next = ids[Math.min(ids.length - 1, Math.max(0, index + step))];
   if (next && next !== state.current) openScan(next);
 }
 
-// The queue again, a failure said where the operator looks (not only in the console).
-function refreshQueueSaying() {
-  return refreshQueue().catch((error) => {
+function loadOlder() {
+  state.pages += 1;
+  return refreshQueue();
+}
+
+// The queue again (or ``reload`` it so), a failure said where the operator looks (not only in
+// the console).
+function refreshQueueSaying(reload = refreshQueue) {
+  return reload().catch((error) => {
     if (state.token) $("action-status").textContent = `queue not refreshed: ${error.message}`;
   });
 }
@@ -140,16 +153,8 @@ async function openScan(id) {
   state.current = id;
   state.currentAt = state.scans.findIndex((s) => s.id === id);
   state.shown = null;
-  state.drawnBoxes = [];
   setDrawing(false);
-  // nothing of the previous scan stays on screen under this one's name while it loads
-  Object.assign(state, {detail: null, images: {}, slices: 0});
-  $("slice-control").hidden = true;
-  $("decisions").replaceChildren();
-  $("heat").hidden = true;
-  drawBase();
-  drawBoxes();
-  $("note").value = "";  // a note belongs to the scan it was typed for
+  blankScanView();  // nothing of the previous scan stays under this one's name while it loads
   for (const li of $("queue").children) {
     li.classList.toggle("selected", li.dataset.id === id);
     if (li.dataset.id === id) li.scrollIntoView({block: "nearest"});
@@ -495,26 +500,11 @@ async function decide(decision, boxes) {
       showInfo(detail);
       showDecisions(detail.decisions);
     }
-    const before = state.scans.findIndex((s) => s.id === id);
     await refreshQueue();
-    if ($("advance").checked && state.current === id) openNextAfter(id, before);
+    if ($("advance").checked && state.current === id) moveInQueue(1);
   } catch (error) {
     $("action-status").textContent = `not saved: ${error.message}`;
   }
-}
-
-// The scan to review after ``id``: the next in the queue, or, when deciding took ``id`` out
-// of it ("to review"), the one that now stands where it stood (the last, if it was last).
-async function openNextAfter(id, before) {
-  let at = state.scans.findIndex((s) => s.id === id);
-  if (at >= 0 && at + 1 >= state.scans.length && !$("more").hidden) {  // the page's last
-    state.pages += 1;
-    await refreshQueue();
-    at = state.scans.findIndex((s) => s.id === id);
-  }
-  const next = at >= 0 ? state.scans[at + 1]
-    : state.scans[Math.min(Math.max(0, before), state.scans.length - 1)];
-  if (next && next.id !== id) openScan(next.id);
 }
 
 function setupControls() {
@@ -524,8 +514,8 @@ function setupControls() {
   });
   $("logout").addEventListener("click", () => logout(""));
   $("filter").addEventListener("change", () => { state.pages = 1; refreshQueueSaying(); });
-  $("more").addEventListener("click", () => { state.pages += 1; refreshQueueSaying(); });
-  $("refresh").addEventListener("click", refreshQueueSaying);
+  $("more").addEventListener("click", () => refreshQueueSaying(loadOlder));
+  $("refresh").addEventListener("click", () => refreshQueueSaying());
   $("gray-toggle").addEventListener("change", drawBase);
   $("heat-toggle").addEventListener("change", showHeat);
   $("heat-opacity").addEventListener("input", showHeat);
