@@ -18,6 +18,8 @@ from detector.imagefiles import LoadedImage, check_size
 DICOS_CT = "1.2.840.10008.5.1.4.1.1.501.1"
 DICOS_DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.501.2.1"
 DICOS_DX_PROCESSING = "1.2.840.10008.5.1.4.1.1.501.2.2"
+#: DICOS Threat Detection Report: a detector's result (`detector.dicos`), never a scan.
+DICOS_TDR = "1.2.840.10008.5.1.4.1.1.501.3"
 DICOM_CT = "1.2.840.10008.5.1.4.1.1.2"
 DICOM_ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
 _CT_CLASSES = {DICOS_CT, DICOM_CT, DICOM_ENHANCED_CT}
@@ -86,6 +88,10 @@ def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
     if sop in _CT_CLASSES:
         raise ScanError(path, f"DICOM/DICOS CT slice (SOP class {sop}) is a volume slice, "
                               "not a 2-D X-ray scan")
+    if sop == DICOS_TDR:
+        raise ScanError(path, "a DICOS Threat Detection Report (SOP class ...501.3): a "
+                              "detector's result, not a scan (keep --dicos-out outside the "
+                              "folders that are scanned)")
     rows, cols = int(header.get("Rows", 0)), int(header.get("Columns", 0))
     frames = int(header.get("NumberOfFrames", 1) or 1)
     check_size(path, rows, cols, max_pixels, pages=frames)

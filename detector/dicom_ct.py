@@ -92,14 +92,21 @@ def is_media_directory(path: Path, header=None) -> bool:
 
 
 def sort_dicom_folder(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(CT files, DICOM files whose header cannot be read) directly in ``folder``, by name.
+    """(CT files, damaged files) directly in ``folder``, by name.
 
-    Any suffix or none counts: slices are often named ``IM0001``. Other DICOM files (DX, a
+    Any suffix or none counts: slices are often named ``IM0001``. Damaged: DICOM files whose
+    header cannot be read and, where the folder holds CT slices, files named like slices
+    (`_named_like_a_slice`) with no DICOM content at all (empty, garbled): without them the
+    rest could stack into a shorter volume that looks whole. Other DICOM files (DX, a
     report) and a DICOMDIR (`is_media_directory`) are in neither list.
     """
-    ct, damaged = [], []
+    ct, damaged, unknown = [], [], []
     for path in sorted(Path(folder).iterdir()):
-        if not path.is_file() or not is_dicom_file(path) or path.name.upper() == "DICOMDIR":
+        if not path.is_file() or path.name.upper() == "DICOMDIR":
+            continue
+        if not is_dicom_file(path):
+            if _named_like_a_slice(path):
+                unknown.append(path)
             continue
         try:
             header = read_header(path)
@@ -112,7 +119,19 @@ def sort_dicom_folder(folder: Path) -> tuple[list[Path], list[Path]]:
             damaged.append(path)
         elif is_ct(header):
             ct.append(path)
-    return ct, damaged
+    return ct, sorted(damaged + unknown) if ct else damaged
+
+
+#: Suffixes DICOM slices are stored under (none is common: ``IM0001``).
+SLICE_SUFFIXES = ("", ".dcm", ".dicom", ".dcs", ".ima")
+
+
+def _named_like_a_slice(path: Path) -> bool:
+    """True for a file named as the slices of a series are (no suffix or a DICOM one) that is
+    not hidden (``.DS_Store``) nor an AppleDouble file (``._IM0001``). Beside CT slices such a
+    file without DICOM content (empty, cut before its preamble, overwritten) is a slice that
+    cannot be read: the series is incomplete, wherever the slice stood."""
+    return not path.name.startswith(".") and path.suffix.lower() in SLICE_SUFFIXES
 
 
 def ct_folder_files(folder: Path) -> list[Path]:
@@ -120,8 +139,14 @@ def ct_folder_files(folder: Path) -> list[Path]:
     a volume silently missing a slice could hide a packet."""
     ct, damaged = sort_dicom_folder(folder)
     if ct and damaged:
-        read_header(damaged[0])  # raises with the reason if it can
-        raise ScanError(damaged[0], "damaged DICOM file among the CT slices: no SOPClassUID")
+        bad = damaged[0]
+        if not is_dicom_file(bad):
+            size = bad.stat().st_size
+            raise ScanError(bad, "unreadable file among the CT slices: " + (
+                "empty (0 bytes)" if size == 0 else f"{size} bytes without the DICOM preamble") +
+                "; the series is incomplete")
+        read_header(bad)  # raises with the reason if it can
+        raise ScanError(bad, "damaged DICOM file among the CT slices: no SOPClassUID")
     if not ct:
         raise ScanError(folder, "folder holds no DICOM/DICOS CT slices")
     return ct
@@ -329,7 +354,7 @@ def _order(path: Path, header, slices: list[_Slice]) -> tuple[list[_Slice], floa
             dup = slices[int(np.argmin(gaps)) + 1]
             raise ScanError(dup.path, f"two slices at the same position ({dup.position:.3f} mm): "
                                       "duplicate or mixed acquisitions")
-        gap = _even_gap(path, gaps)
+        gap = _even_gap(path, gaps, slices)
         _check_shear(path, slices, gap)
         return slices, gap
     if any(have):
@@ -360,15 +385,24 @@ def _check_shear(path: Path, slices: list[_Slice], gap: float) -> None:
                               "degrees), which is not corrected; refused")
 
 
-def _even_gap(path: Path, gaps: np.ndarray) -> float:
+def _even_gap(path: Path, gaps: np.ndarray, slices: list[_Slice]) -> float:
+    """The series' slice gap; a `ScanError` naming the two slices around the worst gap when
+    gaps differ (a slice missing or one too many)."""
     if len(gaps) == 0:
         raise ScanError(path, "a CT volume needs at least 2 slices, got 1")
     median = float(np.median(gaps))
-    worst = float(np.abs(gaps - median).max())
-    if worst > SPACING_TOLERANCE * median:
-        raise ScanError(path, f"uneven slice spacing ({gaps.min():.3f} to {gaps.max():.3f} mm): "
-                              "missing or extra slices")
+    worst = int(np.argmax(np.abs(gaps - median)))
+    if abs(gaps[worst] - median) > SPACING_TOLERANCE * median:
+        before, after = slices[worst], slices[worst + 1]
+        raise ScanError(after.path, f"uneven slice spacing ({gaps.min():.3f} to "
+                                    f"{gaps.max():.3f} mm; {gaps[worst]:.3f} mm from "
+                                    f"{_where(before)} to here, {median:.3f} mm elsewhere): "
+                                    "missing or extra slices")
     return round(median, GAP_DECIMALS)
+
+
+def _where(s: _Slice) -> str:
+    return s.path.name if s.frame is None else f"frame {s.frame} of {s.path.name}"
 
 
 def _decode(slices: list[_Slice], rows: int, cols: int) -> np.ndarray:

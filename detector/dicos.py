@@ -17,7 +17,6 @@ from pathlib import Path
 
 from detector.dicom import DICOS_CT, DICOS_DX_PRESENTATION, DICOS_DX_PROCESSING
 
-DICOS_TDR = "1.2.840.10008.5.1.4.1.1.501.3"
 #: Values of the enumerated DICOS attributes we write (IIC 1 v03, as in Stratovan's toolkit).
 OOI_TYPE = "BAGGAGE"  # parcels are screened like baggage; the only other fit is "CARGO"
 THREAT_CATEGORY = "CONTRABAND"  # a concealed drug packet is contraband, not a prohibited item

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from detector.dicom import DICOS_TDR
 from detector.dicos import (
     ABORT_REASON,
-    DICOS_TDR,
     KIND_TAG,
     MODEL_SHA_TAG,
     OOI_TYPE,

@@ -12,8 +12,8 @@ from ct_data import STUDY_DATE, STUDY_ID, STUDY_TIME, phantom_hu, write_ct_serie
 from test_readers import write_dicom
 
 from detector import ScanError
+from detector.dicom import DICOS_TDR
 from detector.dicos import (
-    DICOS_TDR,
     ImageRef,
     StudyRef,
     Threat,
@@ -220,6 +220,16 @@ def test_reading_something_else_is_a_scan_error(tmp_path):
     junk.write_bytes(b"nothing")
     with pytest.raises(ScanError, match="unreadable TDR"):
         read_tdr(junk)
+
+
+def test_a_report_given_as_a_scan_says_what_it_is(tmp_path):
+    """A TDR in a scanned folder (--dicos-out inside it) is named, not 'zero size'."""
+    from detector import read_scan
+
+    dx = write_dicom(tmp_path / "dx.dcs", np.full((20, 30), 1000, np.uint16))
+    path = write_tdr(report_from_line(ok_line("gray", [], False), [dx]), tmp_path / "r.dcs")
+    with pytest.raises(ScanError, match="Threat Detection Report .* not a scan"):
+        read_scan(path)
 
 
 def test_write_result_tdr_for_discovered_inputs(tmp_path):

@@ -318,6 +318,21 @@ def test_watch_once_exits_2_when_an_input_failed(tmp_path):
     assert len(lines(tmp_path / "out")) == 2
 
 
+def test_watch_once_says_what_is_still_being_written(tmp_path):
+    """A scan that changed within --settle is left for the next run, and --once says so
+    (it used to exit 0 without a word, the scan unprocessed)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "fresh.png").write_bytes(colour_bytes())
+    (inbox / "half.png.part").write_bytes(b"")
+    cmd = [sys.executable, "-m", "detector.cli", "watch", str(inbox), "--out",
+           str(tmp_path / "out"), "--model", str(tiny_model("color")[0]), "--once",
+           "--settle", "600"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "2 input(s) still being written" in proc.stderr
+    assert (inbox / "fresh.png").exists()
+
+
 def test_links_in_the_inbox_are_refused_never_followed(tmp_path, handle):
     """A link dropped into INBOX (to a file or a folder anywhere on the machine) fails for
     manual check; nothing is read or copied through it, and the station keeps no copy."""
@@ -399,7 +414,7 @@ def test_names_and_arrival_orders_a_scanner_may_use(tmp_path):
     _settled(inbox / "late.json", inbox / "empty", age_s=3.0)  # younger than the 5 s timeout
     w = watcher(tmp_path, handle)
     assert w.poll_once() == 2  # claim, and linked (refused); late.json and empty wait
-    assert w.waiting == 2
+    assert w.waiting == 3  # and late.npy.part, still being written
     got = {ln["id"]: ln for ln in lines(tmp_path / "out")}
     assert got["claim"]["status"] == "ok" and got["claim"]["kind"] == "ct"
     assert got["linked"]["status"] == "error" and "symbolic links" in got["linked"]["error"]

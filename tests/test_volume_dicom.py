@@ -193,6 +193,38 @@ def test_slice_with_damaged_header_fails_the_volume_and_is_not_listed_apart(tmp_
     assert discover_inputs([tmp_path / "s"]) == [VolumeRef("s", tmp_path / "s")]
 
 
+@pytest.mark.parametrize("which", [0, -1, 5])
+@pytest.mark.parametrize("content", [b"", b"\x00" * 100, bytes(range(256)) * 80])
+def test_a_slice_file_without_dicom_content_fails_the_volume_wherever_it_stood(
+        tmp_path, which, content):
+    """Empty, cut before its preamble or overwritten: at either end of the series the rest
+    used to stack into a shorter volume that looked whole (assessed CLEAR)."""
+    paths = write_ct_series(tmp_path / "s", HU)
+    paths[which].write_bytes(content)
+    with pytest.raises(ScanError, match="unreadable file among the CT slices") as err:
+        read_volume(tmp_path / "s")
+    assert err.value.path == str(paths[which])
+    assert ("empty (0 bytes)" if not content else f"{len(content)} bytes") in err.value.reason
+    assert discover_inputs([tmp_path / "s"]) == [VolumeRef("s", tmp_path / "s")]
+    assert discover_inputs([tmp_path]) == [VolumeRef("s", tmp_path / "s")]  # as a subfolder
+
+
+def test_hidden_and_non_slice_files_beside_the_slices_are_not_slices(tmp_path):
+    write_ct_series(tmp_path / "s", HU)
+    (tmp_path / "s" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (tmp_path / "s" / "notes.txt").write_text("scanned at gate 3")
+    assert read_volume(tmp_path / "s").hu.shape == HU.shape
+
+
+def test_a_missing_slice_names_the_slices_around_the_gap(tmp_path):
+    paths = write_ct_series(tmp_path / "s", HU)
+    paths[3].unlink()
+    with pytest.raises(ScanError, match="uneven slice spacing") as err:
+        read_volume(tmp_path / "s")
+    assert err.value.path == str(paths[4])
+    assert f"from {paths[2].name} to here" in err.value.reason
+
+
 def _png(path, value=100):
     import cv2
 

@@ -131,13 +131,13 @@ def _summary(lines: list[dict]) -> None:
     ok = [ln for ln in lines if ln["status"] == "ok"]
     errors = [ln for ln in lines if ln["status"] == "error"]
     times = sorted(ln["time_ms"] for ln in ok)
-    median = times[len(times) // 2] if times else float("nan")
+    median = f"{times[len(times) // 2]:.1f} ms/scan" if times else "- ms/scan (none assessed)"
     print(f"{'id':<32} {'kind':<6} {'status':<6} {'alarm':<6} {'top score':>9}")
     for ln in lines:
         top = f"{ln['detections'][0]['score']:.2f}" if ln["detections"] else "-"
         print(f"{ln['id']:<32} {ln['kind'] or '-':<6} {ln['status']:<6} "
               f"{'YES' if ln['alarm'] else 'no':<6} {top:>9}")
     print(f"scans {len(lines)} | alarms {sum(ln['alarm'] for ln in lines)} | errors "
-          f"{len(errors)} | median {median:.1f} ms/scan", file=sys.stderr)
+          f"{len(errors)} | median {median}", file=sys.stderr)
     for ln in errors:
         print(f"ERROR {ln['scan']}: {ln['error']}", file=sys.stderr)

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             watcher.recover()
             watcher.poll_once()
             if watcher.waiting:
-                print(f"concealscan watch: {watcher.waiting} input(s) wait for their other "
+                print(f"concealscan watch: {watcher.waiting} input(s) still being written "
+                      f"(changed within --settle {args.settle:g} s) or waiting for their other "
                       f"parts (up to --pair-timeout {args.pair_timeout:g} s); run again",
                       file=sys.stderr)
             if watcher.failures:

@@ -101,7 +101,7 @@ class Watcher:
             raise WatchLockedError(f"{inbox}: another 'concealscan watch' is running") from exc
         self._reported = self._load_reported()
         self.failures = 0  # inputs this watcher sent to failed/ (`watch --once` exits 2)
-        self.waiting = 0  # inputs the last poll left waiting for their other parts
+        self.waiting = 0  # entries the last poll left: being written, or waiting for parts
 
     def close(self) -> None:
         self._lock_fh.close()
@@ -137,17 +137,27 @@ class Watcher:
         inbox = Path(self.cfg.inbox)
         reserved = {self.work, self.processed, self.failed}
         files, folders, links = [], [], []
+        self.waiting = 0  # still being written, or (below) waiting for their other parts
         for p in sorted(inbox.iterdir()):
-            if p.name.startswith(".") or p.suffix.lower() in _PARTIAL_SUFFIXES or p in reserved:
+            if p.name.startswith(".") or p in reserved:
                 continue
-            if p.is_symlink():  # never followed: it could point anywhere on the machine
+            if p.suffix.lower() in _PARTIAL_SUFFIXES:
+                self.waiting += 1
+            elif p.is_symlink():  # never followed: it could point anywhere on the machine
                 if now - p.lstat().st_mtime >= self.cfg.settle_s:
                     links.append(p)
+                else:
+                    self.waiting += 1
             elif p.is_dir():
                 if self._settled_folder(p, now):
                     folders.append(p)
-            elif p.is_file() and now - p.stat().st_mtime >= self.cfg.settle_s:
-                files.append(p)
+                else:
+                    self.waiting += 1
+            elif p.is_file():
+                if now - p.stat().st_mtime >= self.cfg.settle_s:
+                    files.append(p)
+                else:
+                    self.waiting += 1
         settled = set(files)
         volumes = [p for p in files if _volume_suffix(p) and is_volume_file(p)]
         # a sidecar or a second-energy file goes with its main volume, not on its own
@@ -155,7 +165,6 @@ class Watcher:
         parts |= {p for p in volumes if (main := energy_main(p)) is not None and main.exists()}
         # a JSON file is a volume's sidecar that may come before it (or its volume is still
         # being written): it waits for the pair timeout, then fails alone
-        self.waiting = 0
         for p in files:
             if p.suffix.lower() == ".json" and p not in parts and \
                     now - p.stat().st_mtime < self.cfg.pair_timeout_s:

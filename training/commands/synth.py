@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="K",
                         help="processes; the output is identical for any K (default: 1)")
     parser.add_argument("--prefix", default="synth_",
-                        help="scan name prefix, no path separators (default: synth_)")
+                        help="scan name prefix, no path separators (default: synth_, and ct_ for "
+                             "CT volumes)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a folder that already holds a data set")
     parser.add_argument("--resume", action="store_true",
