@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.dicom import DICOM_CT, DICOM_ENHANCED_CT, DICOS_CT, dcmread
+from detector.dicom import (
+    DICOM_CT,
+    DICOM_ENHANCED_CT,
+    DICOS_CT,
+    JPEG_LOSSLESS,
+    STRICT_SYNTAXES,
+    dcmread,
+    decode_encapsulated,
+)
 from detector.errors import ScanError
 from detector.imagefiles import sniff_format
 from detector.volume import Volume, check_voxel_mm
@@ -433,6 +441,15 @@ def _pixels(path: Path) -> np.ndarray:
     syntax = UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
     if not syntax.is_transfer_syntax:
         raise ScanError(path, f"unknown transfer syntax {str(syntax)!r}")
+    if str(syntax) in STRICT_SYNTAXES or str(syntax) in JPEG_LOSSLESS:
+        try:
+            shape = (int(dataset.Rows), int(dataset.Columns))
+            frames = int(dataset.get("NumberOfFrames", 1) or 1)
+            bits = int(dataset.BitsStored)
+            signed = int(dataset.get("PixelRepresentation", 0)) == 1
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ScanError(path, f"no usable Rows/Columns/BitsStored ({exc})") from exc
+        return decode_encapsulated(path, dataset, str(syntax), frames, shape, bits, signed)
     if not syntax.is_compressed:
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
         expected = int(dataset.Rows) * int(dataset.Columns) * frames * (

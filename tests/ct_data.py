@@ -146,3 +146,35 @@ def synth_small_ct_sets(root: Path, counts: dict[str, int], kvp=(140,)) -> Path:
         assert main(["synth", "--kinds", "ct", "--out", str(root / name), "--count", str(count),
                      "--seed", str(seed), "--config", str(root / "small.yaml")]) == 0
     return root
+
+
+#: Compressed transfer syntaxes `compress_dicom` writes: JPEG-LS lossless, JPEG 2000 lossless.
+CODECS = {"jpegls": "1.2.840.10008.1.2.4.80", "jpeg2k": "1.2.840.10008.1.2.4.90"}
+
+
+def compress_dicom(path: Path, codec: str, keep: float = 1.0, signed: bool = False) -> Path:
+    """Re-encode ``path``'s frames losslessly with ``codec`` (`CODECS`), as a scanner exporting
+    compressed DICOM would. ``keep`` < 1 cuts each stream and appends an end marker, as a
+    damaged transfer would leave it; ``signed`` first stores the values as signed
+    (PixelRepresentation 1, intercept raised by 32768: the same HU), which JPEG-LS keeps as
+    their unsigned bit patterns."""
+    import imagecodecs
+    from pydicom.encaps import encapsulate
+
+    ds = pydicom.dcmread(path)
+    pixels = ds.pixel_array
+    frames = pixels.reshape(-1, *pixels.shape[-2:]) if ds.SamplesPerPixel == 1 else pixels[None]
+    if signed:
+        frames = (frames.astype(np.int32) - 32768).astype(np.int16)
+        ds.PixelRepresentation = 1
+        ds.RescaleIntercept = float(ds.RescaleIntercept) + 32768
+    encode = imagecodecs.jpegls_encode if codec == "jpegls" else imagecodecs.jpeg2k_encode
+    streams = []
+    for frame in frames:
+        data = encode(frame.view(np.uint16) if codec == "jpegls" and signed else frame)
+        streams.append(data if keep >= 1 else data[: int(len(data) * keep)] + b"\xff\xd9")
+    ds.PixelData = encapsulate(streams)
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = CODECS[codec]
+    ds.save_as(path, enforce_file_format=True)
+    return path

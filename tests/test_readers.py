@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 from conftest import colour_image, parcel_counts, write_pair, write_png
-from ct_data import new_dataset
+from ct_data import CODECS, compress_dicom, new_dataset
 
 from detector import ScanError, discover_scans, read_scan
 from detector.scan import attenuation_to_transmission, transmission_to_attenuation
@@ -355,6 +355,27 @@ def test_jpeg_dicom_is_read_strictly(tmp_path):
     np.testing.assert_allclose(scan.image[0], expected_att(reference, 8), atol=1e-5)
     with pytest.raises(ScanError, match="truncated or corrupt JPEG frame"):
         read_scan(_jpeg_dicom(tmp_path / "cut.dcm", counts8, keep=0.4))
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_jpegls_and_jpeg2000_dx_read_as_uncompressed_and_cut_ones_are_errors(tmp_path, codec):
+    """12-bit gray and 16-bit dual-energy DX, compressed losslessly as scanners export them:
+    the same attenuation as uncompressed (no pydicom plugin needed); a stream cut short (end
+    marker appended) is an error, never a scan filled where its data ended."""
+    counts = (parcel_counts(bits=16) >> 4).astype(np.uint16)
+    gray = read_scan(compress_dicom(write_dicom(tmp_path / "g.dcm", counts, bits_stored=12),
+                                    codec))
+    assert gray.kind == "gray" and gray.bit_depth == 12
+    np.testing.assert_allclose(gray.image[0], expected_att(counts, 12), atol=1e-5)
+    high, low = parcel_counts(seed=1), parcel_counts(seed=2)
+    dual = read_scan(compress_dicom(write_dicom(tmp_path / "d.dcm", np.stack([high, low]),
+                                                frames=2), codec))
+    assert dual.kind == "dual"
+    np.testing.assert_allclose(dual.image[1], expected_att(low, 16), atol=1e-5)
+    name = "JPEG-LS" if codec == "jpegls" else "JPEG 2000"
+    cut = compress_dicom(write_dicom(tmp_path / "c.dcm", counts, bits_stored=12), codec, keep=0.8)
+    with pytest.raises(ScanError, match=f"truncated or corrupt {name} frame"):
+        read_scan(cut)
 
 
 def test_a_comment_naming_the_deflated_syntax_is_no_deflated_file(tmp_path):

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import imagecodecs
 import numpy as np
 import pydicom
 import pytest
-from ct_data import DICOM_CT, DICOS_CT, phantom_hu, write_ct_series, write_multiframe_ct
+from ct_data import (
+    CODECS,
+    DICOM_CT,
+    DICOS_CT,
+    compress_dicom,
+    phantom_hu,
+    write_ct_series,
+    write_multiframe_ct,
+)
+from pydicom.encaps import encapsulate
 
 from detector import ScanError, read_scan
 from detector.volume_inputs import VolumeRef, discover_inputs, read_input
@@ -223,6 +233,40 @@ def test_a_missing_slice_names_the_slices_around_the_gap(tmp_path):
         read_volume(tmp_path / "s")
     assert err.value.path == str(paths[4])
     assert f"from {paths[2].name} to here" in err.value.reason
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+@pytest.mark.parametrize("signed", [False, True])
+def test_jpegls_and_jpeg2000_series_read_as_uncompressed(tmp_path, codec, signed):
+    """Read without pydicom's plugins (the workstation installs none): the same HU."""
+    for path in write_ct_series(tmp_path / "s", HU):
+        compress_dicom(path, codec, signed=signed)
+    np.testing.assert_allclose(read_volume(tmp_path / "s").hu, np.rint(HU), atol=0.5)
+    enhanced = compress_dicom(write_multiframe_ct(tmp_path / "enh.dcm", HU), codec)
+    np.testing.assert_allclose(read_volume(enhanced).hu, HU, atol=0.5)
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_a_compressed_slice_cut_short_fails_the_volume_naming_it(tmp_path, codec):
+    paths = write_ct_series(tmp_path / "s", HU)
+    for path in paths:
+        compress_dicom(path, codec, keep=0.7 if path == paths[4] else 1.0)
+    name = "JPEG-LS" if codec == "jpegls" else "JPEG 2000"
+    with pytest.raises(ScanError, match=f"truncated or corrupt {name} frame") as err:
+        read_volume(tmp_path / "s")
+    assert err.value.path == str(paths[4])
+
+
+def test_jpeg_lossless_series_is_refused_with_the_reason(tmp_path):
+    paths = write_ct_series(tmp_path / "s", HU)
+    for path in paths:  # whole, valid streams: refused all the same
+        ds = pydicom.dcmread(path)
+        ds.PixelData = encapsulate([imagecodecs.ljpeg_encode(ds.pixel_array)])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.70"
+        ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(ScanError, match="JPEG Lossless DICOM .* not read: no decoder here"):
+        read_volume(tmp_path / "s")
 
 
 def _png(path, value=100):
