@@ -140,19 +140,19 @@ def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
 
 
 #: Encapsulated transfer syntaxes decoded here, not by pydicom, each with a decoder that raises
-#: on a stream cut short (measured 2026-12-01: of 600 random cuts, with and without an end
-#: marker appended, the JPEG-LS and lossless JPEG 2000 decoders decoded none): JPEG Baseline
+#: on a stream cut short (`benchmarks/codec_cuts.py`, 2026-12-01: of 600 random cuts, with and
+#: without an end marker appended, the JPEG-LS and lossless JPEG 2000 decoders decoded none; a
+#: lossy JPEG 2000 stream 1, cut at a quality-layer boundary, a whole coarser image): JPEG Baseline
 #: and Extended, 8-bit (simplejpeg in strict mode); JPEG-LS lossless and near-lossless
 #: (CharLS) and JPEG 2000 lossless and lossy (OpenJPEG), both through imagecodecs. pydicom's
 #: plugins for them (Pillow, pylibjpeg) grey-fill a cut-off stream, and the workstation
-#: installs neither. A lossy JPEG 2000 stream cut at a quality-layer boundary is still a whole
-#: (coarser) image, as the format intends (2 of those 600 cuts).
+#: installs neither.
 JPEG_8BIT = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
 JPEG_LS = ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
 JPEG_2000 = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
 STRICT_SYNTAXES = JPEG_8BIT + JPEG_LS + JPEG_2000
 #: JPEG Lossless (Process 14, and its Selection Value 1): refused, since the decoders at hand
-#: (imagecodecs' lj92, libjpeg-turbo) decode a stream cut short without a word.
+#: decode a stream cut short without a word (same benchmark: lj92 2 of 600, libjpeg-turbo 600).
 JPEG_LOSSLESS = ("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70")
 
 
