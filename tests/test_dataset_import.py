@@ -142,6 +142,10 @@ def test_voc_is_consistent_with_yolo_and_the_docs(tmp_path, capsys):
     (_voc("../outside/a.png", _obj()), "leads outside --images"),
     (_voc("/etc/passwd", _obj()), "is an absolute path"),
     (_voc("C:\\scans\\a.png", _obj()), "is an absolute path"),
+    (_voc("a.png", _obj(), extra="<size><width>100</width><height>80</height></size>"),
+     "<size> says 100x80 but its image is 50x40"),
+    (_voc("a.png", _obj(), extra="<size><width>wide</width><height>80</height></size>"),
+     "<size> width/height are not numbers"),
 ])
 def test_voc_refuses_boxes_outside_and_files_outside_images(tmp_path, capsys, xml, reason):
     _image(tmp_path / "images", "a.png")
@@ -204,3 +208,12 @@ def test_a_voc_filename_that_misses_its_image_beside_the_xmls_namesake_is_an_err
     _file(tmp_path / "labels", "b.xml", _voc("b.jpg", _obj()))
     code, _, err = _import(tmp_path, "voc", capsys)
     assert code == EXIT_USAGE and "b.xml" in err and "correct <filename>" in err
+
+
+@pytest.mark.parametrize("size", ["<width>50</width><height>40</height><depth>1</depth>",
+                                  "<width>0</width><height>0</height>", ""])
+def test_a_voc_size_that_matches_or_is_unknown_imports(tmp_path, capsys, size):
+    _image(tmp_path / "images", "a.png")
+    _file(tmp_path / "labels", "a.xml", _voc("a.png", _obj(), extra=f"<size>{size}</size>"))
+    code, coco, _ = _import(tmp_path, "voc", capsys)
+    assert code == 0 and _boxes(coco) == {"images/a.png": [[20.0, 10.0, 10.0, 20.0]]}

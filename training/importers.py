@@ -209,6 +209,23 @@ def from_voc(images_dir: Path, annotations_dir: Path, classes: list[str],
     return Imported(_coco(images, anns, classes), missing)
 
 
+def _check_voc_size(xml: Path, tree: ET.ElementTree, h: int, w: int) -> None:
+    """An XML whose ``<size>`` is not its image's was drawn on another version of the image
+    (resized, cropped, another export): its pixel boxes would land in the wrong places. A
+    missing or zero size (some tools write 0 when they do not know) is not checked."""
+    size = tree.getroot().find("size")
+    if size is None:
+        return
+    try:
+        width, height = (int(float((size.findtext(k) or "0").strip())) for k in ("width", "height"))
+    except ValueError as exc:
+        raise ValueError(f"{xml}: <size> width/height are not numbers ({exc})") from exc
+    if width > 0 and height > 0 and (width, height) != (w, h):
+        raise ValueError(f"{xml}: <size> says {width}x{height} but its image is {w}x{h}: the "
+                         "boxes were drawn on another version of the image (resized?); label "
+                         "this image itself")
+
+
 def _parse_xml(xml: Path) -> ET.ElementTree:
     try:  # expat >= 2.4 (Python's own) refuses entity expansion bombs; no external entities
         return ET.parse(xml)  # noqa: S314
@@ -242,6 +259,7 @@ def _voc_image(xml: Path, tree: ET.ElementTree, images_dir: Path, annotations_di
 
 def _voc_boxes(xml: Path, tree: ET.ElementTree, image_id: int, h: int, w: int,
                classes: list[str], anns: list[dict]) -> None:
+    _check_voc_size(xml, tree, h, w)
     for obj in tree.getroot().findall("object"):
         label = (obj.findtext("name") or "").strip()
         if label not in classes:
