@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 from model_fixtures import tiny_checkpoint
-from toy_data import write_toy_set
+from toy_data import write_mixed_kind_set, write_toy_set
 
 from detector.cli import EXIT_USAGE, main
 
@@ -80,3 +80,16 @@ def test_ct_summary_line_says_what_the_set_cannot_measure(positive, total, ap, p
     assert summary_line_ct({"ap3d_25": ap, "pd": pd, "pfa": pfa, "threshold": 0.5,
                             "volumes": total, "positive_volumes": positive,
                             "objects": 0}) == shown
+
+
+def test_scans_of_another_kind_left_out_are_named_on_stderr_and_in_the_report(tmp_path,
+                                                                                 capsys):
+    data = write_mixed_kind_set(tmp_path / "set")
+    ckpt = tiny_checkpoint(tmp_path, "color")
+    assert main(["evaluate", "--model", str(ckpt), "--data", str(data), "--report",
+                 str(tmp_path / "rep")]) == 0
+    out, err = capsys.readouterr()
+    line = f"{data}: 2 of 6 scans left out (gray: 2): a 'color' model reads color scans only"
+    assert f"note: {line}" in err and "scans=4," in out
+    report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert report["left_out"] == [line] and report["scans"] == 4

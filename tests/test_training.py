@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from model_fixtures import TINY, trained_batchnorm
-from toy_data import write_toy_set
+from toy_data import write_mixed_kind_set, write_toy_set
 
 from detector.errors import ScanError
 from training.checkpoint import STEM
@@ -820,6 +820,24 @@ def test_oversample_recipe_weights_scans_by_packet_strategy(tmp_path, capsys):
     with pytest.raises(UsageError, match=r"o.yaml: data.train\[0\]: oversample: factor for "
                                          r"'in_can' must be a number > 0, got -1"):
         load_config(cfg_path)
+
+
+def test_training_and_validation_sets_say_which_scans_of_another_kind_they_leave_out(
+        tmp_path, capsys):
+    from training.config import load_config
+    from training.fit import build_data, input_spec
+
+    data = write_mixed_kind_set(tmp_path / "set")
+    cfg = load_config(write_config(tmp_path / "c.yaml", data, data, kind="color"))
+
+    class Single:
+        rank, world = 0, 1
+
+    train_set, _, val_set = build_data(cfg, input_spec(cfg), Single())
+    assert len(train_set) == len(val_set) == 4
+    err = capsys.readouterr().err
+    assert err.count(f"note: {data}: 2 of 6 scans left out (gray: 2): a 'color' model reads "
+                     f"color scans only") == 2  # once for each set
 
 
 def test_training_imports_make_no_network_call():

@@ -92,6 +92,9 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist, cache_dir: Path | 
                          dist.world, draw_weights)
     val = cfg.data.val
     val_set = CocoScans(val.path, cfg.kind, cfg.classes, val.category_map) if val else None
+    if dist.rank == 0:
+        for data in [*sources[:len(cfg.data.train)], *([val_set] if val_set else [])]:
+            data.say_left_out()
     return train_set, sampler, val_set
 
 

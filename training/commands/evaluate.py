@@ -83,17 +83,21 @@ def run(args: argparse.Namespace) -> int:
     predict, spec, stride, classes, threshold, fmt, second_look = _load(args.model, args.threads)
     if spec.kind == "ct":
         return _run_ct(args, predict, spec, stride, classes, threshold, fmt, second_look)
-    records = []
+    records, left_out = [], []
     for path, prefix in _sets(args.data):
         try:
             data = CocoScans(path, spec.kind, classes, cmap, as_negatives=True)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         _say_absent(data)
+        data.say_left_out()
+        left_out += [line] if (line := data.left_out()) else []
         records += _prefixed(evaluate(predict, data, spec, stride, second_look=second_look),
                              prefix)
     threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise(records, classes, threshold)
+    if left_out:  # the set judged is not the whole file: say so where the numbers are kept
+        summary["left_out"] = left_out
     if args.report:
         write_report(Path(args.report), records, summary)
     print(summary_line(summary))
