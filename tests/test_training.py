@@ -475,13 +475,49 @@ def test_train_init_from_and_the_older_dual_layout_through_the_cli(tmp_path, toy
     assert proc.returncode == 64 and "data.channels for kind 'dual'" in proc.stderr
 
 
+def fixed_crop_loss(model, cfg, data, draws=(0, 1)) -> float:
+    """Mean loss of ``model`` on the same crops of every scan of ``data`` each time: the
+    augmentation is seeded by (99, draw, index), which no training run of the tests uses, and
+    the network is measured in a copy (batch statistics, no update of the model's own)."""
+    import copy
+
+    from training.augment import build_augment
+    from training.data import CocoScans, TrainSet, collate
+    from training.fit import input_spec
+    from training.loss import detection_loss
+
+    crops = TrainSet([CocoScans(data, cfg.kind, cfg.classes)], input_spec(cfg),
+                     build_augment(cfg.kind, cfg.augment, seed=99), seed=99)
+    net, total = copy.deepcopy(model).train(), 0.0
+    for draw in draws:
+        crops.set_epoch(draw)
+        images, targets = collate([crops[i] for i in range(len(crops))])
+        with torch.no_grad():
+            heat, box = net(images)
+            total += float(detection_loss(heat, box, targets, net.cfg.stride, cfg.loss)["total"])
+    return total / len(draws)
+
+
 @pytest.mark.slow
 def test_training_on_real_labelled_scans_loss_falls(tmp_path, real_scans):
-    cfg = write_config(tmp_path / "real.yaml", real_scans / "annotations.json", None,
-                       kind="color", epochs=4, classes="[gun, knife]")
-    cli("train", "--config", cfg)
-    got = losses(tmp_path / "runs" / "t_color")
-    assert got[-1] < got[0], got
+    """32 steps on the real colour scans lower the loss on fixed crops of them (not the epoch
+    means, which swing 1.3-2.5 with how many crops hold a gun or knife): by 13-24 % at seeds
+    0-8, where no training (lr 1e-12) leaves it as it was."""
+    from training import checkpoint
+    from training.config import load_config
+
+    data = real_scans / "annotations.json"
+    cfg_path = write_config(tmp_path / "real.yaml", data, None, kind="color", epochs=16,
+                            classes="[gun, knife]")
+    proc = cli("train", "--config", cfg_path)
+    assert f"{data}: 5 of 28 scans left out (gray: 5)" in proc.stderr  # the GDXray scans
+    cfg = load_config(cfg_path)
+    torch.manual_seed(cfg.optim.seed)  # as `fit` seeds it: the network training started from
+    before = fixed_crop_loss(ConcealNet(cfg.model), cfg, data)
+    trained = ConcealNet(cfg.model)
+    trained.load_state_dict(checkpoint.load(tmp_path / "runs" / "t_color" / "last.pt")["model"])
+    after = fixed_crop_loss(trained, cfg, data)
+    assert after < 0.95 * before, (before, after)
 
 
 def _yolo_and_voc(tmp_path: Path):
