@@ -120,8 +120,9 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     assert ckpt["input_spec"]["kind"] == "dual" and ckpt["classes"] == ["concealed_organic"]
     assert ckpt["provenance"]["commit"] and ckpt["provenance"]["data"] == [str(train)]
 
+    # (the toy model may find no packet at its threshold: stored all the same, --allow-zero-pd)
     out = cli("evaluate", "--model", run / "best.pt", "--data", val, "--report",
-              tmp_path / "rep", "--target-pfa", "0.1").stdout
+              tmp_path / "rep", "--target-pfa", "0.1", "--allow-zero-pd").stdout
     assert "AP50=" in out and "Pd=" in out and "Pfa=" in out
     assert (tmp_path / "rep" / "roc.png").is_file() and (tmp_path / "rep" / "froc.png").is_file()
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
@@ -133,7 +134,7 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
 
     # Several sets judged as one (a threshold on two calibration sets): ids keep them apart.
     cli("evaluate", "--model", run / "best.pt", "--data", val, train, "--report",
-        tmp_path / "both", "--target-pfa", "0.1")
+        tmp_path / "both", "--target-pfa", "0.1", "--allow-zero-pd")
     report = json.loads((tmp_path / "both" / "metrics.json").read_text())
     assert report["scans"] == 12 + 32 and report["false_alarms"]["negative_scans"] == 6 + 16
     rows = [json.loads(line) for line in (tmp_path / "both" / "per_scan.jsonl").open()]
@@ -874,6 +875,23 @@ def test_training_and_validation_sets_say_which_scans_of_another_kind_they_leave
     err = capsys.readouterr().err
     assert err.count(f"note: {data}: 2 of 6 scans left out (gray: 2): a 'color' model reads "
                      f"color scans only") == 2  # once for each set
+
+
+def test_validation_warns_when_its_threshold_would_never_alarm(tmp_path, toy, capsys):
+    """An untrained network scores every scan near its prior: at the threshold for target_pfa
+    (the 0.05 floor) no packet alarms, and best.pt would carry a model that never alarms."""
+    from training.config import load_config
+    from training.data import CocoScans
+    from training.fit import input_spec, validate
+
+    cfg = load_config(write_config(tmp_path / "v.yaml", toy[0], toy[1]))
+    torch.manual_seed(0)
+    row = validate(ConcealNet(cfg.model), CocoScans(toy[1], "dual", cfg.classes),
+                   input_spec(cfg), cfg, torch.device("cpu"))
+    assert row["pd"] == 0.0
+    err = capsys.readouterr().err
+    assert "warning: target_pfa 0.05 on the validation set: at threshold" in err
+    assert "a model carrying it would never alarm on them; pick the threshold again" in err
 
 
 def test_training_imports_make_no_network_call():

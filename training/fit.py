@@ -128,6 +128,10 @@ def validate(model, val_set, spec, cfg: TrainConfig, device) -> dict:
     if cfg.target_pfa is not None and any(not r.positive for r in records):
         point = alarm_threshold_for(records, target_pfa=cfg.target_pfa)
         out["threshold"], out["pd"], out["pfa"] = point.threshold, point.pd, point.pfa
+        if point.never_alarms:  # best.pt may carry it: export would ship a silent model
+            print(f"warning: target_pfa {cfg.target_pfa} on the validation set: {point.note}; "
+                  f"pick the threshold again before export (evaluate --target-pfa on a "
+                  f"calibration set)", file=sys.stderr)
     return out
 
 

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--target-pd", type=_rate, metavar="PD",
                        help="pick the alarm threshold reaching this Pd (0..1, not 0 or 1) and "
                             "store it in MODEL; never below 0.05, as --target-pfa")
+    parser.add_argument("--allow-zero-pd", action="store_true",
+                        help="store the threshold even where no scan with objects of the set "
+                             "alarms there (Pd 0: a model that never alarms); refused without")
     parser.add_argument("--category-map", default="", metavar="A=B,...",
                         help="rename data-set classes to model classes")
     parser.add_argument("--threads", type=int, default=2,
@@ -196,6 +199,11 @@ def _operating_point(args: argparse.Namespace, records, threshold: float, fmt: s
            else f"target_pd={args.target_pd}") + f" on {' + '.join(args.data)}"
     if point.wanted < point.threshold:
         how += f"; raised to the workstation's reporting floor {REPORT_FLOOR:g}"
+    if point.never_alarms and not args.allow_zero_pd:
+        raise UsageError(f"alarm threshold {point.threshold:.4f} ({how}) not stored in "
+                         f"{args.model}: {point.note}. Check the model and the set (more scans "
+                         f"without objects allow a lower threshold), or store it anyway with "
+                         f"--allow-zero-pd")
     _store_threshold(args.model, fmt, point.threshold, how)
     print(f"alarm threshold {point.threshold:.4f} ({how}) stored in {args.model}: Pd "
           f"{point.pd:.3f}, Pfa {point.pfa:.3f} there on this set")
