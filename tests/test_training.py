@@ -107,6 +107,9 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     assert (run / "tb").is_dir() and (run / "best.pt").is_file()
     first = losses(run)
     assert len(first) == 3 and first[-1] < first[0]
+    assert [line.split("=")[0] for line in proc.stderr.splitlines()[-1].split()] == [
+        "epoch", "cls", "box", "total", "lr", "seconds", "ap50", "ap50_95", "threshold", "pd",
+        "pfa"]  # the keys test_ddp expects of two processes too
 
     # Resume from the end of epoch 1 in another folder: the result must be identical.
     cli("train", "--config", cfg, "--resume", run / "epoch_001.pt",
@@ -115,6 +118,14 @@ def test_train_cli_resume_and_evaluate(tmp_path, toy):
     b = torch.load(tmp_path / "resumed" / "t_dual" / "last.pt", weights_only=True)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    # Resumed into its own folder: epoch 2 is trained again and logged once, not twice.
+    cli("train", "--config", cfg, "--resume", run / "epoch_002.pt")
+    assert losses(run) == pytest.approx(first, abs=1e-6)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("total")] == [0, 1, 2]
 
     ckpt = torch.load(run / "best.pt", weights_only=True)
     assert ckpt["input_spec"]["kind"] == "dual" and ckpt["classes"] == ["concealed_organic"]

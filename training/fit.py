@@ -277,8 +277,8 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
     if dist.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             run.model, device_ids=[dist.local_rank] if run.device.type == "cuda" else None)
-    logger = _Logger(run.out) if dist.main else None
     epoch = run.state["epoch"]
+    logger = _Logger(run.out, epoch) if dist.main else None
     while epoch < run.state["epochs"]:
         loader = epoch_loader(cfg, train_set, sampler, run.state["stream"] + epoch,
                               pin_memory=run.device.type == "cuda")
@@ -320,7 +320,7 @@ def epoch_loader(cfg: TrainConfig, train_set, sampler, drawn: int,
 def _average(losses: dict[str, float], dist: Dist) -> dict[str, float]:
     if dist.world == 1:
         return losses
-    keys = sorted(losses)
+    keys = list(losses)  # the same order on every rank, and as a single process logs it
     t = torch.tensor([losses[k] for k in keys], dtype=torch.float64, device=dist.device)
     torch.distributed.all_reduce(t)
     return {k: float(v) / dist.world for k, v in zip(keys, t, strict=True)}
@@ -372,16 +372,26 @@ def _fit_to_budget(run: _Run, epoch_seconds: float, steps_per_epoch: int, measur
 class _Logger:
     """One CSV row and TensorBoard scalars per epoch, plus a one-line console summary."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, start_epoch: int = 0) -> None:
+        """``start_epoch``: the first epoch this run logs. Rows of that epoch and later already
+        in ``metrics.csv`` (a resume from an earlier ``epoch_NNN.pt`` into the same folder,
+        or a new run there) are dropped, so that each epoch has one row; TensorBoard likewise
+        drops its earlier events from that step on (``purge_step``)."""
         from torch.utils.tensorboard import SummaryWriter
 
         out.mkdir(parents=True, exist_ok=True)
         self.csv_path = out / "metrics.csv"
-        self.tb = SummaryWriter(str(out / "tb"))
+        self.tb = SummaryWriter(str(out / "tb"), purge_step=start_epoch)
         self.fields = self.FIELDS
         if self.csv_path.exists():  # a resumed run keeps the columns its file began with
             with self.csv_path.open(newline="") as f:
-                self.fields = next(csv.reader(f), None) or self.FIELDS
+                reader = csv.DictReader(f)
+                self.fields = reader.fieldnames or self.FIELDS
+                kept = [r for r in reader if int(r["epoch"]) < start_epoch]
+            with self.csv_path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(kept)
 
     FIELDS = ("epoch", "total", "cls", "box", "obj", "lr", "seconds", "ap50", "ap50_95",
               "ap3d_25", "threshold", "pd", "pfa")
