@@ -102,3 +102,20 @@ def test_scans_of_another_kind_left_out_are_named_on_stderr_and_in_the_report(tm
     assert f"note: {line}" in err and "scans=4," in out
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert report["left_out"] == [line] and report["scans"] == 4
+
+
+@pytest.mark.parametrize("fmt", ["pt", "onnx"])
+def test_a_model_without_a_threshold_is_judged_at_a_default_that_says_so(tmp_path, capsys, fmt):
+    data = write_toy_set(tmp_path / "set", 4, 3)
+    model = tiny_checkpoint(tmp_path, "dual", threshold=None)
+    if fmt == "onnx":
+        assert main(["export", str(model), "--out", str(tmp_path / "m.onnx")]) == 0
+        model = tmp_path / "m.onnx"
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--data", str(data), "--report",
+                 str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "@threshold=0.500 (default: none stored; pick one with --target-pfa) (scans=4," in out
+    assert out.count("default") == 1
+    report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert report["threshold"] == 0.5 and report["threshold_source"].startswith("default")
