@@ -172,8 +172,9 @@ def test_ct_train_and_evaluate_cli(ct_sets, tmp_path):
     model.write_bytes(onnx_path.read_bytes())
     manifest_path(model).write_text(manifest_path(onnx_path).read_text())
     val = str(ct_sets / "val" / "annotations.json")
+    # (no packet alarms at its threshold: stored only when told to, --allow-zero-pd)
     assert main(["evaluate", "--model", str(model), "--data", val, "--report",
-                 str(tmp_path / "rep"), "--target-pfa", "0.5"]) == 0
+                 str(tmp_path / "rep"), "--target-pfa", "0.5", "--allow-zero-pd"]) == 0
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert report["volumes"] == 4 and 0 <= report["ap3d_25"] <= 1
     assert set(report) >= {"pd", "pfa", "threshold", "by_strategy", "at_pfa_0.05_on_this_set"}

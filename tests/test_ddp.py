@@ -25,4 +25,10 @@ def test_torchrun_two_cpu_processes_gloo(tmp_path):
     with (tmp_path / "runs" / "t_dual" / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4  # one row per epoch, written by rank 0 only
+    assert proc.stdout.count("best checkpoint: ") == 1, proc.stdout
+    lines = [line.split() for line in proc.stderr.splitlines() if line.startswith("epoch=")]
+    assert len(lines) == 4
+    # the keys in the order a single process prints them (the losses as the loss gives them)
+    assert [kv.split("=")[0] for kv in lines[0]] == ["epoch", "cls", "box", "total", "lr",
+                                                     "seconds"]
     assert float(rows[-1]["total"]) < float(rows[0]["total"]), rows

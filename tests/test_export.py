@@ -103,6 +103,15 @@ def test_export_refuses_a_version_the_registry_would_refuse(tmp_path, capsys):
     assert "its alarm threshold 0.0100 is below the 0.05" in capsys.readouterr().err
 
 
+def test_export_warns_of_a_threshold_that_next_to_never_alarms(tmp_path, capsys):
+    from detector.cli import main
+
+    ckpt = tiny_checkpoint(tmp_path, "gray", threshold=1.0)
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "gray.onnx")]) == 0
+    assert "warning: its alarm threshold 1.0000 is the highest a model can carry" in \
+        capsys.readouterr().err
+
+
 def test_metadata_describes_the_model_and_info_prints_it():
     path = tiny_models()["dual"]
     info = OnnxModel(path).info

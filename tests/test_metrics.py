@@ -96,6 +96,9 @@ LOW = [  # a weak model: every score under the workstation's reporting floor (0.
     (LOW, {"target_pd": 0.5}, 0.05, 0.04, 0.0, 0.0, "the target Pd 0.5 is not met"),
     (RECORDS + [rec([], [[0, 0, 5, 5, 1.0]], sid="sat")], {"target_pfa": 0.05}, 1.0, 1.0,
      0.0, 1 / 4, "the target Pfa 0.05 is not met on this set: Pd 0.000, Pfa 0.250"),
+    # Pfa 0 wanted, and a packet-free scan outscores every packet: met, but nothing alarms
+    (RECORDS[1:] + [rec([], [[0, 0, 5, 5, 0.95]], sid="top")], {"target_pfa": 0.05}, 1.0,
+     1.0, 0.0, 0.0, "at threshold 1.0000 no scan with objects of this set alarms (Pd 0)"),
 ])
 def test_alarm_threshold_is_never_below_the_reporting_floor(records, target, threshold, wanted,
                                                             pd, pfa, note):

@@ -75,3 +75,20 @@ def write_toy_set(folder: Path, count: int, seed: int, size_hw=(160, 224)) -> Pa
     path.write_text(json.dumps({"images": images, "annotations": anns,
                                 "categories": [{"id": 1, "name": "concealed_organic"}]}))
     return path
+
+
+def write_mixed_kind_set(folder: Path) -> Path:
+    """4 colour scans and 2 gray ones in one COCO file (``file_name`` only, as real sets are)."""
+    path = write_toy_set(folder, 4, 5)
+    coco = json.loads(path.read_text())
+    for entry in coco["images"]:
+        entry["file_name"] = entry.pop("files")["color"]
+    for i in (5, 6):
+        gray = np.full((60, 80), 200, np.uint8)
+        gray[20:40, 20:50] = 60 + i  # something to inspect: a uniform image is refused
+        cv2.imwrite(str(folder / f"gray{i}.png"), gray)
+        coco["images"].append({"id": i, "file_name": f"gray{i}.png", "width": 80,
+                               "height": 60})
+    path.write_text(json.dumps(coco))
+    return path
+

@@ -109,10 +109,10 @@ def summarise_ct(records: list[ScanRecord], threshold: float) -> dict:
 
 
 def summary_line_ct(s: dict) -> str:
-    from training.report import missing_note, shown
+    from training.report import missing_note, shown, threshold_shown
 
     return (f"AP3D@0.25={shown(s['ap3d_25'])} Pd={shown(s['pd'])} Pfa={shown(s['pfa'])} "
-            f"@threshold={s['threshold']:.3f} (volumes={s['volumes']}, "
+            f"{threshold_shown(s)} (volumes={s['volumes']}, "
             f"positive={s['positive_volumes']}, objects={s['objects']}"
             f"{missing_note(s['positive_volumes'], s['volumes'], 'volumes')})")
 

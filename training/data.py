@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,6 +172,9 @@ class CocoScans:
         self.kind, self.classes = kind, list(classes)
         self.items: list[tuple[dict, ScanRef, list[dict]]] = []
         self.skipped: list[str] = []
+        #: Why scans were left out: the kind read from the file, or "no <kind> file" (an entry
+        #: of `synth` listing no file of this kind) -> how many (`left_out`).
+        self.skipped_kinds: dict[str, int] = {}
         for entry in coco["images"]:
             files = _files_for_kind(entry, kind, root)
             stem = Path(entry["file_name"]).stem
@@ -184,10 +188,10 @@ class CocoScans:
                                        f"names are relative to {root}, the annotations "
                                        "file's folder)") from exc
                 if scan_kind != kind:
-                    self.skipped.append(entry["file_name"])
+                    self._skip(entry["file_name"], scan_kind)
                     continue
             elif not files:
-                self.skipped.append(entry["file_name"])
+                self._skip(entry["file_name"], f"no {kind} file")
                 continue
             else:
                 ref = ScanRef(id=scan_id, files=files)
@@ -197,6 +201,25 @@ class CocoScans:
         if not self.items:
             raise ValueError(f"{self.path}: no {kind!r} scans with usable entries "
                              f"({len(self.skipped)} of another kind skipped)")
+
+    def _skip(self, file_name: str, why: str) -> None:
+        self.skipped.append(file_name)
+        self.skipped_kinds[why] = self.skipped_kinds.get(why, 0) + 1
+
+    def left_out(self) -> str | None:
+        """One line saying how many scans of the file were left out and why (a model reads
+        scans of its own kind only), or None when none were: a set judged or trained on in
+        part must say so, not look whole."""
+        if not self.skipped:
+            return None
+        why = ", ".join(f"{k}: {n}" for k, n in sorted(self.skipped_kinds.items()))
+        return (f"{self.path}: {len(self.skipped)} of {len(self.skipped) + len(self.items)} "
+                f"scans left out ({why}): a {self.kind!r} model reads {self.kind} scans only")
+
+    def say_left_out(self) -> None:
+        """`left_out` as a note on stderr, where there is one."""
+        if line := self.left_out():
+            print(f"note: {line}", file=sys.stderr)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -92,6 +92,9 @@ def build_data(cfg: TrainConfig, spec: InputSpec, dist: Dist, cache_dir: Path | 
                          dist.world, draw_weights)
     val = cfg.data.val
     val_set = CocoScans(val.path, cfg.kind, cfg.classes, val.category_map) if val else None
+    if dist.rank == 0:
+        for data in [*sources[:len(cfg.data.train)], *([val_set] if val_set else [])]:
+            data.say_left_out()
     return train_set, sampler, val_set
 
 
@@ -125,6 +128,10 @@ def validate(model, val_set, spec, cfg: TrainConfig, device) -> dict:
     if cfg.target_pfa is not None and any(not r.positive for r in records):
         point = alarm_threshold_for(records, target_pfa=cfg.target_pfa)
         out["threshold"], out["pd"], out["pfa"] = point.threshold, point.pd, point.pfa
+        if point.never_alarms:  # best.pt may carry it: export would ship a silent model
+            print(f"warning: target_pfa {cfg.target_pfa} on the validation set: {point.note}; "
+                  f"pick the threshold again before export (evaluate --target-pfa on a "
+                  f"calibration set)", file=sys.stderr)
     return out
 
 
@@ -270,8 +277,8 @@ def _fit(cfg: TrainConfig, config_path: str, resume: str | None, dist: Dist,
     if dist.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             run.model, device_ids=[dist.local_rank] if run.device.type == "cuda" else None)
-    logger = _Logger(run.out) if dist.main else None
     epoch = run.state["epoch"]
+    logger = _Logger(run.out, epoch) if dist.main else None
     while epoch < run.state["epochs"]:
         loader = epoch_loader(cfg, train_set, sampler, run.state["stream"] + epoch,
                               pin_memory=run.device.type == "cuda")
@@ -313,7 +320,7 @@ def epoch_loader(cfg: TrainConfig, train_set, sampler, drawn: int,
 def _average(losses: dict[str, float], dist: Dist) -> dict[str, float]:
     if dist.world == 1:
         return losses
-    keys = sorted(losses)
+    keys = list(losses)  # the same order on every rank, and as a single process logs it
     t = torch.tensor([losses[k] for k in keys], dtype=torch.float64, device=dist.device)
     torch.distributed.all_reduce(t)
     return {k: float(v) / dist.world for k, v in zip(keys, t, strict=True)}
@@ -365,16 +372,26 @@ def _fit_to_budget(run: _Run, epoch_seconds: float, steps_per_epoch: int, measur
 class _Logger:
     """One CSV row and TensorBoard scalars per epoch, plus a one-line console summary."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, start_epoch: int = 0) -> None:
+        """``start_epoch``: the first epoch this run logs. Rows of that epoch and later already
+        in ``metrics.csv`` (a resume from an earlier ``epoch_NNN.pt`` into the same folder,
+        or a new run there) are dropped, so that each epoch has one row; TensorBoard likewise
+        drops its earlier events from that step on (``purge_step``)."""
         from torch.utils.tensorboard import SummaryWriter
 
         out.mkdir(parents=True, exist_ok=True)
         self.csv_path = out / "metrics.csv"
-        self.tb = SummaryWriter(str(out / "tb"))
+        self.tb = SummaryWriter(str(out / "tb"), purge_step=start_epoch)
         self.fields = self.FIELDS
         if self.csv_path.exists():  # a resumed run keeps the columns its file began with
             with self.csv_path.open(newline="") as f:
-                self.fields = next(csv.reader(f), None) or self.FIELDS
+                reader = csv.DictReader(f)
+                self.fields = reader.fieldnames or self.FIELDS
+                kept = [r for r in reader if int(r["epoch"]) < start_epoch]
+            with self.csv_path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(kept)
 
     FIELDS = ("epoch", "total", "cls", "box", "obj", "lr", "seconds", "ap50", "ap50_95",
               "ap3d_25", "threshold", "pd", "pfa")

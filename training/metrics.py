@@ -137,8 +137,15 @@ class AlarmThreshold:
     wanted: float  # what the target needs (`threshold_for`); lower than ``threshold`` when raised
     pd: float  # per scan, at ``threshold`` on the set it was picked on
     pfa: float
-    #: Why it is not what was asked for (raised to `REPORT_FLOOR`, target not met), or None.
+    #: Why it is not what was asked for (raised to `REPORT_FLOOR`, target not met, no alarm
+    #: on any scan with objects), or None.
     note: str | None = None
+
+    @property
+    def never_alarms(self) -> bool:
+        """No scan with objects of the set alarms at ``threshold`` (Pd 0): a model carrying
+        it would let every packet through. False where the set has no such scans."""
+        return self.pd == 0.0
 
 
 def alarm_threshold_for(records: list[ScanRecord], target_pfa: float | None = None,
@@ -158,6 +165,12 @@ def alarm_threshold_for(records: list[ScanRecord], target_pfa: float | None = No
     if missed:
         notes.append(f"the {target} is not met on this set: Pd {pd:.3f}, Pfa {pfa:.3f} at "
                      f"threshold {thr:.4f}")
+    if pd == 0.0:  # e.g. a packet-free scan outscores every packet, and Pfa 0 is wanted
+        notes.append(f"at threshold {thr:.4f} no scan with objects of this set alarms (Pd 0): "
+                     f"a model carrying it would never alarm on them")
+    elif thr >= 1.0:
+        notes.append("threshold 1.0 is the highest a model can carry: only a box scoring "
+                     "exactly 1.0 alarms")
     return AlarmThreshold(thr, wanted, pd, pfa, "; ".join(notes) or None)
 
 

@@ -74,9 +74,16 @@ def missing_note(positive: int, total: int, what: str = "scans") -> str:
     return ""
 
 
+def threshold_shown(s: dict) -> str:
+    """``@threshold=`` and, where the model carried none, what it is instead (evaluate puts
+    that in ``threshold_source``)."""
+    source = f" ({s['threshold_source']})" if s.get("threshold_source") else ""
+    return f"@threshold={s['threshold']:.3f}{source}"
+
+
 def summary_line(s: dict) -> str:
     return (f"AP50={shown(s['ap50'])} AP50:95={shown(s['ap50_95'])} Pd={shown(s['pd'])} "
-            f"Pfa={shown(s['pfa'])} @threshold={s['threshold']:.3f} "
+            f"Pfa={shown(s['pfa'])} {threshold_shown(s)} "
             f"(scans={s['scans']}, positive={s['positive_scans']}, objects={s['objects']}"
             f"{missing_note(s['positive_scans'], s['scans'])})")
 

@@ -165,6 +165,8 @@ def fine_tune(base_ckpt: Path, data: list[Path], out: Path, cfg: RetrainConfig,
 def _training_data(data: list[Path], spec, classes: list[str], seed: int):
     """2-D scans, augmented as in training, every set drawn evenly."""
     sources = [CocoScans(p, spec.kind, classes) for p in data]
+    for source in sources:
+        source.say_left_out()
     train_set = TrainSet(sources, spec, build_augment(spec.kind, AugmentConfig(), seed),
                          seed=seed)
     return train_set, MixSampler([len(s) for s in sources], [1.0] * len(sources), seed)
@@ -200,6 +202,7 @@ def _records(model: OnnxModel, test: Path, progress: bool) -> list:
         data = CocoScans(test, info.kind, list(info.classes))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    data.say_left_out()
     return evaluate(model.predict, data, info.input_spec, info.stride, progress=progress,
                     second_look=info.second_look)
 

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--target-pd", type=_rate, metavar="PD",
                        help="pick the alarm threshold reaching this Pd (0..1, not 0 or 1) and "
                             "store it in MODEL; never below 0.05, as --target-pfa")
+    parser.add_argument("--allow-zero-pd", action="store_true",
+                        help="store the threshold even where no scan with objects of the set "
+                             "alarms there (Pd 0: a model that never alarms); refused without")
     parser.add_argument("--category-map", default="", metavar="A=B,...",
                         help="rename data-set classes to model classes")
     parser.add_argument("--threads", type=int, default=2,
@@ -50,14 +53,16 @@ def _rate(text: str) -> float:
 
 
 def _load(path: str, threads: int):
-    """(predict, spec, stride, classes, threshold, kind of file, second look or None)."""
+    """(predict, spec, stride, classes, threshold or None where none was picked, kind of
+    file, second look or None)."""
     if path.endswith(".onnx"):
         from detector.model import OnnxModel
 
         m = OnnxModel(path, threads=threads)
         i = m.info
-        return (m.predict, i.input_spec, i.stride, list(i.classes), i.alarm_threshold, "onnx",
-                i.second_look)
+        # export writes the default where the checkpoint had none, and says so in provenance
+        thr = None if i.provenance.get("threshold_source") == "default" else i.alarm_threshold
+        return (m.predict, i.input_spec, i.stride, list(i.classes), thr, "onnx", i.second_look)
     import torch
 
     from training import checkpoint
@@ -66,9 +71,8 @@ def _load(path: str, threads: int):
     torch.set_num_threads(threads)
     ckpt = checkpoint.load(path)
     net, spec = checkpoint.build_model(ckpt)
-    thr = ckpt.get("alarm_threshold")
     return (torch_predict(net, torch.device("cpu")), spec, net.cfg.stride, ckpt["classes"],
-            0.5 if thr is None else thr, "pt", None)
+            ckpt.get("alarm_threshold"), "pt", None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,29 +81,45 @@ def run(args: argparse.Namespace) -> int:
     from detector.errors import UsageError
     from training.data import CocoScans
     from training.engine import evaluate
+    from training.export import DEFAULT_THRESHOLD
     from training.report import false_alarm_line, summarise, summary_line, write_report
 
     cmap = _category_map(args.category_map)
     predict, spec, stride, classes, threshold, fmt, second_look = _load(args.model, args.threads)
+    default = threshold is None and args.target_pfa is None and args.target_pd is None
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLD
     if spec.kind == "ct":
-        return _run_ct(args, predict, spec, stride, classes, threshold, fmt, second_look)
-    records = []
+        return _run_ct(args, predict, spec, stride, classes, threshold, fmt, second_look,
+                       default)
+    records, left_out = [], []
     for path, prefix in _sets(args.data):
         try:
             data = CocoScans(path, spec.kind, classes, cmap, as_negatives=True)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         _say_absent(data)
+        data.say_left_out()
+        left_out += [line] if (line := data.left_out()) else []
         records += _prefixed(evaluate(predict, data, spec, stride, second_look=second_look),
                              prefix)
     threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise(records, classes, threshold)
+    if default:
+        summary["threshold_source"] = DEFAULT_NOTE
+    if left_out:  # the set judged is not the whole file: say so where the numbers are kept
+        summary["left_out"] = left_out
     if args.report:
         write_report(Path(args.report), records, summary)
     print(summary_line(summary))
     if line := false_alarm_line(summary):
         print(line)
     return 0
+
+
+#: The summary's word on a model that carries no threshold of its own (metrics.json:
+#: ``threshold_source``): its numbers are at an arbitrary 0.5, not at an operating point.
+DEFAULT_NOTE = "default: none stored; pick one with --target-pfa"
 
 
 def _say_absent(data) -> None:
@@ -112,7 +132,7 @@ def _say_absent(data) -> None:
 
 
 def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[str],
-            threshold: float, fmt: str, second_look=None) -> int:
+            threshold: float, fmt: str, second_look=None, default: bool = False) -> int:
     """CT volumes: 3-D AP at IoU 0.25 and per-volume Pd/Pfa (`training.ct_eval`)."""
     from pathlib import Path
 
@@ -133,6 +153,8 @@ def _run_ct(args: argparse.Namespace, predict, spec, stride: int, classes: list[
                                               second_look=second_look), prefix)
     threshold = _operating_point(args, records, threshold, fmt)
     summary = summarise_ct(records, threshold)
+    if default:
+        summary["threshold_source"] = DEFAULT_NOTE
     if args.report:
         write_report_ct(Path(args.report), records, summary)
     print(summary_line_ct(summary))
@@ -192,6 +214,11 @@ def _operating_point(args: argparse.Namespace, records, threshold: float, fmt: s
            else f"target_pd={args.target_pd}") + f" on {' + '.join(args.data)}"
     if point.wanted < point.threshold:
         how += f"; raised to the workstation's reporting floor {REPORT_FLOOR:g}"
+    if point.never_alarms and not args.allow_zero_pd:
+        raise UsageError(f"alarm threshold {point.threshold:.4f} ({how}) not stored in "
+                         f"{args.model}: {point.note}. Check the model and the set (more scans "
+                         f"without objects allow a lower threshold), or store it anyway with "
+                         f"--allow-zero-pd")
     _store_threshold(args.model, fmt, point.threshold, how)
     print(f"alarm threshold {point.threshold:.4f} ({how}) stored in {args.model}: Pd "
           f"{point.pd:.3f}, Pfa {point.pfa:.3f} there on this set")

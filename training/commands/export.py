@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
               f"{REPORT_FLOOR:g} the workstation reports boxes from; pick it again: "
               f"concealscan evaluate --model {out} --data CALIB.json --target-pfa 0.05",
               file=sys.stderr)
+    if info.alarm_threshold >= 1.0:  # e.g. picked where a false alarm outscored every packet
+        print(f"warning: its alarm threshold {info.alarm_threshold:.4f} is the highest a model "
+              f"can carry: it alarms only on a box scoring exactly 1.0, next to never; pick it "
+              f"again: concealscan evaluate --model {out} --data CALIB.json --target-pfa 0.05",
+              file=sys.stderr)
     if args.int8:
         q_out = out.with_name(out.stem + "_int8.onnx")
         quantize_int8(out, q_out, args.calibration, inputs=inputs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 REQUIRES = ("torch", "torchvision", "albumentations", "pycocotools", "tensorboard", "yaml")
 
@@ -52,5 +53,6 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as exc:
         print(f"concealscan train: stopped: {exc}")
         return 1
-    print(f"best checkpoint: {best}")
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun: rank 0 alone writes checkpoints
+        print(f"best checkpoint: {best}")
     return 0
