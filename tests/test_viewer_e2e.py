@@ -214,6 +214,24 @@ def test_the_queue_pages_to_older_scans_and_filters_alarms_to_review(station, pa
     assert asked[-1]["alarm"] == ["true"] and asked[-1]["review"] == ["unreviewed"]
 
 
+def test_new_scans_appear_in_the_queue_without_a_refresh(station, page):
+    """A scan the watch folder (or another client) adds while the operator works shows up by
+    itself, and the refresh does not move the queue's scroll position."""
+    page.add_init_script("localStorage.setItem('concealscan.queuePollMs', '300')")
+    with LiveServer(create_app(station)) as server:
+        _sign_in(page, server, auth.add_operator(station.db, "ann"))
+        high, low = dual_pair_bytes(shape=(120, 160))
+        new = station.receive([Upload("high", high), Upload("low", low)])
+        sync_api.expect(page.locator("#queue li")).to_have_count(4)
+        sync_api.expect(page.locator(f"#queue li[data-id='{new.id}']")).to_be_visible()
+        for _ in range(60):  # a long queue, scrolled down: the poll keeps it where it was
+            station.receive([Upload("high", high), Upload("low", low)])
+        sync_api.expect(page.locator("#queue li")).to_have_count(64)
+        page.eval_on_selector("aside", "a => { a.scrollTop = 400; }")
+        page.wait_for_timeout(1000)  # several polls
+        assert page.eval_on_selector("aside", "a => a.scrollTop") == 400
+
+
 def test_keys_and_state_that_must_not_leak_between_scans(station, page):
     """A note typed for one scan is not saved on the next; Ctrl+C copies, never confirms; a
     held key records one decision; each scan opens in the full contrast window with the heat

@@ -558,7 +558,19 @@ function onKey(event) {
   if (action && !$("app").hidden) { event.preventDefault(); action(); }
 }
 
+// New scans (from the watch folder, other stations' uploads) show up without the operator
+// asking: the queue is fetched again every QUEUE_POLL_MS while the page is in view (one fetch
+// at a time). A test may set localStorage "concealscan.queuePollMs" to poll faster.
+const QUEUE_POLL_MS = Number(localStorage.getItem("concealscan.queuePollMs")) || 10000;
+let polling = false;
+function pollQueue() {
+  if (polling || !state.token || $("app").hidden || document.hidden) return;
+  polling = true;
+  refreshQueueSaying().finally(() => { polling = false; });
+}
+
 setupControls();
 setupViewport();
+setInterval(pollQueue, QUEUE_POLL_MS);
 window.addEventListener("resize", () => { if (state.shown) resetView(); });
 if (state.token) login(state.token).catch(() => logout(""));
