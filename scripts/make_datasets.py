@@ -5,7 +5,8 @@
     python scripts/make_datasets.py --check                                  # sets on disk vs table
 
 Each set is ``concealscan synth --out FOLDER`` with the table's arguments and ``--resume``, so
-an interrupted run continues; a set whose ``annotations.json`` exists is left as it is.
+an interrupted run continues (also one stopped while writing its annotations); a set whose
+``manifest.json`` exists, which synth writes last, is left as it is.
 Exit status: 0 done (or every set checked matches); 1 a set differs from the table or synth
 failed; 64 a folder or recipe the table does not know.
 """
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(known: {', '.join(table)})", file=sys.stderr)
         return 64
     for folder in folders:
-        if (ROOT / folder / "annotations.json").exists():
+        if (ROOT / folder / "manifest.json").exists():  # what --check reads; written last
             print(f"{folder}: here")
             continue
         print(f"{folder}: making", flush=True)

@@ -32,3 +32,36 @@ def test_each_entry_is_a_synth_call(folder):
 def test_unknown_folder_is_a_usage_error(capsys):
     assert make_datasets.main(["data/nope"]) == 64
     assert "data/nope" in capsys.readouterr().err
+
+
+@pytest.fixture
+def small_table(tmp_path, monkeypatch):
+    """make_datasets on a table of two tiny sets under ``tmp_path``, recording the synth calls
+    instead of running them."""
+    table = {"data/sim/a": {"count": 2, "seed": 1}, "data/sim/b": {"count": 2, "seed": 2}}
+    calls: list[list[str]] = []
+
+    def run(argv, cwd):
+        calls.append(argv)
+        return make_datasets.subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(make_datasets, "ROOT", tmp_path)
+    monkeypatch.setattr(make_datasets, "load_table", lambda: table)
+    monkeypatch.setattr(make_datasets.subprocess, "run", run)
+    return tmp_path, calls
+
+
+def test_a_set_is_here_only_with_its_manifest_as_check_says(small_table, capsys):
+    """synth writes manifest.json last: a set with annotations.json and no manifest was cut
+    short while finishing, and is made (resumed) again, not skipped as here."""
+    root, calls = small_table
+    for name in "ab":
+        (root / "data/sim" / name).mkdir(parents=True)
+        (root / "data/sim" / name / "annotations.json").write_text('{"images": [')
+    (root / "data/sim/b/manifest.json").write_text("{}")
+    assert make_datasets.main(["data/sim/a", "data/sim/b"]) == 0
+    out = capsys.readouterr().out
+    assert "data/sim/a: making" in out and "data/sim/b: here" in out
+    assert [argv[argv.index("--out") + 1] for argv in calls] == ["data/sim/a"]
+    make_datasets.check(make_datasets.load_table())
+    assert "data/sim/a: not here" in capsys.readouterr().out

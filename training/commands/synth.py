@@ -4,6 +4,7 @@ or with ``--kinds ct`` reconstructed CT volumes of the same scenes (see docs/ct.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 REQUIRES = ("numpy", "cv2", "yaml", "tqdm")
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace) -> None:
     from detector.errors import UsageError
     from training.sim.journal import JOURNAL
-    from training.sim.writer import OUTPUT_FILES
+    from training.sim.writer import MANIFEST
 
     if args.add_benign_objects:
         if not (Path(args.out) / "annotations.json").is_file():
@@ -63,9 +64,14 @@ def _check(args: argparse.Namespace) -> None:
                          f"written in --out), got {args.prefix!r}")
     if args.resume and (args.overwrite or args.replay is not None):
         raise UsageError("--resume: not with --overwrite or --replay")
-    if not args.overwrite and any((Path(args.out) / f).exists() for f in OUTPUT_FILES):
+    out = Path(args.out)
+    interrupted = (out / JOURNAL).exists()
+    # A finished run writes its manifest last but one (the journal is removed after it); an
+    # annotations.json beside a journal is from a run stopped while finishing.
+    if not args.overwrite and ((out / MANIFEST).exists() or (
+            (out / "annotations.json").exists() and not interrupted)):
         raise UsageError(f"{args.out} already holds a data set; pass --overwrite to replace it")
-    if not (args.overwrite or args.resume or args.replay) and (Path(args.out) / JOURNAL).exists():
+    if not (args.overwrite or args.resume or args.replay) and interrupted:
         raise UsageError(f"{args.out} holds an interrupted synth run ({JOURNAL}); pass "
                          f"--resume to continue it or --overwrite to start again")
 
@@ -109,34 +115,69 @@ def _journaled(write, args: argparse.Namespace, *config, prefix: str | None = No
         raise UsageError(f"--resume: {exc}") from exc
 
 
+def _stopped(args: argparse.Namespace, write) -> int:
+    """``write()``, or exit status 74 with one line naming the folder and the reason when
+    --out cannot be written (full disk, read-only folder), and 130 on Ctrl-C; both say that
+    --resume continues where the run stopped."""
+    from detector.outputs import EXIT_OUTPUT
+
+    unit = "volumes" if args.kinds == "ct" else "scans"
+    resumable = args.replay is None and not args.add_benign_objects
+    try:
+        return write()
+    except OSError as exc:
+        path = getattr(exc, "path", None) or exc.filename or args.out
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        hint = (f"the {unit} finished so far are kept: once there is room (or the folder can "
+                f"be written), the same command with --resume continues" if resumable else
+                "nothing else was changed")
+        print(f"concealscan synth: error: cannot write in {args.out}: {reason} ({path}); "
+              f"{hint}", file=sys.stderr)
+        return EXIT_OUTPUT
+    except KeyboardInterrupt:
+        if not resumable:
+            raise
+        print(f"interrupted; the {unit} finished so far are kept: the same command with "
+              f"--resume continues", file=sys.stderr)
+        return 130
+
+
 def run(args: argparse.Namespace) -> int:
     from training.deps import require
 
     require(*REQUIRES)
     _check(args)
     if args.add_benign_objects:
-        from detector.errors import UsageError
-        from training.sim.writer import add_benign_objects
-
-        try:
-            total = add_benign_objects(args.out)
-        except ValueError as exc:
-            raise UsageError(f"--add-benign-objects: {exc}") from exc
-        print(f"recorded {total} benign objects in {Path(args.out) / 'annotations.json'}")
-        return 0
+        return _stopped(args, lambda: _add_benign_objects(args))
     if args.replay is not None:
-        return _replay(args)
+        return _stopped(args, lambda: _replay(args))
     if args.kinds == "ct":
         return _run_ct(args)
     from training.sim.config import load_config
     from training.sim.writer import write_dataset
 
     config = load_config(args.config)
-    doc = _journaled(write_dataset, args, config)
+    return _stopped(args, lambda: _report(_journaled(write_dataset, args, config), "scans",
+                                          args.out))
+
+
+def _add_benign_objects(args: argparse.Namespace) -> int:
+    from detector.errors import UsageError
+    from training.sim.writer import add_benign_objects
+
+    try:
+        total = add_benign_objects(args.out)
+    except ValueError as exc:
+        raise UsageError(f"--add-benign-objects: {exc}") from exc
+    print(f"recorded {total} benign objects in {Path(args.out) / 'annotations.json'}")
+    return 0
+
+
+def _report(doc: dict, unit: str, out: str) -> int:
     positives = sum(1 for im in doc["images"] if im["positive"])
     decoys = sum(len(im["benign_packet"]) for im in doc["images"])
-    print(f"wrote {len(doc['images'])} scans ({positives} with concealed packets, "
-          f"{len(doc['annotations'])} packets, {decoys} benign look-alikes) to {args.out}")
+    print(f"wrote {len(doc['images'])} {unit} ({positives} with concealed packets, "
+          f"{len(doc['annotations'])} packets, {decoys} benign look-alikes) to {out}")
     return 0
 
 
@@ -146,9 +187,5 @@ def _run_ct(args: argparse.Namespace) -> int:
 
     config, ct = load_ct_config(args.config)
     prefix = "ct_" if args.prefix == "synth_" else args.prefix
-    doc = _journaled(write_ct_dataset, args, config, ct, prefix=prefix)
-    positives = sum(1 for im in doc["images"] if im["positive"])
-    decoys = sum(len(im["benign_packet"]) for im in doc["images"])
-    print(f"wrote {len(doc['images'])} CT volumes ({positives} with concealed packets, "
-          f"{len(doc['annotations'])} packets, {decoys} benign look-alikes) to {args.out}")
-    return 0
+    return _stopped(args, lambda: _report(
+        _journaled(write_ct_dataset, args, config, ct, prefix=prefix), "CT volumes", args.out))

@@ -12,12 +12,14 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.outputs import write_atomic
 from detector.report import Progress
 from training.sim.config import SynthConfig
 from training.sim.journal import JOURNAL, render_journaled
 
 CATEGORY = {"id": 1, "name": "concealed_organic"}
-OUTPUT_FILES = ("annotations.json", "manifest.json")
+#: Written last by a finished run: a folder holds a complete data set once this is there.
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class _Job:
 
 
 def write_png(path: Path, image, compression: int) -> None:
-    """PNG via OpenCV (RGB images are given RGB); `OSError` if it cannot be written."""
+    """PNG via OpenCV (RGB images are given RGB); `OSError` naming the file and the reason
+    (e.g. ENOSPC) if it cannot be written."""
     import cv2
 
     pixels = image[..., ::-1] if image.ndim == 3 else image
@@ -37,8 +40,13 @@ def write_png(path: Path, image, compression: int) -> None:
     # default search on these scans and much faster.
     params = [cv2.IMWRITE_PNG_COMPRESSION, compression,
               cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-    if not cv2.imwrite(str(path), pixels, params):
-        raise OSError(f"could not write {path}")
+    # Encoded in memory, not cv2.imwrite: that only returns False, without the errno that
+    # tells a full disk from a read-only folder. A file cut short is not in the journal, so
+    # --resume makes that scan again.
+    ok, buf = cv2.imencode(".png", pixels, params)
+    if not ok:
+        raise ValueError(f"{path}: cannot encode a PNG from {pixels.shape} {pixels.dtype}")
+    path.write_bytes(buf.tobytes())
 
 
 def write_scan(out_dir: Path, result, compression: int) -> None:
@@ -131,9 +139,12 @@ def journal_identity(kinds: str, config: SynthConfig, seed: int, prefix: str) ->
 
 
 def finish(out: Path, doc: dict, made: dict) -> None:
-    """Write the data set's two documents, then drop the journal that made them resumable."""
-    (out / "annotations.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (out / "manifest.json").write_text(json.dumps(made, indent=1, sort_keys=True) + "\n")
+    """Write the data set's two documents, each whole or not at all (`write_atomic`): first
+    ``annotations.json``, then the manifest, which marks the set complete; the journal goes
+    last, so a run stopped at any point here is finished by ``--resume``. `OutputError` when
+    a document cannot be written."""
+    write_atomic(out / "annotations.json", (json.dumps(doc, indent=1) + "\n").encode())
+    write_atomic(out / MANIFEST, (json.dumps(made, indent=1, sort_keys=True) + "\n").encode())
     (out / JOURNAL).unlink(missing_ok=True)
 
 
@@ -168,7 +179,5 @@ def add_benign_objects(folder: str | Path) -> int:
         entry["benign_object"] = (benign_boxes3d(scene, grid, avoid) if ct
                                   else benign_objects(scene, avoid))
         total += len(entry["benign_object"])
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
+    write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
     return total

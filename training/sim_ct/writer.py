@@ -8,6 +8,7 @@ Volume ``i`` depends only on (config, seed, i): the output is the same for any w
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from functools import partial
@@ -38,7 +39,11 @@ def write_volume(out_dir: Path, result) -> None:
 
     for i, (kvp, hu) in enumerate(result.volumes.items()):
         path = out_dir / volume_name(result.name, kvp, i == 0)
-        np.save(path, hu)
+        # Saved to memory first: np.save to a path reports a full disk as "N requested and M
+        # written", without the errno that says why.
+        buf = io.BytesIO()
+        np.save(buf, hu)
+        path.write_bytes(buf.getvalue())
         write_sidecar(path, [result.voxel_mm] * 3)
     (out_dir / f"{result.name}_scene.json").write_text(json.dumps(result.record) + "\n")
 
