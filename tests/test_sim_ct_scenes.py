@@ -191,6 +191,15 @@ def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tm
     ("ct: {kvp: [999]}\n", "ct.kvp"),
     ("ct: {slices: [40, 20]}\n", "ct.slices"),
     ("ct: {size: 0}\n", "ct.size"),
+    ("ct: {voxel_mm: [4]}\n", r"ct\.voxel_mm: expected a positive number, got \[4\]"),
+    ("ct: {voxel_mm: .inf}\n", "ct.voxel_mm: expected a positive number"),
+    ("ct: {voxel_mm: 0.1}\n", "ct: the grid"),
+    ("ct: {kvp: 140}\n", "ct.kvp: expected a list of kVps"),
+    ("ct: {kvp: [140, 140]}\n", "ct.kvp: expected each energy once"),
+    ("ct: {slices: [40.5, 50.5]}\n", r"ct\.slices: expected \[low, high\] integers"),
+    ("ct: {margin: [1.5, 2]}\n", r"ct\.margin: expected \[low, high\] integers"),
+    ("ct: {photons_per_ray: [1e5, .nan]}\n", "ct.photons_per_ray: expected"),
+    ("scene: {packets_per_positive: [0, 0]}\n", "scene.packets_per_positive"),
 ])
 def test_bad_ct_config_names_the_key(tmp_path, text, message):
     from training.sim.config import ConfigError
@@ -200,6 +209,14 @@ def test_bad_ct_config_names_the_key(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_ct_config(path)
+
+
+def test_ct_numbers_written_as_text_are_numbers(tmp_path):
+    from training.sim_ct.config import CtConfig, load_ct_config
+
+    path = tmp_path / "text.yaml"
+    path.write_text("ct: {photons_per_ray: [1e5, 4e5]}\n")  # YAML 1.1: two strings
+    assert load_ct_config(path)[1] == CtConfig()
 
 
 @pytest.mark.parametrize("path", sorted(Path("configs/synth_ct").glob("*.yaml")))
