@@ -49,13 +49,15 @@ def synth_argv(folder: str, spec: dict, workers: int) -> list[str]:
 
 def expected_manifest(spec: dict) -> dict:
     """The manifest fields a set made from ``spec`` has: seed, count and config digests."""
+    from training.sim.config import load_config
     from training.sim_ct.config import load_ct_config
 
+    if spec.get("kinds") != "ct":
+        config = load_config(spec.get("config"))
+        return {"seed": spec["seed"], "count": spec["count"], "config_sha256": config.digest()}
     config, ct = load_ct_config(spec.get("config"))
-    want = {"seed": spec["seed"], "count": spec["count"], "config_sha256": config.digest()}
-    if spec.get("kinds") == "ct":
-        want["ct_config"] = json.loads(json.dumps(ct.to_json()))
-    return want
+    return {"seed": spec["seed"], "count": spec["count"], "config_sha256": config.digest(),
+            "ct_config": json.loads(json.dumps(ct.to_json()))}
 
 
 def check(table: dict[str, dict]) -> int:

@@ -200,6 +200,10 @@ def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tm
     ("ct: {margin: [1.5, 2]}\n", r"ct\.margin: expected \[low, high\] integers"),
     ("ct: {photons_per_ray: [1e5, .nan]}\n", "ct.photons_per_ray: expected"),
     ("scene: {packets_per_positive: [0, 0]}\n", "scene.packets_per_positive"),
+    ("scanner: {kvp: [80]}\nsensor: {dose_ugy: [1, 1]}\n",
+     "scanner, sensor: not used by --kinds ct, which takes only scene: and ct:; the CT scanner"),
+    ("colour: {jitter: 0.1}\n", "colour: not used by --kinds ct"),
+    ("png_compression: 3\n", "png_compression: not used by --kinds ct"),
 ])
 def test_bad_ct_config_names_the_key(tmp_path, text, message):
     from training.sim.config import ConfigError

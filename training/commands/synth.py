@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "an uninterrupted run's")
     parser.add_argument("--kinds", choices=("xray", "ct"), default="xray",
                         help="xray: 2-D dual/gray/colour scans (default); ct: CT volumes "
-                             "(NAME.npy + NAME.json, bbox3d labels; --config may add a ct: "
-                             "section, see training/sim_ct/config.py)")
+                             "(NAME.npy + NAME.json, bbox3d labels; --config holds scene: and "
+                             "ct: sections, see training/sim_ct/config.py)")
     parser.add_argument("--replay", metavar="SCENE_JSON",
                         help="re-render one NAME_scene.json into --out instead")
     parser.add_argument("--add-benign-objects", action="store_true",

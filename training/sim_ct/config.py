@@ -2,7 +2,8 @@
 
 The parcels, objects, packets and concealments come from the 2-D simulator's ``scene``
 section (`training.sim.config.SceneConfig`), so both kinds draw from one library. A YAML file
-for ``--kinds ct`` may hold any 2-D section plus a ``ct:`` section with the keys below.
+for ``--kinds ct`` holds a ``scene:`` section and a ``ct:`` section with the keys below; the
+2-D scanner, sensor and colour settings do not apply to CT and are refused.
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ def ct_from_dict(data: dict) -> CtConfig:
         raise ConfigError(f"ct: {exc}") from exc
 
 
+#: The sections of a ``--kinds ct`` YAML file: CT volumes use only the scenes of the 2-D
+#: config (`generate_ct` takes the scanner from `CtConfig.scanner`).
+CT_SECTIONS = ("scene", "ct")
+
+
 def load_ct_config(path: str | Path | None = None) -> tuple[SynthConfig, CtConfig]:
     """(2-D config for the scenes, CT config) from a YAML file; defaults without one."""
     if path is None:
@@ -123,6 +129,14 @@ def load_ct_config(path: str | Path | None = None) -> tuple[SynthConfig, CtConfi
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping, got {type(data).__name__}")
     data = dict(data)
+    ignored = [key for key in data if key not in CT_SECTIONS]
+    if ignored:
+        # They would change the config digest and not one voxel: scanner.kvp, for one, is not
+        # the CT energy.
+        raise ConfigError(f"{path}: {', '.join(map(str, ignored))}: not used by --kinds ct, "
+                          f"which takes only {' and '.join(f'{k}:' for k in CT_SECTIONS)}; the CT "
+                          f"scanner and grid (kvp, filter_al_mm, photons_per_ray, voxel_mm, "
+                          f"size, slices, ...) are set under ct:")
     try:
         ct = ct_from_dict(data.pop("ct", {}))
         return from_dict(data), ct
