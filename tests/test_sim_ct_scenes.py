@@ -186,6 +186,24 @@ def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tm
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
 
 
+def test_overwrite_replaces_a_ct_set_listed_only_by_its_manifest(ct_set, tmp_path):
+    """A CT set whose annotations.json was cut short (as a full disk left it before writes
+    were atomic): its manifest still names every volume, sidecar and scene record."""
+    import shutil
+
+    from detector.cli import main
+
+    out = tmp_path / "set"
+    shutil.copytree(ct_set / "a", out)
+    (out / "annotations.json").write_text('{"images": [{"id": 1, "scan_')
+    assert main(["synth", "--kinds", "ct", "--out", str(out), "--count", "1", "--seed", "3",
+                 "--config", str(ct_set / "small.yaml"), "--overwrite"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["annotations.json", "manifest.json", "ct_000000.npy",
+                            "ct_000000.json", "ct_000000_80kvp.npy", "ct_000000_80kvp.json",
+                            "ct_000000_scene.json"])
+
+
 @pytest.mark.parametrize("text, message", [
     ("ct: {voxels: 4}\n", "unknown key"),
     ("ct: {kvp: [999]}\n", "ct.kvp"),

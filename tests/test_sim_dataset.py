@@ -323,3 +323,29 @@ def test_a_read_only_folder_is_exit_74_naming_it(tmp_path, capsys, kinds):
     with _tmpfs(tmp_path / "ro", 64, readonly=True) as ro:
         assert main(["synth", "--out", str(ro / "set"), "--count", "1", "--kinds", kinds]) == 74
         assert f"cannot write in {ro / 'set'}: Read-only file system" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_the_set_and_leaves_other_files(dataset, tmp_path, capsys):
+    """--overwrite deletes the files the old set's documents list (4 scans here, 1 after),
+    never a file they do not list (notes.txt) nor one outside the folder that a doctored
+    annotations.json names; it says which other files it left."""
+    import shutil
+
+    out = tmp_path / "set"
+    shutil.copytree(dataset, out)
+    (out / "notes.txt").write_text("mine\n")
+    (tmp_path / "outside.txt").write_text("mine too\n")
+    doc = json.loads((out / "annotations.json").read_text())
+    doc["images"][0]["files"]["gray"] = "../outside.txt"
+    (out / "annotations.json").write_text(json.dumps(doc))
+    assert main(["synth", "--out", str(out), "--count", "1", "--seed", "22", "--config", CONFIG,
+                 "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "removed the 22 files of the data set" in err  # 4 x 5 files, 2 documents
+    assert "1 file(s) that are not from a data set made here (notes.txt)" in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["annotations.json", "manifest.json", "notes.txt",
+         *(f"synth_000000_{part}" for part in ("high.png", "low.png", "color.png", "gray.png",
+                                               "scene.json"))])
+    assert (tmp_path / "outside.txt").exists()
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 22

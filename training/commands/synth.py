@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scan name prefix, no path separators (default: synth_, and ct_ for "
                              "CT volumes)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="write into a folder that already holds a data set")
+                        help="replace the data set (or interrupted run) in --out: its files, "
+                             "as its annotations, manifest and journal list them, are deleted "
+                             "first; other files are left")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out (same --seed, --config, "
                              "--prefix, --kinds) where it stopped; the result is the same as "
@@ -101,12 +103,31 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clear_out(args: argparse.Namespace) -> None:
+    """With --overwrite, delete the data set already in --out (the files its documents list,
+    nothing else); say which other files the folder holds, which are left as they are."""
+    from training.sim.writer import remove_data_set
+
+    out = Path(args.out)
+    others = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if args.overwrite:
+        removed, others = remove_data_set(out)
+        if removed:
+            print(f"--overwrite: removed the {removed} files of the data set in {out}",
+                  file=sys.stderr)
+    if others and not args.resume:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        print(f"note: {out} also holds {len(others)} file(s) that are not from a data set "
+              f"made here ({shown}); they are left as they are", file=sys.stderr)
+
+
 def _journaled(write, args: argparse.Namespace, *config, prefix: str | None = None) -> dict:
     """``write`` (`write_dataset` or `write_ct_dataset`) with the run's arguments; a journal
     that another run wrote is a usage error naming what differs."""
     from detector.errors import UsageError
     from training.sim.journal import JournalError
 
+    _clear_out(args)
     try:
         return write(args.out, *config, args.count, args.seed, workers=args.workers,
                      prefix=prefix or args.prefix, progress=True,

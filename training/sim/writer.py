@@ -148,6 +148,78 @@ def finish(out: Path, doc: dict, made: dict) -> None:
     (out / JOURNAL).unlink(missing_ok=True)
 
 
+def _scan_files(entry: dict) -> list[str]:
+    """The files one COCO image entry (2-D or CT) names: its views or volumes, their
+    sidecars and its scene record."""
+    names = [f"{entry['scan_id']}_scene.json"]
+    for value in entry.get("files", {}).values():
+        for name in value if isinstance(value, list) else [value]:
+            names += [name, str(Path(name).with_suffix(".json"))] if name.endswith(".npy") \
+                else [name]
+    return names
+
+
+def _manifest_files(made: dict) -> list[str]:
+    """The files the scans of a manifest's run are named, from its prefix, count and kind."""
+    from training.sim_ct.generate import volume_name
+
+    names = []
+    kvps = made.get("ct_config", {}).get("kvp", []) if made.get("kinds") == "ct" else None
+    for i in range(int(made["count"])):
+        name = f"{made['prefix']}{i:06d}"
+        names.append(f"{name}_scene.json")
+        if kvps is None:
+            names += [f"{name}_{part}.png" for part in ("high", "low", "color", "gray")]
+        for k, kvp in enumerate(kvps or []):
+            volume = volume_name(name, kvp, k == 0)
+            names += [volume, volume[:-len(".npy")] + ".json"]
+    return names
+
+
+def data_set_files(out: Path) -> list[str]:
+    """The file names a data set in ``out`` wrote, as its annotations, manifest and journal
+    list them (each that can be read), then those three documents; only plain names in
+    ``out``, whatever the documents say."""
+    from training.sim.journal import read_journal
+
+    names = []
+    sources = [
+        lambda: json.loads((out / "annotations.json").read_text())["images"],
+        lambda: [entry for entry, _ in read_journal(out, {})],
+    ]
+    for images in sources:
+        try:
+            names += [n for entry in images() for n in _scan_files(entry)]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # a document cut short: the others still list the scans
+    try:
+        names += _manifest_files(json.loads((out / MANIFEST).read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    names += [MANIFEST, "annotations.json", JOURNAL, Path(JOURNAL).with_suffix(".tmp").name]
+    return [n for n in dict.fromkeys(names)
+            if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..")]
+
+
+def remove_data_set(out: Path) -> tuple[int, list[str]]:
+    """Delete the data set in ``out`` (`data_set_files`), its manifest first so that a folder
+    left half-cleared is not a finished set, and `write_atomic` leftovers; return (files
+    removed, names of the files left, which the set did not write)."""
+    from detector.outputs import remove_temporaries
+
+    if not out.is_dir():
+        return 0, []
+    names = data_set_files(out)
+    removed = 0
+    for name in [MANIFEST, *(n for n in names if n != MANIFEST)]:
+        path = out / name
+        if path.is_symlink() or path.is_file():  # a link itself, never what it points to
+            path.unlink()
+            removed += 1
+    removed += len(remove_temporaries(out))
+    return removed, sorted(p.name for p in out.iterdir())
+
+
 def add_benign_objects(folder: str | Path) -> int:
     """Give a data set written before the ``benign_object`` field (2-D: 2026-11-29, CT:
     2026-11-29 20:52 UTC, commit b9e83bd) that field, from each scan's or volume's
