@@ -95,3 +95,27 @@ def test_the_docs_make_the_sets_of_the_table():
         elif not spec and kinds == "xray" and seed in seeds:
             wrong.append(f"{where}: {out} uses the seed of {seeds[seed]}")
     assert not wrong, wrong
+
+
+def test_folders_are_normalised_to_table_keys(small_table):
+    root, calls = small_table
+    assert make_datasets.main(["data/sim/a/", "./data/sim/b", str(root / "data/sim/a")]) == 0
+    assert [argv[argv.index("--out") + 1] for argv in calls] == ["data/sim/a", "data/sim/b"]
+
+
+def test_recipes_that_cannot_be_read_or_name_no_set(small_table, tmp_path, capsys):
+    assert make_datasets.main(["--recipe", str(tmp_path / "nope.yaml")]) == 64
+    assert "nope.yaml: not a readable training recipe" in capsys.readouterr().err
+    fly = tmp_path / "fly.yaml"
+    fly.write_text("data:\n  sim: [{seed: 7, count: 100}]\n")
+    assert make_datasets.main(["--recipe", str(fly)]) == 0
+    assert "fly.yaml: names no data set folder; nothing to make" in capsys.readouterr().out
+
+
+def test_ctrl_c_is_one_line_and_exit_130(small_table, monkeypatch, capsys):
+    def interrupted(argv, cwd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(make_datasets.subprocess, "run", interrupted)
+    assert make_datasets.main(["data/sim/a"]) == 130
+    assert "interrupted; run the same command again to continue" in capsys.readouterr().err
