@@ -161,7 +161,7 @@ def test_synth_ct_is_deterministic_per_seed_and_replays(ct_set, tmp_path):
 
 
 def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, capsys):
     import training.sim_ct.writer as writer
     from detector.cli import main
 
@@ -179,11 +179,23 @@ def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tm
     assert main(argv) == 130  # what Ctrl-C gives
     monkeypatch.undo()
     assert not (tmp_path / "annotations.json").exists()
+    assert "the volumes finished so far are kept: the same command with --resume" in \
+        capsys.readouterr().err
     assert main([*argv, "--resume"]) == 0
+    assert "resuming: 1 of 2 volumes were made by an earlier run" in capsys.readouterr().err
     a = ct_set / "a"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in a.iterdir())
     for path in a.iterdir():
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_an_explicit_prefix_is_kept_for_ct(ct_set, tmp_path):
+    from detector.cli import main
+
+    assert main(["synth", "--kinds", "ct", "--out", str(tmp_path), "--count", "1", "--seed", "3",
+                 "--config", str(ct_set / "small.yaml"), "--prefix", "synth_"]) == 0
+    assert (tmp_path / "synth_000000.npy").read_bytes() == \
+        (ct_set / "a" / "ct_000000.npy").read_bytes()
 
 
 def test_overwrite_replaces_a_ct_set_listed_only_by_its_manifest(ct_set, tmp_path):

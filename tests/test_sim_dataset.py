@@ -159,7 +159,10 @@ def test_replay_rewrites_the_scan_exactly(dataset, tmp_path):
     (["--count", "1", "--resume", "--overwrite"], "--resume: not with --overwrite"),
     (["--count", "1", "--config", "configs/synth/nope.yaml"], "not found"),
     (["--count", "1", "--prefix", "a/b"], "--prefix: a file name prefix, without '/'"),
-    (["--count", "1", "--prefix", "a\\b"], "--prefix: a file name prefix, without '/'")])
+    (["--count", "1", "--prefix", "a\\b"], "--prefix: a file name prefix, without '/'"),
+    (["--replay", "x_scene.json", "--count", "5"], "--replay: not with --count"),
+    (["--replay", "x_scene.json", "--seed", "0", "--kinds", "ct"],
+     "--replay: not with --seed, --kinds (the scene record says what to render)")])
 def test_usage_errors_exit_64(tmp_path, capsys, argv, message):
     assert main(["synth", "--out", str(tmp_path), *argv]) == 64
     assert message in capsys.readouterr().err
@@ -349,3 +352,15 @@ def test_overwrite_replaces_the_set_and_leaves_other_files(dataset, tmp_path, ca
                                                "scene.json"))])
     assert (tmp_path / "outside.txt").exists()
     assert json.loads((out / "manifest.json").read_text())["seed"] == 22
+
+
+def test_ctrl_c_says_that_resume_continues(tmp_path, monkeypatch, capsys):
+    import training.sim.writer as writer
+
+    def make(job, index):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "_make", make)
+    assert main(["synth", "--out", str(tmp_path), "--count", "2", "--config", CONFIG]) == 130
+    assert "interrupted; the scans finished so far are kept: the same command with --resume " \
+           "continues" in capsys.readouterr().err

@@ -14,13 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--count", type=int, metavar="N",
                         help="number of scans (not with --replay)")
-    parser.add_argument("--seed", type=int, default=0, help="data set seed (default: 0)")
+    parser.add_argument("--seed", type=int, help="data set seed (default: 0; not with --replay)")
     parser.add_argument("--config", metavar="YAML",
                         help="simulator config, e.g. configs/synth/default.yaml (default: "
                              "built-in defaults, the same values)")
     parser.add_argument("--workers", type=int, default=1, metavar="K",
                         help="processes; the output is identical for any K (default: 1)")
-    parser.add_argument("--prefix", default="synth_",
+    parser.add_argument("--prefix",
                         help="scan name prefix, no path separators (default: synth_, and ct_ for "
                              "CT volumes)")
     parser.add_argument("--overwrite", action="store_true",
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue an interrupted run in --out (same --seed, --config, "
                              "--prefix, --kinds) where it stopped; the result is the same as "
                              "an uninterrupted run's")
-    parser.add_argument("--kinds", choices=("xray", "ct"), default="xray",
+    parser.add_argument("--kinds", choices=("xray", "ct"),
                         help="xray: 2-D dual/gray/colour scans (default); ct: CT volumes "
                              "(NAME.npy + NAME.json, bbox3d labels; --config holds scene: and "
                              "ct: sections, see training/sim_ct/config.py)")
@@ -53,8 +53,18 @@ def _check(args: argparse.Namespace) -> None:
         if not (Path(args.out) / "annotations.json").is_file():
             raise UsageError(f"--add-benign-objects: {args.out} holds no annotations.json")
         return
-    if args.replay is None and args.count is None:
+    if args.replay is not None:
+        given = [f"--{name}" for name in ("count", "seed", "kinds", "prefix", "config")
+                 if getattr(args, name) is not None]
+        if given:  # the record holds every choice; these would be ignored
+            raise UsageError(f"--replay: not with {', '.join(given)} (the scene record says "
+                             f"what to render)")
+    elif args.count is None:
         raise UsageError("--count is required (or --replay SCENE_JSON)")
+    args.seed = 0 if args.seed is None else args.seed
+    args.kinds = args.kinds or "xray"
+    if args.prefix is None:
+        args.prefix = "ct_" if args.kinds == "ct" else "synth_"
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count: expected >= 1, got {args.count}")
     if args.workers < 1:
@@ -121,7 +131,7 @@ def _clear_out(args: argparse.Namespace) -> None:
               f"made here ({shown}); they are left as they are", file=sys.stderr)
 
 
-def _journaled(write, args: argparse.Namespace, *config, prefix: str | None = None) -> dict:
+def _journaled(write, args: argparse.Namespace, *config) -> dict:
     """``write`` (`write_dataset` or `write_ct_dataset`) with the run's arguments; a journal
     that another run wrote is a usage error naming what differs."""
     from detector.errors import UsageError
@@ -130,7 +140,7 @@ def _journaled(write, args: argparse.Namespace, *config, prefix: str | None = No
     _clear_out(args)
     try:
         return write(args.out, *config, args.count, args.seed, workers=args.workers,
-                     prefix=prefix or args.prefix, progress=True,
+                     prefix=args.prefix, progress=True,
                      resume=args.resume)
     except JournalError as exc:
         raise UsageError(f"--resume: {exc}") from exc
@@ -207,6 +217,5 @@ def _run_ct(args: argparse.Namespace) -> int:
     from training.sim_ct.writer import write_ct_dataset
 
     config, ct = load_ct_config(args.config)
-    prefix = "ct_" if args.prefix == "synth_" else args.prefix
     return _stopped(args, lambda: _report(
-        _journaled(write_ct_dataset, args, config, ct, prefix=prefix), "CT volumes", args.out))
+        _journaled(write_ct_dataset, args, config, ct), "CT volumes", args.out))

@@ -68,7 +68,7 @@ def write_ct_dataset(out_dir: str | Path, config: SynthConfig, ct: CtConfig, cou
     with Progress(count, "simulating CT volumes", "volume", enabled=progress) as bar:
         entries = render_journaled(
             lambda start: map_scans(partial(_make, job), count, workers, start), out, count,
-            identity, resume, bar)
+            identity, resume, bar, unit="volumes")
     doc = coco(entries)
     doc["info"] = {"description": "concealscan simulated parcel CT volumes (concealscan synth "
                                   "--kinds ct); bbox3d is [x1, y1, z1, x2, y2, z2] in voxels, "
