@@ -5,9 +5,11 @@
     python scripts/make_datasets.py --check                                  # sets on disk vs table
 
 Each set is ``concealscan synth --out FOLDER`` with the table's arguments and ``--resume``, so
-an interrupted run continues; a set whose ``annotations.json`` exists is left as it is.
+an interrupted run continues (also one stopped while writing its annotations); a set whose
+``manifest.json`` exists, which synth writes last, is left as it is.
 Exit status: 0 done (or every set checked matches); 1 a set differs from the table or synth
-failed; 64 a folder or recipe the table does not know.
+failed; 64 a folder or recipe the table does not know, or a recipe that cannot be read; 130
+interrupted (run it again: each set resumes where it stopped).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -28,11 +30,31 @@ def load_table() -> dict[str, dict]:
     return yaml.safe_load(TABLE.read_text())
 
 
+class UnknownInput(ValueError):
+    """A recipe that cannot be read; the message names it."""
+
+
+def table_key(folder: str | Path) -> str:
+    """``folder`` as the table writes it: relative to the repository, no ``./``, no trailing
+    slash (``data/sim/t1/`` and ``./data/sim/t1`` are ``data/sim/t1``)."""
+    path = Path(folder)
+    if path.is_absolute():
+        try:
+            path = path.resolve().relative_to(ROOT)
+        except ValueError:
+            return str(folder)  # outside the repository: not in the table
+    return str(PurePosixPath(path.as_posix()))
+
+
 def recipe_sets(recipe: Path) -> list[str]:
-    """The data set folders a training recipe names (train and val), in order."""
-    data = yaml.safe_load(recipe.read_text()).get("data", {})
-    entries = [*data.get("train", []), data.get("val") or {}]
-    return [str(Path(e["path"]).parent) for e in entries if e.get("path")]
+    """The data set folders a training recipe names (train and val), in order; `UnknownInput`
+    when the recipe cannot be read."""
+    try:
+        data = (yaml.safe_load(recipe.read_text()) or {}).get("data") or {}
+        entries = [*data.get("train", []), data.get("val") or {}]
+        return [table_key(Path(e["path"]).parent) for e in entries if e.get("path")]
+    except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
+        raise UnknownInput(f"--recipe {recipe}: not a readable training recipe: {exc}") from exc
 
 
 def synth_argv(folder: str, spec: dict, workers: int) -> list[str]:
@@ -48,13 +70,15 @@ def synth_argv(folder: str, spec: dict, workers: int) -> list[str]:
 
 def expected_manifest(spec: dict) -> dict:
     """The manifest fields a set made from ``spec`` has: seed, count and config digests."""
+    from training.sim.config import load_config
     from training.sim_ct.config import load_ct_config
 
+    if spec.get("kinds") != "ct":
+        config = load_config(spec.get("config"))
+        return {"seed": spec["seed"], "count": spec["count"], "config_sha256": config.digest()}
     config, ct = load_ct_config(spec.get("config"))
-    want = {"seed": spec["seed"], "count": spec["count"], "config_sha256": config.digest()}
-    if spec.get("kinds") == "ct":
-        want["ct_config"] = json.loads(json.dumps(ct.to_json()))
-    return want
+    return {"seed": spec["seed"], "count": spec["count"], "config_sha256": config.digest(),
+            "ct_config": json.loads(json.dumps(ct.to_json()))}
 
 
 def check(table: dict[str, dict]) -> int:
@@ -86,19 +110,40 @@ def main(argv: list[str] | None = None) -> int:
     table = load_table()
     if args.check:
         return check(table)
-    folders = list(dict.fromkeys(
-        [*args.folders, *(f for r in args.recipe for f in recipe_sets(r))]))
-    unknown = [f for f in folders if f not in table]
-    if unknown or not folders:
-        print(f"make_datasets: {unknown or 'no folder or --recipe given'}: not in {TABLE} "
-              f"(known: {', '.join(table)})", file=sys.stderr)
+    try:
+        named = [f for r in args.recipe for f in recipe_sets(r)]
+    except UnknownInput as exc:
+        print(f"make_datasets: {exc}", file=sys.stderr)
         return 64
+    folders = list(dict.fromkeys([*map(table_key, args.folders), *named]))
+    if not folders:
+        if args.recipe:  # it simulates on the fly (data.sim): nothing to make beforehand
+            print(f"{', '.join(map(str, args.recipe))}: names no data set folder; nothing to "
+                  f"make")
+            return 0
+        print("make_datasets: no folder or --recipe given", file=sys.stderr)
+        return 64
+    unknown = [f for f in folders if f not in table]
+    if unknown:
+        print(f"make_datasets: {unknown}: not in {TABLE} (known: {', '.join(table)})",
+              file=sys.stderr)
+        return 64
+    try:
+        return make(folders, table, args.workers)
+    except KeyboardInterrupt:
+        print("make_datasets: interrupted; run the same command again to continue (each set "
+              "resumes where it stopped)", file=sys.stderr)
+        return 130
+
+
+def make(folders: list[str], table: dict[str, dict], workers: int) -> int:
+    """Make each set of ``folders`` that has no manifest; 1 at the first synth that fails."""
     for folder in folders:
-        if (ROOT / folder / "annotations.json").exists():
+        if (ROOT / folder / "manifest.json").exists():  # what --check reads; written last
             print(f"{folder}: here")
             continue
         print(f"{folder}: making", flush=True)
-        if subprocess.run(synth_argv(folder, table[folder], args.workers), cwd=ROOT).returncode:
+        if subprocess.run(synth_argv(folder, table[folder], workers), cwd=ROOT).returncode:
             print(f"make_datasets: synth failed for {folder}", file=sys.stderr)
             return 1
     return 0

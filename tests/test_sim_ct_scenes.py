@@ -161,7 +161,7 @@ def test_synth_ct_is_deterministic_per_seed_and_replays(ct_set, tmp_path):
 
 
 def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, capsys):
     import training.sim_ct.writer as writer
     from detector.cli import main
 
@@ -179,11 +179,41 @@ def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tm
     assert main(argv) == 130  # what Ctrl-C gives
     monkeypatch.undo()
     assert not (tmp_path / "annotations.json").exists()
+    assert "the volumes finished so far are kept: the same command with --resume" in \
+        capsys.readouterr().err
     assert main([*argv, "--resume"]) == 0
+    assert "resuming: 1 of 2 volumes were made by an earlier run" in capsys.readouterr().err
     a = ct_set / "a"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in a.iterdir())
     for path in a.iterdir():
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_an_explicit_prefix_is_kept_for_ct(ct_set, tmp_path):
+    from detector.cli import main
+
+    assert main(["synth", "--kinds", "ct", "--out", str(tmp_path), "--count", "1", "--seed", "3",
+                 "--config", str(ct_set / "small.yaml"), "--prefix", "synth_"]) == 0
+    assert (tmp_path / "synth_000000.npy").read_bytes() == \
+        (ct_set / "a" / "ct_000000.npy").read_bytes()
+
+
+def test_overwrite_replaces_a_ct_set_listed_only_by_its_manifest(ct_set, tmp_path):
+    """A CT set whose annotations.json was cut short (as a full disk left it before writes
+    were atomic): its manifest still names every volume, sidecar and scene record."""
+    import shutil
+
+    from detector.cli import main
+
+    out = tmp_path / "set"
+    shutil.copytree(ct_set / "a", out)
+    (out / "annotations.json").write_text('{"images": [{"id": 1, "scan_')
+    assert main(["synth", "--kinds", "ct", "--out", str(out), "--count", "1", "--seed", "3",
+                 "--config", str(ct_set / "small.yaml"), "--overwrite"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["annotations.json", "manifest.json", "ct_000000.npy",
+                            "ct_000000.json", "ct_000000_80kvp.npy", "ct_000000_80kvp.json",
+                            "ct_000000_scene.json"])
 
 
 @pytest.mark.parametrize("text, message", [
@@ -191,6 +221,19 @@ def test_synth_ct_resume_after_an_interruption_gives_the_same_volumes(ct_set, tm
     ("ct: {kvp: [999]}\n", "ct.kvp"),
     ("ct: {slices: [40, 20]}\n", "ct.slices"),
     ("ct: {size: 0}\n", "ct.size"),
+    ("ct: {voxel_mm: [4]}\n", r"ct\.voxel_mm: expected a positive number, got \[4\]"),
+    ("ct: {voxel_mm: .inf}\n", "ct.voxel_mm: expected a positive number"),
+    ("ct: {voxel_mm: 0.1}\n", "ct: the grid"),
+    ("ct: {kvp: 140}\n", "ct.kvp: expected a list of kVps"),
+    ("ct: {kvp: [140, 140]}\n", "ct.kvp: expected each energy once"),
+    ("ct: {slices: [40.5, 50.5]}\n", r"ct\.slices: expected \[low, high\] integers"),
+    ("ct: {margin: [1.5, 2]}\n", r"ct\.margin: expected \[low, high\] integers"),
+    ("ct: {photons_per_ray: [1e5, .nan]}\n", "ct.photons_per_ray: expected"),
+    ("scene: {packets_per_positive: [0, 0]}\n", "scene.packets_per_positive"),
+    ("scanner: {kvp: [80]}\nsensor: {dose_ugy: [1, 1]}\n",
+     "scanner, sensor: not used by --kinds ct, which takes only scene: and ct:; the CT scanner"),
+    ("colour: {jitter: 0.1}\n", "colour: not used by --kinds ct"),
+    ("png_compression: 3\n", "png_compression: not used by --kinds ct"),
 ])
 def test_bad_ct_config_names_the_key(tmp_path, text, message):
     from training.sim.config import ConfigError
@@ -200,6 +243,14 @@ def test_bad_ct_config_names_the_key(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_ct_config(path)
+
+
+def test_ct_numbers_written_as_text_are_numbers(tmp_path):
+    from training.sim_ct.config import CtConfig, load_ct_config
+
+    path = tmp_path / "text.yaml"
+    path.write_text("ct: {photons_per_ray: [1e5, 4e5]}\n")  # YAML 1.1: two strings
+    assert load_ct_config(path)[1] == CtConfig()
 
 
 @pytest.mark.parametrize("path", sorted(Path("configs/synth_ct").glob("*.yaml")))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +159,10 @@ def test_replay_rewrites_the_scan_exactly(dataset, tmp_path):
     (["--count", "1", "--resume", "--overwrite"], "--resume: not with --overwrite"),
     (["--count", "1", "--config", "configs/synth/nope.yaml"], "not found"),
     (["--count", "1", "--prefix", "a/b"], "--prefix: a file name prefix, without '/'"),
-    (["--count", "1", "--prefix", "a\\b"], "--prefix: a file name prefix, without '/'")])
+    (["--count", "1", "--prefix", "a\\b"], "--prefix: a file name prefix, without '/'"),
+    (["--replay", "x_scene.json", "--count", "5"], "--replay: not with --count"),
+    (["--replay", "x_scene.json", "--seed", "0", "--kinds", "ct"],
+     "--replay: not with --seed, --kinds (the scene record says what to render)")])
 def test_usage_errors_exit_64(tmp_path, capsys, argv, message):
     assert main(["synth", "--out", str(tmp_path), *argv]) == 64
     assert message in capsys.readouterr().err
@@ -223,3 +228,139 @@ def test_resume_refuses_a_journal_of_another_run(tmp_path, monkeypatch, capsys, 
     argv = [x for item in {**options, **change}.items() for x in item]
     assert main(["synth", *argv, "--resume"]) == 64
     assert message in capsys.readouterr().err
+
+
+def _disk_full_writing(monkeypatch, name_part: str) -> None:
+    """Any file whose name holds ``name_part`` gets half of its first write, then ENOSPC: a
+    disk that fills (or a run killed) while that file is written."""
+    import builtins
+    import errno
+    import io
+
+    real_open = io.open
+
+    class Full:
+        def __init__(self, fh) -> None:
+            self._fh = fh
+
+        def write(self, data):
+            self._fh.write(data[: len(data) // 2])
+            self._fh.flush()
+            raise OSError(errno.ENOSPC, "No space left on device", self._fh.name)
+
+        def __getattr__(self, name):
+            return getattr(self._fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self._fh.close()
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        writing = isinstance(file, (str, Path)) and any(c in mode for c in "wax")
+        return Full(fh) if writing and name_part in Path(file).name else fh
+
+    monkeypatch.setattr(io, "open", fake_open)
+    monkeypatch.setattr(builtins, "open", fake_open)
+
+
+@pytest.mark.parametrize("failing", ["annotations.json", "manifest.json"])
+def test_a_run_stopped_while_finishing_is_completed_by_resume(dataset, tmp_path, monkeypatch,
+                                                              capsys, failing):
+    """The documents are written whole (temporary file, rename), the manifest after the
+    annotations and the journal removed last: whichever write fails, the folder is an
+    interrupted run that --resume finishes, not a broken set that only --overwrite replaces."""
+    from training.sim.journal import JOURNAL
+
+    argv = ["synth", "--out", str(tmp_path), "--count", "4", "--seed", "21", "--config", CONFIG]
+    _disk_full_writing(monkeypatch, failing)
+    assert main(argv) == 74
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert f"cannot write in {tmp_path}: No space left on device" in err and "--resume" in err
+    assert not (tmp_path / "manifest.json").exists() and (tmp_path / JOURNAL).exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
+    assert main(argv) == 64  # not a finished set, and not silently made again
+    assert "--resume" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    assert _files(tmp_path) == _files(dataset)
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size_kb: int, readonly: bool = False):
+    """A small tmpfs at ``path`` (a real full disk or read-only folder); skips where mounting
+    is not allowed (the in-process fault tests above still run)."""
+    path.mkdir(parents=True, exist_ok=True)
+    opts = f"size={size_kb}k" + (",ro" if readonly else "")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_full_disk_stops_with_exit_74_and_resume_finishes_the_set(dataset, tmp_path, capsys):
+    """About 1.1 MB of scans on a 1 MB disk: a one-line error naming the folder (no
+    traceback), and once there is room --resume gives the uninterrupted run's bytes."""
+    with _tmpfs(tmp_path / "fs", 1024) as fs:
+        filler = fs / "filler"
+        filler.write_bytes(b"\0" * 600_000)
+        out = fs / "set"
+        argv = ["synth", "--out", str(out), "--count", "4", "--seed", "21", "--config", CONFIG]
+        assert main(argv) == 74
+        err = capsys.readouterr().err
+        assert f"cannot write in {out}: No space left on device" in err
+        assert "with --resume continues" in err and "Traceback" not in err
+        filler.unlink()
+        assert main([*argv, "--resume"]) == 0
+        assert _files(out) == _files(dataset)
+
+
+@pytest.mark.parametrize("kinds", ["xray", "ct"])
+def test_a_read_only_folder_is_exit_74_naming_it(tmp_path, capsys, kinds):
+    with _tmpfs(tmp_path / "ro", 64, readonly=True) as ro:
+        assert main(["synth", "--out", str(ro / "set"), "--count", "1", "--kinds", kinds]) == 74
+        assert f"cannot write in {ro / 'set'}: Read-only file system" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_the_set_and_leaves_other_files(dataset, tmp_path, capsys):
+    """--overwrite deletes the files the old set's documents list (4 scans here, 1 after),
+    never a file they do not list (notes.txt) nor one outside the folder that a doctored
+    annotations.json names; it says which other files it left."""
+    import shutil
+
+    out = tmp_path / "set"
+    shutil.copytree(dataset, out)
+    (out / "notes.txt").write_text("mine\n")
+    (tmp_path / "outside.txt").write_text("mine too\n")
+    doc = json.loads((out / "annotations.json").read_text())
+    doc["images"][0]["files"]["gray"] = "../outside.txt"
+    (out / "annotations.json").write_text(json.dumps(doc))
+    assert main(["synth", "--out", str(out), "--count", "1", "--seed", "22", "--config", CONFIG,
+                 "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "removed the 22 files of the data set" in err  # 4 x 5 files, 2 documents
+    assert "1 file(s) that are not from a data set made here (notes.txt)" in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["annotations.json", "manifest.json", "notes.txt",
+         *(f"synth_000000_{part}" for part in ("high.png", "low.png", "color.png", "gray.png",
+                                               "scene.json"))])
+    assert (tmp_path / "outside.txt").exists()
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 22
+
+
+def test_ctrl_c_says_that_resume_continues(tmp_path, monkeypatch, capsys):
+    import training.sim.writer as writer
+
+    def make(job, index):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "_make", make)
+    assert main(["synth", "--out", str(tmp_path), "--count", "2", "--config", CONFIG]) == 130
+    assert "interrupted; the scans finished so far are kept: the same command with --resume " \
+           "continues" in capsys.readouterr().err

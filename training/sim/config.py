@@ -4,6 +4,8 @@ Every value has a default here; ``configs/synth/default.yaml`` spells them out. 
 may set any subset. Unknown keys, wrong types and impossible values are `ConfigError`s that
 name the key, the bad value and what is valid. A pair ``[lo, hi]`` is a range to draw from
 (uniformly, or log-uniformly where noted); a ``{name: weight}`` dict is a weighted choice.
+Numbers must be finite; a number may be written as text (YAML 1.1 reads ``2e-4`` as a string),
+as in training recipes.
 """
 
 from __future__ import annotations
@@ -11,22 +13,38 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from detector.errors import UsageError
+
+#: The smallest field of view (mm, across and along the belt) a scanner may have: the parcel
+#: builders fit the parcel into it, and below about 20 mm a carton's walls meet (measured).
+MIN_FIELD_MM = 50.0
 
 
 class ConfigError(UsageError, ValueError):
     """A synth configuration that cannot be used; the message names the key."""
 
 
-def _range(section: str, name: str, value, lo_limit: float = 0.0, positive=True) -> None:
+def is_number(value, integer: bool = False) -> bool:
+    """A finite int or float (an int only with ``integer``), not a bool."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        return False
+    return math.isfinite(value)
+
+
+def _range(section: str, name: str, value, lo_limit: float = 0.0, positive=True,
+           integer: bool = False) -> None:
+    """``[low, high]``; ``integer`` for counts and pixels, which are drawn as integers (a
+    fraction would be dropped without a word)."""
     if (not isinstance(value, tuple) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise ConfigError(f"{section}.{name}: expected [low, high] numbers, got {list(value)!r}"
+            or not all(is_number(v, integer) for v in value)):
+        kind = "integers" if integer else "finite numbers"
+        raise ConfigError(f"{section}.{name}: expected [low, high] {kind}, got {list(value)!r}"
                           if isinstance(value, tuple) else
-                          f"{section}.{name}: expected [low, high] numbers, got {value!r}")
+                          f"{section}.{name}: expected [low, high] {kind}, got {value!r}")
     lo, hi = value
     if lo > hi or lo < lo_limit or (positive and lo <= 0):
         raise ConfigError(f"{section}.{name}: expected {lo_limit} {'<' if positive else '<='} "
@@ -39,23 +57,29 @@ def _weights(section: str, name: str, value, valid) -> None:
     for key, weight in value.items():
         if key not in valid:
             raise ConfigError(f"{section}.{name}: unknown name {key!r}; valid: {sorted(valid)}")
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-            raise ConfigError(f"{section}.{name}.{key}: expected a weight >= 0, got {weight!r}")
+        if not is_number(weight) or weight < 0:
+            raise ConfigError(f"{section}.{name}.{key}: expected a finite weight >= 0, got "
+                              f"{weight!r}")
     if sum(value.values()) <= 0:
         raise ConfigError(f"{section}.{name}: weights must not all be zero, got {value}")
 
 
 def _choices(section: str, name: str, value, minimum: float = 0.0) -> None:
     if (not isinstance(value, tuple) or not value
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum
-                       for v in value)):
+            or not all(is_number(v) and v >= minimum for v in value)):
         raise ConfigError(f"{section}.{name}: expected a non-empty list of numbers >= {minimum}, "
                           f"got {value!r}")
 
 
 def _fraction(section: str, name: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+    if not is_number(value) or not 0 <= value <= 1:
         raise ConfigError(f"{section}.{name}: expected a number in [0, 1], got {value!r}")
+
+
+def _positive(section: str, name: str, value) -> None:
+    if not is_number(value) or not value > 0:
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ConfigError(f"{section}.{name}: expected a number > 0, got {shown!r}")
 
 
 @dataclass(frozen=True)
@@ -85,11 +109,11 @@ class ScannerConfig:
             if kvp not in grid:
                 raise ConfigError(f"{s}.kvp: {kvp} has no shipped spectrum; valid: {list(grid)}")
         for name in ("front_csi_mm", "filter_cu_mm", "rear_csi_mm"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{s}.{name}: expected > 0, got {getattr(self, name)!r}")
-        for name in ("pixel_mm", "length_px", "source_distance_mm"):
+            _positive(s, name, getattr(self, name))
+        for name in ("pixel_mm", "source_distance_mm"):
             _range(s, name, getattr(self, name))
-        _range(s, "margin_px", self.margin_px, positive=False)
+        _range(s, "length_px", self.length_px, integer=True)
+        _range(s, "margin_px", self.margin_px, positive=False, integer=True)
         if not isinstance(self.fit_height, bool):
             raise ConfigError(f"{s}.fit_height: expected true or false, got {self.fit_height!r}")
         if not isinstance(self.channels, int) or not 32 <= self.channels <= 4096:
@@ -98,6 +122,14 @@ class ScannerConfig:
         if self.length_px[0] < 32 or 2 * self.margin_px[1] >= self.length_px[0]:
             raise ConfigError(f"{s}.length_px: expected >= 32 and room for the margins "
                               f"{list(self.margin_px)}, got {list(self.length_px)}")
+        across = self.channels * self.pixel_mm[0]
+        along = (self.length_px[1] - 2 * self.margin_px[0]) * self.pixel_mm[0]
+        if min(across, along) < MIN_FIELD_MM:
+            raise ConfigError(
+                f"{s}.pixel_mm: the field of view at the low pixel size, {across:g} mm across "
+                f"(channels x pixel_mm) and {along:g} mm along the belt (length_px high less "
+                f"the margins, x pixel_mm), must be >= {MIN_FIELD_MM:g} mm to hold a parcel; "
+                f"got pixel_mm {list(self.pixel_mm)}")
 
 
 @dataclass(frozen=True)
@@ -161,10 +193,15 @@ class SceneConfig:
         _weights(s, "forms", self.forms, packets.FORMS)
         _weights(s, "wraps", self.wraps, packets.WRAPS)
         for name in ("items", "packets_per_positive", "decoys"):
-            _range(s, name, getattr(self, name), positive=False)
+            _range(s, name, getattr(self, name), positive=False, integer=True)
+        if self.packets_per_positive[0] < 1:
+            raise ConfigError(f"{s}.packets_per_positive: expected 1 <= low <= high (a positive "
+                              f"scan holds at least one packet; positive_fraction: 0 makes "
+                              f"none), got {list(self.packets_per_positive)}")
         for name in ("packet_mass_g", "decoy_mass_g"):
             _range(s, name, getattr(self, name))
-        if not self.min_packet_mass_g > 0 or self.min_packet_mass_g > self.packet_mass_g[0]:
+        _positive(s, "min_packet_mass_g", self.min_packet_mass_g)
+        if self.min_packet_mass_g > self.packet_mass_g[0]:
             raise ConfigError(f"{s}.min_packet_mass_g: expected 0 < value <= packet_mass_g low "
                               f"({self.packet_mass_g[0]}), got {self.min_packet_mass_g!r}")
 
@@ -210,16 +247,18 @@ def _build(cls, data, where: str):
     for key in data:
         if key not in known:
             name = f"{where}.{key}" if where else str(key)
+            ct = " (a ct: section is read with --kinds ct)" if name == "ct" else ""
             raise ConfigError(f"unknown key {name!r}; valid keys "
-                              f"{'in ' + where if where else 'at the top level'}: {sorted(known)}")
+                              f"{'in ' + where if where else 'at the top level'}: "
+                              f"{sorted(known)}{ct}")
     values = {}
     for key, value in data.items():
         sub = _SECTIONS.get(key) if cls is SynthConfig else None
         if sub is not None:
             values[key] = _build(sub, value, key)
         else:
-            values[key] = _as_declared(known[key], tuple(value) if isinstance(value, list)
-                                       else value)
+            values[key] = as_declared(known[key], tuple(value) if isinstance(value, list)
+                                      else value)
     try:
         return cls(**values)
     except TypeError as exc:  # a value of the wrong kind reached a comparison
@@ -227,13 +266,19 @@ def _build(cls, data, where: str):
 
 
 def _number(value, like):
-    """``value`` as a float where the default is a float (YAML writes 160 for 160.0)."""
+    """``value`` as a float where the default is a float (YAML writes 160 for 160.0, and
+    YAML 1.1 reads 2e-4 as text); anything else is left for the checks to refuse."""
+    if isinstance(like, float) and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
     if isinstance(like, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
 
 
-def _as_declared(f, value):
+def as_declared(f, value):
     """Ints to floats where the field's default holds floats, so equal configs hash equal."""
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     if isinstance(value, tuple) and isinstance(default, tuple) and default:

@@ -47,7 +47,7 @@ def read_journal(out: Path, identity: dict) -> list[tuple[dict, list[dict]]]:
 
 
 def render_journaled(make_all, out: Path, count: int, identity: dict, resume: bool,
-                     bar) -> list[tuple[dict, list[dict]]]:
+                     bar, unit: str = "scans") -> list[tuple[dict, list[dict]]]:
     """Entries for scans 0..count-1: those a journal in ``out`` holds (``resume``), then
     ``make_all(start)`` (an iterator of the entries from scan ``start`` on, in order), each
     appended to the journal once its files are written. The caller removes the journal after
@@ -55,10 +55,10 @@ def render_journaled(make_all, out: Path, count: int, identity: dict, resume: bo
     identity = json.loads(json.dumps(identity))  # as a journal reads back: lists, not tuples
     entries = read_journal(out, identity) if resume else []
     if len(entries) > count:
-        raise JournalError(f"{out / JOURNAL}: holds {len(entries)} finished scans, more than "
-                           f"--count {count}")
+        raise JournalError(f"{out / JOURNAL}: holds {len(entries)} finished {unit}, more "
+                           f"than --count {count}")
     if entries:
-        print(f"resuming: {len(entries)} of {count} scans were made by an earlier run",
+        print(f"resuming: {len(entries)} of {count} {unit} were made by an earlier run",
               file=sys.stderr)
     bar.update(len(entries))
     path = out / JOURNAL

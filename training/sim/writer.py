@@ -12,12 +12,14 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.outputs import write_atomic
 from detector.report import Progress
 from training.sim.config import SynthConfig
 from training.sim.journal import JOURNAL, render_journaled
 
 CATEGORY = {"id": 1, "name": "concealed_organic"}
-OUTPUT_FILES = ("annotations.json", "manifest.json")
+#: Written last by a finished run: a folder holds a complete data set once this is there.
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class _Job:
 
 
 def write_png(path: Path, image, compression: int) -> None:
-    """PNG via OpenCV (RGB images are given RGB); `OSError` if it cannot be written."""
+    """PNG via OpenCV (RGB images are given RGB); `OSError` naming the file and the reason
+    (e.g. ENOSPC) if it cannot be written."""
     import cv2
 
     pixels = image[..., ::-1] if image.ndim == 3 else image
@@ -37,8 +40,13 @@ def write_png(path: Path, image, compression: int) -> None:
     # default search on these scans and much faster.
     params = [cv2.IMWRITE_PNG_COMPRESSION, compression,
               cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-    if not cv2.imwrite(str(path), pixels, params):
-        raise OSError(f"could not write {path}")
+    # Encoded in memory, not cv2.imwrite: that only returns False, without the errno that
+    # tells a full disk from a read-only folder. A file cut short is not in the journal, so
+    # --resume makes that scan again.
+    ok, buf = cv2.imencode(".png", pixels, params)
+    if not ok:
+        raise ValueError(f"{path}: cannot encode a PNG from {pixels.shape} {pixels.dtype}")
+    path.write_bytes(buf.tobytes())
 
 
 def write_scan(out_dir: Path, result, compression: int) -> None:
@@ -131,10 +139,85 @@ def journal_identity(kinds: str, config: SynthConfig, seed: int, prefix: str) ->
 
 
 def finish(out: Path, doc: dict, made: dict) -> None:
-    """Write the data set's two documents, then drop the journal that made them resumable."""
-    (out / "annotations.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (out / "manifest.json").write_text(json.dumps(made, indent=1, sort_keys=True) + "\n")
+    """Write the data set's two documents, each whole or not at all (`write_atomic`): first
+    ``annotations.json``, then the manifest, which marks the set complete; the journal goes
+    last, so a run stopped at any point here is finished by ``--resume``. `OutputError` when
+    a document cannot be written."""
+    write_atomic(out / "annotations.json", (json.dumps(doc, indent=1) + "\n").encode())
+    write_atomic(out / MANIFEST, (json.dumps(made, indent=1, sort_keys=True) + "\n").encode())
     (out / JOURNAL).unlink(missing_ok=True)
+
+
+def _scan_files(entry: dict) -> list[str]:
+    """The files one COCO image entry (2-D or CT) names: its views or volumes, their
+    sidecars and its scene record."""
+    names = [f"{entry['scan_id']}_scene.json"]
+    for value in entry.get("files", {}).values():
+        for name in value if isinstance(value, list) else [value]:
+            names += [name, str(Path(name).with_suffix(".json"))] if name.endswith(".npy") \
+                else [name]
+    return names
+
+
+def _manifest_files(made: dict) -> list[str]:
+    """The files the scans of a manifest's run are named, from its prefix, count and kind."""
+    from training.sim_ct.generate import volume_name
+
+    names = []
+    kvps = made.get("ct_config", {}).get("kvp", []) if made.get("kinds") == "ct" else None
+    for i in range(int(made["count"])):
+        name = f"{made['prefix']}{i:06d}"
+        names.append(f"{name}_scene.json")
+        if kvps is None:
+            names += [f"{name}_{part}.png" for part in ("high", "low", "color", "gray")]
+        for k, kvp in enumerate(kvps or []):
+            volume = volume_name(name, kvp, k == 0)
+            names += [volume, volume[:-len(".npy")] + ".json"]
+    return names
+
+
+def data_set_files(out: Path) -> list[str]:
+    """The file names a data set in ``out`` wrote, as its annotations, manifest and journal
+    list them (each that can be read), then those three documents; only plain names in
+    ``out``, whatever the documents say."""
+    from training.sim.journal import read_journal
+
+    names = []
+    sources = [
+        lambda: json.loads((out / "annotations.json").read_text())["images"],
+        lambda: [entry for entry, _ in read_journal(out, {})],
+    ]
+    for images in sources:
+        try:
+            names += [n for entry in images() for n in _scan_files(entry)]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # a document cut short: the others still list the scans
+    try:
+        names += _manifest_files(json.loads((out / MANIFEST).read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    names += [MANIFEST, "annotations.json", JOURNAL, Path(JOURNAL).with_suffix(".tmp").name]
+    return [n for n in dict.fromkeys(names)
+            if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..")]
+
+
+def remove_data_set(out: Path) -> tuple[int, list[str]]:
+    """Delete the data set in ``out`` (`data_set_files`), its manifest first so that a folder
+    left half-cleared is not a finished set, and `write_atomic` leftovers; return (files
+    removed, names of the files left, which the set did not write)."""
+    from detector.outputs import remove_temporaries
+
+    if not out.is_dir():
+        return 0, []
+    names = data_set_files(out)
+    removed = 0
+    for name in [MANIFEST, *(n for n in names if n != MANIFEST)]:
+        path = out / name
+        if path.is_symlink() or path.is_file():  # a link itself, never what it points to
+            path.unlink()
+            removed += 1
+    removed += len(remove_temporaries(out))
+    return removed, sorted(p.name for p in out.iterdir())
 
 
 def add_benign_objects(folder: str | Path) -> int:
@@ -168,7 +251,5 @@ def add_benign_objects(folder: str | Path) -> int:
         entry["benign_object"] = (benign_boxes3d(scene, grid, avoid) if ct
                                   else benign_objects(scene, avoid))
         total += len(entry["benign_object"])
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
+    write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
     return total

@@ -8,6 +8,7 @@ Volume ``i`` depends only on (config, seed, i): the output is the same for any w
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from functools import partial
@@ -38,7 +39,11 @@ def write_volume(out_dir: Path, result) -> None:
 
     for i, (kvp, hu) in enumerate(result.volumes.items()):
         path = out_dir / volume_name(result.name, kvp, i == 0)
-        np.save(path, hu)
+        # Saved to memory first: np.save to a path reports a full disk as "N requested and M
+        # written", without the errno that says why.
+        buf = io.BytesIO()
+        np.save(buf, hu)
+        path.write_bytes(buf.getvalue())
         write_sidecar(path, [result.voxel_mm] * 3)
     (out_dir / f"{result.name}_scene.json").write_text(json.dumps(result.record) + "\n")
 
@@ -63,7 +68,7 @@ def write_ct_dataset(out_dir: str | Path, config: SynthConfig, ct: CtConfig, cou
     with Progress(count, "simulating CT volumes", "volume", enabled=progress) as bar:
         entries = render_journaled(
             lambda start: map_scans(partial(_make, job), count, workers, start), out, count,
-            identity, resume, bar)
+            identity, resume, bar, unit="volumes")
     doc = coco(entries)
     doc["info"] = {"description": "concealscan simulated parcel CT volumes (concealscan synth "
                                   "--kinds ct); bbox3d is [x1, y1, z1, x2, y2, z2] in voxels, "
