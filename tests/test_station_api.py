@@ -498,3 +498,29 @@ def test_confirm_needs_an_alarm_or_the_boxes_confirmed(client, station, monkeypa
     assert r.status_code == 422 and "did not alarm" in r.text
     named = client.post(url, json={"decision": "confirm", "boxes": [[1, 1, 9, 9]]})
     assert named.status_code == 201
+
+
+def test_an_upload_whose_random_id_is_taken_gets_another_and_both_stay(client, station,
+                                                                      monkeypatch):
+    """Ids are random; if one repeats, the new scan must get its own id, never share (or be
+    hidden behind) the stored one."""
+    from detector.station import station as station_module
+
+    first = upload_dual(client)
+    fresh = "20261128T000000-0000beef"
+    ids = iter([first["id"], fresh])
+    monkeypatch.setattr(station_module, "new_scan_id", lambda: next(ids))
+    second = upload_dual(client)
+    assert second["id"] == fresh
+    assert {s["id"] for s in client.get("/api/scans").json()["scans"]} == {first["id"], fresh}
+
+
+def test_a_row_id_already_used_by_another_source_is_an_error_not_ignored(station):
+    from detector.station.db import DatabaseError, ScanRow
+
+    base = dict(id="20261128T000000-0000abcd", received_at="t", kind="dual", files=(),
+                status="ok", alarm=False, error=None, model_version="m", result={})
+    assert station.db.insert_scan(ScanRow(source="upload:a", **base))
+    assert not station.db.insert_scan(ScanRow(source="upload:a", **base))  # idempotent
+    with pytest.raises(DatabaseError, match="already used by another scan"):
+        station.db.insert_scan(ScanRow(source="watch:b", **base))

@@ -426,3 +426,60 @@ def test_names_and_arrival_orders_a_scanner_may_use(tmp_path):
     assert lines(tmp_path / "out")[-1]["status"] == "ok"
     w.close()
     assert watcher(tmp_path, handle).recover() == 0  # nothing left half-done
+
+
+def _drop_colour(inbox: Path, name: str) -> None:
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / name).write_bytes(colour_bytes())
+    _settled(inbox / name)
+
+
+def _watch_once(inbox: Path, out: Path, handle, station: Station) -> list[dict]:
+    cfg = WatchConfig(inbox=inbox, out=out, settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, handle.analyze, record=station.receive_analysed,
+                take_source=station.take_source)
+    w.poll_once()
+    w.close()
+    return lines(out)
+
+
+def test_two_inboxes_with_one_file_name_both_reach_the_station(tmp_path, handle):
+    """Two scanners feeding one station may both write bag5.png: the second scan gets its
+    own key (bag5~2) in its results.jsonl and in the station, never the first one's row."""
+    station = Station(tmp_path / "data", handle)
+    _drop_colour(tmp_path / "inbox1", "bag5.png")
+    _drop_colour(tmp_path / "inbox2", "bag5.png")
+    first = _watch_once(tmp_path / "inbox1", tmp_path / "out1", handle, station)
+    second = _watch_once(tmp_path / "inbox2", tmp_path / "out2", handle, station)
+    assert [ln["id"] for ln in first] == ["bag5"] and [ln["id"] for ln in second] == ["bag5~2"]
+    assert sorted(r.source for r in station.db.list_scans()) == ["watch:bag5", "watch:bag5~2"]
+    assert (tmp_path / "inbox2" / "processed" / "bag5~2" / "bag5.png").is_file()
+
+
+def test_a_name_seen_before_archiving_still_reaches_the_station(tmp_path, handle):
+    """processed/ and results/ archived (or a scanner's counter restarted): the station still
+    knows watch:bag5, so the new bag5.png is bag5~2 everywhere, and both are in the queue."""
+    station = Station(tmp_path / "data", handle)
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    _drop_colour(inbox, "bag5.png")
+    _watch_once(inbox, out, handle, station)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    os.rename(inbox / "processed", archive / "processed")
+    os.rename(out, archive / "out")
+    _drop_colour(inbox, "bag5.png")
+    assert [ln["id"] for ln in _watch_once(inbox, out, handle, station)] == ["bag5~2"]
+    rows = station.db.list_scans()
+    assert sorted(r.source for r in rows) == ["watch:bag5", "watch:bag5~2"]
+    assert len({r.id for r in rows}) == 2
+
+
+def test_a_key_taken_by_another_watcher_in_flight_is_not_reused(tmp_path, handle):
+    """Another inbox's watcher has claimed bag5 but not yet recorded it: the reservation,
+    not only the recorded rows, keeps this watcher off that key."""
+    station = Station(tmp_path / "data", handle)
+    assert station.take_source("watch:bag5")  # the other watcher, between claim and record
+    _drop_colour(tmp_path / "inbox", "bag5.png")
+    got = _watch_once(tmp_path / "inbox", tmp_path / "out", handle, station)
+    assert [ln["id"] for ln in got] == ["bag5~2"]
+    assert not station.take_source("watch:bag5~2")

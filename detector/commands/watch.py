@@ -49,17 +49,17 @@ def run(args: argparse.Namespace) -> int:
                         stream=sys.stderr)
     load, _ = detector_loader(args.model, args.threads)
     handle = load()
-    record = None
+    record = take_source = None
     if args.data is not None:
         from detector.station.station import Station
 
         station = Station(args.data, handle)
         station.recover()
-        record = station.receive_analysed
+        record, take_source = station.receive_analysed, station.take_source
     try:
         config = WatchConfig(inbox=args.inbox, out=args.out, settle_s=args.settle,
                              pair_timeout_s=args.pair_timeout)
-        watcher = Watcher(config, handle.analyze, record=record)
+        watcher = Watcher(config, handle.analyze, record=record, take_source=take_source)
     except (ValueError, WatchLockedError) as exc:
         raise UsageError(str(exc)) from exc
     stop = []

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS scans (
     CHECK (status = 'ok' OR alarm = 1)
 );
 CREATE INDEX IF NOT EXISTS scans_received ON scans (received_at);
+CREATE TABLE IF NOT EXISTS sources_taken (
+    source TEXT PRIMARY KEY,
+    taken_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
     scan_id TEXT NOT NULL REFERENCES scans (id),
@@ -194,20 +198,43 @@ class Database:
 
     # -- scans -------------------------------------------------------------------------------
     def insert_scan(self, row: ScanRow) -> bool:
-        """Insert ``row``; False (and nothing written) if its ``source`` is already stored."""
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO scans (id, source, received_at, kind, files, status, "
-                "alarm, error, model_version, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (row.id, row.source, row.received_at, row.kind, json.dumps(list(row.files)),
-                 row.status, int(row.alarm), row.error,
-                 row.model_version, json.dumps(row.result)))
-            return cur.rowcount == 1
+        """Insert ``row``; False (and nothing written) if its ``source`` is already stored.
+        An ``id`` already used by another source is an error, never ignored: it would hide
+        the new scan."""
+        try:
+            with self.transaction() as conn:
+                cur = conn.execute(
+                    "INSERT INTO scans (id, source, received_at, kind, files, status, alarm, "
+                    "error, model_version, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (source) DO NOTHING",
+                    (row.id, row.source, row.received_at, row.kind, json.dumps(list(row.files)),
+                     row.status, int(row.alarm), row.error,
+                     row.model_version, json.dumps(row.result)))
+                return cur.rowcount == 1
+        except sqlite3.IntegrityError as exc:
+            raise DatabaseError(f"scan id {row.id!r} is already used by another scan "
+                                f"(source {row.source!r} not recorded): {exc}") from exc
 
     def has_source(self, source: str) -> bool:
         with self.connect() as conn:
             return conn.execute("SELECT 1 FROM scans WHERE source = ?",
                                 (source,)).fetchone() is not None
+
+    def has_scan(self, scan_id: str) -> bool:
+        with self.connect() as conn:
+            return conn.execute("SELECT 1 FROM scans WHERE id = ?",
+                                (scan_id,)).fetchone() is not None
+
+    def take_source(self, source: str) -> bool:
+        """Reserve ``source`` for one new scan: False if a scan was recorded with it or it was
+        reserved before. Two watch folders feeding one station, or a watch folder whose
+        processed/ and results/ were archived, reuse names; each scan needs its own."""
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM scans WHERE source = ?", (source,)).fetchone():
+                return False
+            cur = conn.execute("INSERT INTO sources_taken (source, taken_at) VALUES (?, ?) "
+                               "ON CONFLICT (source) DO NOTHING", (source, utc_now()))
+            return cur.rowcount == 1
 
     def get_scan(self, scan_id: str) -> ScanRow:
         with self.connect() as conn:

@@ -126,7 +126,7 @@ class Station:
         roles = check_roles([u.role for u in uploads])
         for up in uploads:
             image_suffix(up.data, up.role)  # refuse non-images before anything is stored
-        scan_id = new_scan_id()
+        scan_id = self._unused_id()
         staging = self.store.staging_dir(scan_id)
         try:
             self.store.write_uploads(staging, sorted(uploads, key=lambda u: roles.index(u.role)))
@@ -137,13 +137,19 @@ class Station:
             raise
         return self._finish(scan_id, f"upload:{scan_id}", None, received_at)
 
+    def take_source(self, source: str) -> bool:
+        """Reserve ``source`` (``watch:KEY``) for a new scan; False if it is taken (the watch
+        folder then picks another key, so that results.jsonl and the station agree)."""
+        return self.db.take_source(source)
+
     def receive_analysed(self, source: str, files: Sequence[Path],
                          analysis: an.Analysis | None) -> ScanRow:
-        """Record a scan the watch folder analysed (None: analyse it here); idempotent."""
+        """Record a scan the watch folder analysed (None: analyse it here); idempotent, so
+        ``source`` must be new to this station for each new scan (`take_source`)."""
         if self.db.has_source(source):
             return self._row_for_source(source)
         received_at = utc_now()
-        scan_id = new_scan_id()
+        scan_id = self._unused_id()
         staging = self.store.staging_dir(scan_id)
         try:
             if analysis is not None and an.line_kind(analysis.line) == "ct":
@@ -198,6 +204,14 @@ class Station:
                               scan=self._recent.get(row.id))
 
     # -- internals ---------------------------------------------------------------------------
+    def _unused_id(self) -> str:
+        """A new id no scan folder or row has (ids are random: a clash is unlikely, but one
+        would have put two scans under one id)."""
+        while True:
+            scan_id = new_scan_id()
+            if not self.store.scan_dir(scan_id).exists() and not self.db.has_scan(scan_id):
+                return scan_id
+
     def _ref(self, scan_id: str) -> ScanRef:
         # Stored as file.* or high.* + low.*: sorted, a pair is (high, low) as ScanRef wants.
         return ScanRef(id=scan_id, files=tuple(self.store.input_files(scan_id)))

@@ -77,10 +77,14 @@ class Watcher:
 
     def __init__(self, config: WatchConfig, analyze: an.Analyzer,
                  record: Callable[[str, list[Path], an.Analysis | None], object] | None = None,
-                 step: Callable[[str], None] = lambda name: None) -> None:
+                 step: Callable[[str], None] = lambda name: None,
+                 take_source: Callable[[str], bool] | None = None) -> None:
         self.cfg = config
         self.analyze = analyze
         self.record = record  # the station, when --data is given: (source, files, analysis)
+        # the station's reservation of ``watch:KEY`` (`Station.take_source`): another inbox
+        # feeding it, or an archived processed/ and results/, may have used KEY before
+        self.take_source = take_source
         self._step = step  # tests stop here to act out a kill at each state change
         inbox = Path(config.inbox)
         self.work, self.processed, self.failed = (inbox / n for n in
@@ -241,7 +245,8 @@ class Watcher:
         base = _KEY_RE.sub("_", scan_id)[:100] or "scan"
         key, n = base, 1
         while any((d / key).exists() for d in (self.work, self.processed, self.failed)) or \
-                (self.results / f"{key}.json").exists() or key in self._reported:
+                (self.results / f"{key}.json").exists() or key in self._reported or \
+                (self.take_source is not None and not self.take_source(f"watch:{key}")):
             n += 1
             key = f"{base}~{n}"
         return key
