@@ -524,3 +524,22 @@ def test_a_row_id_already_used_by_another_source_is_an_error_not_ignored(station
     assert not station.db.insert_scan(ScanRow(source="upload:a", **base))  # idempotent
     with pytest.raises(DatabaseError, match="already used by another scan"):
         station.db.insert_scan(ScanRow(source="watch:b", **base))
+
+
+def test_a_refused_upload_leaves_nothing_that_a_restart_would_add(client, station,
+                                                                   monkeypatch):
+    """507 (the database cannot be written: a root-owned station.sqlite) must leave no scan
+    folder: recover() used to add it at the next start, so a client that retried got its
+    scan twice."""
+    def readonly(row):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    with monkeypatch.context() as m:
+        m.setattr(station.db, "insert_scan", readonly)
+        r = client.post("/api/scans", files={"file": ("c.png", colour_bytes())})
+        assert r.status_code == 507, r.text
+    assert [p.name for p in station.store.root.iterdir() if not p.name.startswith(".")] == []
+    assert Station(station.data_dir, DetectorHandle(analyze=None)).recover() == 0
+    retried = client.post("/api/scans", files={"file": ("c.png", colour_bytes())})
+    assert retried.status_code == 201
+    assert [s["id"] for s in client.get("/api/scans").json()["scans"]] == [retried.json()["id"]]

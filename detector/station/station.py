@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -135,7 +136,7 @@ class Station:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self._finish(scan_id, f"upload:{scan_id}", None, received_at)
+        return self._finish_or_discard(scan_id, f"upload:{scan_id}", None, received_at)
 
     def take_source(self, source: str) -> bool:
         """Reserve ``source`` (``watch:KEY``) for a new scan; False if it is taken (the watch
@@ -166,7 +167,7 @@ class Station:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self._finish(scan_id, source, analysis, received_at)
+        return self._finish_or_discard(scan_id, source, analysis, received_at)
 
     def recover(self) -> int:
         """Finish scans whose files were committed but whose row was not; return how many."""
@@ -212,6 +213,22 @@ class Station:
             if not self.store.scan_dir(scan_id).exists() and not self.db.has_scan(scan_id):
                 return scan_id
 
+    def _finish_or_discard(self, scan_id: str, source: str, analysis: an.Analysis | None,
+                           received_at: str) -> ScanRow:
+        """`_finish`; if it fails before the row is stored, remove the scan folder: the
+        client was refused (507) and may retry, and `recover` would have added it a second
+        time. A kill still leaves the folder to `recover` (then no one was answered)."""
+        try:
+            return self._finish(scan_id, source, analysis, received_at)
+        except BaseException:
+            try:
+                recorded = self.db.has_scan(scan_id)
+            except (sqlite3.Error, OSError):  # cannot tell: keep it for recover()
+                recorded = True
+            if not recorded:
+                self.store.discard(scan_id)
+            raise
+
     def _ref(self, scan_id: str) -> ScanRef:
         # Stored as file.* or high.* + low.*: sorted, a pair is (high, low) as ScanRef wants.
         return ScanRef(id=scan_id, files=tuple(self.store.input_files(scan_id)))
@@ -252,7 +269,8 @@ class Station:
                       status=an.line_status(line), alarm=an.line_alarm(line),
                       error=an.line_error(line), model_version=an.line_model_version(line),
                       result=line)
-        if not self.db.insert_scan(row):
+        if not self.db.insert_scan(row):  # recorded meanwhile (from another folder): one row
+            self.store.discard(scan_id)  # per source, and this copy would be redone each start
             return self._row_for_source(source)
         return self.db.get_scan(scan_id)
 

@@ -163,6 +163,10 @@ class ScanStore:
     def input_files(self, scan_id: str) -> list[Path]:
         return sorted((self.scan_dir(scan_id) / "input").iterdir())
 
+    def discard(self, scan_id: str) -> None:
+        """Remove a committed scan folder that was never recorded (its client was refused)."""
+        shutil.rmtree(self.scan_dir(scan_id), ignore_errors=True)
+
     def remove_stale_staging(self) -> int:
         """Delete half-built scans left by a process that died (their client never got an
         answer); return how many. Staging of a live process (the ``serve`` or ``watch``
