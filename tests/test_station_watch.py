@@ -483,3 +483,25 @@ def test_a_key_taken_by_another_watcher_in_flight_is_not_reused(tmp_path, handle
     got = _watch_once(tmp_path / "inbox", tmp_path / "out", handle, station)
     assert [ln["id"] for ln in got] == ["bag5~2"]
     assert not station.take_source("watch:bag5~2")
+
+
+def test_a_stop_request_ends_the_run_after_the_scan_in_hand(tmp_path, handle, caplog):
+    """SIGTERM sets the stop flag: the watcher finishes the scan it is processing and
+    stops, instead of first draining the whole backlog (after an outage, thousands)."""
+    inbox = tmp_path / "inbox"
+    for i in range(5):
+        _drop_colour(inbox, f"bag{i}.png")
+    stop = []
+
+    def stop_after_first(name):
+        if name == "after-report":
+            stop.append(True)  # what the SIGTERM handler does, mid-scan
+
+    w = watcher(tmp_path, handle, step=stop_after_first)
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        w.run(lambda: bool(stop))
+    w.close()
+    assert [ln["id"] for ln in lines(tmp_path / "out")] == ["bag0"]
+    assert sorted(p.name for p in inbox.glob("*.png")) == [f"bag{i}.png" for i in range(1, 5)]
+    assert list((inbox / "work").iterdir()) == []
+    assert [r.message for r in caplog.records if "stopping" in r.message] != []

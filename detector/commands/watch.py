@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.once:
             watcher.recover()
-            watcher.poll_once()
+            watcher.poll_once(should_stop=lambda: bool(stop))
             if watcher.waiting:
                 print(f"concealscan watch: {watcher.waiting} input(s) still being written "
                       f"(changed within --settle {args.settle:g} s) or waiting for their other "

@@ -120,21 +120,30 @@ class Watcher:
                 self._process(key)
         return len(keys)
 
-    def poll_once(self, now: float | None = None) -> int:
-        """Claim and process every complete scan now in INBOX; return how many."""
+    def poll_once(self, now: float | None = None,
+                  should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Claim and process every complete scan now in INBOX, or up to the first scan after
+        which ``should_stop()`` says so (a backlog of thousands must not hold up a SIGTERM);
+        return how many."""
         now = time.time() if now is None else now
         done = 0
         for ref in self._ready(now):
+            if should_stop():
+                break
             key = self._claim(ref)
             self._process(key)
             done += 1
         return done
 
     def run(self, should_stop: Callable[[], bool]) -> None:
+        """`recover`, then poll until ``should_stop()``: the scan in hand is finished, the
+        rest stays in INBOX for the next start."""
         self.recover()
         while not should_stop():
-            if self.poll_once() == 0:
+            if self.poll_once(should_stop=should_stop) == 0 and not should_stop():
                 time.sleep(self.cfg.poll_s)
+        log.info("stopping: the scan in hand is finished; what is still in %s waits for the "
+                 "next start", self.cfg.inbox)
 
     # -- discovery and claiming --------------------------------------------------------------
     def _ready(self, now: float) -> list[InputRef]:
