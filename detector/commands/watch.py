@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detector.outputs import EXIT_OUTPUT, OutputError
     from detector.station.detectors import detector_loader
     from detector.station.watch import WatchConfig, Watcher, WatchLockedError
 
@@ -50,18 +51,21 @@ def run(args: argparse.Namespace) -> int:
     load, _ = detector_loader(args.model, args.threads)
     handle = load()
     record = take_source = None
-    if args.data is not None:
-        from detector.station.station import Station
-
-        station = Station(args.data, handle)
-        station.recover()
-        record, take_source = station.receive_analysed, station.take_source
     try:
+        if args.data is not None:
+            from detector.station.station import Station
+
+            station = Station(args.data, handle)
+            station.recover()
+            record, take_source = station.receive_analysed, station.take_source
         config = WatchConfig(inbox=args.inbox, out=args.out, settle_s=args.settle,
                              pair_timeout_s=args.pair_timeout)
         watcher = Watcher(config, handle.analyze, record=record, take_source=take_source)
     except (ValueError, WatchLockedError) as exc:
         raise UsageError(str(exc)) from exc
+    except OutputError as exc:  # wrong owner, read-only mount: nothing was claimed yet
+        print(f"concealscan watch: error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):  # finish the scan in hand, then stop
         signal.signal(sig, lambda *_: stop.append(True))
@@ -83,8 +87,6 @@ def run(args: argparse.Namespace) -> int:
                   "Ctrl-C to stop", file=sys.stderr)
             watcher.run(lambda: bool(stop))
     except OSError as exc:  # full disk, read-only OUT: every scan's state is on disk
-        from detector.outputs import EXIT_OUTPUT
-
         print(f"concealscan watch: error: {exc}; stopped. Nothing is lost: restart when it "
               "can write again and every unfinished scan is resumed", file=sys.stderr)
         return EXIT_OUTPUT

@@ -6,6 +6,7 @@ retraining and audits is exactly what operators did, in order.
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from detector.outputs import OutputError
+from detector.station.storage import as_output_error, check_writable, who_owns
 
 SCHEMA_VERSION = 1
 DECISIONS = ("confirm", "clear", "missed")
@@ -340,7 +344,13 @@ def _scan_row(r: sqlite3.Row) -> ScanRow:
 def open_database(path: Path) -> Database:
     """Create or open the database at ``path``: WAL mode, schema, integrity check."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise as_output_error(exc, path.parent) from exc
+    check_writable(path.parent)  # SQLite makes its -wal and -shm files beside it
+    if path.exists():
+        check_writable(path)
     db = Database(path)
     try:
         with db.connect() as conn:
@@ -352,6 +362,11 @@ def open_database(path: Path) -> Database:
             _check_version(conn, path)
         db.hold_open()
     except sqlite3.DatabaseError as exc:
+        if any(w in str(exc) for w in ("readonly", "unable to open", "read-only")):
+            # a permission or mount problem (e.g. a -wal file owned by root), not a damaged
+            # database: say so, or the admin goes looking for corruption
+            raise OutputError(path, PermissionError(errno.EACCES, f"{exc}; {who_owns(path)}")) \
+                from exc
         raise DatabaseError(f"{path}: not a usable station database: {exc}") from exc
     return db
 

@@ -24,6 +24,7 @@ from detector.scan import Scan
 from detector.station import analysis as an
 from detector.station import views
 from detector.station.db import Database, NotFoundError, ScanRow, open_database, utc_now
+from detector.station.storage import as_output_error, check_writable
 from detector.station.store import (
     ROLES_DUAL,
     ROLES_SINGLE,
@@ -104,9 +105,14 @@ class Station:
         if jobs < 1:
             raise ValueError(f"jobs: expected >= 1, got {jobs}")
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db: Database = open_database(self.data_dir / "station.sqlite")
-        self.store = ScanStore(self.data_dir)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            check_writable(self.data_dir)
+            self.db: Database = open_database(self.data_dir / "station.sqlite")
+            self.store = ScanStore(self.data_dir)
+            check_writable(self.store.root)
+        except OSError as exc:  # wrong owner, read-only mount: stop now, naming the path
+            raise as_output_error(exc) from exc
         self._detector = detector
         self._slots = threading.BoundedSemaphore(jobs)
         self._recent = RecentScans(RECENT_SCAN_BYTES)

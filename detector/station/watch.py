@@ -33,6 +33,7 @@ from detector.dicom_ct import sort_dicom_folder
 from detector.outputs import remove_temporaries, write_atomic
 from detector.readers import ScanRef, discover_scans
 from detector.station import analysis as an
+from detector.station.storage import as_output_error, check_writable
 from detector.volume_inputs import (
     VOLUME_SUFFIXES,
     InputRef,
@@ -92,11 +93,17 @@ class Watcher:
         self.results = Path(config.out) / "results"
         self.overlays = Path(config.out) / "overlays"
         self.jsonl = Path(config.out) / "results.jsonl"
-        for d in (self.work, self.processed, self.failed, self.results, self.overlays):
-            d.mkdir(parents=True, exist_ok=True)
-        # held while we live; O_NOFOLLOW: a link planted as the lock file is not followed
-        fd = os.open(inbox / ".watch.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-                     | os.O_NOFOLLOW, 0o644)
+        try:  # wrong owner or a read-only mount: stop now, naming the folder and its owner
+            for d in (self.work, self.processed, self.failed, self.results, self.overlays):
+                d.mkdir(parents=True, exist_ok=True)
+            for d in (inbox, self.work, self.processed, self.failed, self.results,
+                      self.overlays, *([self.jsonl] if self.jsonl.exists() else [])):
+                check_writable(d)  # inputs are renamed out of INBOX: it must be writable
+            # held while we live; O_NOFOLLOW: a link planted as the lock file is not followed
+            fd = os.open(inbox / ".watch.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                         | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise as_output_error(exc) from exc
         self._lock_fh = os.fdopen(fd, "a")
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
