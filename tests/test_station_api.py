@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -543,3 +544,22 @@ def test_a_refused_upload_leaves_nothing_that_a_restart_would_add(client, statio
     retried = client.post("/api/scans", files={"file": ("c.png", colour_bytes())})
     assert retried.status_code == 201
     assert [s["id"] for s in client.get("/api/scans").json()["scans"]] == [retried.json()["id"]]
+
+
+@pytest.mark.parametrize("unwritable", ["station.sqlite", "scans", "."])
+def test_health_is_503_when_scans_cannot_be_stored(client, station, monkeypatch, unwritable):
+    """A station.sqlite (or data folder) another user owns: every upload would be 507, so
+    health must not say ok. os.access is what the check asks; as root nothing else can take
+    write permission away in-process (tests/test_station_permissions.py runs as nobody)."""
+    import os
+
+    assert client.get("/api/health").json()["status"] == "ok"
+    target = (station.data_dir / unwritable).resolve()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p).resolve() != target
+                        and real_access(p, mode, **kw))
+    r = client.get("/api/health")
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert body["status"] == "error" and str(target) in body["problems"][0]
+    assert "Permission denied" in body["problems"][0]

@@ -126,6 +126,21 @@ class Station:
         already being analysed finishes with the model it started with."""
         self._detector = detector  # one reference swap: each analysis takes the handle once
 
+    def storage_problems(self) -> list[str]:
+        """Why scans could not be stored now (empty: they can): the data folder, the scans
+        folder and the database files must stay writable while the service runs."""
+        db = self.db.path
+        paths = [self.data_dir, self.store.root, db,
+                 *(p for p in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
+                   if p.exists())]
+        problems = []
+        for path in paths:
+            try:
+                check_writable(path)
+            except OSError as exc:
+                problems.append(str(exc))
+        return problems
+
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, uploads: Sequence[Upload]) -> ScanRow:
         """Store uploaded files, detect, record; a scan that fails detection is still kept."""
