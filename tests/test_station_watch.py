@@ -505,3 +505,43 @@ def test_a_stop_request_ends_the_run_after_the_scan_in_hand(tmp_path, handle, ca
     assert sorted(p.name for p in inbox.glob("*.png")) == [f"bag{i}.png" for i in range(1, 5)]
     assert list((inbox / "work").iterdir()) == []
     assert [r.message for r in caplog.records if "stopping" in r.message] != []
+
+
+def test_watch_switches_to_a_newly_promoted_model_between_scans(tmp_path, caplog):
+    """watch has no reload endpoint: it looks at its registry before each scan, switches to
+    a promoted model (logged, the station's model too) and refuses a broken one, keeping
+    the old model."""
+    from detector.station.detectors import FollowPromoted
+    from training import registry as reg_write
+
+    reg = tmp_path / "reg"
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        model, ckpt = tiny_model("color", version)
+        reg_write.add_version(reg, version, model, ckpt, metrics={}, data=[])
+    reg_write.promote(reg, "1.0.0", "first")
+    station = Station(tmp_path / "data", make_handle([tiny_model("color")[0]]))
+    analyze = FollowPromoted([reg], on_switch=station.switch_detector)
+    inbox = tmp_path / "inbox"
+    cfg = WatchConfig(inbox=inbox, out=tmp_path / "out", settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, analyze, record=station.receive_analysed)
+
+    def scan_with(name: str) -> str:
+        _drop_colour(inbox, name)
+        assert w.poll_once() == 1
+        return lines(tmp_path / "out")[-1]["model"]["version"]
+
+    assert scan_with("a.png") == "1.0.0"
+    reg_write.promote(reg, "1.1.0", "better")
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        assert scan_with("b.png") == "1.1.0"
+    assert any("switched to the promoted model" in r.message for r in caplog.records)
+    assert "1.1.0" in station.model["version"]
+    reg_write.promote(reg, "1.2.0", "next")
+    broken = reg / "versions" / "1.2.0" / "model.onnx"
+    broken.write_bytes(broken.read_bytes()[:-10])  # altered after promotion: sha256 differs
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        assert scan_with("c.png") == "1.1.0"
+        assert scan_with("d.png") == "1.1.0"
+    refused = [r for r in caplog.records if "promoted model not loaded" in r.message]
+    assert len(refused) == 1  # said once, not at every scan
+    w.close()

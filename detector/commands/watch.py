@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also record each scan in this station data folder (the viewer's "
                              "queue)")
     parser.add_argument("--model", type=Path, action="append", metavar="M",
-                        help="a .onnx model or a model registry folder; repeat for several "
-                             "scan kinds (default: the bundled models)")
+                        help="a .onnx model or a model registry folder (a newly promoted "
+                             "model is used from the next scan on, logged); repeat for "
+                             "several scan kinds (default: the bundled models)")
     parser.add_argument("--threads", type=int, default=1,
                         help="onnxruntime threads (default %(default)s, as detect: on a shared "
                              "2-core workstation 1 thread measured ~2x faster than 2 when "
@@ -41,26 +42,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detector.outputs import EXIT_OUTPUT, OutputError
-    from detector.station.detectors import detector_loader
+    from detector.station.detectors import FollowPromoted
     from detector.station.watch import WatchConfig, Watcher, WatchLockedError
 
     if not args.inbox.is_dir():
         raise UsageError(f"INBOX {args.inbox}: not a folder")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    load, _ = detector_loader(args.model, args.threads)
-    handle = load()
+    analyze = FollowPromoted(args.model, args.threads)  # a newly promoted model: next scan
+    handle = analyze.handle
     record = take_source = None
     try:
         if args.data is not None:
             from detector.station.station import Station
 
             station = Station(args.data, handle)
+            analyze.on_switch = station.switch_detector  # the queue shows it too
             station.recover()
             record, take_source = station.receive_analysed, station.take_source
         config = WatchConfig(inbox=args.inbox, out=args.out, settle_s=args.settle,
                              pair_timeout_s=args.pair_timeout)
-        watcher = Watcher(config, handle.analyze, record=record, take_source=take_source)
+        watcher = Watcher(config, analyze, record=record, take_source=take_source)
     except (ValueError, WatchLockedError) as exc:
         raise UsageError(str(exc)) from exc
     except OutputError as exc:  # wrong owner, read-only mount: nothing was claimed yet
