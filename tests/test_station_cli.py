@@ -47,6 +47,19 @@ def test_users_add_prints_only_the_token_last_and_stores_only_its_hash(tmp_path,
     assert capsys.readouterr().out.split() == ["carol"]
 
 
+def test_users_list_marks_revoked_operators(tmp_path, capsys):
+    for name in ("alice", "bob"):
+        assert main(["users", "add", name, "--data", str(tmp_path)]) == 0
+    assert main(["users", "revoke", "bob", "--data", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["users", "list", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["alice", "bob (revoked)"]
+    assert main(["users", "token", "bob", "--data", str(tmp_path)]) == 0  # active again
+    capsys.readouterr()
+    assert main(["users", "list", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["alice", "bob"]
+
+
 def test_a_token_is_reissued_or_revoked_and_the_old_one_stops_at_once(tmp_path, capsys):
     """An operator leaves or a token leaks: `users token` gives a new one, `users revoke`
     none; the old token is refused from the next request; decisions keep the name."""

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="create an operator and print its token (last line)")
     add.add_argument("name", help="operator name: letters, digits, ._@-")
     add.add_argument("--data", required=True, type=Path, help="the station's data folder")
-    lst = sub.add_parser("list", help="list operator names")
+    lst = sub.add_parser("list", help="list operator names; a revoked one is marked "
+                                      "'(revoked)'")
     lst.add_argument("--data", required=True, type=Path, help="the station's data folder")
     tok = sub.add_parser("token", help="give an operator a new token (the old one stops "
                                        "working at once) and print it (last line)")
@@ -36,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         db = open_database(args.data / "station.sqlite")
         if args.action == "list":
-            for name in db.operator_names():
-                print(name)
+            for name, revoked in auth.operators(db):
+                print(f"{name} (revoked)" if revoked else name)
             return 0
         if args.action == "revoke":
             auth.revoke(db, args.name)

@@ -200,6 +200,12 @@ class Database:
         with self.connect() as conn:
             return [r[0] for r in conn.execute("SELECT name FROM operators ORDER BY id")]
 
+    def operator_tokens(self) -> list[tuple[str, str]]:
+        """(name, stored token hash) of every operator, in the order they were added."""
+        with self.connect() as conn:
+            return [(r[0], r[1]) for r in
+                    conn.execute("SELECT name, token_sha256 FROM operators ORDER BY id")]
+
     # -- scans -------------------------------------------------------------------------------
     def insert_scan(self, row: ScanRow) -> bool:
         """Insert ``row``; False (and nothing written) if its ``source`` is already stored.
