@@ -25,6 +25,7 @@ from station_helpers import colour_bytes, tiny_model
 
 from detector.station import auth
 from detector.station.db import open_database
+from detector.station.store import STAGING, ScanStore
 
 KILLS = int(os.environ.get("CONCEALSCAN_KILLS", "5"))
 
@@ -117,8 +118,10 @@ def test_serve_killed_at_random_moments_loses_no_acknowledged_scan_or_decision(t
     assert len(sources) == len(set(sources)) == len(rows)
     for did, want in client.decisions.items():
         assert decided.get(did) == want, did
-    folders = {p.name for p in (data / "scans").iterdir()}
+    folders = {p.name for p in (data / "scans").iterdir() if p.name != STAGING}
     assert folders == set(rows), "every stored scan folder has its row, and no half-made one"
+    ScanStore(data).remove_stale_staging()  # every server is gone: none of its staging stays
+    assert list((data / "scans" / STAGING).iterdir()) == []
     print(f"serve kills: {KILLS} kills, {len(client.scans)} scans and {len(client.decisions)} "
           f"decisions acknowledged, {len(rows)} scans stored, {client.broken} requests cut "
           f"mid-flight, {client.refused} connections refused while down")

@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -498,3 +499,67 @@ def test_confirm_needs_an_alarm_or_the_boxes_confirmed(client, station, monkeypa
     assert r.status_code == 422 and "did not alarm" in r.text
     named = client.post(url, json={"decision": "confirm", "boxes": [[1, 1, 9, 9]]})
     assert named.status_code == 201
+
+
+def test_an_upload_whose_random_id_is_taken_gets_another_and_both_stay(client, station,
+                                                                      monkeypatch):
+    """Ids are random; if one repeats, the new scan must get its own id, never share (or be
+    hidden behind) the stored one."""
+    from detector.station import station as station_module
+
+    first = upload_dual(client)
+    fresh = "20261128T000000-0000beef"
+    ids = iter([first["id"], fresh])
+    monkeypatch.setattr(station_module, "new_scan_id", lambda: next(ids))
+    second = upload_dual(client)
+    assert second["id"] == fresh
+    assert {s["id"] for s in client.get("/api/scans").json()["scans"]} == {first["id"], fresh}
+
+
+def test_a_row_id_already_used_by_another_source_is_an_error_not_ignored(station):
+    from detector.station.db import DatabaseError, ScanRow
+
+    base = dict(id="20261128T000000-0000abcd", received_at="t", kind="dual", files=(),
+                status="ok", alarm=False, error=None, model_version="m", result={})
+    assert station.db.insert_scan(ScanRow(source="upload:a", **base))
+    assert not station.db.insert_scan(ScanRow(source="upload:a", **base))  # idempotent
+    with pytest.raises(DatabaseError, match="already used by another scan"):
+        station.db.insert_scan(ScanRow(source="watch:b", **base))
+
+
+def test_a_refused_upload_leaves_nothing_that_a_restart_would_add(client, station,
+                                                                   monkeypatch):
+    """507 (the database cannot be written: a root-owned station.sqlite) must leave no scan
+    folder: recover() used to add it at the next start, so a client that retried got its
+    scan twice."""
+    def readonly(row):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    with monkeypatch.context() as m:
+        m.setattr(station.db, "insert_scan", readonly)
+        r = client.post("/api/scans", files={"file": ("c.png", colour_bytes())})
+        assert r.status_code == 507, r.text
+    assert [p.name for p in station.store.root.iterdir() if not p.name.startswith(".")] == []
+    assert Station(station.data_dir, DetectorHandle(analyze=None)).recover() == 0
+    retried = client.post("/api/scans", files={"file": ("c.png", colour_bytes())})
+    assert retried.status_code == 201
+    assert [s["id"] for s in client.get("/api/scans").json()["scans"]] == [retried.json()["id"]]
+
+
+@pytest.mark.parametrize("unwritable", ["station.sqlite", "scans", "."])
+def test_health_is_503_when_scans_cannot_be_stored(client, station, monkeypatch, unwritable):
+    """A station.sqlite (or data folder) another user owns: every upload would be 507, so
+    health must not say ok. os.access is what the check asks; as root nothing else can take
+    write permission away in-process (tests/test_station_permissions.py runs as nobody)."""
+    import os
+
+    assert client.get("/api/health").json()["status"] == "ok"
+    target = (station.data_dir / unwritable).resolve()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p).resolve() != target
+                        and real_access(p, mode, **kw))
+    r = client.get("/api/health")
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert body["status"] == "error" and str(target) in body["problems"][0]
+    assert "Permission denied" in body["problems"][0]

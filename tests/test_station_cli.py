@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from station_helpers import colour_bytes, dual_pair_bytes, tiny_model
 
@@ -11,7 +12,25 @@ from detector.cli import main
 from detector.station.db import open_database
 from detector.station.detectors import make_handle
 from detector.station.station import Station
-from detector.station.store import Upload
+from detector.station.store import ScanStore, Upload
+
+#: Another process sharing the data folder, staging one scan: prints the staging folder,
+#: then waits for stdin to close ("wait") or exits at once, leaving it behind ("exit").
+STAGER = """
+import sys
+from detector.station.store import ScanStore
+path = ScanStore(sys.argv[1]).staging_dir(sys.argv[2])
+(path / "input" / "file.png").write_bytes(b"half written")
+print(path, flush=True)
+if sys.argv[3] == "wait":
+    sys.stdin.read()
+"""
+
+
+def staged_by_a_dead_process(data, scan_id: str) -> Path:
+    r = subprocess.run([sys.executable, "-c", STAGER, str(data), scan_id, "exit"],
+                       capture_output=True, text=True, timeout=60, check=True)
+    return Path(r.stdout.strip())
 
 
 def test_users_add_prints_only_the_token_last_and_stores_only_its_hash(tmp_path, capsys):
@@ -26,6 +45,19 @@ def test_users_add_prints_only_the_token_last_and_stores_only_its_hash(tmp_path,
     assert main(["users", "add", "../bad name", "--data", str(tmp_path)]) == 64
     assert main(["users", "list", "--data", str(tmp_path)]) == 0
     assert capsys.readouterr().out.split() == ["carol"]
+
+
+def test_users_list_marks_revoked_operators(tmp_path, capsys):
+    for name in ("alice", "bob"):
+        assert main(["users", "add", name, "--data", str(tmp_path)]) == 0
+    assert main(["users", "revoke", "bob", "--data", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["users", "list", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["alice", "bob (revoked)"]
+    assert main(["users", "token", "bob", "--data", str(tmp_path)]) == 0  # active again
+    capsys.readouterr()
+    assert main(["users", "list", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["alice", "bob"]
 
 
 def test_a_token_is_reissued_or_revoked_and_the_old_one_stops_at_once(tmp_path, capsys):
@@ -82,7 +114,7 @@ def test_a_scan_stored_but_not_recorded_before_a_crash_is_finished_at_start(tmp_
     station.store.write_uploads(staging, [Upload("high", high), Upload("low", low)])
     (staging / "source.txt").write_text("upload:20261128T000000-0000abcd")
     station.store.commit(staging, "20261128T000000-0000abcd")
-    half = station.store.staging_dir("20261128T000000-0000ffff")  # never committed
+    half = staged_by_a_dead_process(tmp_path, "20261128T000000-0000ffff")  # never committed
     restarted = Station(tmp_path, handle)
     assert restarted.recover() == 1
     row = restarted.db.get_scan("20261128T000000-0000abcd")
@@ -102,3 +134,23 @@ def test_the_access_log_keeps_no_query_string():
                                None)
     assert QueryRedacted().filter(record)
     assert "abc123" not in record.getMessage() and "/api/health" in record.getMessage()
+
+
+def test_start_up_cleanup_leaves_the_staging_of_a_live_process_alone(tmp_path):
+    """serve and watch --data share the data folder, and each start cleans up staging: only
+    what a dead process left may go, never the upload another process is writing now."""
+    live = subprocess.Popen([sys.executable, "-c", STAGER, str(tmp_path),
+                             "20261128T000000-0000aaaa", "wait"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        live_path = Path(live.stdout.readline().strip())
+        dead_path = staged_by_a_dead_process(tmp_path, "20261128T000000-0000bbbb")
+        own = ScanStore(tmp_path).staging_dir("20261128T000000-0000cccc")  # this process's
+        assert ScanStore(tmp_path).remove_stale_staging() == 1
+        assert (live_path / "input" / "file.png").read_bytes() == b"half written"
+        assert own.is_dir() and not dead_path.exists()
+    finally:
+        live.kill()
+        live.wait()  # reaped: a zombie still counts as running
+    assert ScanStore(tmp_path).remove_stale_staging() == 1
+    assert not live_path.exists() and own.is_dir()

@@ -426,3 +426,122 @@ def test_names_and_arrival_orders_a_scanner_may_use(tmp_path):
     assert lines(tmp_path / "out")[-1]["status"] == "ok"
     w.close()
     assert watcher(tmp_path, handle).recover() == 0  # nothing left half-done
+
+
+def _drop_colour(inbox: Path, name: str) -> None:
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / name).write_bytes(colour_bytes())
+    _settled(inbox / name)
+
+
+def _watch_once(inbox: Path, out: Path, handle, station: Station) -> list[dict]:
+    cfg = WatchConfig(inbox=inbox, out=out, settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, handle.analyze, record=station.receive_analysed,
+                take_source=station.take_source)
+    w.poll_once()
+    w.close()
+    return lines(out)
+
+
+def test_two_inboxes_with_one_file_name_both_reach_the_station(tmp_path, handle):
+    """Two scanners feeding one station may both write bag5.png: the second scan gets its
+    own key (bag5~2) in its results.jsonl and in the station, never the first one's row."""
+    station = Station(tmp_path / "data", handle)
+    _drop_colour(tmp_path / "inbox1", "bag5.png")
+    _drop_colour(tmp_path / "inbox2", "bag5.png")
+    first = _watch_once(tmp_path / "inbox1", tmp_path / "out1", handle, station)
+    second = _watch_once(tmp_path / "inbox2", tmp_path / "out2", handle, station)
+    assert [ln["id"] for ln in first] == ["bag5"] and [ln["id"] for ln in second] == ["bag5~2"]
+    assert sorted(r.source for r in station.db.list_scans()) == ["watch:bag5", "watch:bag5~2"]
+    assert (tmp_path / "inbox2" / "processed" / "bag5~2" / "bag5.png").is_file()
+
+
+def test_a_name_seen_before_archiving_still_reaches_the_station(tmp_path, handle):
+    """processed/ and results/ archived (or a scanner's counter restarted): the station still
+    knows watch:bag5, so the new bag5.png is bag5~2 everywhere, and both are in the queue."""
+    station = Station(tmp_path / "data", handle)
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    _drop_colour(inbox, "bag5.png")
+    _watch_once(inbox, out, handle, station)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    os.rename(inbox / "processed", archive / "processed")
+    os.rename(out, archive / "out")
+    _drop_colour(inbox, "bag5.png")
+    assert [ln["id"] for ln in _watch_once(inbox, out, handle, station)] == ["bag5~2"]
+    rows = station.db.list_scans()
+    assert sorted(r.source for r in rows) == ["watch:bag5", "watch:bag5~2"]
+    assert len({r.id for r in rows}) == 2
+
+
+def test_a_key_taken_by_another_watcher_in_flight_is_not_reused(tmp_path, handle):
+    """Another inbox's watcher has claimed bag5 but not yet recorded it: the reservation,
+    not only the recorded rows, keeps this watcher off that key."""
+    station = Station(tmp_path / "data", handle)
+    assert station.take_source("watch:bag5")  # the other watcher, between claim and record
+    _drop_colour(tmp_path / "inbox", "bag5.png")
+    got = _watch_once(tmp_path / "inbox", tmp_path / "out", handle, station)
+    assert [ln["id"] for ln in got] == ["bag5~2"]
+    assert not station.take_source("watch:bag5~2")
+
+
+def test_a_stop_request_ends_the_run_after_the_scan_in_hand(tmp_path, handle, caplog):
+    """SIGTERM sets the stop flag: the watcher finishes the scan it is processing and
+    stops, instead of first draining the whole backlog (after an outage, thousands)."""
+    inbox = tmp_path / "inbox"
+    for i in range(5):
+        _drop_colour(inbox, f"bag{i}.png")
+    stop = []
+
+    def stop_after_first(name):
+        if name == "after-report":
+            stop.append(True)  # what the SIGTERM handler does, mid-scan
+
+    w = watcher(tmp_path, handle, step=stop_after_first)
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        w.run(lambda: bool(stop))
+    w.close()
+    assert [ln["id"] for ln in lines(tmp_path / "out")] == ["bag0"]
+    assert sorted(p.name for p in inbox.glob("*.png")) == [f"bag{i}.png" for i in range(1, 5)]
+    assert list((inbox / "work").iterdir()) == []
+    assert [r.message for r in caplog.records if "stopping" in r.message] != []
+
+
+def test_watch_switches_to_a_newly_promoted_model_between_scans(tmp_path, caplog):
+    """watch has no reload endpoint: it looks at its registry before each scan, switches to
+    a promoted model (logged, the station's model too) and refuses a broken one, keeping
+    the old model."""
+    from detector.station.detectors import FollowPromoted
+    from training import registry as reg_write
+
+    reg = tmp_path / "reg"
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        model, ckpt = tiny_model("color", version)
+        reg_write.add_version(reg, version, model, ckpt, metrics={}, data=[])
+    reg_write.promote(reg, "1.0.0", "first")
+    station = Station(tmp_path / "data", make_handle([tiny_model("color")[0]]))
+    analyze = FollowPromoted([reg], on_switch=station.switch_detector)
+    inbox = tmp_path / "inbox"
+    cfg = WatchConfig(inbox=inbox, out=tmp_path / "out", settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, analyze, record=station.receive_analysed)
+
+    def scan_with(name: str) -> str:
+        _drop_colour(inbox, name)
+        assert w.poll_once() == 1
+        return lines(tmp_path / "out")[-1]["model"]["version"]
+
+    assert scan_with("a.png") == "1.0.0"
+    reg_write.promote(reg, "1.1.0", "better")
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        assert scan_with("b.png") == "1.1.0"
+    assert any("switched to the promoted model" in r.message for r in caplog.records)
+    assert "1.1.0" in station.model["version"]
+    reg_write.promote(reg, "1.2.0", "next")
+    broken = reg / "versions" / "1.2.0" / "model.onnx"
+    broken.write_bytes(broken.read_bytes()[:-10])  # altered after promotion: sha256 differs
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        assert scan_with("c.png") == "1.1.0"
+        assert scan_with("d.png") == "1.1.0"
+    refused = [r for r in caplog.records if "promoted model not loaded" in r.message]
+    assert len(refused) == 1  # said once, not at every scan
+    w.close()

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="create an operator and print its token (last line)")
     add.add_argument("name", help="operator name: letters, digits, ._@-")
     add.add_argument("--data", required=True, type=Path, help="the station's data folder")
-    lst = sub.add_parser("list", help="list operator names")
+    lst = sub.add_parser("list", help="list operator names; a revoked one is marked "
+                                      "'(revoked)'")
     lst.add_argument("--data", required=True, type=Path, help="the station's data folder")
     tok = sub.add_parser("token", help="give an operator a new token (the old one stops "
                                        "working at once) and print it (last line)")
@@ -29,14 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detector.outputs import EXIT_OUTPUT, OutputError
     from detector.station import auth
     from detector.station.db import DatabaseError, open_database
 
     try:
         db = open_database(args.data / "station.sqlite")
         if args.action == "list":
-            for name in db.operator_names():
-                print(name)
+            for name, revoked in auth.operators(db):
+                print(f"{name} (revoked)" if revoked else name)
             return 0
         if args.action == "revoke":
             auth.revoke(db, args.name)
@@ -44,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 0
         token = (auth.new_token if args.action == "token" else auth.add_operator)(db, args.name)
+    except OutputError as exc:  # wrong owner, read-only mount
+        print(f"concealscan users: error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     except (DatabaseError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     done = "has a new token" if args.action == "token" else "created"

@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also record each scan in this station data folder (the viewer's "
                              "queue)")
     parser.add_argument("--model", type=Path, action="append", metavar="M",
-                        help="a .onnx model or a model registry folder; repeat for several "
-                             "scan kinds (default: the bundled models)")
+                        help="a .onnx model or a model registry folder (a newly promoted "
+                             "model is used from the next scan on, logged); repeat for "
+                             "several scan kinds (default: the bundled models)")
     parser.add_argument("--threads", type=int, default=1,
                         help="onnxruntime threads (default %(default)s, as detect: on a shared "
                              "2-core workstation 1 thread measured ~2x faster than 2 when "
@@ -40,35 +41,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detector.station.detectors import detector_loader
+    from detector.outputs import EXIT_OUTPUT, OutputError
+    from detector.station.detectors import FollowPromoted
     from detector.station.watch import WatchConfig, Watcher, WatchLockedError
 
     if not args.inbox.is_dir():
         raise UsageError(f"INBOX {args.inbox}: not a folder")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    load, _ = detector_loader(args.model, args.threads)
-    handle = load()
-    record = None
-    if args.data is not None:
-        from detector.station.station import Station
-
-        station = Station(args.data, handle)
-        station.recover()
-        record = station.receive_analysed
+    analyze = FollowPromoted(args.model, args.threads)  # a newly promoted model: next scan
+    handle = analyze.handle
+    record = take_source = None
     try:
+        if args.data is not None:
+            from detector.station.station import Station
+
+            station = Station(args.data, handle)
+            analyze.on_switch = station.switch_detector  # the queue shows it too
+            station.recover()
+            record, take_source = station.receive_analysed, station.take_source
         config = WatchConfig(inbox=args.inbox, out=args.out, settle_s=args.settle,
                              pair_timeout_s=args.pair_timeout)
-        watcher = Watcher(config, handle.analyze, record=record)
+        watcher = Watcher(config, analyze, record=record, take_source=take_source)
     except (ValueError, WatchLockedError) as exc:
         raise UsageError(str(exc)) from exc
+    except OutputError as exc:  # wrong owner, read-only mount: nothing was claimed yet
+        print(f"concealscan watch: error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):  # finish the scan in hand, then stop
         signal.signal(sig, lambda *_: stop.append(True))
     try:
         if args.once:
             watcher.recover()
-            watcher.poll_once()
+            watcher.poll_once(should_stop=lambda: bool(stop))
             if watcher.waiting:
                 print(f"concealscan watch: {watcher.waiting} input(s) still being written "
                       f"(changed within --settle {args.settle:g} s) or waiting for their other "
@@ -83,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
                   "Ctrl-C to stop", file=sys.stderr)
             watcher.run(lambda: bool(stop))
     except OSError as exc:  # full disk, read-only OUT: every scan's state is on disk
-        from detector.outputs import EXIT_OUTPUT
-
         print(f"concealscan watch: error: {exc}; stopped. Nothing is lost: restart when it "
               "can write again and every unfinished scan is resumed", file=sys.stderr)
         return EXIT_OUTPUT

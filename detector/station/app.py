@@ -182,8 +182,14 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
     async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=413)
 
-    @app.get("/api/health", summary="service state, model in use, who is asking")
+    @app.get("/api/health", summary="service state, model in use, who is asking",
+             description="503 with status 'error' and the problems when scans cannot be "
+                         "stored (a data folder or database this process cannot write).")
     def health(op: Op) -> dict:
+        problems = station.storage_problems()
+        if problems:  # uploads would be refused: a monitor must see it before a client does
+            return JSONResponse({"status": "error", "problems": problems, "operator": op.name,
+                                 "model": station.model}, status_code=503)
         return {"status": "ok", "operator": op.name, "model": station.model}
 
     @app.post("/api/scans", status_code=201, summary="upload one scan and detect",

@@ -28,6 +28,10 @@ class AuthError(Exception):
     """Missing, malformed or unknown token (HTTP 401). Never says which of the three."""
 
 
+#: How a revoked operator's stored token hash starts (`revoke`).
+_REVOKED = "revoked:"
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
@@ -57,7 +61,12 @@ def new_token(db: Database, name: str) -> str:
 def revoke(db: Database, name: str) -> None:
     """Operator ``name``'s token stops working; their past decisions keep their name. The
     stored value is no SHA-256 hex digest, so no token can ever match it."""
-    db.set_operator_token(check_operator_name(name), "revoked:" + secrets.token_hex(16))
+    db.set_operator_token(check_operator_name(name), _REVOKED + secrets.token_hex(16))
+
+
+def operators(db: Database) -> list[tuple[str, bool]]:
+    """(name, revoked) of every operator, in the order they were added."""
+    return [(name, stored.startswith(_REVOKED)) for name, stored in db.operator_tokens()]
 
 
 def authenticate(db: Database, authorization: str | None) -> Operator:

@@ -6,6 +6,7 @@ retraining and audits is exactly what operators did, in order.
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from detector.outputs import OutputError
+from detector.station.storage import as_output_error, check_writable, who_owns
 
 SCHEMA_VERSION = 1
 DECISIONS = ("confirm", "clear", "missed")
@@ -40,6 +44,10 @@ CREATE TABLE IF NOT EXISTS scans (
     CHECK (status = 'ok' OR alarm = 1)
 );
 CREATE INDEX IF NOT EXISTS scans_received ON scans (received_at);
+CREATE TABLE IF NOT EXISTS sources_taken (
+    source TEXT PRIMARY KEY,
+    taken_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
     scan_id TEXT NOT NULL REFERENCES scans (id),
@@ -192,22 +200,51 @@ class Database:
         with self.connect() as conn:
             return [r[0] for r in conn.execute("SELECT name FROM operators ORDER BY id")]
 
+    def operator_tokens(self) -> list[tuple[str, str]]:
+        """(name, stored token hash) of every operator, in the order they were added."""
+        with self.connect() as conn:
+            return [(r[0], r[1]) for r in
+                    conn.execute("SELECT name, token_sha256 FROM operators ORDER BY id")]
+
     # -- scans -------------------------------------------------------------------------------
     def insert_scan(self, row: ScanRow) -> bool:
-        """Insert ``row``; False (and nothing written) if its ``source`` is already stored."""
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO scans (id, source, received_at, kind, files, status, "
-                "alarm, error, model_version, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (row.id, row.source, row.received_at, row.kind, json.dumps(list(row.files)),
-                 row.status, int(row.alarm), row.error,
-                 row.model_version, json.dumps(row.result)))
-            return cur.rowcount == 1
+        """Insert ``row``; False (and nothing written) if its ``source`` is already stored.
+        An ``id`` already used by another source is an error, never ignored: it would hide
+        the new scan."""
+        try:
+            with self.transaction() as conn:
+                cur = conn.execute(
+                    "INSERT INTO scans (id, source, received_at, kind, files, status, alarm, "
+                    "error, model_version, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (source) DO NOTHING",
+                    (row.id, row.source, row.received_at, row.kind, json.dumps(list(row.files)),
+                     row.status, int(row.alarm), row.error,
+                     row.model_version, json.dumps(row.result)))
+                return cur.rowcount == 1
+        except sqlite3.IntegrityError as exc:
+            raise DatabaseError(f"scan id {row.id!r} is already used by another scan "
+                                f"(source {row.source!r} not recorded): {exc}") from exc
 
     def has_source(self, source: str) -> bool:
         with self.connect() as conn:
             return conn.execute("SELECT 1 FROM scans WHERE source = ?",
                                 (source,)).fetchone() is not None
+
+    def has_scan(self, scan_id: str) -> bool:
+        with self.connect() as conn:
+            return conn.execute("SELECT 1 FROM scans WHERE id = ?",
+                                (scan_id,)).fetchone() is not None
+
+    def take_source(self, source: str) -> bool:
+        """Reserve ``source`` for one new scan: False if a scan was recorded with it or it was
+        reserved before. Two watch folders feeding one station, or a watch folder whose
+        processed/ and results/ were archived, reuse names; each scan needs its own."""
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM scans WHERE source = ?", (source,)).fetchone():
+                return False
+            cur = conn.execute("INSERT INTO sources_taken (source, taken_at) VALUES (?, ?) "
+                               "ON CONFLICT (source) DO NOTHING", (source, utc_now()))
+            return cur.rowcount == 1
 
     def get_scan(self, scan_id: str) -> ScanRow:
         with self.connect() as conn:
@@ -313,7 +350,13 @@ def _scan_row(r: sqlite3.Row) -> ScanRow:
 def open_database(path: Path) -> Database:
     """Create or open the database at ``path``: WAL mode, schema, integrity check."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise as_output_error(exc, path.parent) from exc
+    check_writable(path.parent)  # SQLite makes its -wal and -shm files beside it
+    if path.exists():
+        check_writable(path)
     db = Database(path)
     try:
         with db.connect() as conn:
@@ -325,6 +368,11 @@ def open_database(path: Path) -> Database:
             _check_version(conn, path)
         db.hold_open()
     except sqlite3.DatabaseError as exc:
+        if any(w in str(exc) for w in ("readonly", "unable to open", "read-only")):
+            # a permission or mount problem (e.g. a -wal file owned by root), not a damaged
+            # database: say so, or the admin goes looking for corruption
+            raise OutputError(path, PermissionError(errno.EACCES, f"{exc}; {who_owns(path)}")) \
+                from exc
         raise DatabaseError(f"{path}: not a usable station database: {exc}") from exc
     return db
 

@@ -7,6 +7,7 @@ by whoever shows it (`detector.station.views`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ from detector.readers import DEFAULT_MAX_PIXELS, ScanRef, read_scan
 from detector.station.analysis import Analysis
 from detector.station.station import DetectorHandle
 from detector.volume_inputs import VolumeRef
+
+log = logging.getLogger("concealscan.watch")
 
 
 def resolve_models(models: Sequence[Path] | None) -> tuple[list[Path] | None, bool]:
@@ -59,6 +62,48 @@ def detector_loader(models: Sequence[Path] | None,
         return make_handle(paths, threads)
 
     return load, switchable
+
+
+class FollowPromoted:
+    """The watch folder's analyzer: before each scan it looks at the registries it was given
+    (one small read of current.json each) and switches to a newly promoted model, logging
+    the switch. ``watch`` has no reload endpoint, and kept the old model until a restart.
+
+    A promoted model that does not load (altered, no manifest) is refused once, logged, and
+    the old model stays, as ``POST /api/model/reload`` answers 409 in ``serve``."""
+
+    def __init__(self, models: Sequence[Path] | None, threads: int = 1,
+                 on_switch: Callable[[DetectorHandle], None] = lambda handle: None) -> None:
+        self._models, self._threads, self.on_switch = models, threads, on_switch
+        self._paths, self.switchable = resolve_models(models)
+        self.handle = make_handle(self._paths, threads)
+        self._refused: list[Path] | None = None
+
+    def __call__(self, ref: ScanRef | VolumeRef) -> Analysis:
+        if self.switchable:
+            self._follow()
+        return self.handle.analyze(ref)
+
+    def _follow(self) -> None:
+        try:
+            paths, _ = resolve_models(self._models)
+        except UsageError as exc:  # current.json being replaced, or damaged: keep the model
+            log.error("model registry unreadable, still using %s: %s",
+                      self.handle.model.get("version"), exc)
+            return
+        if paths == self._paths or paths == self._refused:
+            return
+        try:
+            handle = make_handle(paths, self._threads)
+        except (UsageError, ValueError, OSError) as exc:
+            log.error("promoted model not loaded, still using %s: %s",
+                      self.handle.model.get("version"), exc)
+            self._refused = paths
+            return
+        log.info("switched to the promoted model %s (was %s)", handle.model.get("version"),
+                 self.handle.model.get("version"))
+        self._paths, self.handle, self._refused = paths, handle, None
+        self.on_switch(handle)
 
 
 def _analyzer(chooser, max_pixels: int):

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from detector.scan import Scan
 from detector.station import analysis as an
 from detector.station import views
 from detector.station.db import Database, NotFoundError, ScanRow, open_database, utc_now
+from detector.station.storage import as_output_error, check_writable
 from detector.station.store import (
     ROLES_DUAL,
     ROLES_SINGLE,
@@ -103,9 +105,14 @@ class Station:
         if jobs < 1:
             raise ValueError(f"jobs: expected >= 1, got {jobs}")
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db: Database = open_database(self.data_dir / "station.sqlite")
-        self.store = ScanStore(self.data_dir)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            check_writable(self.data_dir)
+            self.db: Database = open_database(self.data_dir / "station.sqlite")
+            self.store = ScanStore(self.data_dir)
+            check_writable(self.store.root)
+        except OSError as exc:  # wrong owner, read-only mount: stop now, naming the path
+            raise as_output_error(exc) from exc
         self._detector = detector
         self._slots = threading.BoundedSemaphore(jobs)
         self._recent = RecentScans(RECENT_SCAN_BYTES)
@@ -119,6 +126,21 @@ class Station:
         already being analysed finishes with the model it started with."""
         self._detector = detector  # one reference swap: each analysis takes the handle once
 
+    def storage_problems(self) -> list[str]:
+        """Why scans could not be stored now (empty: they can): the data folder, the scans
+        folder and the database files must stay writable while the service runs."""
+        db = self.db.path
+        paths = [self.data_dir, self.store.root, db,
+                 *(p for p in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
+                   if p.exists())]
+        problems = []
+        for path in paths:
+            try:
+                check_writable(path)
+            except OSError as exc:
+                problems.append(str(exc))
+        return problems
+
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, uploads: Sequence[Upload]) -> ScanRow:
         """Store uploaded files, detect, record; a scan that fails detection is still kept."""
@@ -126,7 +148,7 @@ class Station:
         roles = check_roles([u.role for u in uploads])
         for up in uploads:
             image_suffix(up.data, up.role)  # refuse non-images before anything is stored
-        scan_id = new_scan_id()
+        scan_id = self._unused_id()
         staging = self.store.staging_dir(scan_id)
         try:
             self.store.write_uploads(staging, sorted(uploads, key=lambda u: roles.index(u.role)))
@@ -135,15 +157,21 @@ class Station:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self._finish(scan_id, f"upload:{scan_id}", None, received_at)
+        return self._finish_or_discard(scan_id, f"upload:{scan_id}", None, received_at)
+
+    def take_source(self, source: str) -> bool:
+        """Reserve ``source`` (``watch:KEY``) for a new scan; False if it is taken (the watch
+        folder then picks another key, so that results.jsonl and the station agree)."""
+        return self.db.take_source(source)
 
     def receive_analysed(self, source: str, files: Sequence[Path],
                          analysis: an.Analysis | None) -> ScanRow:
-        """Record a scan the watch folder analysed (None: analyse it here); idempotent."""
+        """Record a scan the watch folder analysed (None: analyse it here); idempotent, so
+        ``source`` must be new to this station for each new scan (`take_source`)."""
         if self.db.has_source(source):
             return self._row_for_source(source)
         received_at = utc_now()
-        scan_id = new_scan_id()
+        scan_id = self._unused_id()
         staging = self.store.staging_dir(scan_id)
         try:
             if analysis is not None and an.line_kind(analysis.line) == "ct":
@@ -160,7 +188,7 @@ class Station:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self._finish(scan_id, source, analysis, received_at)
+        return self._finish_or_discard(scan_id, source, analysis, received_at)
 
     def recover(self) -> int:
         """Finish scans whose files were committed but whose row was not; return how many."""
@@ -198,6 +226,30 @@ class Station:
                               scan=self._recent.get(row.id))
 
     # -- internals ---------------------------------------------------------------------------
+    def _unused_id(self) -> str:
+        """A new id no scan folder or row has (ids are random: a clash is unlikely, but one
+        would have put two scans under one id)."""
+        while True:
+            scan_id = new_scan_id()
+            if not self.store.scan_dir(scan_id).exists() and not self.db.has_scan(scan_id):
+                return scan_id
+
+    def _finish_or_discard(self, scan_id: str, source: str, analysis: an.Analysis | None,
+                           received_at: str) -> ScanRow:
+        """`_finish`; if it fails before the row is stored, remove the scan folder: the
+        client was refused (507) and may retry, and `recover` would have added it a second
+        time. A kill still leaves the folder to `recover` (then no one was answered)."""
+        try:
+            return self._finish(scan_id, source, analysis, received_at)
+        except BaseException:
+            try:
+                recorded = self.db.has_scan(scan_id)
+            except (sqlite3.Error, OSError):  # cannot tell: keep it for recover()
+                recorded = True
+            if not recorded:
+                self.store.discard(scan_id)
+            raise
+
     def _ref(self, scan_id: str) -> ScanRef:
         # Stored as file.* or high.* + low.*: sorted, a pair is (high, low) as ScanRef wants.
         return ScanRef(id=scan_id, files=tuple(self.store.input_files(scan_id)))
@@ -238,7 +290,8 @@ class Station:
                       status=an.line_status(line), alarm=an.line_alarm(line),
                       error=an.line_error(line), model_version=an.line_model_version(line),
                       result=line)
-        if not self.db.insert_scan(row):
+        if not self.db.insert_scan(row):  # recorded meanwhile (from another folder): one row
+            self.store.discard(scan_id)  # per source, and this copy would be redone each start
             return self._row_for_source(source)
         return self.db.get_scan(scan_id)
 

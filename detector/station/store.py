@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,8 +106,12 @@ class ScanStore:
         return len(list(folder.glob("*.png"))) if folder.is_dir() else 0
 
     def staging_dir(self, scan_id: str) -> Path:
-        """A private folder to build a scan in; `commit` moves it into place in one rename."""
-        path = self.root / f".staging-{check_scan_id(scan_id)}"
+        """A private folder to build a scan in; `commit` moves it into place in one rename.
+
+        It lies in this process's own ``.staging/OWNER/`` (`process_owner`), so that another
+        process sharing the data folder (``serve`` and ``watch --data``) can tell it from what
+        a dead process left: `remove_stale_staging` removes only the latter."""
+        path = self.root / STAGING / process_owner() / check_scan_id(scan_id)
         (path / "input").mkdir(parents=True)
         return path
 
@@ -158,10 +163,73 @@ class ScanStore:
     def input_files(self, scan_id: str) -> list[Path]:
         return sorted((self.scan_dir(scan_id) / "input").iterdir())
 
+    def discard(self, scan_id: str) -> None:
+        """Remove a committed scan folder that was never recorded (its client was refused)."""
+        shutil.rmtree(self.scan_dir(scan_id), ignore_errors=True)
+
     def remove_stale_staging(self) -> int:
-        """Delete half-built scans left by a crash (their client never got an answer)."""
+        """Delete half-built scans left by a process that died (their client never got an
+        answer); return how many. Staging of a live process (the ``serve`` or ``watch``
+        sharing this data folder) is left alone: deleting it failed their uploads."""
         count = 0
-        for path in self.root.glob(".staging-*"):
-            shutil.rmtree(path, ignore_errors=False)
+        for path in self.root.glob(".staging-*"):  # before per-process staging: the old
+            shutil.rmtree(path)  # version that wrote it is stopped for the upgrade
             count += 1
+        staging = self.root / STAGING
+        for owner in sorted(staging.iterdir()) if staging.is_dir() else []:
+            if owner_alive(owner.name):
+                continue
+            count += sum(1 for _ in owner.iterdir())
+            shutil.rmtree(owner)
         return count
+
+
+#: Under ``scans/``: one folder per live process that stages scans (`process_owner`).
+STAGING = ".staging"
+
+
+def process_owner(pid: int | None = None) -> str:
+    """``HOST-PID-START``: this process (or ``pid``), START its start time in clock ticks
+    since boot, so that a later process given the same pid is not taken for it."""
+    pid = os.getpid() if pid is None else pid
+    return f"{_host()}-{pid}-{_start_ticks(pid)}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process named by a `process_owner` string may still be running. One of
+    another host (a data folder on a network share), of an unknown form, or whose start time
+    cannot be read counts as alive: its staging is left, never deleted under a writer."""
+    parts = owner.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return True
+    host, pid, start = parts
+    if host != _host():
+        return True
+    if not _pid_running(int(pid)):
+        return False
+    now = _start_ticks(int(pid))
+    return now in ("0", start)  # "0": cannot tell (no /proc, or hidden): assume it lives
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname())[:64] or "host"
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True
+
+
+def _start_ticks(pid: int) -> str:
+    """Field 22 of ``/proc/PID/stat``; "0" where there is no /proc (then only whether the
+    pid runs is known, and a reused pid keeps a dead process's staging: safe, not lost)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "0"
+    return stat.rpartition(")")[2].split()[19]

@@ -33,6 +33,7 @@ from detector.dicom_ct import sort_dicom_folder
 from detector.outputs import remove_temporaries, write_atomic
 from detector.readers import ScanRef, discover_scans
 from detector.station import analysis as an
+from detector.station.storage import as_output_error, check_writable
 from detector.volume_inputs import (
     VOLUME_SUFFIXES,
     InputRef,
@@ -77,10 +78,14 @@ class Watcher:
 
     def __init__(self, config: WatchConfig, analyze: an.Analyzer,
                  record: Callable[[str, list[Path], an.Analysis | None], object] | None = None,
-                 step: Callable[[str], None] = lambda name: None) -> None:
+                 step: Callable[[str], None] = lambda name: None,
+                 take_source: Callable[[str], bool] | None = None) -> None:
         self.cfg = config
         self.analyze = analyze
         self.record = record  # the station, when --data is given: (source, files, analysis)
+        # the station's reservation of ``watch:KEY`` (`Station.take_source`): another inbox
+        # feeding it, or an archived processed/ and results/, may have used KEY before
+        self.take_source = take_source
         self._step = step  # tests stop here to act out a kill at each state change
         inbox = Path(config.inbox)
         self.work, self.processed, self.failed = (inbox / n for n in
@@ -88,11 +93,17 @@ class Watcher:
         self.results = Path(config.out) / "results"
         self.overlays = Path(config.out) / "overlays"
         self.jsonl = Path(config.out) / "results.jsonl"
-        for d in (self.work, self.processed, self.failed, self.results, self.overlays):
-            d.mkdir(parents=True, exist_ok=True)
-        # held while we live; O_NOFOLLOW: a link planted as the lock file is not followed
-        fd = os.open(inbox / ".watch.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-                     | os.O_NOFOLLOW, 0o644)
+        try:  # wrong owner or a read-only mount: stop now, naming the folder and its owner
+            for d in (self.work, self.processed, self.failed, self.results, self.overlays):
+                d.mkdir(parents=True, exist_ok=True)
+            for d in (inbox, self.work, self.processed, self.failed, self.results,
+                      self.overlays, *([self.jsonl] if self.jsonl.exists() else [])):
+                check_writable(d)  # inputs are renamed out of INBOX: it must be writable
+            # held while we live; O_NOFOLLOW: a link planted as the lock file is not followed
+            fd = os.open(inbox / ".watch.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                         | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise as_output_error(exc) from exc
         self._lock_fh = os.fdopen(fd, "a")
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -116,21 +127,30 @@ class Watcher:
                 self._process(key)
         return len(keys)
 
-    def poll_once(self, now: float | None = None) -> int:
-        """Claim and process every complete scan now in INBOX; return how many."""
+    def poll_once(self, now: float | None = None,
+                  should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Claim and process every complete scan now in INBOX, or up to the first scan after
+        which ``should_stop()`` says so (a backlog of thousands must not hold up a SIGTERM);
+        return how many."""
         now = time.time() if now is None else now
         done = 0
         for ref in self._ready(now):
+            if should_stop():
+                break
             key = self._claim(ref)
             self._process(key)
             done += 1
         return done
 
     def run(self, should_stop: Callable[[], bool]) -> None:
+        """`recover`, then poll until ``should_stop()``: the scan in hand is finished, the
+        rest stays in INBOX for the next start."""
         self.recover()
         while not should_stop():
-            if self.poll_once() == 0:
+            if self.poll_once(should_stop=should_stop) == 0 and not should_stop():
                 time.sleep(self.cfg.poll_s)
+        log.info("stopping: the scan in hand is finished; what is still in %s waits for the "
+                 "next start", self.cfg.inbox)
 
     # -- discovery and claiming --------------------------------------------------------------
     def _ready(self, now: float) -> list[InputRef]:
@@ -241,7 +261,8 @@ class Watcher:
         base = _KEY_RE.sub("_", scan_id)[:100] or "scan"
         key, n = base, 1
         while any((d / key).exists() for d in (self.work, self.processed, self.failed)) or \
-                (self.results / f"{key}.json").exists() or key in self._reported:
+                (self.results / f"{key}.json").exists() or key in self._reported or \
+                (self.take_source is not None and not self.take_source(f"watch:{key}")):
             n += 1
             key = f"{base}~{n}"
         return key

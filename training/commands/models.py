@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"promoted {args.version}")
     elif args.action == "promote":
         if reg_write.promote(reg, args.version, args.reason):
-            print(f"promoted {args.version}; running services switch with POST "
-                  "/api/model/reload")
+            print(f"promoted {args.version}; serve switches with POST /api/model/reload, "
+                  "watch --model REGISTRY at its next scan")
         else:
             print(f"{args.version} is the promoted version already; nothing changed")
     elif args.action == "rollback":
