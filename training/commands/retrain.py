@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{version}: Pd {new['pd']:.3f} at Pfa {new['pfa']:.3f} "
           f"(threshold {new['threshold']:.3f}) on {new['scans']} test scans{look}")
     if result["promoted"]:
-        print(f"promoted {version} (Pd did not drop); running services: POST /api/model/reload")
+        print(f"promoted {version} (Pd did not drop); serve switches with POST "
+              "/api/model/reload, watch --model REGISTRY at its next scan")
     else:
         why = (f"{result['superseded_by']} was promoted meanwhile; judge {version} against it "
                f"with 'concealscan models' or retrain again" if result.get("superseded_by")
