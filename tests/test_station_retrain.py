@@ -120,7 +120,9 @@ def test_registry_add_promote_rollback_and_list(reg, capsys):
     assert main(["models", "rollback", "--registry", str(reg)]) == 0
     assert reg_read.current_version(reg) == "1.0.0"
     assert main(["models", "rollback", "--registry", str(reg)]) == 64  # nothing earlier
-    events = [json.loads(x)["event"] for x in (reg / "history.jsonl").read_text().splitlines()]
+    history = [json.loads(x) for x in (reg / "history.jsonl").read_text().splitlines()]
+    assert all(h["by"] for h in history)  # which account did it
+    events = [h["event"] for h in history]
     assert events == ["add", "promote", "add", "promote", "rollback"]
 
 

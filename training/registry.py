@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,8 +36,20 @@ def _locked(reg: Path) -> Iterator[None]:
 
 
 def _log(reg: Path, event: dict) -> None:
+    """One line of the registry's history: when, which account (``by``), what."""
     with open(reg / "history.jsonl", "a") as fh:
-        fh.write(json.dumps({"at": _now(), **event}) + "\n")
+        fh.write(json.dumps({"at": _now(), "by": _account(), **event}) + "\n")
+
+
+def _account() -> str:
+    """The login running this process (the OS account: the registry has no users of its
+    own); ``uid N`` where it has no name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (containers)
+        return f"uid {os.getuid()}"
 
 
 # export (and a rebuild from ONNX, scripts/checkpoint_from_onnx.py) give < 1e-5 and < 1e-3 px
