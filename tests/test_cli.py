@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import colour_image, write_pair, write_png
@@ -104,3 +105,18 @@ def test_a_reader_that_goes_away_does_not_stop_the_command(tmp_path, monkeypatch
     assert code == 0 and isinstance(sys.stdout, ClosedPipe)  # restored afterwards
     assert len((out / "results.jsonl").read_text().splitlines()) == 3
     assert main(["info", str(tiny_models()["color"])]) == 0
+
+
+def test_the_version_is_written_in_one_place():
+    """pip's version and `concealscan --version` are both detector.__version__ (pyproject.toml
+    reads it): a bump in one place cannot leave them disagreeing."""
+    import importlib.metadata
+
+    from detector import __version__
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "detector.__version__"}
+    assert importlib.metadata.version("concealscan") == __version__

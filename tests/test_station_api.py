@@ -233,6 +233,8 @@ def test_health_openapi_viewer_and_headers(client):
     assert api.headers["cache-control"] == "no-store" and api.headers["referrer-policy"]
     assert client.get("/api/nowhere").headers["x-content-type-options"] == "nosniff"  # 404 too
     assert client.get("/app.js").status_code == 200
+    head = client.head("/", headers={"Authorization": ""})  # an uptime probe's request
+    assert head.status_code == 200 and head.content == b""
 
 
 def test_the_wal_is_not_checkpointed_away_after_every_request(client, station):

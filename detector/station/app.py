@@ -309,7 +309,9 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
     for path, (body, media) in web.items():
         def static(_body: bytes = body, _media: str = media) -> Response:
             return Response(_body, media_type=_media)
-        app.get(path, include_in_schema=False, response_class=Response)(static)
+        # HEAD too: uptime probes ask HEAD / and read 405 as "down"
+        app.api_route(path, methods=["GET", "HEAD"], include_in_schema=False,
+                      response_class=Response)(static)
 
     return app
 
