@@ -454,6 +454,8 @@ def test_two_inboxes_with_one_file_name_both_reach_the_station(tmp_path, handle)
     assert [ln["id"] for ln in first] == ["bag5"] and [ln["id"] for ln in second] == ["bag5~2"]
     assert sorted(r.source for r in station.db.list_scans()) == ["watch:bag5", "watch:bag5~2"]
     assert (tmp_path / "inbox2" / "processed" / "bag5~2" / "bag5.png").is_file()
+    for row in station.db.list_scans():  # the station's own copy, never a server path
+        assert row.result["scan"] == f"scans/{row.id}/input/file.png"
 
 
 def test_a_name_seen_before_archiving_still_reaches_the_station(tmp_path, handle):

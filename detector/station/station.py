@@ -275,6 +275,9 @@ class Station:
         scan = str(line.get("scan") or "")
         if scan.startswith(str(self.data_dir) + os.sep):  # operators see no server paths
             line["scan"] = os.path.relpath(scan, self.data_dir)
+        elif os.path.isabs(scan):  # read by watch in its inbox's work/, gone since: the copy
+            inputs = self.store.input_files(scan_id)  # kept here, or where it came from
+            line["scan"] = os.path.relpath(inputs[0], self.data_dir) if inputs else source
         if analysis.detection is not None:  # what the heat map and overlay are drawn from
             write_atomic(folder / views.DETECTION_FILE, views.detection_bytes(analysis.detection))
             if analysis.scan is not None:
