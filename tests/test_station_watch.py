@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -485,6 +486,25 @@ def test_a_key_taken_by_another_watcher_in_flight_is_not_reused(tmp_path, handle
     got = _watch_once(tmp_path / "inbox", tmp_path / "out", handle, station)
     assert [ln["id"] for ln in got] == ["bag5~2"]
     assert not station.take_source("watch:bag5~2")
+
+
+def test_a_watcher_killed_after_reserving_a_key_takes_it_again(tmp_path, handle):
+    """Killed after the station reserved watch:bag5 for this inbox but before the claim was
+    written: the restart claims bag5.png as bag5 again (not bag5~2); another inbox still may
+    not have it."""
+    station = Station(tmp_path / "data", handle)
+    inbox = tmp_path / "inbox"
+    owner = str(inbox.resolve())
+    assert station.take_source("watch:bag5", owner=owner)  # the killed run's reservation
+    _drop_colour(inbox, "bag5.png")
+    cfg = WatchConfig(inbox=inbox, out=tmp_path / "out", settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, handle.analyze, record=station.receive_analysed,
+                take_source=partial(station.take_source, owner=owner))
+    w.poll_once()
+    w.close()
+    assert [ln["id"] for ln in lines(tmp_path / "out")] == ["bag5"]
+    assert [r.source for r in station.db.list_scans()] == ["watch:bag5"]
+    assert not station.take_source("watch:bag5", owner=owner)  # recorded: never again
 
 
 def test_a_stop_request_ends_the_run_after_the_scan_in_hand(tmp_path, handle, caplog):

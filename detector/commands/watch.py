@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 from detector.errors import UsageError
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             station = Station(args.data, handle)
             analyze.on_switch = station.switch_detector  # the queue shows it too
             station.recover()
-            record, take_source = station.receive_analysed, station.take_source
+            record = station.receive_analysed
+            take_source = partial(station.take_source, owner=str(args.inbox.resolve()))
         config = WatchConfig(inbox=args.inbox, out=args.out, settle_s=args.settle,
                              pair_timeout_s=args.pair_timeout)
         watcher = Watcher(config, analyze, record=record, take_source=take_source)

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS scans (
 CREATE INDEX IF NOT EXISTS scans_received ON scans (received_at);
 CREATE TABLE IF NOT EXISTS sources_taken (
     source TEXT PRIMARY KEY,
-    taken_at TEXT NOT NULL
+    taken_at TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
@@ -235,16 +236,22 @@ class Database:
             return conn.execute("SELECT 1 FROM scans WHERE id = ?",
                                 (scan_id,)).fetchone() is not None
 
-    def take_source(self, source: str) -> bool:
-        """Reserve ``source`` for one new scan: False if a scan was recorded with it or it was
-        reserved before. Two watch folders feeding one station, or a watch folder whose
-        processed/ and results/ were archived, reuse names; each scan needs its own."""
+    def take_source(self, source: str, owner: str = "") -> bool:
+        """Reserve ``source`` for one new scan: False if a scan was recorded with it or another
+        ``owner`` reserved it. Two watch folders feeding one station, or a watch folder whose
+        processed/ and results/ were archived, reuse names; each scan needs its own. The same
+        ``owner`` (a watch folder) gets its own unrecorded reservation back: a watcher killed
+        between reserving a key and claiming the scan takes the scan again under that key."""
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM scans WHERE source = ?", (source,)).fetchone():
                 return False
-            cur = conn.execute("INSERT INTO sources_taken (source, taken_at) VALUES (?, ?) "
-                               "ON CONFLICT (source) DO NOTHING", (source, utc_now()))
-            return cur.rowcount == 1
+            taken = conn.execute("SELECT owner FROM sources_taken WHERE source = ?",
+                                 (source,)).fetchone()
+            if taken is not None:
+                return bool(owner) and taken[0] == owner
+            conn.execute("INSERT INTO sources_taken (source, taken_at, owner) VALUES (?, ?, ?)",
+                         (source, utc_now(), owner))
+            return True
 
     def get_scan(self, scan_id: str) -> ScanRow:
         with self.connect() as conn:

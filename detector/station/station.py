@@ -159,10 +159,11 @@ class Station:
             raise
         return self._finish_or_discard(scan_id, f"upload:{scan_id}", None, received_at)
 
-    def take_source(self, source: str) -> bool:
+    def take_source(self, source: str, owner: str = "") -> bool:
         """Reserve ``source`` (``watch:KEY``) for a new scan; False if it is taken (the watch
-        folder then picks another key, so that results.jsonl and the station agree)."""
-        return self.db.take_source(source)
+        folder then picks another key, so that results.jsonl and the station agree).
+        ``owner``: the watch folder asking (`detector.station.db.Database.take_source`)."""
+        return self.db.take_source(source, owner)
 
     def receive_analysed(self, source: str, files: Sequence[Path],
                          analysis: an.Analysis | None) -> ScanRow:
