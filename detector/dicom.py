@@ -207,8 +207,12 @@ def _as_stored(path: Path, pixels: np.ndarray, bits: int, signed: bool) -> np.nd
     """Decoded values as the data set's stored values: signed ones sign-extended from
     ``bits`` where the codec gave their unsigned pattern."""
     if signed and pixels.dtype.kind == "u":
-        wide = pixels.astype(np.int32)
-        return np.where(wide >= 1 << (bits - 1), wide - (1 << bits), wide).astype(np.int32)
+        # the codec's precision is BitsStored, or (values stored sign-extended, as many CT
+        # writers do, then encoded) the whole word: a value past 2**BitsStored says which
+        precision = bits if int(pixels.max(initial=0)) < 1 << bits else 8 * pixels.itemsize
+        wide = pixels.astype(np.int64)
+        return np.where(wide >= 1 << (precision - 1), wide - (1 << precision),
+                        wide).astype(np.int32)
     if not signed and pixels.dtype.kind == "i":
         if pixels.min() < 0:
             raise ScanError(path, "the compressed frame holds negative values where the DICOM "

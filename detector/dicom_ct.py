@@ -134,12 +134,20 @@ def sort_dicom_folder(folder: Path) -> tuple[list[Path], list[Path]]:
 SLICE_SUFFIXES = ("", ".dcm", ".dicom", ".dcs", ".ima")
 
 
+#: Files media exports and desktops put beside images, never slices (DICOMDIR apart).
+NOT_SLICES = frozenset({"LOCKFILE", "VERSION", "README", "ICON\r"})
+
+
 def _named_like_a_slice(path: Path) -> bool:
-    """True for a file named as the slices of a series are (no suffix or a DICOM one) that is
-    not hidden (``.DS_Store``) nor an AppleDouble file (``._IM0001``). Beside CT slices such a
-    file without DICOM content (empty, cut before its preamble, overwritten) is a slice that
-    cannot be read: the series is incomplete, wherever the slice stood."""
-    return not path.name.startswith(".") and path.suffix.lower() in SLICE_SUFFIXES
+    """True for a file named as the slices of a series are (no suffix, a DICOM one, or the
+    last number of a UID, ``CT.1.2.840....7``, as storescp names them) that is not hidden
+    (``.DS_Store``), an AppleDouble file (``._IM0001``) or a media export's index or note
+    (`NOT_SLICES`). Beside CT slices such a file without DICOM content (empty, cut before its
+    preamble, overwritten) is a slice that cannot be read: the series is incomplete,
+    wherever the slice stood."""
+    suffix = path.suffix.lower()
+    return (not path.name.startswith(".") and path.name.upper() not in NOT_SLICES
+            and (suffix in SLICE_SUFFIXES or suffix[1:].isdigit()))
 
 
 def ct_folder_files(folder: Path) -> list[Path]:

@@ -251,7 +251,8 @@ def test_retrain_fine_tunes_a_ct_model_on_ct_reviews_and_gates_per_volume(tmp_pa
     m = entry["metrics"]
     assert m["old"]["scans"] == m["new"]["scans"] == 6  # volumes, judged in 3-D
     assert m["test"]["path"] == str(test / "annotations.json")
-    assert m["promoted"] == (m["new"]["pd"] >= m["old"]["pd"] and m["new"]["pfa"] <= 0.05)
+    assert m["promoted"] == (m["new"]["pd"] >= m["old"]["pd"] and m["new"]["pfa"] <= 0.05
+                             and m["new"]["pd"] > 0)
     assert ("promoted 1.0.0+r1" if m["promoted"] else "NOT promoted") in out
     new_model = OnnxModel(reg / "versions" / "1.0.0+r1" / "model.onnx")
     assert new_model.info.kind == "ct"

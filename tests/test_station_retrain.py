@@ -229,7 +229,8 @@ def test_retrain_fine_tunes_compares_on_the_frozen_test_set_and_gates(reg, tmp_p
     assert entry["parent"] == "1.0.0" and entry["has_checkpoint"]
     assert m["test"]["sha256"] == json.loads((reg / "testset.json").read_text())["sha256"]
     assert m["old"]["scans"] == m["new"]["scans"] == 8
-    assert m["promoted"] == (m["new"]["pd"] >= m["old"]["pd"] and m["new"]["pfa"] <= 0.05)
+    assert m["promoted"] == (m["new"]["pd"] >= m["old"]["pd"] and m["new"]["pfa"] <= 0.05
+                             and m["new"]["pd"] > 0)
     assert 0 < m["new"]["threshold"] <= 1
     assert reg_read.current_version(reg) == ("1.0.0+r1" if m["promoted"] else "1.0.0")
     assert ("promoted 1.0.0+r1" if m["promoted"] else "NOT promoted") in out
@@ -255,6 +256,7 @@ def test_retrain_fine_tunes_compares_on_the_frozen_test_set_and_gates(reg, tmp_p
     (0.8, 0.8, 0.05, True), (0.8, 0.9, 0.05, True), (0.8, 0.79, 0.05, False),
     (0.8, float("nan"), 0.05, False),
     (0.8, 0.9, 0.2, False),  # saturated: no threshold in (0, 1] reaches the Pfa
+    (0.0, 0.0, 0.05, False),  # never alarms: not promoted even over a model as bad
 ])
 def test_promotion_gate(reg, tmp_path, monkeypatch, old_pd, new_pd, new_pfa, promoted):
     from training import retrain as rt

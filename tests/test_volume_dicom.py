@@ -257,6 +257,35 @@ def test_a_compressed_slice_cut_short_fails_the_volume_naming_it(tmp_path, codec
     assert err.value.path == str(paths[4])
 
 
+def test_signed_12_bit_ct_stored_sign_extended_in_16_bit_jpegls_reads_its_hu(tmp_path):
+    """BitsStored 12, signed, values written sign-extended to 16 bits (as many CT writers
+    do) and encoded at 16-bit precision: -1000 must stay -1000, not 60440."""
+    for path in write_ct_series(tmp_path / "s", HU):
+        ds = pydicom.dcmread(path)
+        values = (ds.pixel_array.astype(np.int32) - 1024).astype(np.int16)  # HU, intercept 0
+        ds.PixelData = encapsulate([imagecodecs.jpegls_encode(values.view(np.uint16))])
+        ds["PixelData"].VR = "OB"
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 1
+        ds.RescaleIntercept = 0.0
+        ds.file_meta.TransferSyntaxUID = CODECS["jpegls"]
+        ds.save_as(path, enforce_file_format=True)
+    np.testing.assert_allclose(read_volume(tmp_path / "s").hu, HU, atol=0.5)
+
+
+def test_uid_named_slices_an_empty_one_fails_and_a_readme_beside_them_does_not(tmp_path):
+    """storescp names slices CT.1.2.840....7 (a numeric suffix): an empty one is a slice that
+    cannot be read; README, VERSION, LOCKFILE beside slices are a media export's notes."""
+    paths = write_ct_series(tmp_path / "s", HU)
+    named = [p.rename(p.with_name(f"CT.1.2.840.113619.2.{k + 1}")) for k, p in enumerate(paths)]
+    for note in ("README", "VERSION", "LOCKFILE"):
+        (tmp_path / "s" / note).write_text("exported by the scanner\n")
+    assert read_volume(tmp_path / "s").hu.shape == HU.shape
+    named[-1].write_bytes(b"")
+    with pytest.raises(ScanError, match="unreadable file among the CT slices") as err:
+        read_volume(tmp_path / "s")
+    assert err.value.path == str(named[-1])
+
+
 def test_jpeg_lossless_series_is_refused_with_the_reason(tmp_path):
     paths = write_ct_series(tmp_path / "s", HU)
     for path in paths:  # whole, valid streams: refused all the same

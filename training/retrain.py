@@ -338,7 +338,9 @@ def _retrain(reg: Path, base: str, base_dir: Path, data: list[Path], test: Path,
         judged = now
         old = operating_point(reg_read.version_dir(reg, now) / "model.onnx", test,
                               cfg.target_pfa, progress)
-    promoted = (math.isfinite(new["pd"]) and new["pd"] >= old["pd"]
+    # Pd 0 is never promoted, even over a model as bad: at its threshold no packet of the
+    # frozen test set alarms, and a workstation would show every parcel clear
+    promoted = (math.isfinite(new["pd"]) and new["pd"] > 0 and new["pd"] >= old["pd"]
                 and new["pfa"] <= cfg.target_pfa)
     metrics = {"test": {"path": str(test), "sha256": test_sha}, "old": old, "new": new,
                "promoted": promoted, "judged_against": judged}
