@@ -111,3 +111,14 @@ def test_watch_with_a_folder_it_cannot_write_is_a_clear_refusal(base, what):
                            "--settle", "0")
     check_clear_refusal(proc, target)
     assert (inbox / "bag1.png").exists()  # nothing was claimed
+
+
+def test_serve_with_a_staging_folder_root_made_is_a_clear_refusal(base):
+    """scans/.staging made by root (a root ``watch --data`` ran first): every upload would
+    fail, so serve refuses to start, naming it."""
+    data = station_made_by_root(base)
+    staging = data / "scans" / ".staging"
+    staging.mkdir(parents=True)
+    only_this_is_not_ours(base, staging)
+    proc = as_station_user("serve", "--data", data, "--port", "1")
+    check_clear_refusal(proc, staging)

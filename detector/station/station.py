@@ -24,18 +24,25 @@ from detector.scan import Scan
 from detector.station import analysis as an
 from detector.station import views
 from detector.station.db import Database, NotFoundError, ScanRow, open_database, utc_now
-from detector.station.storage import as_output_error, check_writable
+from detector.station.storage import (
+    MIN_FREE_BYTES,
+    as_output_error,
+    check_writable,
+    free_space_problem,
+)
 from detector.station.store import (
     ROLES_DUAL,
     ROLES_SINGLE,
     ROLES_VOLUME,
     ROLES_VOLUME_DUAL,
+    STAGING,
     VIEW_FILES,
     ScanStore,
     Upload,
     check_scan_id,
     image_suffix,
     new_scan_id,
+    process_owner,
 )
 
 log = logging.getLogger("concealscan.station")
@@ -110,7 +117,8 @@ class Station:
             check_writable(self.data_dir)
             self.db: Database = open_database(self.data_dir / "station.sqlite")
             self.store = ScanStore(self.data_dir)
-            check_writable(self.store.root)
+            for path in self._staging_paths():
+                check_writable(path)
         except OSError as exc:  # wrong owner, read-only mount: stop now, naming the path
             raise as_output_error(exc) from exc
         self._detector = detector
@@ -126,11 +134,18 @@ class Station:
         already being analysed finishes with the model it started with."""
         self._detector = detector  # one reference swap: each analysis takes the handle once
 
-    def storage_problems(self) -> list[str]:
+    def _staging_paths(self) -> list[Path]:
+        """``scans/``, then ``scans/.staging`` and this process's folder in it, where they exist
+        (another user's process may have made them: each upload is built there)."""
+        staging = self.store.root / STAGING
+        return [self.store.root, *(p for p in (staging, staging / process_owner()) if p.is_dir())]
+
+    def storage_problems(self, min_free_bytes: int = MIN_FREE_BYTES) -> list[str]:
         """Why scans could not be stored now (empty: they can): the data folder, the scans
-        folder and the database files must stay writable while the service runs."""
+        folder, its staging folders and the database files must stay writable while the
+        service runs, with at least ``min_free_bytes`` free."""
         db = self.db.path
-        paths = [self.data_dir, self.store.root, db,
+        paths = [self.data_dir, *self._staging_paths(), db,
                  *(p for p in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
                    if p.exists())]
         problems = []
@@ -139,7 +154,11 @@ class Station:
                 check_writable(path)
             except OSError as exc:
                 problems.append(str(exc))
-        return problems
+        try:
+            full = free_space_problem(self.data_dir, min_free_bytes)
+        except OSError as exc:
+            full = f"{self.data_dir}: free space unknown: {exc.strerror or exc}"
+        return problems + ([full] if full else [])
 
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, uploads: Sequence[Upload]) -> ScanRow:

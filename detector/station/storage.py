@@ -29,6 +29,22 @@ def check_writable(path: str | Path) -> None:
                                                           f"{who_owns(path)}"))
 
 
+#: Free space under which health reports a problem (or under the upload limit, if larger):
+#: SQLite and a scan's files need room, and an upload that fails half-written helps no one.
+MIN_FREE_BYTES = 100 * 1024 * 1024
+
+
+def free_space_problem(path: str | Path, min_free_bytes: int) -> str | None:
+    """``"PATH: only N MB free ..."`` when the file system holding ``path`` has less than
+    ``min_free_bytes`` free for this process (unprivileged), else None."""
+    st = os.statvfs(path)
+    free = st.f_bavail * st.f_frsize
+    if free >= min_free_bytes:
+        return None
+    return (f"{path}: only {free / 2**20:.0f} MB free, under the {min_free_bytes / 2**20:.0f} MB "
+            f"a scan may need: free some space")
+
+
 def who_owns(path: str | Path) -> str:
     """``owned by root (drwxr-xr-x), this process runs as scanop: ...`` for ``path``."""
     try:
