@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,13 @@ def test_start_up_cleanup_leaves_the_staging_of_a_live_process_alone(tmp_path):
         live.wait()  # reaped: a zombie still counts as running
     assert ScanStore(tmp_path).remove_stale_staging() == 1
     assert not live_path.exists() and own.is_dir()
+
+
+def test_start_up_cleanup_leaves_a_plain_file_named_like_staging_alone(tmp_path):
+    """A file in scans/.staging named like a dead process's folder crashed every start with
+    NotADirectoryError; it is not the station's to delete."""
+    owner = staged_by_a_dead_process(tmp_path, "20261128T000000-0000bbbb").parent
+    shutil.rmtree(owner)
+    owner.write_text("not a folder")
+    assert Station(tmp_path, make_handle([tiny_model("dual")[0]])).recover() == 0
+    assert owner.read_text() == "not a folder"

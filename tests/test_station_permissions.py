@@ -122,3 +122,19 @@ def test_serve_with_a_staging_folder_root_made_is_a_clear_refusal(base):
     only_this_is_not_ours(base, staging)
     proc = as_station_user("serve", "--data", data, "--port", "1")
     check_clear_refusal(proc, staging)
+
+
+def test_serve_with_stale_staging_root_left_is_a_clear_refusal(base):
+    """A root process killed while staging left a folder the station's user cannot delete:
+    start-up cleanup must say which (exit 74), not end in a traceback (exit 1), which under
+    systemd was a restart loop."""
+    from detector.station.store import STAGING, _host
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid names a dead process
+    data = station_made_by_root(base)
+    owner = data / "scans" / STAGING / f"{_host()}-{dead.pid}-1"
+    (owner / "20261128T000000-0000abcd" / "input").mkdir(parents=True)
+    only_this_is_not_ours(base, owner)
+    proc = as_station_user("serve", "--data", data, "--port", "1")
+    check_clear_refusal(proc, owner)

@@ -212,7 +212,10 @@ class Station:
 
     def recover(self) -> int:
         """Finish scans whose files were committed but whose row was not; return how many."""
-        self.store.remove_stale_staging()
+        try:
+            self.store.remove_stale_staging()
+        except OSError as exc:  # another user's leftovers: exit 74 naming them, no traceback
+            raise as_output_error(exc) from exc
         done = 0
         for folder in sorted(self.store.root.iterdir()):
             if folder.name.startswith("."):
