@@ -567,3 +567,15 @@ def test_watch_switches_to_a_newly_promoted_model_between_scans(tmp_path, caplog
     refused = [r for r in caplog.records if "promoted model not loaded" in r.message]
     assert len(refused) == 1  # said once, not at every scan
     w.close()
+
+
+def test_a_relative_inbox_still_stores_the_station_copy_as_the_scan(tmp_path, handle,
+                                                                    monkeypatch):
+    """``watch inbox --data data`` (relative paths): the stored result named
+    inbox/work/bag1~2/bag1.png, a path gone once the scan is processed."""
+    monkeypatch.chdir(tmp_path)
+    station = Station(Path("data"), handle)
+    _drop_colour(Path("inbox"), "bag1.png")
+    _watch_once(Path("inbox"), Path("out"), handle, station)
+    [row] = station.db.list_scans()
+    assert row.result["scan"] == f"scans/{row.id}/input/file.png"

@@ -296,11 +296,12 @@ class Station:
         folder = self.store.scan_dir(scan_id)
         line = dict(analysis.line)
         scan = str(line.get("scan") or "")
-        if scan.startswith(str(self.data_dir) + os.sep):  # operators see no server paths
-            line["scan"] = os.path.relpath(scan, self.data_dir)
-        elif os.path.isabs(scan):  # read by watch in its inbox's work/, gone since: the copy
-            inputs = self.store.input_files(scan_id)  # kept here, or where it came from
-            line["scan"] = os.path.relpath(inputs[0], self.data_dir) if inputs else source
+        data = os.path.abspath(self.data_dir)
+        if scan and os.path.abspath(scan).startswith(data + os.sep):  # operators see no
+            line["scan"] = os.path.relpath(os.path.abspath(scan), data)  # server paths
+        elif scan:  # read by watch in its inbox's work/ (given absolute or relative), gone
+            inputs = self.store.input_files(scan_id)  # since: the copy kept here, or
+            line["scan"] = os.path.relpath(inputs[0], data) if inputs else source  # its source
         if analysis.detection is not None:  # what the heat map and overlay are drawn from
             write_atomic(folder / views.DETECTION_FILE, views.detection_bytes(analysis.detection))
             if analysis.scan is not None:
