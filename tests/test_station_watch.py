@@ -579,3 +579,35 @@ def test_a_relative_inbox_still_stores_the_station_copy_as_the_scan(tmp_path, ha
     _watch_once(Path("inbox"), Path("out"), handle, station)
     [row] = station.db.list_scans()
     assert row.result["scan"] == f"scans/{row.id}/input/file.png"
+
+
+def test_a_promoted_model_of_another_kind_is_refused_by_watch_and_serve(tmp_path, caplog):
+    """A dual model promoted in a registry that served colour: watch switched to it and every
+    colour scan failed ("no model for 'color' scans"). Both watch and serve's reload keep the
+    old model and say why; watch says it once."""
+    from detector.station.detectors import FollowPromoted, detector_loader
+    from training import registry as reg_write
+
+    reg = tmp_path / "reg"
+    reg_write.add_version(reg, "1.0.0", *tiny_model("color", "1.0.0"), metrics={}, data=[])
+    reg_write.add_version(reg, "2.0.0", *tiny_model("dual", "2.0.0"), metrics={}, data=[])
+    reg_write.promote(reg, "1.0.0", "first")
+    load, _ = detector_loader([reg])
+    station = Station(tmp_path / "data", load())
+    analyze = FollowPromoted([reg])
+    inbox = tmp_path / "inbox"
+    cfg = WatchConfig(inbox=inbox, out=tmp_path / "out", settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, analyze)
+    reg_write.promote(reg, "2.0.0", "another kind")
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        for name in ("a.png", "b.png"):
+            _drop_colour(inbox, name)
+            assert w.poll_once() == 1
+            assert lines(tmp_path / "out")[-1]["status"] == "ok"
+            assert lines(tmp_path / "out")[-1]["model"]["version"] == "1.0.0"
+    w.close()
+    refused = [r.message for r in caplog.records if "not switched" in r.message]
+    assert len(refused) == 1 and "dual" in refused[0] and "color" in refused[0]
+    with pytest.raises(ValueError, match="not switched"):  # serve's POST /api/model/reload
+        station.switch_detector(load())
+    assert "color" in station.model["version"] and "dual" not in station.model["version"]

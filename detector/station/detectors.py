@@ -16,7 +16,7 @@ from detector import registry
 from detector.errors import ScanError, UsageError
 from detector.readers import DEFAULT_MAX_PIXELS, ScanRef, read_scan
 from detector.station.analysis import Analysis
-from detector.station.station import DetectorHandle
+from detector.station.station import DetectorHandle, check_same_kinds
 from detector.volume_inputs import VolumeRef
 
 log = logging.getLogger("concealscan.watch")
@@ -69,8 +69,9 @@ class FollowPromoted:
     (one small read of current.json each) and switches to a newly promoted model, logging
     the switch. ``watch`` has no reload endpoint, and kept the old model until a restart.
 
-    A promoted model that does not load (altered, no manifest) is refused once, logged, and
-    the old model stays, as ``POST /api/model/reload`` answers 409 in ``serve``."""
+    A promoted model that does not load (altered, no manifest) or is for other kinds of scans
+    (`check_same_kinds`) is refused once, logged, and the old model stays, as
+    ``POST /api/model/reload`` answers 409 in ``serve``."""
 
     def __init__(self, models: Sequence[Path] | None, threads: int = 1,
                  on_switch: Callable[[DetectorHandle], None] = lambda handle: None) -> None:
@@ -95,6 +96,7 @@ class FollowPromoted:
             return
         try:
             handle = make_handle(paths, self._threads)
+            check_same_kinds(self.handle, handle)
         except (UsageError, ValueError, OSError) as exc:
             log.error("promoted model not loaded, still using %s: %s",
                       self.handle.model.get("version"), exc)

@@ -56,6 +56,25 @@ class DetectorHandle:
     model: dict = field(default_factory=dict)
 
 
+def check_same_kinds(old: DetectorHandle, new: DetectorHandle) -> None:
+    """`ValueError` unless ``new`` has models for the same kinds of scans as ``old``: a
+    promotion must not change which scans get a model (a dual model promoted in a registry
+    that served gray left every gray scan without one). ``serve``'s reload and ``watch``'s
+    following of a registry both refuse such a switch."""
+    before, after = _kinds(old), _kinds(new)
+    if before is not None and after != before:
+        raise ValueError(f"the promoted models are for {', '.join(after or ['no'])} scans, "
+                         f"the ones in use for {', '.join(before)}: not switched (promote a "
+                         f"model of the kind the registry served, or restart with the models "
+                         f"wanted)")
+
+
+def _kinds(handle: DetectorHandle) -> list[str] | None:
+    """The kinds of scans ``handle`` has models for; None: it does not say."""
+    models = handle.model.get("models")
+    return None if models is None else sorted(str(m.get("kind")) for m in models)
+
+
 class RecentScans:
     """The last scans decoded at ingest, up to ``max_bytes`` of pixels, newest kept.
 
@@ -131,7 +150,9 @@ class Station:
 
     def switch_detector(self, detector: DetectorHandle) -> None:
         """Use a new model for scans received from now on; the queue and decisions stay. A scan
-        already being analysed finishes with the model it started with."""
+        already being analysed finishes with the model it started with. `ValueError` if it
+        covers other kinds of scans (`check_same_kinds`): the old model stays."""
+        check_same_kinds(self._detector, detector)
         self._detector = detector  # one reference swap: each analysis takes the handle once
 
     def _staging_paths(self) -> list[Path]:
