@@ -611,3 +611,54 @@ def test_a_promoted_model_of_another_kind_is_refused_by_watch_and_serve(tmp_path
     with pytest.raises(ValueError, match="not switched"):  # serve's POST /api/model/reload
         station.switch_detector(load())
     assert "color" in station.model["version"] and "dual" not in station.model["version"]
+
+
+def test_a_refused_promotion_is_tried_again_once_its_cause_is_fixed(tmp_path, caplog,
+                                                                     monkeypatch):
+    """A promoted model refused (here: altered, then restored; as nobody, unreadable then
+    chmod-ed) was never tried again: watch kept the old model until a restart. It is tried
+    when its files change, and every RETRY_REFUSED_S; each distinct failure is logged once."""
+    from detector.station import detectors
+    from training import registry as reg_write
+
+    reg = tmp_path / "reg"
+    for version in ("1.0.0", "1.1.0"):
+        reg_write.add_version(reg, version, *tiny_model("color", version), metrics={}, data=[])
+    reg_write.promote(reg, "1.0.0", "first")
+    analyze = detectors.FollowPromoted([reg])
+    inbox = tmp_path / "inbox"
+    cfg = WatchConfig(inbox=inbox, out=tmp_path / "out", settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, analyze)
+
+    def scan_with(name: str) -> str:
+        _drop_colour(inbox, name)
+        assert w.poll_once() == 1
+        return lines(tmp_path / "out")[-1]["model"]["version"]
+
+    model = reg / "versions" / "1.1.0" / "model.onnx"
+    good = model.read_bytes()
+    reg_write.promote(reg, "1.1.0", "next")
+    model.write_bytes(good[:-10])  # a copy cut short: sha256 differs
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        assert scan_with("a.png") == "1.0.0"
+        assert scan_with("b.png") == "1.0.0"
+        model.write_bytes(good)  # fixed
+        assert scan_with("c.png") == "1.1.0"
+    refused = [r for r in caplog.records if "promoted model not loaded" in r.message]
+    assert len(refused) == 1
+
+    reg_write.add_version(reg, "1.2.0", *tiny_model("color", "1.2.0"), metrics={}, data=[])
+    broken = reg / "versions" / "1.2.0" / "model.onnx"
+    reg_write.promote(reg, "1.2.0", "later")
+    broken.write_bytes(b"\0" * broken.stat().st_size)
+    tried = []
+    real_make = detectors.make_handle
+    monkeypatch.setattr(detectors, "make_handle",
+                        lambda *a, **kw: tried.append(1) or real_make(*a, **kw))
+    clock = [1000.0]
+    monkeypatch.setattr(detectors.time, "monotonic", lambda: clock[0])
+    assert scan_with("d.png") == "1.1.0" and scan_with("e.png") == "1.1.0"
+    assert len(tried) == 1  # unchanged files: not reloaded at each scan
+    clock[0] += detectors.RETRY_REFUSED_S
+    assert scan_with("f.png") == "1.1.0" and len(tried) == 2  # but again after a while
+    w.close()

@@ -78,7 +78,8 @@ class FollowPromoted:
         self._models, self._threads, self.on_switch = models, threads, on_switch
         self._paths, self.switchable = resolve_models(models)
         self.handle = make_handle(self._paths, threads)
-        self._refused: list[Path] | None = None
+        self._refused: tuple | None = None  # (paths, their files' state, when) last refused
+        self._said: str | None = None  # the last refusal logged
 
     def __call__(self, ref: ScanRef | VolumeRef) -> Analysis:
         if self.switchable:
@@ -92,20 +93,46 @@ class FollowPromoted:
             log.error("model registry unreadable, still using %s: %s",
                       self.handle.model.get("version"), exc)
             return
-        if paths == self._paths or paths == self._refused:
+        if paths == self._paths:
             return
+        files = _files_state(paths)
+        if self._refused is not None and self._refused[:2] == (paths, files) \
+                and time.monotonic() - self._refused[2] < RETRY_REFUSED_S:
+            return  # nothing changed since it was refused: not reloaded at every scan
         try:
             handle = make_handle(paths, self._threads)
             check_same_kinds(self.handle, handle)
         except (UsageError, ValueError, OSError) as exc:
-            log.error("promoted model not loaded, still using %s: %s",
-                      self.handle.model.get("version"), exc)
-            self._refused = paths
+            if str(exc) != self._said:  # once per distinct failure, not at each retry
+                log.error("promoted model not loaded, still using %s: %s",
+                          self.handle.model.get("version"), exc)
+                self._said = str(exc)
+            self._refused = (paths, files, time.monotonic())
             return
         log.info("switched to the promoted model %s (was %s)", handle.model.get("version"),
                  self.handle.model.get("version"))
-        self._paths, self.handle, self._refused = paths, handle, None
+        self._paths, self.handle, self._refused, self._said = paths, handle, None, None
         self.on_switch(handle)
+
+
+#: A refused promotion is tried again when its files change (fixed, chmod-ed, replaced) and
+#: at least this often: a cause outside them (a folder's permissions) may be fixed too.
+RETRY_REFUSED_S = 300.0
+
+
+def _files_state(paths: Sequence[Path]) -> tuple:
+    """Size, mtime and ctime (chmod, chown) of the models and their manifests."""
+    from detector.model import manifest_path
+
+    state = []
+    for path in paths:
+        for p in (Path(path), manifest_path(path)):
+            try:
+                st = p.stat()
+                state.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+            except OSError as exc:
+                state.append(exc.errno)
+    return tuple(state)
 
 
 def _analyzer(chooser, max_pixels: int):
