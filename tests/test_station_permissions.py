@@ -138,3 +138,23 @@ def test_serve_with_stale_staging_root_left_is_a_clear_refusal(base):
     only_this_is_not_ours(base, owner)
     proc = as_station_user("serve", "--data", data, "--port", "1")
     check_clear_refusal(proc, owner)
+
+
+def test_watch_with_an_inbox_it_cannot_list_is_a_clear_refusal(base):
+    """An inbox the station's user may write but not list (mode 0333) passed the start-up
+    check; the first poll then stopped with 'Permission denied: inbox' and the wrong hint
+    ('restart when it can write again'), without the owner."""
+    inbox = inbox_with_a_scan(base)
+    out = base / "out"
+    out.mkdir()
+    if ROOT:
+        for p in [base, *base.rglob("*")]:
+            os.chown(p, 65534, 65534)
+    inbox.chmod(0o333)
+    proc = as_station_user("watch", inbox, "--out", out, "--once", "--settle", "0")
+    assert proc.returncode == 74, proc.stderr
+    assert "Traceback" not in proc.stderr and "can write again" not in proc.stderr
+    assert f"{inbox}: Permission denied (it must be listed and written: rwx)" in proc.stderr
+    assert "(d-wx-wx-wx)" in proc.stderr
+    inbox.chmod(0o755)
+    assert (inbox / "bag1.png").exists()  # nothing was claimed
