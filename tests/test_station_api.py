@@ -565,3 +565,41 @@ def test_health_is_503_when_scans_cannot_be_stored(client, station, monkeypatch,
     body = r.json()
     assert body["status"] == "error" and str(target) in body["problems"][0]
     assert "Permission denied" in body["problems"][0]
+
+
+@pytest.mark.parametrize("unwritable", ["scans/.staging", "own staging"])
+def test_health_is_503_when_the_staging_folder_cannot_be_written(client, station, monkeypatch,
+                                                                 unwritable):
+    """Each upload is built in scans/.staging/OWNER/ first: one that root made (a root
+    ``watch --data`` run) failed every upload with 500 while health said ok."""
+    import os
+
+    from detector.station.store import STAGING, process_owner
+
+    upload_dual(client)  # makes scans/.staging and this process's folder in it
+    staging = station.store.root / STAGING
+    target = (staging if unwritable == "scans/.staging" else staging / process_owner()).resolve()
+    assert target.is_dir() and client.get("/api/health").json()["status"] == "ok"
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p).resolve() != target
+                        and real_access(p, mode, **kw))
+    r = client.get("/api/health")
+    assert r.status_code == 503, r.text
+    assert any(str(target) in p and "Permission denied" in p for p in r.json()["problems"])
+
+
+def test_health_is_503_when_the_disk_is_nearly_full(client, station, monkeypatch):
+    """A full disk fails uploads (507) and was not in health: under the larger of 100 MB and
+    the upload limit free, health says so."""
+    import os
+
+    real_statvfs = os.statvfs
+
+    def nearly_full(path):
+        st = real_statvfs(path)
+        return os.statvfs_result((st.f_bsize, 4096, st.f_blocks, 10, 10, *st[5:]))
+
+    monkeypatch.setattr(os, "statvfs", nearly_full)  # 40 KB free
+    r = client.get("/api/health")
+    assert r.status_code == 503, r.text
+    assert any("MB free" in p and str(station.data_dir) in p for p in r.json()["problems"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,33 @@ def test_start_up_cleanup_leaves_the_staging_of_a_live_process_alone(tmp_path):
         live.wait()  # reaped: a zombie still counts as running
     assert ScanStore(tmp_path).remove_stale_staging() == 1
     assert not live_path.exists() and own.is_dir()
+
+
+def test_start_up_cleanup_leaves_a_plain_file_named_like_staging_alone(tmp_path):
+    """A file in scans/.staging named like a dead process's folder crashed every start with
+    NotADirectoryError; it is not the station's to delete."""
+    owner = staged_by_a_dead_process(tmp_path, "20261128T000000-0000bbbb").parent
+    shutil.rmtree(owner)
+    owner.write_text("not a folder")
+    assert Station(tmp_path, make_handle([tiny_model("dual")[0]])).recover() == 0
+    assert owner.read_text() == "not a folder"
+
+
+def test_a_database_made_before_sources_taken_had_its_owner_column_opens(tmp_path):
+    """A station made by the code between c0946e7 and 877dd9b has sources_taken without
+    owner: watch then failed with 'no such column: owner'. Opening it adds the column, and
+    what it had taken stays taken."""
+    import sqlite3
+
+    path = tmp_path / "station.sqlite"
+    open_database(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE sources_taken")
+        conn.execute("CREATE TABLE sources_taken (source TEXT PRIMARY KEY, "
+                     "taken_at TEXT NOT NULL)")
+        conn.execute("INSERT INTO sources_taken VALUES ('watch:bag1', '2026-12-01T00:00:00')")
+    conn.close()
+    db = open_database(path)
+    assert not db.take_source("watch:bag1", owner="/srv/inbox")
+    assert db.take_source("watch:bag2", owner="/srv/inbox")
+    db.close()

@@ -111,3 +111,50 @@ def test_watch_with_a_folder_it_cannot_write_is_a_clear_refusal(base, what):
                            "--settle", "0")
     check_clear_refusal(proc, target)
     assert (inbox / "bag1.png").exists()  # nothing was claimed
+
+
+def test_serve_with_a_staging_folder_root_made_is_a_clear_refusal(base):
+    """scans/.staging made by root (a root ``watch --data`` ran first): every upload would
+    fail, so serve refuses to start, naming it."""
+    data = station_made_by_root(base)
+    staging = data / "scans" / ".staging"
+    staging.mkdir(parents=True)
+    only_this_is_not_ours(base, staging)
+    proc = as_station_user("serve", "--data", data, "--port", "1")
+    check_clear_refusal(proc, staging)
+
+
+def test_serve_with_stale_staging_root_left_is_a_clear_refusal(base):
+    """A root process killed while staging left a folder the station's user cannot delete:
+    start-up cleanup must say which (exit 74), not end in a traceback (exit 1), which under
+    systemd was a restart loop."""
+    from detector.station.store import STAGING, _host
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid names a dead process
+    data = station_made_by_root(base)
+    owner = data / "scans" / STAGING / f"{_host()}-{dead.pid}-1"
+    (owner / "20261128T000000-0000abcd" / "input").mkdir(parents=True)
+    only_this_is_not_ours(base, owner)
+    proc = as_station_user("serve", "--data", data, "--port", "1")
+    check_clear_refusal(proc, owner)
+
+
+def test_watch_with_an_inbox_it_cannot_list_is_a_clear_refusal(base):
+    """An inbox the station's user may write but not list (mode 0333) passed the start-up
+    check; the first poll then stopped with 'Permission denied: inbox' and the wrong hint
+    ('restart when it can write again'), without the owner."""
+    inbox = inbox_with_a_scan(base)
+    out = base / "out"
+    out.mkdir()
+    if ROOT:
+        for p in [base, *base.rglob("*")]:
+            os.chown(p, 65534, 65534)
+    inbox.chmod(0o333)
+    proc = as_station_user("watch", inbox, "--out", out, "--once", "--settle", "0")
+    assert proc.returncode == 74, proc.stderr
+    assert "Traceback" not in proc.stderr and "can write again" not in proc.stderr
+    assert f"{inbox}: Permission denied (it must be listed and written: rwx)" in proc.stderr
+    assert "(d-wx-wx-wx)" in proc.stderr
+    inbox.chmod(0o755)
+    assert (inbox / "bag1.png").exists()  # nothing was claimed

@@ -567,3 +567,98 @@ def test_watch_switches_to_a_newly_promoted_model_between_scans(tmp_path, caplog
     refused = [r for r in caplog.records if "promoted model not loaded" in r.message]
     assert len(refused) == 1  # said once, not at every scan
     w.close()
+
+
+def test_a_relative_inbox_still_stores_the_station_copy_as_the_scan(tmp_path, handle,
+                                                                    monkeypatch):
+    """``watch inbox --data data`` (relative paths): the stored result named
+    inbox/work/bag1~2/bag1.png, a path gone once the scan is processed."""
+    monkeypatch.chdir(tmp_path)
+    station = Station(Path("data"), handle)
+    _drop_colour(Path("inbox"), "bag1.png")
+    _watch_once(Path("inbox"), Path("out"), handle, station)
+    [row] = station.db.list_scans()
+    assert row.result["scan"] == f"scans/{row.id}/input/file.png"
+
+
+def test_a_promoted_model_of_another_kind_is_refused_by_watch_and_serve(tmp_path, caplog):
+    """A dual model promoted in a registry that served colour: watch switched to it and every
+    colour scan failed ("no model for 'color' scans"). Both watch and serve's reload keep the
+    old model and say why; watch says it once."""
+    from detector.station.detectors import FollowPromoted, detector_loader
+    from training import registry as reg_write
+
+    reg = tmp_path / "reg"
+    reg_write.add_version(reg, "1.0.0", *tiny_model("color", "1.0.0"), metrics={}, data=[])
+    reg_write.add_version(reg, "2.0.0", *tiny_model("dual", "2.0.0"), metrics={}, data=[])
+    reg_write.promote(reg, "1.0.0", "first")
+    load, _ = detector_loader([reg])
+    station = Station(tmp_path / "data", load())
+    analyze = FollowPromoted([reg])
+    inbox = tmp_path / "inbox"
+    cfg = WatchConfig(inbox=inbox, out=tmp_path / "out", settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, analyze)
+    reg_write.promote(reg, "2.0.0", "another kind")
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        for name in ("a.png", "b.png"):
+            _drop_colour(inbox, name)
+            assert w.poll_once() == 1
+            assert lines(tmp_path / "out")[-1]["status"] == "ok"
+            assert lines(tmp_path / "out")[-1]["model"]["version"] == "1.0.0"
+    w.close()
+    refused = [r.message for r in caplog.records if "not switched" in r.message]
+    assert len(refused) == 1 and "dual" in refused[0] and "color" in refused[0]
+    with pytest.raises(ValueError, match="not switched"):  # serve's POST /api/model/reload
+        station.switch_detector(load())
+    assert "color" in station.model["version"] and "dual" not in station.model["version"]
+
+
+def test_a_refused_promotion_is_tried_again_once_its_cause_is_fixed(tmp_path, caplog,
+                                                                     monkeypatch):
+    """A promoted model refused (here: altered, then restored; as nobody, unreadable then
+    chmod-ed) was never tried again: watch kept the old model until a restart. It is tried
+    when its files change, and every RETRY_REFUSED_S; each distinct failure is logged once."""
+    from detector.station import detectors
+    from training import registry as reg_write
+
+    reg = tmp_path / "reg"
+    for version in ("1.0.0", "1.1.0"):
+        reg_write.add_version(reg, version, *tiny_model("color", version), metrics={}, data=[])
+    reg_write.promote(reg, "1.0.0", "first")
+    analyze = detectors.FollowPromoted([reg])
+    inbox = tmp_path / "inbox"
+    cfg = WatchConfig(inbox=inbox, out=tmp_path / "out", settle_s=1.0, pair_timeout_s=5.0)
+    w = Watcher(cfg, analyze)
+
+    def scan_with(name: str) -> str:
+        _drop_colour(inbox, name)
+        assert w.poll_once() == 1
+        return lines(tmp_path / "out")[-1]["model"]["version"]
+
+    model = reg / "versions" / "1.1.0" / "model.onnx"
+    good = model.read_bytes()
+    reg_write.promote(reg, "1.1.0", "next")
+    model.write_bytes(good[:-10])  # a copy cut short: sha256 differs
+    with caplog.at_level("INFO", logger="concealscan.watch"):
+        assert scan_with("a.png") == "1.0.0"
+        assert scan_with("b.png") == "1.0.0"
+        model.write_bytes(good)  # fixed
+        assert scan_with("c.png") == "1.1.0"
+    refused = [r for r in caplog.records if "promoted model not loaded" in r.message]
+    assert len(refused) == 1
+
+    reg_write.add_version(reg, "1.2.0", *tiny_model("color", "1.2.0"), metrics={}, data=[])
+    broken = reg / "versions" / "1.2.0" / "model.onnx"
+    reg_write.promote(reg, "1.2.0", "later")
+    broken.write_bytes(b"\0" * broken.stat().st_size)
+    tried = []
+    real_make = detectors.make_handle
+    monkeypatch.setattr(detectors, "make_handle",
+                        lambda *a, **kw: tried.append(1) or real_make(*a, **kw))
+    clock = [1000.0]
+    monkeypatch.setattr(detectors.time, "monotonic", lambda: clock[0])
+    assert scan_with("d.png") == "1.1.0" and scan_with("e.png") == "1.1.0"
+    assert len(tried) == 1  # unchanged files: not reloaded at each scan
+    clock[0] += detectors.RETRY_REFUSED_S
+    assert scan_with("f.png") == "1.1.0" and len(tried) == 2  # but again after a while
+    w.close()

@@ -285,3 +285,32 @@ def test_after_a_decision_the_keys_move_from_where_the_scan_stood(station, page)
         sync_api.expect(page.locator("#queue li")).to_have_count(2)  # it left "to review"
         page.keyboard.press("j")
         sync_api.expect(page.locator("#queue li.selected")).to_have_attribute("data-id", oldest)
+
+
+def test_operators_sign_in_while_health_says_scans_cannot_be_stored(station, page):
+    """Health answers 503 (a folder turned unwritable, a full disk): the queue can still be
+    reviewed, so the operator is signed in (also from a saved session) and the problem stays on
+    screen; no error text says "undefined" (a 503 from health has problems, not a detail)."""
+    problem = "data/scans/.staging: Permission denied; owned by root"
+    station.storage_problems = lambda *_: [problem]
+    page.add_init_script("localStorage.setItem('concealscan.queuePollMs', '300')")
+    with LiveServer(create_app(station)) as server:
+        _sign_in(page, server, auth.add_operator(station.db, "ann"))
+        sync_api.expect(page.locator("#storage-warning")).to_be_visible()
+        sync_api.expect(page.locator("#storage-warning")).to_contain_text(problem)
+        sync_api.expect(page.locator("#queue li")).to_have_count(3)
+
+        page.reload()  # the saved session signs in again, not out
+        sync_api.expect(page.locator("#operator")).to_have_text("ann")
+        sync_api.expect(page.locator("#storage-warning")).to_contain_text(problem)
+
+        station.storage_problems = lambda *_: []  # fixed: the next poll takes the warning away
+        sync_api.expect(page.locator("#storage-warning")).to_be_hidden()
+
+        page.route("**/api/scans?*", lambda route: route.fulfill(
+            status=503, content_type="application/json",
+            body='{"status": "error", "problems": ["the disk is full"]}'))
+        page.click("#refresh")
+        status = page.locator("#action-status")
+        sync_api.expect(status).to_contain_text("503: the disk is full")
+        assert "undefined" not in status.inner_text()

@@ -35,6 +35,7 @@ from detector.station.limits import (
     security_headers,
 )
 from detector.station.station import BadUploadError, DetectorHandle, Station
+from detector.station.storage import MIN_FREE_BYTES
 from detector.station.store import VIEW_FILES, NotAnImageError, Upload, check_scan_id
 
 log = logging.getLogger("concealscan.station")
@@ -184,9 +185,10 @@ def create_app(station: Station, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_B
 
     @app.get("/api/health", summary="service state, model in use, who is asking",
              description="503 with status 'error' and the problems when scans cannot be "
-                         "stored (a data folder or database this process cannot write).")
+                         "stored (a data folder, staging folder or database this process cannot "
+                         "write, or less free space than 100 MB or the upload limit, the larger).")
     def health(op: Op) -> dict:
-        problems = station.storage_problems()
+        problems = station.storage_problems(max(MIN_FREE_BYTES, max_upload_bytes))
         if problems:  # uploads would be refused: a monitor must see it before a client does
             return JSONResponse({"status": "error", "problems": problems, "operator": op.name,
                                  "model": station.model}, status_code=503)

@@ -372,6 +372,7 @@ def open_database(path: Path) -> Database:
                 raise DatabaseError(f"{path}: integrity check failed: {check}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
             _check_version(conn, path)
         db.hold_open()
     except sqlite3.DatabaseError as exc:
@@ -382,6 +383,15 @@ def open_database(path: Path) -> Database:
                 from exc
         raise DatabaseError(f"{path}: not a usable station database: {exc}") from exc
     return db
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Columns added after a station's database was made, within one schema version:
+    sources_taken.owner came a few commits after the table (a station made in between
+    failed with 'no such column: owner')."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(sources_taken)")}
+    if "owner" not in have:
+        conn.execute("ALTER TABLE sources_taken ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
 
 
 def _check_version(conn: sqlite3.Connection, path: Path) -> None:

@@ -16,7 +16,7 @@ from detector import registry
 from detector.errors import ScanError, UsageError
 from detector.readers import DEFAULT_MAX_PIXELS, ScanRef, read_scan
 from detector.station.analysis import Analysis
-from detector.station.station import DetectorHandle
+from detector.station.station import DetectorHandle, check_same_kinds
 from detector.volume_inputs import VolumeRef
 
 log = logging.getLogger("concealscan.watch")
@@ -69,15 +69,17 @@ class FollowPromoted:
     (one small read of current.json each) and switches to a newly promoted model, logging
     the switch. ``watch`` has no reload endpoint, and kept the old model until a restart.
 
-    A promoted model that does not load (altered, no manifest) is refused once, logged, and
-    the old model stays, as ``POST /api/model/reload`` answers 409 in ``serve``."""
+    A promoted model that does not load (altered, no manifest) or is for other kinds of scans
+    (`check_same_kinds`) is refused once, logged, and the old model stays, as
+    ``POST /api/model/reload`` answers 409 in ``serve``."""
 
     def __init__(self, models: Sequence[Path] | None, threads: int = 1,
                  on_switch: Callable[[DetectorHandle], None] = lambda handle: None) -> None:
         self._models, self._threads, self.on_switch = models, threads, on_switch
         self._paths, self.switchable = resolve_models(models)
         self.handle = make_handle(self._paths, threads)
-        self._refused: list[Path] | None = None
+        self._refused: tuple | None = None  # (paths, their files' state, when) last refused
+        self._said: str | None = None  # the last refusal logged
 
     def __call__(self, ref: ScanRef | VolumeRef) -> Analysis:
         if self.switchable:
@@ -91,19 +93,46 @@ class FollowPromoted:
             log.error("model registry unreadable, still using %s: %s",
                       self.handle.model.get("version"), exc)
             return
-        if paths == self._paths or paths == self._refused:
+        if paths == self._paths:
             return
+        files = _files_state(paths)
+        if self._refused is not None and self._refused[:2] == (paths, files) \
+                and time.monotonic() - self._refused[2] < RETRY_REFUSED_S:
+            return  # nothing changed since it was refused: not reloaded at every scan
         try:
             handle = make_handle(paths, self._threads)
+            check_same_kinds(self.handle, handle)
         except (UsageError, ValueError, OSError) as exc:
-            log.error("promoted model not loaded, still using %s: %s",
-                      self.handle.model.get("version"), exc)
-            self._refused = paths
+            if str(exc) != self._said:  # once per distinct failure, not at each retry
+                log.error("promoted model not loaded, still using %s: %s",
+                          self.handle.model.get("version"), exc)
+                self._said = str(exc)
+            self._refused = (paths, files, time.monotonic())
             return
         log.info("switched to the promoted model %s (was %s)", handle.model.get("version"),
                  self.handle.model.get("version"))
-        self._paths, self.handle, self._refused = paths, handle, None
+        self._paths, self.handle, self._refused, self._said = paths, handle, None, None
         self.on_switch(handle)
+
+
+#: A refused promotion is tried again when its files change (fixed, chmod-ed, replaced) and
+#: at least this often: a cause outside them (a folder's permissions) may be fixed too.
+RETRY_REFUSED_S = 300.0
+
+
+def _files_state(paths: Sequence[Path]) -> tuple:
+    """Size, mtime and ctime (chmod, chown) of the models and their manifests."""
+    from detector.model import manifest_path
+
+    state = []
+    for path in paths:
+        for p in (Path(path), manifest_path(path)):
+            try:
+                st = p.stat()
+                state.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+            except OSError as exc:
+                state.append(exc.errno)
+    return tuple(state)
 
 
 def _analyzer(chooser, max_pixels: int):

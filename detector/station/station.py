@@ -24,18 +24,25 @@ from detector.scan import Scan
 from detector.station import analysis as an
 from detector.station import views
 from detector.station.db import Database, NotFoundError, ScanRow, open_database, utc_now
-from detector.station.storage import as_output_error, check_writable
+from detector.station.storage import (
+    MIN_FREE_BYTES,
+    as_output_error,
+    check_writable,
+    free_space_problem,
+)
 from detector.station.store import (
     ROLES_DUAL,
     ROLES_SINGLE,
     ROLES_VOLUME,
     ROLES_VOLUME_DUAL,
+    STAGING,
     VIEW_FILES,
     ScanStore,
     Upload,
     check_scan_id,
     image_suffix,
     new_scan_id,
+    process_owner,
 )
 
 log = logging.getLogger("concealscan.station")
@@ -47,6 +54,25 @@ class DetectorHandle:
 
     analyze: an.Analyzer
     model: dict = field(default_factory=dict)
+
+
+def check_same_kinds(old: DetectorHandle, new: DetectorHandle) -> None:
+    """`ValueError` unless ``new`` has models for the same kinds of scans as ``old``: a
+    promotion must not change which scans get a model (a dual model promoted in a registry
+    that served gray left every gray scan without one). ``serve``'s reload and ``watch``'s
+    following of a registry both refuse such a switch."""
+    before, after = _kinds(old), _kinds(new)
+    if before is not None and after != before:
+        raise ValueError(f"the promoted models are for {', '.join(after or ['no'])} scans, "
+                         f"the ones in use for {', '.join(before)}: not switched (promote a "
+                         f"model of the kind the registry served, or restart with the models "
+                         f"wanted)")
+
+
+def _kinds(handle: DetectorHandle) -> list[str] | None:
+    """The kinds of scans ``handle`` has models for; None: it does not say."""
+    models = handle.model.get("models")
+    return None if models is None else sorted(str(m.get("kind")) for m in models)
 
 
 class RecentScans:
@@ -110,7 +136,8 @@ class Station:
             check_writable(self.data_dir)
             self.db: Database = open_database(self.data_dir / "station.sqlite")
             self.store = ScanStore(self.data_dir)
-            check_writable(self.store.root)
+            for path in self._staging_paths():
+                check_writable(path)
         except OSError as exc:  # wrong owner, read-only mount: stop now, naming the path
             raise as_output_error(exc) from exc
         self._detector = detector
@@ -123,14 +150,23 @@ class Station:
 
     def switch_detector(self, detector: DetectorHandle) -> None:
         """Use a new model for scans received from now on; the queue and decisions stay. A scan
-        already being analysed finishes with the model it started with."""
+        already being analysed finishes with the model it started with. `ValueError` if it
+        covers other kinds of scans (`check_same_kinds`): the old model stays."""
+        check_same_kinds(self._detector, detector)
         self._detector = detector  # one reference swap: each analysis takes the handle once
 
-    def storage_problems(self) -> list[str]:
+    def _staging_paths(self) -> list[Path]:
+        """``scans/``, then ``scans/.staging`` and this process's folder in it, where they exist
+        (another user's process may have made them: each upload is built there)."""
+        staging = self.store.root / STAGING
+        return [self.store.root, *(p for p in (staging, staging / process_owner()) if p.is_dir())]
+
+    def storage_problems(self, min_free_bytes: int = MIN_FREE_BYTES) -> list[str]:
         """Why scans could not be stored now (empty: they can): the data folder, the scans
-        folder and the database files must stay writable while the service runs."""
+        folder, its staging folders and the database files must stay writable while the
+        service runs, with at least ``min_free_bytes`` free."""
         db = self.db.path
-        paths = [self.data_dir, self.store.root, db,
+        paths = [self.data_dir, *self._staging_paths(), db,
                  *(p for p in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"))
                    if p.exists())]
         problems = []
@@ -139,7 +175,11 @@ class Station:
                 check_writable(path)
             except OSError as exc:
                 problems.append(str(exc))
-        return problems
+        try:
+            full = free_space_problem(self.data_dir, min_free_bytes)
+        except OSError as exc:
+            full = f"{self.data_dir}: free space unknown: {exc.strerror or exc}"
+        return problems + ([full] if full else [])
 
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, uploads: Sequence[Upload]) -> ScanRow:
@@ -193,7 +233,10 @@ class Station:
 
     def recover(self) -> int:
         """Finish scans whose files were committed but whose row was not; return how many."""
-        self.store.remove_stale_staging()
+        try:
+            self.store.remove_stale_staging()
+        except OSError as exc:  # another user's leftovers: exit 74 naming them, no traceback
+            raise as_output_error(exc) from exc
         done = 0
         for folder in sorted(self.store.root.iterdir()):
             if folder.name.startswith("."):
@@ -274,11 +317,12 @@ class Station:
         folder = self.store.scan_dir(scan_id)
         line = dict(analysis.line)
         scan = str(line.get("scan") or "")
-        if scan.startswith(str(self.data_dir) + os.sep):  # operators see no server paths
-            line["scan"] = os.path.relpath(scan, self.data_dir)
-        elif os.path.isabs(scan):  # read by watch in its inbox's work/, gone since: the copy
-            inputs = self.store.input_files(scan_id)  # kept here, or where it came from
-            line["scan"] = os.path.relpath(inputs[0], self.data_dir) if inputs else source
+        data = os.path.abspath(self.data_dir)
+        if scan and os.path.abspath(scan).startswith(data + os.sep):  # operators see no
+            line["scan"] = os.path.relpath(os.path.abspath(scan), data)  # server paths
+        elif scan:  # read by watch in its inbox's work/ (given absolute or relative), gone
+            inputs = self.store.input_files(scan_id)  # since: the copy kept here, or
+            line["scan"] = os.path.relpath(inputs[0], data) if inputs else source  # its source
         if analysis.detection is not None:  # what the heat map and overlay are drawn from
             write_atomic(folder / views.DETECTION_FILE, views.detection_bytes(analysis.detection))
             if analysis.scan is not None:

@@ -12,12 +12,14 @@ from pathlib import Path
 from detector.outputs import OutputError
 
 
-def check_writable(path: str | Path) -> None:
+def check_writable(path: str | Path, listed: bool = False) -> None:
     """`OutputError` unless this process may create files in folder ``path`` (or write file
-    ``path``): a service started as another user than the one who made its folders (root ran
-    ``users add`` first) must stop at once saying so, not fail on each scan."""
+    ``path``), and list it too if ``listed`` (a watch folder): a service started as another
+    user than the one who made its folders (root ran ``users add`` first) must stop at once
+    saying so, not fail on each scan."""
     path = Path(path)
-    if os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+    is_dir = path.is_dir()
+    if os.access(path, os.W_OK | (os.X_OK if is_dir else 0) | (os.R_OK if listed else 0)):
         return
     try:
         readonly = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
@@ -25,8 +27,25 @@ def check_writable(path: str | Path) -> None:
         readonly = False  # cannot tell: the owner hint still says what to check
     if readonly:
         raise OutputError(path, OSError(errno.EROFS, "Read-only file system"))
-    raise OutputError(path, PermissionError(errno.EACCES, f"Permission denied; "
+    need = " (it must be listed and written: rwx)" if listed and is_dir else ""
+    raise OutputError(path, PermissionError(errno.EACCES, f"Permission denied{need}; "
                                                           f"{who_owns(path)}"))
+
+
+#: Free space under which health reports a problem (or under the upload limit, if larger):
+#: SQLite and a scan's files need room, and an upload that fails half-written helps no one.
+MIN_FREE_BYTES = 100 * 1024 * 1024
+
+
+def free_space_problem(path: str | Path, min_free_bytes: int) -> str | None:
+    """``"PATH: only N MB free ..."`` when the file system holding ``path`` has less than
+    ``min_free_bytes`` free for this process (unprivileged), else None."""
+    st = os.statvfs(path)
+    free = st.f_bavail * st.f_frsize
+    if free >= min_free_bytes:
+        return None
+    return (f"{path}: only {free / 2**20:.0f} MB free, under the {min_free_bytes / 2**20:.0f} MB "
+            f"a scan may need: free some space")
 
 
 def who_owns(path: str | Path) -> str:

@@ -6,6 +6,7 @@ called ``file``/``high``/``low`` plus the suffix of the format sniffed from thei
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -18,6 +19,9 @@ from pathlib import Path
 
 from detector.imagefiles import sniff_format
 from detector.outputs import write_atomic  # noqa: F401 -- moved there; training imports it here
+from detector.station.storage import check_writable
+
+log = logging.getLogger("concealscan.station")
 
 _ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{8}$")
 _SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tiff", "dicom": ".dcm"}
@@ -173,12 +177,18 @@ class ScanStore:
         sharing this data folder) is left alone: deleting it failed their uploads."""
         count = 0
         for path in self.root.glob(".staging-*"):  # before per-process staging: the old
-            shutil.rmtree(path)  # version that wrote it is stopped for the upgrade
-            count += 1
+            if _is_folder(path):  # version that wrote it is stopped for the upgrade
+                _removable(path)
+                shutil.rmtree(path)
+                count += 1
         staging = self.root / STAGING
         for owner in sorted(staging.iterdir()) if staging.is_dir() else []:
+            if not _is_folder(owner):
+                log.warning("%s: not a staging folder of this station; left as it is", owner)
+                continue
             if owner_alive(owner.name):
                 continue
+            _removable(owner)
             count += sum(1 for _ in owner.iterdir())
             shutil.rmtree(owner)
         return count
@@ -209,6 +219,20 @@ def owner_alive(owner: str) -> bool:
         return False
     now = _start_ticks(int(pid))
     return now in ("0", start)  # "0": cannot tell (no /proc, or hidden): assume it lives
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _removable(folder: Path) -> None:
+    """`detector.outputs.OutputError` (exit 74) naming the first folder in the way, and who
+    owns it, unless this process may delete ``folder`` and everything in it: half-deleted
+    staging and a traceback helped no one (a root process killed while staging)."""
+    check_writable(folder.parent)
+    for path in [folder, *sorted(folder.rglob("*"))]:
+        if _is_folder(path):
+            check_writable(path)
 
 
 def _host() -> str:

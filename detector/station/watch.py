@@ -96,9 +96,11 @@ class Watcher:
         try:  # wrong owner or a read-only mount: stop now, naming the folder and its owner
             for d in (self.work, self.processed, self.failed, self.results, self.overlays):
                 d.mkdir(parents=True, exist_ok=True)
-            for d in (inbox, self.work, self.processed, self.failed, self.results,
-                      self.overlays, *([self.jsonl] if self.jsonl.exists() else [])):
-                check_writable(d)  # inputs are renamed out of INBOX: it must be writable
+            for d in (inbox, self.work):  # listed at each poll, and inputs renamed out
+                check_writable(d, listed=True)
+            for d in (self.processed, self.failed, self.results, self.overlays,
+                      *([self.jsonl] if self.jsonl.exists() else [])):
+                check_writable(d)
             # held while we live; O_NOFOLLOW: a link planted as the lock file is not followed
             fd = os.open(inbox / ".watch.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
                          | os.O_NOFOLLOW, 0o644)

@@ -17,16 +17,26 @@ const state = {
 };
 
 // ---- HTTP ----------------------------------------------------------------------------------
-async function api(path, options = {}) {
+// ``answered``: statuses besides 2xx whose body the caller reads itself (health's 503).
+async function api(path, options = {}, answered = []) {
   const headers = Object.assign({}, options.headers, {Authorization: `Bearer ${state.token}`});
   const response = await fetch(path, Object.assign({}, options, {headers}));
   if (response.status === 401) { logout("Your token was not accepted. Sign in again."); throw new Error("401"); }
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = JSON.stringify((await response.json()).detail); } catch (e) { /* keep status text */ }
-    throw new Error(`${response.status}: ${detail}`);
+  if (!response.ok && !answered.includes(response.status)) {
+    let body = null;
+    try { body = await response.json(); } catch (e) { /* not JSON (a proxy's page): status text */ }
+    throw new Error(errorText(response, body));
   }
   return response;
+}
+
+// ``503: why``, why taken from the body's detail or problems (health's 503 has no detail), else
+// the status text: an operator must never read "undefined".
+function errorText(response, body) {
+  let why = body ? (body.detail ?? body.problems) : null;
+  if (Array.isArray(why)) why = why.map((p) => typeof p === "string" ? p : JSON.stringify(p)).join("; ");
+  else if (why !== null && why !== undefined && typeof why !== "string") why = JSON.stringify(why);
+  return `${response.status}: ${why || response.statusText || "no reason given"}`;
 }
 
 async function loadBitmap(url) {
@@ -37,13 +47,30 @@ async function loadBitmap(url) {
 // ---- login ---------------------------------------------------------------------------------
 async function login(token) {
   state.token = token;
-  const health = await (await api("/api/health")).json();
+  const health = await checkHealth();
   sessionStorage.setItem("concealscan-token", token);
   $("login-panel").hidden = true;
   $("app").hidden = false;
   $("operator").textContent = health.operator;
   $("model-version").textContent = health.model.version || "unknown";
   await refreshQueue();
+}
+
+// The service's state; a 503 (it cannot store scans: a folder it cannot write, a full disk)
+// still signs the operator in, since the queue can be reviewed, with its problems on screen.
+async function checkHealth() {
+  const response = await api("/api/health", {}, [503]);
+  let health = null;
+  try { health = await response.json(); } catch (e) { /* not the station's answer */ }
+  if (!health || !health.operator) throw new Error(errorText(response, health));
+  showProblems(health.problems || []);
+  return health;
+}
+
+function showProblems(problems) {
+  const banner = $("storage-warning");
+  banner.textContent = problems.length ? `New scans cannot be stored: ${problems.join("; ")}` : "";
+  banner.hidden = !problems.length;
 }
 
 function logout(message) {
@@ -53,6 +80,7 @@ function logout(message) {
   $("app").hidden = true;
   $("login-panel").hidden = false;
   $("login-error").textContent = message || "";
+  showProblems([]);
 }
 
 // What one scan shows, gone: its picture, boxes, slices, decisions and the note typed for it.
@@ -507,10 +535,14 @@ async function decide(decision, boxes) {
   }
 }
 
+function signInFailed(error) {
+  if (error.message !== "401") logout(`Not signed in: ${error.message}`);  // 401: said already
+}
+
 function setupControls() {
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    login($("token").value.trim()).catch((e) => { if (e.message !== "401") logout(e.message); });
+    login($("token").value.trim()).catch(signInFailed);
   });
   $("logout").addEventListener("click", () => logout(""));
   $("filter").addEventListener("change", () => { state.pages = 1; refreshQueueSaying(); });
@@ -566,11 +598,14 @@ let polling = false;
 function pollQueue() {
   if (polling || !state.token || $("app").hidden || document.hidden) return;
   polling = true;
-  refreshQueueSaying().finally(() => { polling = false; });
+  const health = checkHealth().catch((error) => {  // a problem that began (or ended) meanwhile
+    if (state.token) showProblems([`health not checked: ${error.message}`]);
+  });
+  Promise.all([refreshQueueSaying(), health]).finally(() => { polling = false; });
 }
 
 setupControls();
 setupViewport();
 setInterval(pollQueue, QUEUE_POLL_MS);
 window.addEventListener("resize", () => { if (state.shown) resetView(); });
-if (state.token) login(state.token).catch(() => logout(""));
+if (state.token) login(state.token).catch(signInFailed);
