@@ -106,8 +106,8 @@ def test_serve_killed_at_random_moments_loses_no_acknowledged_scan_or_decision(t
                                                              len(client.decisions))
     assert integrity(data / "station.sqlite") == "ok"
     db = open_database(data / "station.sqlite")
-    rows = {r.id: r for r in db.list_scans(limit=500)}
-    assert len(rows) < 500
+    rows = {r.id: r for r in db.list_scans(limit=100_000)}
+    assert len(rows) < 100_000  # all of them: a faster server acknowledged over 500
     assert len(set(client.scans)) == len(client.scans)
     for sid in client.scans:  # acknowledged: present, once (the id is the primary key), ok
         assert sid in rows and rows[sid].status == "ok", sid
