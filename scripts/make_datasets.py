@@ -73,6 +73,8 @@ def expected_manifest(spec: dict) -> dict:
     from training.sim.config import load_config
     from training.sim_ct.config import load_ct_config
 
+    if spec.get("config"):  # the table's config paths are the repository's, wherever this runs
+        spec = {**spec, "config": str(ROOT / spec["config"])}
     if spec.get("kinds") != "ct":
         config = load_config(spec.get("config"))
         return {"seed": spec["seed"], "count": spec["count"], "config_sha256": config.digest()}

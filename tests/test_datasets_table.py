@@ -29,6 +29,14 @@ def test_each_entry_is_a_synth_call(folder):
     assert "seed" in make_datasets.expected_manifest(entry)  # its config loads
 
 
+def test_the_table_is_read_from_any_working_folder(monkeypatch, tmp_path):
+    """--check run from outside the repository: its configs are the repository's."""
+    monkeypatch.chdir(tmp_path)
+    for folder, entry in TABLE.items():
+        if entry.get("config"):
+            assert "seed" in make_datasets.expected_manifest(entry), folder
+
+
 def test_unknown_folder_is_a_usage_error(capsys):
     assert make_datasets.main(["data/nope"]) == 64
     assert "data/nope" in capsys.readouterr().err
