@@ -144,6 +144,8 @@ def test_voc_is_consistent_with_yolo_and_the_docs(tmp_path, capsys):
     (_voc("C:\\scans\\a.png", _obj()), "is an absolute path"),
     (_voc("a.png", _obj(), extra="<size><width>100</width><height>80</height></size>"),
      "<size> says 100x80 but its image is 50x40"),
+    (_voc("a.png", _obj(), extra="<size><width>40</width><height>50</height></size>"),
+     "turned by 90 degrees"),
     (_voc("a.png", _obj(), extra="<size><width>wide</width><height>80</height></size>"),
      "<size> width/height are not numbers"),
 ])

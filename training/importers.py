@@ -221,8 +221,10 @@ def _check_voc_size(xml: Path, tree: ET.ElementTree, h: int, w: int) -> None:
     except ValueError as exc:
         raise ValueError(f"{xml}: <size> width/height are not numbers ({exc})") from exc
     if width > 0 and height > 0 and (width, height) != (w, h):
+        how = ("turned by 90 degrees: a labelling tool that applied the JPEG's EXIF "
+               "orientation?" if (width, height) == (h, w) else "resized?")
         raise ValueError(f"{xml}: <size> says {width}x{height} but its image is {w}x{h}: the "
-                         "boxes were drawn on another version of the image (resized?); label "
+                         f"boxes were drawn on another version of the image ({how}); label "
                          "this image itself")
 
 
