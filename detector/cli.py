@@ -15,6 +15,7 @@ import os
 import sys
 
 from detector.errors import UsageError
+from detector.outputs import EXIT_OUTPUT, OutputError
 
 EXIT_OK, EXIT_SCAN_FAILED, EXIT_USAGE = 0, 2, 64
 
@@ -159,6 +160,9 @@ def _main(argv: list[str] | None) -> int:
     except UsageError as exc:
         print(f"concealscan {chosen}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OutputError as exc:  # a folder it cannot write (owner, read-only mount, full disk)
+        print(f"concealscan {chosen}: error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

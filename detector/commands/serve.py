@@ -49,7 +49,6 @@ class QueryRedacted(logging.Filter):
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from detector.outputs import EXIT_OUTPUT, OutputError
     from detector.station.app import create_app
     from detector.station.detectors import detector_loader
     from detector.station.station import Station
@@ -61,12 +60,8 @@ def run(args: argparse.Namespace) -> int:
     load, switchable = detector_loader(args.model, args.threads)
     if args.jobs < 1 or args.threads < 1:
         raise UsageError(f"--jobs/--threads: expected >= 1, got {args.jobs}/{args.threads}")
-    try:
-        station = Station(args.data, load(), jobs=args.jobs)
-        recovered = station.recover()
-    except OutputError as exc:  # wrong owner, read-only mount: the admin must act
-        print(f"concealscan serve: error: {exc}", file=sys.stderr)
-        return EXIT_OUTPUT
+    station = Station(args.data, load(), jobs=args.jobs)  # OutputError: exit 74 (cli)
+    recovered = station.recover()
     if recovered:
         print(f"finished {recovered} scan(s) left unrecorded by the last run", file=sys.stderr)
     if args.host not in _LOOPBACK:

@@ -30,7 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detector.outputs import EXIT_OUTPUT, OutputError
     from detector.station import auth
     from detector.station.db import DatabaseError, open_database
 
@@ -46,9 +45,6 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 0
         token = (auth.new_token if args.action == "token" else auth.add_operator)(db, args.name)
-    except OutputError as exc:  # wrong owner, read-only mount
-        print(f"concealscan users: error: {exc}", file=sys.stderr)
-        return EXIT_OUTPUT
     except (DatabaseError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     done = "has a new token" if args.action == "token" else "created"

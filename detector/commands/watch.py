@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detector.outputs import EXIT_OUTPUT, OutputError
+    from detector.outputs import EXIT_OUTPUT
     from detector.station.detectors import FollowPromoted
     from detector.station.watch import WatchConfig, Watcher, WatchLockedError
 
@@ -65,11 +65,8 @@ def run(args: argparse.Namespace) -> int:
         config = WatchConfig(inbox=args.inbox, out=args.out, settle_s=args.settle,
                              pair_timeout_s=args.pair_timeout)
         watcher = Watcher(config, analyze, record=record, take_source=take_source)
-    except (ValueError, WatchLockedError) as exc:
+    except (ValueError, WatchLockedError) as exc:  # (an OutputError: exit 74, from the cli)
         raise UsageError(str(exc)) from exc
-    except OutputError as exc:  # wrong owner, read-only mount: nothing was claimed yet
-        print(f"concealscan watch: error: {exc}", file=sys.stderr)
-        return EXIT_OUTPUT
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):  # finish the scan in hand, then stop
         signal.signal(sig, lambda *_: stop.append(True))
