@@ -115,7 +115,7 @@ def load_dicom(path: Path, max_pixels: int) -> LoadedImage:
         raise ScanError(path, "DICOM has no pixel data")
     _name_bare_transfer_syntax(dataset)
     syntax = str(dataset.file_meta.TransferSyntaxUID)
-    if syntax in STRICT_SYNTAXES or syntax in JPEG_LOSSLESS:
+    if syntax in DECODED_HERE:
         pixels = decode_encapsulated(path, dataset, syntax, frames, (rows, cols), bits,
                                      signed=False)
     else:
@@ -154,11 +154,13 @@ STRICT_SYNTAXES = JPEG_8BIT + JPEG_LS + JPEG_2000
 #: JPEG Lossless (Process 14, and its Selection Value 1): refused, since the decoders at hand
 #: decode a stream cut short without a word (same benchmark: lj92 2 of 600, libjpeg-turbo 600).
 JPEG_LOSSLESS = ("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70")
+#: What `decode_encapsulated` takes (decoding, or refusing with the reason), not pydicom.
+DECODED_HERE = STRICT_SYNTAXES + JPEG_LOSSLESS
 
 
 def decode_encapsulated(path: Path, dataset, syntax: str, frames: int,
                         rows_cols: tuple[int, int], bits: int, signed: bool) -> np.ndarray:
-    """Pixels of ``dataset``'s encapsulated frames (a syntax of `STRICT_SYNTAXES`): ``(rows,
+    """Pixels of ``dataset``'s encapsulated frames (a syntax of `DECODED_HERE`): ``(rows,
     cols[, 3])`` for one frame, stacked for more. ``signed``: PixelRepresentation 1, whose
     values JPEG-LS (and some JPEG 2000 writers) store as unsigned ``bits``-bit patterns.
     Every problem, a frame cut short included, is a `ScanError`."""

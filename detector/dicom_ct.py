@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from detector.dicom import (
+    DECODED_HERE,
     DICOM_CT,
     DICOM_ENHANCED_CT,
     DICOS_CT,
-    JPEG_LOSSLESS,
-    STRICT_SYNTAXES,
     dcmread,
     decode_encapsulated,
 )
@@ -449,7 +448,7 @@ def _pixels(path: Path) -> np.ndarray:
     syntax = UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
     if not syntax.is_transfer_syntax:
         raise ScanError(path, f"unknown transfer syntax {str(syntax)!r}")
-    if str(syntax) in STRICT_SYNTAXES or str(syntax) in JPEG_LOSSLESS:
+    if str(syntax) in DECODED_HERE:
         try:
             shape = (int(dataset.Rows), int(dataset.Columns))
             frames = int(dataset.get("NumberOfFrames", 1) or 1)

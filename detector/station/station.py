@@ -133,8 +133,7 @@ class Station:
         self.data_dir = Path(data_dir)
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            check_writable(self.data_dir)
-            self.db: Database = open_database(self.data_dir / "station.sqlite")
+            self.db: Database = open_database(self.data_dir / "station.sqlite")  # checks it
             self.store = ScanStore(self.data_dir)
             for path in self._staging_paths():
                 check_writable(path)

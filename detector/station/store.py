@@ -6,6 +6,7 @@ called ``file``/``high``/``low`` plus the suffix of the format sniffed from thei
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -201,8 +202,14 @@ STAGING = ".staging"
 def process_owner(pid: int | None = None) -> str:
     """``HOST-PID-START``: this process (or ``pid``), START its start time in clock ticks
     since boot, so that a later process given the same pid is not taken for it."""
-    pid = os.getpid() if pid is None else pid
+    if pid is None:
+        return _own_owner(os.getpid())
     return f"{_host()}-{pid}-{_start_ticks(pid)}"
+
+
+@functools.lru_cache(maxsize=1)  # each upload stages under it: /proc read once (per pid: a
+def _own_owner(pid: int) -> str:  # forked child is another process)
+    return process_owner(pid)
 
 
 def owner_alive(owner: str) -> bool:
