@@ -216,10 +216,11 @@ class CocoScans:
         return (f"{self.path}: {len(self.skipped)} of {len(self.skipped) + len(self.items)} "
                 f"scans left out ({why}): a {self.kind!r} model reads {self.kind} scans only")
 
-    def say_left_out(self) -> None:
-        """`left_out` as a note on stderr, where there is one."""
+    def say_left_out(self) -> str | None:
+        """`left_out` as a note on stderr, where there is one; that line (or None)."""
         if line := self.left_out():
             print(f"note: {line}", file=sys.stderr)
+        return line
 
     def __len__(self) -> int:
         return len(self.items)

@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         _say_absent(data)
-        data.say_left_out()
-        left_out += [line] if (line := data.left_out()) else []
+        if line := data.say_left_out():
+            left_out.append(line)
         records += _prefixed(evaluate(predict, data, spec, stride, second_look=second_look),
                              prefix)
     threshold = _operating_point(args, records, threshold, fmt)
@@ -199,8 +199,6 @@ def _prefixed(records: list, prefix: str) -> list:
 
 def _operating_point(args: argparse.Namespace, records, threshold: float, fmt: str) -> float:
     """The model's threshold, or the one reaching --target-pfa/--target-pd (then stored)."""
-    import sys
-
     from detector.errors import UsageError
     from training.metrics import REPORT_FLOOR, alarm_threshold_for
 

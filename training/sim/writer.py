@@ -49,20 +49,28 @@ def write_png(path: Path, image, compression: int) -> None:
     path.write_bytes(buf.tobytes())
 
 
+#: The images of one 2-D scan, ``NAME_<view>.png`` (`write_scan`).
+VIEWS = ("high", "low", "color", "gray")
+
+
+def scan_name(prefix: str, index: int) -> str:
+    """The name of scan (or CT volume) ``index`` of a data set written with ``prefix``."""
+    return f"{prefix}{index:06d}"
+
+
 def write_scan(out_dir: Path, result, compression: int) -> None:
-    """The four images and the scene record of one rendered scan."""
+    """The four images (`VIEWS`) and the scene record of one rendered scan."""
     name = result.name
-    write_png(out_dir / f"{name}_high.png", result.counts[0], compression)
-    write_png(out_dir / f"{name}_low.png", result.counts[1], compression)
-    write_png(out_dir / f"{name}_color.png", result.color, compression)
-    write_png(out_dir / f"{name}_gray.png", result.gray, compression)
+    images = (result.counts[0], result.counts[1], result.color, result.gray)
+    for view, image in zip(VIEWS, images, strict=True):
+        write_png(out_dir / f"{name}_{view}.png", image, compression)
     (out_dir / f"{name}_scene.json").write_text(json.dumps(result.record, indent=1) + "\n")
 
 
 def _make(job: _Job, index: int) -> tuple[dict, list[dict]]:
     from training.sim.generate import generate
 
-    result = generate(job.config, job.seed, index, f"{job.prefix}{index:06d}")
+    result = generate(job.config, job.seed, index, scan_name(job.prefix, index))
     write_scan(Path(job.out_dir), result, job.config.png_compression)
     return result.image_entry(), result.annotations
 
@@ -166,10 +174,10 @@ def _manifest_files(made: dict) -> list[str]:
     names = []
     kvps = made.get("ct_config", {}).get("kvp", []) if made.get("kinds") == "ct" else None
     for i in range(int(made["count"])):
-        name = f"{made['prefix']}{i:06d}"
+        name = scan_name(made["prefix"], i)
         names.append(f"{name}_scene.json")
         if kvps is None:
-            names += [f"{name}_{part}.png" for part in ("high", "low", "color", "gray")]
+            names += [f"{name}_{view}.png" for view in VIEWS]
         for k, kvp in enumerate(kvps or []):
             volume = volume_name(name, kvp, k == 0)
             names += [volume, volume[:-len(".npy")] + ".json"]

@@ -19,7 +19,14 @@ import numpy as np
 from detector.report import Progress
 from training.sim.config import SynthConfig
 from training.sim.journal import render_journaled
-from training.sim.writer import coco, finish, journal_identity, manifest, map_scans
+from training.sim.writer import (
+    coco,
+    finish,
+    journal_identity,
+    manifest,
+    map_scans,
+    scan_name,
+)
 from training.sim_ct.config import CtConfig
 
 
@@ -51,7 +58,7 @@ def write_volume(out_dir: Path, result) -> None:
 def _make(job: _CtJob, index: int) -> tuple[dict, list[dict]]:
     from training.sim_ct.generate import generate_ct
 
-    result = generate_ct(job.config, job.ct, job.seed, index, f"{job.prefix}{index:06d}")
+    result = generate_ct(job.config, job.ct, job.seed, index, scan_name(job.prefix, index))
     write_volume(Path(job.out_dir), result)
     return result.image_entry(), result.annotations
 
